@@ -1,0 +1,6 @@
+"""`python -m mlpdash ...`: see mlpdash.cli."""
+
+from mlpdash.cli import run
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,232 @@
+"""Command line: `python -m mlpdash train | evaluate | predict | bench`.
+
+Bad input (a flag out of range, an unknown data folder, a missing model, an unreadable image) ends with
+one line on stderr and exit code 2, never a traceback. TensorFlow is imported only once the arguments
+are known to be good, so mistakes are reported at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from mlpdash.config import TrainConfig, parse_hidden
+from mlpdash.data import DataError, validate_source
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+POLL_SECONDS = 0.2
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line with exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse prints the whole usage block; one line that names the problem is what we promise.
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m mlpdash", description="Train and probe an MLP on MNIST.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    defaults = TrainConfig()
+    train = commands.add_parser("train", help="train a model and save the run")
+    train.add_argument("--data", default=None, help="tfds | idx:DIR | keras | sample | auto")
+    train.add_argument("--hidden", default=",".join(map(str, defaults.hidden)),
+                       help="hidden layer sizes, e.g. 700,500; 0 for the linear classifier")
+    train.add_argument("--activation", default=defaults.activation)
+    train.add_argument("--optimizer", default=defaults.optimizer)
+    train.add_argument("--lr", type=float, default=defaults.learning_rate)
+    train.add_argument("--lr-schedule", default=defaults.lr_schedule)
+    train.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    train.add_argument("--epochs", type=int, default=defaults.epochs)
+    train.add_argument("--dropout", type=float, default=defaults.dropout)
+    train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--out", default=None, help="folder for run folders (default ./runs)")
+    train.add_argument("--deterministic", action="store_true",
+                       help="TensorFlow op determinism (also across thread schedules; slower)")
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a saved run on the test split")
+    evaluate.add_argument("--model", required=True, metavar="RUN_DIR")
+    evaluate.add_argument("--data", default=None)
+
+    predict = commands.add_parser("predict", help="classify images of handwritten digits")
+    predict.add_argument("--model", required=True, metavar="RUN_DIR")
+    predict.add_argument("--json", action="store_true", help="one JSON object per line")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+
+    bench = commands.add_parser("bench", help="measure the engine's overhead and the drawing latency")
+    bench.add_argument("--data", default=None)
+    bench.add_argument("--epochs", type=int, default=defaults.epochs)
+    bench.add_argument("--pairs", type=int, default=3)
+    bench.add_argument("--latency-calls", type=int, default=200)
+    bench.add_argument("--skip-training", action="store_true", help="only the latency part")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (UsageError, DataError, ValueError) as err:
+        print(f"mlpdash: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+# --- train ---------------------------------------------------------------------------------------
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        hidden=parse_hidden(args.hidden),
+        activation=args.activation,
+        optimizer=args.optimizer,
+        learning_rate=args.lr,
+        lr_schedule=args.lr_schedule,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        dropout=args.dropout,
+        seed=args.seed,
+    )
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    if args.data is not None:
+        validate_source(args.data)
+    from mlpdash.training import TrainingJob  # TensorFlow loads only after the input is checked
+
+    if args.deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+    # Keras' own progress bar on a terminal, one line per epoch otherwise.
+    job = TrainingJob(config, args.data, args.out, verbose=1 if sys.stdout.isatty() else 2)
+    job.start()
+    announced = False
+    try:
+        while not job.join(POLL_SECONDS):
+            snap = job.snapshot()
+            if snap.data_source and not announced:
+                print(f"data: {snap.data_reason}", flush=True)
+                print(f"model: {config.architecture}, {config.activation}, {config.optimizer} "
+                      f"lr {config.learning_rate:g} ({config.lr_schedule}), batch {config.batch_size}, "
+                      f"{config.epochs} epochs, seed {config.seed}", flush=True)
+                announced = True
+    except KeyboardInterrupt:
+        print("\nstopping after this batch; the partial run is saved…", file=sys.stderr, flush=True)
+        job.stop()
+        job.join()
+    return _report_end(job.snapshot())
+
+
+def _report_end(snap: Any) -> int:
+    from mlpdash.training import Status
+
+    if snap.status == Status.FAILED:
+        print(f"mlpdash: training failed: {snap.error}", file=sys.stderr)
+        return EXIT_BAD_INPUT if snap.data_source is None else EXIT_FAILED
+    report = snap.report
+    note = f" (stopped after {snap.epochs_completed} full epochs)" if snap.status == Status.STOPPED else ""
+    print(f"test accuracy {report.accuracy:.4f}, test loss {report.loss:.4f}{note}")
+    print(f"run saved to {snap.run_dir}")
+    return 0
+
+
+# --- evaluate ------------------------------------------------------------------------------------
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    run_dir = _existing_run(args.model)
+    if args.data is not None:
+        validate_source(args.data)
+    from mlpdash.data import load_mnist
+    from mlpdash.evaluate import report_from_logits
+    from mlpdash.model import to_model_input
+    from mlpdash.predict import Predictor
+    from mlpdash.runs import RunError, load_keras_model
+
+    try:
+        model = load_keras_model(run_dir)
+    except RunError as err:
+        raise UsageError(str(err)) from None
+    data = load_mnist(args.data)
+    report = report_from_logits(Predictor(model).logits(to_model_input(data.x_test)), data.y_test)
+    summary = {"run": str(run_dir), "data_source": data.source, **report.summary()}
+    print(json.dumps(summary))
+    return 0
+
+
+def _existing_run(path: str) -> Path:
+    run_dir = Path(path)
+    if not run_dir.is_dir():
+        raise UsageError(f"no run folder at {path}")
+    if not (run_dir / "model.keras").is_file():
+        raise UsageError(f"{path} holds no saved model (model.keras is missing)")
+    return run_dir
+
+
+# --- predict -------------------------------------------------------------------------------------
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    run_dir = _existing_run(args.model)
+    from mlpdash.predict import Predictor, predict_drawing, read_image
+    from mlpdash.runs import RunError, load_keras_model
+
+    try:
+        predictor = Predictor(load_keras_model(run_dir))
+    except RunError as err:
+        raise UsageError(str(err)) from None
+    failures = 0
+    for file in args.images:
+        result: dict[str, Any] = {"file": file, "digit": None, "probabilities": None, "error": None}
+        try:
+            prediction = predict_drawing(predictor, read_image(file))
+            if prediction.digit is None:
+                result["error"] = "no digit: the image is blank"
+            else:
+                result["digit"] = prediction.digit
+                result["probabilities"] = [round(float(p), 6) for p in prediction.probabilities]
+        except ValueError as err:
+            result["error"] = str(err)
+        failures += result["error"] is not None
+        print(json.dumps(result) if args.json else _predict_line(result), flush=True)
+    return EXIT_FAILED if failures else 0
+
+
+def _predict_line(result: dict[str, Any]) -> str:
+    if result["error"]:
+        return f"{result['file']}: error: {result['error']}"
+    confidence = max(result["probabilities"])
+    return f"{result['file']}: {result['digit']} ({confidence:.1%})"
+
+
+# --- bench ---------------------------------------------------------------------------------------
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    if args.pairs < 1 or args.epochs < 1 or args.latency_calls < 1:
+        raise UsageError("--pairs, --epochs and --latency-calls must be at least 1")
+    if args.data is not None:
+        validate_source(args.data)
+    from mlpdash import bench
+
+    if not args.skip_training:
+        bench.print_training_overhead(args.data, args.epochs, args.pairs)
+    bench.print_latency(args.latency_calls)
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "bench": cmd_bench}
+
+
+def run() -> NoReturn:
+    sys.exit(main())

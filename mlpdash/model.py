@@ -1,0 +1,105 @@
+"""The multilayer perceptron: built from a TrainConfig, compiled, exported as a SavedModel.
+
+Inputs are float32 [N, 28, 28] in [0, 1] (raw pixels / 255); outputs are 10 logits. The model and its
+optimizer are built inside a `tf.distribute` strategy scope so that the same code runs under the default
+strategy on one CPU or GPU today and under a MirroredStrategy later.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mlpdash.config import TrainConfig
+
+IMAGE_SIZE = 28
+NUM_CLASSES = 10
+FIRST_LAYER = "hidden_1"
+
+
+def build_model(
+    config: TrainConfig,
+    steps_per_epoch: int,
+    strategy: tf.distribute.Strategy | None = None,
+) -> keras.Model:
+    """The compiled MLP of `config`; `steps_per_epoch` sizes the learning-rate schedule."""
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = _layers(config)
+        model.compile(
+            optimizer=make_optimizer(config, steps_per_epoch),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
+    return model
+
+
+def _layers(config: TrainConfig) -> keras.Model:
+    init = {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"}
+    layers: list[keras.layers.Layer] = [
+        keras.Input((IMAGE_SIZE, IMAGE_SIZE), name="image"),
+        keras.layers.Flatten(name="flatten"),
+    ]
+    for i, units in enumerate(config.hidden, start=1):
+        layers.append(keras.layers.Dense(units, activation=config.activation, name=f"hidden_{i}", **init))
+        if config.dropout > 0:
+            layers.append(keras.layers.Dropout(config.dropout, name=f"dropout_{i}"))
+    layers.append(keras.layers.Dense(NUM_CLASSES, name="logits", **init))
+    return keras.Sequential(layers, name="mlp" if config.hidden else "linear")
+
+
+def learning_rate(config: TrainConfig, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The constant rate, or a cosine decay from it to 0 over the whole run."""
+    if config.lr_schedule == "constant":
+        return config.learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate,
+        decay_steps=max(1, config.epochs * steps_per_epoch),
+        alpha=0.0,
+    )
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    rate = learning_rate(config, steps_per_epoch)
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate=rate, momentum=config.momentum)
+    return keras.optimizers.Adam(
+        learning_rate=rate, beta_1=config.beta_1, beta_2=config.beta_2, epsilon=config.epsilon
+    )
+
+
+def first_layer_kernel(model: keras.Model) -> np.ndarray:
+    """The first Dense layer's kernel, float32 [784, units] (units = 10 for the linear model)."""
+    dense = next(layer for layer in model.layers if isinstance(layer, keras.layers.Dense))
+    return np.array(dense.kernel.numpy(), dtype=np.float32)
+
+
+def to_model_input(images: np.ndarray) -> np.ndarray:
+    """Raw uint8 MNIST pixels [N, 28, 28] -> the model's float32 input in [0, 1]."""
+    return images.astype(np.float32) / 255.0
+
+
+class _Serving(tf.Module):
+    """Holds the Keras model so that the SavedModel tracks its variables."""
+
+    def __init__(self, model: keras.Model) -> None:
+        super().__init__()
+        self.model = model
+
+    @tf.function(input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE], tf.uint8, name="images")])
+    def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        logits = self.model(tf.cast(images, tf.float32) / 255.0, training=False)
+        return {
+            "probabilities": tf.nn.softmax(logits),
+            "digit": tf.argmax(logits, axis=-1, output_type=tf.int64),
+        }
+
+
+def export_saved_model(model: keras.Model, path: Path) -> None:
+    """A SavedModel whose `serving_default` takes raw uint8 `images` [N, 28, 28] and returns
+    `probabilities` float32 [N, 10] and `digit` int64 [N], like the tutorial's export module."""
+    module = _Serving(model)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})

@@ -1,0 +1,441 @@
+"""The training engine: one job trains in a background thread and reports through a snapshot.
+
+The thread never talks to a user interface. It writes into the job's lock-protected state from a Keras
+callback; readers (the CLI, the page, tests) call `job.snapshot()`, which returns an immutable copy. The
+controls (pause, resume, stop) are events the callback checks after every batch, so each takes effect
+within one batch. Every run is saved through `RunWriter` as it goes.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mlpdash.config import TrainConfig
+from mlpdash.data import MnistSplits, load_mnist
+from mlpdash.evaluate import TestReport, report_from_logits
+from mlpdash.model import build_model, first_layer_kernel, to_model_input
+from mlpdash.predict import Prediction, Predictor, predict_drawing
+from mlpdash.runs import RunWriter
+
+# Debiased exponential moving average of the per-batch loss, as TensorBoard smooths its curves.
+LOSS_SMOOTHING = 0.9
+# First-layer snapshots are kept for every epoch up to this many; beyond it every other one is
+# dropped (the first and the newest always stay), so a 1000-epoch run cannot exhaust memory.
+MAX_KERNEL_SNAPSHOTS = 101
+PAUSE_POLL_SECONDS = 0.1
+
+
+class Status(str, Enum):
+    IDLE = "idle"
+    LOADING_DATA = "loading data"
+    TRAINING = "training"
+    PAUSED = "paused"
+    STOPPING = "stopping"
+    EVALUATING = "evaluating"
+    FINISHED = "finished"
+    STOPPED = "stopped"
+    FAILED = "failed"
+
+    @property
+    def active(self) -> bool:
+        """True while the job's thread has work left."""
+        return self in _ACTIVE
+
+    @property
+    def ended(self) -> bool:
+        return self in (Status.FINISHED, Status.STOPPED, Status.FAILED)
+
+
+_ACTIVE = {Status.LOADING_DATA, Status.TRAINING, Status.PAUSED, Status.STOPPING, Status.EVALUATING}
+
+
+class NotReadyError(RuntimeError):
+    """The job has no model yet (it is still loading data)."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable copy of a job's progress; safe to read from any thread."""
+
+    status: Status
+    config: TrainConfig
+    error: str | None = None
+    data_source: str | None = None
+    data_reason: str | None = None
+    epoch: int = 0  # the epoch in progress (1-based), or the last one when the job ended
+    batch: int = 0  # batches finished in that epoch
+    batches_per_epoch: int = 0
+    samples_per_second: float | None = None
+    history: tuple[dict[str, float], ...] = ()  # one row per finished epoch (runs.METRIC_KEYS)
+    batch_loss: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # per batch
+    batch_loss_smoothed: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    kernels: tuple[np.ndarray, ...] = ()  # first-layer kernels [784, units]
+    kernel_epochs: tuple[int, ...] = ()  # the epoch after which each kernel was taken (0 = initial)
+    report: TestReport | None = None
+    run_dir: Path | None = None
+    train_seconds: float = 0.0  # time spent in training batches, pauses excluded
+
+    @property
+    def total_batches(self) -> int:
+        return self.config.epochs * self.batches_per_epoch
+
+    @property
+    def batches_done(self) -> int:
+        return max(0, self.epoch - 1) * self.batches_per_epoch + self.batch
+
+    @property
+    def progress(self) -> float:
+        """Fraction of all training batches done, 0..1."""
+        if self.status == Status.FINISHED:
+            return 1.0
+        return self.batches_done / self.total_batches if self.total_batches else 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Training time left at the recent pace; None until there is a pace."""
+        if not self.samples_per_second or not self.status.active:
+            return None
+        left = (self.total_batches - self.batches_done) * self.config.batch_size
+        return left / self.samples_per_second
+
+    @property
+    def epochs_completed(self) -> int:
+        return len(self.history)
+
+
+class TrainingJob:
+    """Train one model in a background thread; control it and read its progress from any thread.
+
+    `data` is a source spec for `load_mnist` (None = the default source) or already-loaded splits.
+    `strategy` is the `tf.distribute` strategy the model is built under (None = the current one, the
+    default strategy on one CPU or GPU).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: str | MnistSplits | None = None,
+        runs_dir: str | Path | None = None,
+        *,
+        verbose: int = 0,
+        callbacks: Sequence[keras.callbacks.Callback] = (),
+        loader: Callable[[str | None], MnistSplits] = load_mnist,
+        strategy: tf.distribute.Strategy | None = None,
+    ) -> None:
+        self.config = config
+        self._data = data
+        self._runs_dir = runs_dir
+        self._verbose = verbose
+        self._extra_callbacks = list(callbacks)
+        self._loader = loader
+        self._strategy = strategy
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._unpaused = threading.Event()
+        self._unpaused.set()
+        self._thread = threading.Thread(target=self._run, name="mlpdash-training", daemon=True)
+        self._predictor: Predictor | None = None
+        self._writer: RunWriter | None = None
+        # Mutable progress, guarded by _lock; snapshot() copies it.
+        self._status = Status.IDLE
+        self._error: str | None = None
+        self._source: tuple[str, str] | None = None
+        self._epoch = 0
+        self._batch = 0
+        self._steps = 0
+        self._speed: float | None = None
+        self._history: list[dict[str, float]] = []
+        self._losses: list[float] = []
+        self._smoothed: list[float] = []
+        self._kernels: list[np.ndarray] = []
+        self._kernel_epochs: list[int] = []
+        self._report: TestReport | None = None
+        self._train_seconds = 0.0
+        self._samples_trained = 0
+
+    # --- controls --------------------------------------------------------------------------------
+
+    def start(self) -> TrainingJob:
+        with self._lock:
+            if self._status != Status.IDLE:
+                raise RuntimeError("this job has already been started")
+            self._status = Status.LOADING_DATA
+        self._thread.start()
+        return self
+
+    def pause(self) -> bool:
+        """Hold training after the current batch; False when there is nothing to pause."""
+        with self._lock:
+            if self._status != Status.TRAINING:
+                return False
+            self._unpaused.clear()
+            self._status = Status.PAUSED
+            return True
+
+    def resume(self) -> bool:
+        with self._lock:
+            if self._status != Status.PAUSED:
+                return False
+            self._status = Status.TRAINING
+            self._unpaused.set()
+            return True
+
+    def stop(self) -> bool:
+        """End training within one batch; the partial run is still evaluated and saved."""
+        with self._lock:
+            if self._status not in (Status.LOADING_DATA, Status.TRAINING, Status.PAUSED):
+                return False
+            self._stop.set()
+            self._unpaused.set()
+            self._status = Status.STOPPING
+            return True
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread; True when it has ended."""
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            source, reason = self._source or (None, None)
+            return Snapshot(
+                status=self._status,
+                config=self.config,
+                error=self._error,
+                data_source=source,
+                data_reason=reason,
+                epoch=self._epoch,
+                batch=self._batch,
+                batches_per_epoch=self._steps,
+                samples_per_second=self._speed,
+                history=tuple(dict(row) for row in self._history),
+                batch_loss=np.array(self._losses, dtype=np.float32),
+                batch_loss_smoothed=np.array(self._smoothed, dtype=np.float32),
+                kernels=tuple(self._kernels),
+                kernel_epochs=tuple(self._kernel_epochs),
+                report=self._report,
+                run_dir=self._writer.path if self._writer else None,
+                train_seconds=self._train_seconds,
+            )
+
+    @property
+    def predictor(self) -> Predictor | None:
+        """The live model's predictor (current weights), or None before the model exists."""
+        return self._predictor
+
+    def predict_drawing(self, drawing: np.ndarray) -> Prediction:
+        """Classify a drawing with the weights as they are right now, even mid-training."""
+        if self._predictor is None:
+            raise NotReadyError("the model is not built yet (still loading data)")
+        return predict_drawing(self._predictor, drawing)
+
+    # --- the thread ------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            data = self._load()
+            model = self._build(data)
+            self._fit(model, data)
+            self._finish(model, data)
+        except Exception as err:  # anything at all must reach the reader, not die with the thread
+            self._fail(err)
+
+    def _load(self) -> MnistSplits:
+        data = self._data if isinstance(self._data, MnistSplits) else self._loader(self._data)
+        with self._lock:
+            self._source = (data.source, data.reason)
+        return data
+
+    def _build(self, data: MnistSplits) -> keras.Model:
+        steps = math.ceil(len(data.x_train) / self.config.batch_size)
+        # Seeds Python, NumPy and TensorFlow: the same config and data give the same metrics.
+        keras.utils.set_random_seed(self.config.seed)
+        model = build_model(self.config, steps, self._strategy)
+        self._predictor = Predictor(model)
+        self._writer = RunWriter(self._runs_dir, self.config, data.source)
+        with self._lock:
+            self._steps = steps
+            self._add_kernel(first_layer_kernel(model), 0)
+            if not self._stop.is_set():
+                self._status = Status.TRAINING
+        return model
+
+    def _fit(self, model: keras.Model, data: MnistSplits) -> None:
+        model.fit(
+            to_model_input(data.x_train),
+            data.y_train,
+            batch_size=self.config.batch_size,
+            epochs=self.config.epochs,
+            validation_data=(to_model_input(data.x_val), data.y_val),
+            callbacks=[_Reporter(self, len(data.x_train)), *self._extra_callbacks],
+            shuffle=True,
+            verbose=self._verbose,
+        )
+
+    def _finish(self, model: keras.Model, data: MnistSplits) -> None:
+        with self._lock:
+            stopped = self._stop.is_set()
+            self._status = Status.EVALUATING
+        assert self._predictor is not None and self._writer is not None
+        report = report_from_logits(self._predictor.logits(to_model_input(data.x_test)), data.y_test)
+        with self._lock:
+            self._report = report
+            kernels, epochs = list(self._kernels), list(self._kernel_epochs)
+            summary = self._summary(report, stopped, data.source)
+        writer = self._writer
+        writer.write_weights(kernels, epochs)
+        writer.write_test_results(
+            {"labels": report.labels.astype(np.uint8), "predictions": report.predictions.astype(np.uint8),
+             "confidences": report.confidences},
+            report.mistakes(),
+        )
+        writer.write_model(model)
+        writer.write_summary(summary)  # last: its presence marks the run as complete
+        with self._lock:
+            self._status = Status.STOPPED if stopped else Status.FINISHED
+
+    def _summary(self, report: TestReport, stopped: bool, source: str) -> dict[str, Any]:
+        seconds = self._train_seconds
+        return {
+            **report.summary(),
+            "epochs_completed": len(self._history),
+            "stopped_early": stopped,
+            "data_source": source,
+            "samples_per_second": self._samples_trained / seconds if seconds > 0 else None,
+            "train_seconds": seconds,
+        }
+
+    def _fail(self, err: Exception) -> None:
+        message = str(err) if isinstance(err, ValueError) and str(err) else f"{type(err).__name__}: {err}"
+        with self._lock:
+            self._status = Status.FAILED
+            self._error = message
+        if self._writer is not None:
+            try:
+                self._writer.write_failure(message)
+            except OSError:
+                pass  # the failure itself is already visible in the snapshot
+
+    # --- called by _Reporter from inside fit ------------------------------------------------------
+
+    def _record_batch(self, epoch: int, batch: int, loss: float, smoothed: float,
+                      samples: int, seconds: float, speed: float | None) -> None:
+        with self._lock:
+            self._epoch, self._batch = epoch, batch
+            self._losses.append(loss)
+            self._smoothed.append(smoothed)
+            self._samples_trained += samples
+            self._train_seconds += seconds
+            self._speed = speed
+
+    def _record_epoch(self, row: dict[str, float], kernel: np.ndarray) -> None:
+        with self._lock:
+            self._history.append(row)
+            self._add_kernel(kernel, int(row["epoch"]))
+            rows = list(self._history)
+        assert self._writer is not None
+        self._writer.write_metrics(rows)
+
+    def _add_kernel(self, kernel: np.ndarray, epoch: int) -> None:
+        self._kernels.append(kernel)
+        self._kernel_epochs.append(epoch)
+        if len(self._kernels) > MAX_KERNEL_SNAPSHOTS:
+            keep = [0, *range(2, len(self._kernels) - 1, 2), len(self._kernels) - 1]
+            self._kernels = [self._kernels[i] for i in keep]
+            self._kernel_epochs = [self._kernel_epochs[i] for i in keep]
+
+    def _wait_while_paused(self) -> float:
+        """Block while paused; returns the seconds spent waiting."""
+        if self._unpaused.is_set():
+            return 0.0
+        began = time.perf_counter()
+        while not self._unpaused.wait(PAUSE_POLL_SECONDS):
+            pass
+        return time.perf_counter() - began
+
+
+class _Reporter(keras.callbacks.Callback):
+    """Turns Keras' progress into the job's records and applies its pause and stop requests.
+
+    Per-epoch bookkeeping lives here, touched only by the training thread, so the job's lock guards
+    just what readers see.
+    """
+
+    def __init__(self, job: TrainingJob, train_size: int) -> None:
+        super().__init__()
+        self.job = job
+        self.train_size = train_size
+        self.batch_size = job.config.batch_size
+        self.steps = math.ceil(train_size / self.batch_size)
+        self.ema = 0.0
+        self.ema_count = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch = epoch + 1
+        self.batches = 0
+        self.samples = 0
+        self.mean_loss = 0.0
+        self.started = self.mark = time.perf_counter()
+        self.paused = 0.0
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        now = time.perf_counter()
+        mean_loss = float((logs or {})["loss"])
+        size = min(self.batch_size, self.train_size - self.samples)
+        # Keras logs the running mean over the epoch, weighted by batch size: recover this batch's.
+        done = self.samples + size
+        loss = (mean_loss * done - self.mean_loss * self.samples) / size
+        self.samples, self.mean_loss, self.batches = done, mean_loss, self.batches + 1
+        active = now - self.started - self.paused
+        self.job._record_batch(self.epoch, self.batches, loss, self._smooth(loss), size,
+                               now - self.mark, done / active if active > 0 else None)
+        if not math.isfinite(loss):
+            raise FloatingPointError(f"the loss diverged ({loss}) in epoch {self.epoch}, batch "
+                                     f"{self.batches}: try a lower learning rate")
+        waited = self.job._wait_while_paused()
+        self.paused += waited
+        self.mark = time.perf_counter() if waited else now
+        if self.job.stop_requested:
+            self.model.stop_training = True
+
+    def _smooth(self, loss: float) -> float:
+        self.ema_count += 1
+        self.ema = LOSS_SMOOTHING * self.ema + (1 - LOSS_SMOOTHING) * loss
+        return self.ema / (1 - LOSS_SMOOTHING**self.ema_count)
+
+    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.job.stop_requested:
+            # Skip the rest of the validation pass too: a stop should not wait for it.
+            self.model.stop_evaluating = True
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if self.batches < self.steps:
+            return  # stopped mid-epoch: a partial epoch is no row of the history
+        logs = logs or {}
+        row = {
+            "epoch": epoch + 1,
+            "loss": float(logs["loss"]),
+            "accuracy": float(logs["accuracy"]),
+            "val_loss": float(logs["val_loss"]),
+            "val_accuracy": float(logs["val_accuracy"]),
+            "seconds": time.perf_counter() - self.started - self.paused,
+        }
+        self.job._record_epoch(row, first_layer_kernel(self.model))

@@ -1,0 +1,151 @@
+"""The command line: real training, evaluation and prediction; one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mlpdash.cli import main
+from mlpdash.config import TrainConfig
+from mlpdash.training import TrainingJob
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_data, tmp_path_factory):
+    job = TrainingJob(TrainConfig(hidden=(64,), epochs=3, batch_size=32), tiny_data,
+                      tmp_path_factory.mktemp("runs"))
+    job.start().join()
+    snap = job.snapshot()
+    assert snap.status.value == "finished", snap.error
+    return snap.run_dir
+
+
+def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "mlpdash", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO, env=env)
+
+
+def error_lines(stderr: str) -> list[str]:
+    # TensorFlow's own C++ start-up notes are not ours; our errors start with "mlpdash:".
+    return [line for line in stderr.splitlines() if line.startswith("mlpdash:")]
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["train", "--epochs", "0"], "epochs must be 1 to"),
+        (["train", "--hidden", "abc"], "comma-separated positive integers"),
+        (["train", "--lr", "fast"], "invalid float value"),
+        (["train", "--data", "idx:/no/such/folder"], "/no/such/folder"),
+        (["train", "--data", "floppy"], "tfds, idx:DIR, keras, sample, auto"),
+        (["train", "--activation", "gelu"], "relu, tanh, sigmoid"),
+        (["evaluate", "--model", "/no/such/run"], "no run folder at /no/such/run"),
+        (["predict", "--model", "/no/such/run", "x.png"], "no run folder"),
+        (["bench", "--pairs", "0"], "at least 1"),
+        (["frobnicate"], "invalid choice"),
+        ([], "required"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(args, words, capsys):
+    assert main(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlpdash: error: ")
+    assert words in lines[0]
+
+
+def test_bad_input_from_a_real_process_has_no_traceback():
+    result = run_cli("train", "--epochs", "0", timeout=60)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert error_lines(result.stderr) == ["mlpdash: error: epochs must be 1 to 1000 (got 0)"]
+
+
+def test_train_prints_one_line_per_epoch_and_the_run_folder(tmp_path):
+    result = run_cli("train", "--data", "sample", "--hidden", "32", "--epochs", "2", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "bundled" in out and "784-32-10" in out
+    assert out.count("val_accuracy") == 2  # Keras' one line per epoch, not a terminal progress bar
+    assert "test accuracy 0." in out
+    [run] = list(tmp_path.iterdir())
+    assert f"run saved to {run}" in out
+    assert (run / "summary.json").exists() and (run / "model" / "saved_model.pb").exists()
+
+
+def test_evaluate_prints_the_summary_as_json(run_dir, capsys):
+    assert main(["evaluate", "--model", str(run_dir), "--data", "sample"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    saved = json.loads((run_dir / "summary.json").read_text())
+    assert summary["data_source"] == "sample"
+    assert 0.5 < summary["test_accuracy"] <= 1.0
+    assert np.array(summary["confusion_matrix"]).shape == (10, 10)
+    assert len(summary["per_class_accuracy"]) == 10
+    # The run was tested on a 500-digit slice; `evaluate` uses the whole sample test split.
+    assert np.sum(summary["confusion_matrix"]) > np.sum(saved["confusion_matrix"])
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG whose header claims a huge size (as a decompression bomb would) with almost no data."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+
+
+def test_predict_answers_good_files_and_explains_bad_ones(run_dir, sample_data, tmp_path, capsys):
+    digits = sample_data.x_test[:8]
+    good = []
+    for i, digit in enumerate(digits):
+        # Dark ink on white, bigger than 28x28, as a scanned or drawn digit would be.
+        big = Image.fromarray(255 - digit).resize((140, 140), Image.Resampling.BILINEAR)
+        good.append(tmp_path / f"digit{i}.png")
+        big.save(good[-1])
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    truncated = tmp_path / "truncated.png"
+    truncated.write_bytes(good[0].read_bytes()[:60])
+    huge = tmp_path / "huge.png"
+    huge.write_bytes(png_claiming(30000, 30000))
+    large = tmp_path / "large.png"  # under PIL's own bomb limit, over ours
+    large.write_bytes(png_claiming(8000, 8000))
+    blank = tmp_path / "blank.png"
+    Image.new("L", (50, 50), 255).save(blank)
+    files = [*good, text, truncated, huge, large, blank, tmp_path / "missing.png"]
+    code = main(["predict", "--model", str(run_dir), "--json", *map(str, files)])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert code == 1
+    assert [line["file"] for line in lines] == list(map(str, files))
+    answered = lines[: len(good)]
+    assert all(line["error"] is None and len(line["probabilities"]) == 10 for line in answered)
+    assert all(abs(sum(line["probabilities"]) - 1) < 1e-4 for line in answered)
+    assert sum(line["digit"] == int(y) for line, y in zip(answered, sample_data.y_test)) >= 6
+    errors = {Path(line["file"]).name: line["error"] for line in lines[len(good):]}
+    assert "not a readable image" in errors["notes.png"]
+    assert "not a readable image" in errors["truncated.png"]
+    assert "image too large" in errors["huge.png"] and "at most 40,000,000 pixels" in errors["huge.png"]
+    assert "image too large (8000x8000 px" in errors["large.png"]
+    assert "no digit" in errors["blank.png"]
+    assert "no such file" in errors["missing.png"]
+    assert all(line["digit"] is None and line["probabilities"] is None for line in lines[len(good):])
+
+
+def test_predict_plain_output(run_dir, sample_data, tmp_path, capsys):
+    path = tmp_path / "seven.png"
+    Image.fromarray(sample_data.x_test[0]).save(path)
+    assert main(["predict", "--model", str(run_dir), str(path)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{path}: ") and line.endswith("%)")

@@ -1,0 +1,272 @@
+"""The engine, with real TensorFlow training on slices of the bundled MNIST sample."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mlpdash.config import TrainConfig
+from mlpdash.data import DataError
+from mlpdash.runs import METRIC_KEYS, list_runs, load_run
+from mlpdash.training import NotReadyError, Status, TrainingJob, _Reporter
+
+SMALL = TrainConfig(hidden=(32,), epochs=2, batch_size=64)
+# Many small batches, so that a control lands mid-epoch.
+SLOW = TrainConfig(hidden=(32,), epochs=30, batch_size=8)
+
+
+def drawing_of(digit: np.ndarray) -> np.ndarray:
+    """A sample digit blown up onto a black RGBA canvas, as the drawing widget returns it."""
+    canvas = np.zeros((280, 280, 4), np.uint8)
+    canvas[..., 3] = 255
+    canvas[70:210, 70:210, :3] = np.kron(digit, np.ones((5, 5), np.uint8))[..., None]
+    return canvas
+
+
+def wait_for(job: TrainingJob, predicate, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        snap = job.snapshot()
+        if predicate(snap):
+            return snap
+        if snap.status.ended:
+            raise AssertionError(f"job ended as {snap.status} ({snap.error}) before the condition held")
+        time.sleep(0.01)
+    raise AssertionError("timed out waiting for the job")
+
+
+@pytest.fixture(scope="module")
+def finished(tiny_data, tmp_path_factory):
+    """One small run, watched from start to end; its statuses in the order they were seen."""
+    root = tmp_path_factory.mktemp("runs")
+    job = TrainingJob(SMALL, tiny_data, root)
+    seen = [job.snapshot().status]
+    job.start()
+    while not job.join(0.005):
+        status = job.snapshot().status
+        if status != seen[-1]:
+            seen.append(status)
+    snap = job.snapshot()
+    if snap.status != seen[-1]:
+        seen.append(snap.status)
+    return job, snap, seen, root
+
+
+def test_a_run_goes_through_its_states_in_order(finished):
+    _, snap, seen, _ = finished
+    assert snap.status == Status.FINISHED, snap.error
+    order = [Status.IDLE, Status.LOADING_DATA, Status.TRAINING, Status.EVALUATING, Status.FINISHED]
+    assert seen[0] == Status.IDLE and seen[-1] == Status.FINISHED
+    assert [s for s in order if s in seen] == [s for s in seen if s in order]
+    assert Status.TRAINING in seen
+
+
+def test_snapshot_records_every_epoch_batch_and_kernel(finished, tiny_data):
+    _, snap, _, _ = finished
+    steps = -(-len(tiny_data.x_train) // SMALL.batch_size)
+    assert snap.batches_per_epoch == steps
+    assert [row["epoch"] for row in snap.history] == [1, 2]
+    assert all(set(METRIC_KEYS) <= set(row) for row in snap.history)
+    assert snap.history[1]["loss"] < snap.history[0]["loss"]
+    assert len(snap.batch_loss) == len(snap.batch_loss_smoothed) == 2 * steps
+    assert np.all(np.isfinite(snap.batch_loss))
+    # The per-batch losses undo Keras' running mean: their weighted mean is the epoch's loss.
+    sizes = np.full(steps, SMALL.batch_size)
+    sizes[-1] = len(tiny_data.x_train) - (steps - 1) * SMALL.batch_size
+    epoch2 = np.average(snap.batch_loss[steps:], weights=sizes)
+    assert epoch2 == pytest.approx(snap.history[1]["loss"], rel=1e-3)
+    assert snap.kernel_epochs == (0, 1, 2)
+    assert all(k.shape == (784, 32) for k in snap.kernels)
+    assert not np.allclose(snap.kernels[0], snap.kernels[2])
+    assert snap.samples_per_second and snap.samples_per_second > 0
+    assert snap.progress == 1.0
+
+
+def test_test_report_matches_the_saved_summary(finished, tiny_data):
+    _, snap, _, _ = finished
+    report = snap.report
+    assert report.confusion.sum() == len(tiny_data.y_test)
+    assert report.accuracy > 0.6  # 2 epochs on 2,000 real digits; chance is 0.1
+    summary = json.loads((snap.run_dir / "summary.json").read_text())
+    assert summary["test_accuracy"] == pytest.approx(report.accuracy)
+    assert summary["confusion_matrix"] == report.confusion.tolist()
+    assert summary["epochs_completed"] == 2 and summary["stopped_early"] is False
+    assert summary["data_source"] == "sample"
+    assert summary["samples_per_second"] > 0
+    assert len(summary["per_class_accuracy"]) == 10
+
+
+def test_run_folder_round_trip(finished):
+    _, snap, _, root = finished
+    [info] = [r for r in list_runs(root) if r.path == snap.run_dir]
+    assert info.status == "finished" and info.config == SMALL
+    saved = load_run(snap.run_dir)
+    assert [row["epoch"] for row in saved.metrics] == [1, 2]
+    assert saved.metrics[0]["val_accuracy"] == pytest.approx(snap.history[0]["val_accuracy"])
+    assert saved.kernels.shape == (3, 784, 32)
+    np.testing.assert_allclose(saved.kernels[-1], snap.kernels[-1], atol=2e-3)  # float16 on disk
+    wrong = snap.report.predictions != snap.report.labels
+    assert sorted(saved.mistakes["index"]) == np.flatnonzero(wrong).tolist()
+    with np.load(snap.run_dir / "test_predictions.npz") as preds:
+        np.testing.assert_array_equal(preds["predictions"], snap.report.predictions)
+    model = saved.load_model()
+    x = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32)
+    np.testing.assert_allclose(model(x).numpy(), finished[0].predictor.logits(x), atol=1e-5)
+
+
+def test_saved_model_signature_takes_raw_pixels(finished, tiny_data):
+    _, snap, _, _ = finished
+    serving = tf.saved_model.load(str(snap.run_dir / "model")).signatures["serving_default"]
+    out = serving(images=tf.constant(tiny_data.x_test[:50]))
+    assert out["probabilities"].dtype == tf.float32 and out["probabilities"].shape == (50, 10)
+    assert out["digit"].dtype == tf.int64
+    np.testing.assert_array_equal(out["digit"].numpy(), snap.report.predictions[:50])
+
+
+def test_same_seed_same_metrics(tiny_data, tmp_path):
+    config = SMALL.replace(epochs=1)
+    first, second = (_run_to_end(TrainingJob(config, tiny_data, tmp_path)) for _ in range(2))
+    assert first.history[0]["loss"] == second.history[0]["loss"]
+    assert first.history[0]["val_accuracy"] == second.history[0]["val_accuracy"]
+    np.testing.assert_array_equal(first.kernels[-1], second.kernels[-1])
+    other = _run_to_end(TrainingJob(config.replace(seed=23), tiny_data, tmp_path))
+    assert other.history[0]["loss"] != first.history[0]["loss"]
+
+
+def _run_to_end(job: TrainingJob):
+    job.start().join()
+    return job.snapshot()
+
+
+def test_stop_takes_effect_within_one_batch_and_saves_a_partial_run(tiny_data, tmp_path):
+    job = TrainingJob(SLOW, tiny_data, tmp_path).start()
+    wait_for(job, lambda s: s.batches_done >= 5)
+    job.stop()
+    at_stop = job.snapshot().batches_done
+    assert job.snapshot().status == Status.STOPPING
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.status == Status.STOPPED, snap.error
+    # The batch in flight when stop() was called may finish; no further one starts.
+    assert at_stop <= snap.batches_done <= at_stop + 1
+    assert len(snap.batch_loss) == snap.batches_done
+    assert snap.epochs_completed == 0 and snap.history == ()
+    [info] = list_runs(tmp_path)
+    assert info.status == "stopped"
+    assert info.summary["stopped_early"] is True and info.summary["epochs_completed"] == 0
+    assert 0.0 <= info.summary["test_accuracy"] <= 1.0
+    assert load_run(info.path).load_model() is not None
+
+
+def test_pause_holds_training_and_resume_continues(tiny_data, tmp_path):
+    job = TrainingJob(SLOW.replace(epochs=2), tiny_data, tmp_path).start()
+    wait_for(job, lambda s: s.batches_done >= 3)
+    assert job.pause()
+    time.sleep(0.3)  # let the batch in flight finish
+    held = job.snapshot()
+    time.sleep(0.7)
+    later = job.snapshot()
+    assert held.status == later.status == Status.PAUSED
+    assert later.batches_done == held.batches_done
+    # The model answers while paused.
+    prediction = job.predict_drawing(drawing_of(tiny_data.x_test[0]))
+    assert prediction.digit is not None
+    assert job.resume()
+    assert job.snapshot().status == Status.TRAINING
+    wait_for(job, lambda s: s.batches_done > later.batches_done + 3)
+    job.stop()
+    job.join(60)
+    assert job.snapshot().status == Status.STOPPED
+
+
+def test_predictions_during_training_use_the_current_weights(tiny_data, tmp_path):
+    job = TrainingJob(SLOW.replace(epochs=3), tiny_data, tmp_path).start()
+    wait_for(job, lambda s: s.status == Status.TRAINING and s.batches_done >= 2)
+    drawing = drawing_of(tiny_data.x_test[1])
+    answers = []
+    for _ in range(20):
+        prediction = job.predict_drawing(drawing)
+        assert prediction.probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+        assert prediction.digit == int(prediction.probabilities.argmax())
+        answers.append(prediction.probabilities)
+        time.sleep(0.02)
+    during = job.snapshot().status
+    blank = job.predict_drawing(np.zeros((280, 280, 4), np.uint8))
+    job.stop()
+    job.join(60)
+    assert during in (Status.TRAINING, Status.PAUSED)
+    assert blank.digit is None and blank.probabilities is None
+    # The weights move between calls, so the answers do too.
+    assert not np.allclose(answers[0], answers[-1])
+
+
+def test_predict_before_the_model_exists_says_so(tiny_data, tmp_path):
+    job = TrainingJob(SMALL, tiny_data, tmp_path)
+    with pytest.raises(NotReadyError):
+        job.predict_drawing(drawing_of(tiny_data.x_test[0]))
+
+
+def test_a_data_failure_is_reported_as_failed(tmp_path):
+    def broken_loader(spec):
+        raise DataError("idx:/nowhere: folder not found")
+
+    job = TrainingJob(SMALL, "idx:/nowhere", tmp_path, loader=broken_loader).start()
+    assert job.join(30)
+    snap = job.snapshot()
+    assert snap.status == Status.FAILED
+    assert snap.error == "idx:/nowhere: folder not found"
+    assert list_runs(tmp_path) == []  # nothing trained, nothing saved
+
+
+class _Explode(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == 3:
+            raise RuntimeError("boom in batch 3")
+
+
+def test_a_failure_inside_training_is_reported_and_recorded(tiny_data, tmp_path):
+    job = TrainingJob(SMALL, tiny_data, tmp_path, callbacks=[_Explode()]).start()
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.status == Status.FAILED
+    assert "RuntimeError: boom in batch 3" in snap.error
+    [info] = list_runs(tmp_path)
+    assert info.status == "failed" and "boom" in info.error
+
+
+def test_a_diverging_loss_stops_training_with_advice(tmp_path):
+    # Keras' from-logits loss stays finite under any learning rate we tried, so drive the reporting
+    # callback's hooks directly, as Keras tests its own callbacks.
+    job = TrainingJob(SMALL, None, tmp_path)
+    reporter = _Reporter(job, train_size=640)
+    reporter.on_epoch_begin(0)
+    reporter.on_train_batch_end(0, {"loss": 2.3})
+    with pytest.raises(FloatingPointError, match="diverged.*lower learning rate"):
+        reporter.on_train_batch_end(1, {"loss": float("nan")})
+    assert job.snapshot().batch == 2
+
+
+def test_controls_refuse_what_does_not_apply(tiny_data, tmp_path):
+    job = TrainingJob(SMALL.replace(epochs=1), tiny_data, tmp_path)
+    assert not job.pause() and not job.resume() and not job.stop()
+    job.start()
+    with pytest.raises(RuntimeError):
+        job.start()
+    job.join(60)
+    assert job.snapshot().status == Status.FINISHED
+    assert not job.stop() and not job.pause()
+
+
+def test_the_model_is_built_under_the_given_distribution_strategy(tiny_data, tmp_path):
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
+    job = TrainingJob(SMALL.replace(epochs=1), tiny_data, tmp_path, strategy=strategy)
+    job.start().join()
+    snap = job.snapshot()
+    assert snap.status == Status.FINISHED, snap.error
+    assert job.predictor.model.distribute_strategy is strategy
+    assert snap.report.accuracy > 0.5
