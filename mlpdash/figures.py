@@ -1,0 +1,505 @@
+"""Plotly figure builders for the dashboard: plain arrays and values in, `go.Figure` out.
+
+Nothing here imports Streamlit or TensorFlow, so every figure can be built and tested headless.
+
+Two habits run through the module:
+
+- Every figure sets `layout.uirevision`. The page re-sends the training figures every second; with an
+  unchanged `uirevision`, Plotly.react keeps the user's zoom, pan and legend toggles instead of resetting
+  them, and redraws in place rather than rebuilding the plot (no flicker). A caller that wants a fresh
+  view (a new run) overrides it: `fig.update_layout(uirevision=run_id)`.
+- Heatmap cells cannot be clicked through Streamlit's `on_select` (see STACK-NOTES), so the grid figures
+  skip hover on the coloured layer and put an invisible scatter of square markers on top; the scatter
+  carries the hover text and a `customdata` that a selection returns.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from collections.abc import Mapping, Sequence
+from functools import lru_cache
+
+import numpy as np
+import plotly.colors as pcolors
+import plotly.graph_objects as go
+from PIL import Image
+
+IMAGE_SIDE = 28
+PIXELS = IMAGE_SIDE * IMAGE_SIDE
+NUM_CLASSES = 10
+
+TEMPLATE = "plotly_white"
+MARGIN = dict(l=50, r=20, t=40, b=40)
+TIGHT_MARGIN = dict(l=10, r=10, t=40, b=10)
+TRAIN_COLOR = pcolors.qualitative.Plotly[0]
+VAL_COLOR = pcolors.qualitative.Plotly[1]
+BATCH_COLOR = "rgba(99, 110, 250, 0.35)"  # TRAIN_COLOR, faded: the batch curve is context, not the headline
+BAR_COLOR = pcolors.qualitative.Plotly[0]
+MUTED_BAR_COLOR = "#c8cbd2"
+HIGHLIGHT_COLOR = pcolors.qualitative.Plotly[1]
+PLACEHOLDER_COLOR = "#888888"
+
+LOSS_HEIGHT = 340
+ACCURACY_HEIGHT = 340
+CONFUSION_HEIGHT = 460
+PER_CLASS_HEIGHT = 340
+UNIT_HEIGHT = 420
+PROBABILITIES_HEIGHT = 300
+DIGIT_SIZE = 220
+
+# The per-batch curve can reach ~40k points over a long run; a browser line of a few thousand points
+# looks the same on a ~1000-px-wide chart and keeps the once-a-second payload small.
+MAX_BATCH_POINTS = 2000
+
+# Diverging scale for weights: red positive, blue negative, near-white at zero. 255 levels (odd) put
+# an exact level at zero; together with the gap colour they fill a 256-entry PNG palette, which keeps
+# the encoded grid at one byte per weight.
+WEIGHT_COLORSCALE = "RdBu_r"
+WEIGHT_LEVELS = 255
+GAP_INDEX = WEIGHT_LEVELS  # palette slot of the gaps between tiles (and of non-finite weights)
+GAP_RGB = (190, 190, 190)  # mid grey: distinct from the near-white of a zero weight
+# A few large weights would otherwise squeeze everything else into the pale middle of the scale.
+ROBUST_PERCENTILE = 99.5
+TILE_GAP = 1
+# Wider than tall suits a wide dashboard: 700 units -> 37 x 19 tiles, 10 units -> 5 x 2.
+GRID_ASPECT = 2.0
+# Figure pixel sizes are decided in the browser; the builder assumes a wide column of this width to
+# pick a height and a hover-marker size that roughly match a tile.
+ASSUMED_FIGURE_WIDTH = 1100
+COLORBAR_ALLOWANCE = 80
+GRID_MIN_HEIGHT = 240
+GRID_MAX_HEIGHT = 640
+
+CONFUSION_COLORSCALE = "Blues"
+DIGIT_COLORSCALE = "gray"  # black -> white: ink white on black, as MNIST is usually shown
+
+
+# --- shared pieces ----------------------------------------------------------------------------------
+
+
+def _layout(fig: go.Figure, *, title: str, height: int, uirevision: str, margin: dict = MARGIN,
+            **extra) -> go.Figure:
+    fig.update_layout(
+        template=TEMPLATE,
+        title=dict(text=title, x=0.0, xanchor="left", font=dict(size=15)),
+        height=height,
+        margin=margin,
+        uirevision=uirevision,
+        hovermode="closest",
+        **extra,
+    )
+    return fig
+
+
+def _placeholder(fig: go.Figure, text: str, color: str = PLACEHOLDER_COLOR) -> None:
+    fig.add_annotation(
+        text=text, xref="paper", yref="paper", x=0.5, y=0.5, showarrow=False,
+        font=dict(size=14, color=color),
+    )
+
+
+def _hidden_axis() -> dict:
+    return dict(visible=False, showgrid=False, zeroline=False)
+
+
+def _zoomed_range(values: np.ndarray, *, floor: float = 0.0, ceiling: float = 1.0,
+                  min_pad: float = 0.005) -> list[float]:
+    """A range a little wider than `values`, inside [floor, ceiling], so 0.97 vs 0.98 is visible."""
+    low, high = float(np.min(values)), float(np.max(values))
+    pad = max(min_pad, 0.15 * (high - low))
+    return [max(floor, low - pad), min(ceiling, high + pad)]
+
+
+# --- training curves --------------------------------------------------------------------------------
+
+
+def downsample_indices(length: int, max_points: int = MAX_BATCH_POINTS) -> np.ndarray:
+    """Every k-th index of a series of `length`, always ending with the last one, at most `max_points`."""
+    if length <= max_points:
+        return np.arange(length)
+    # ceil(length / step) regular points plus the last one must fit in max_points.
+    step = math.ceil(length / (max_points - 1))
+    indices = np.arange(0, length, step)
+    if indices[-1] != length - 1:
+        indices = np.append(indices, length - 1)
+    return indices
+
+
+def loss_figure(history: Sequence[Mapping[str, float]], batch_loss: np.ndarray | None = None,
+                batches_per_epoch: int = 0) -> go.Figure:
+    """Training and validation loss per epoch, over the smoothed per-batch loss in fractional epochs.
+
+    `batch_loss` is the already-smoothed per-batch series of the whole run; batch i (counting from 0
+    over the run) sits at x = (i + 1) / batches_per_epoch, i.e. the end of epoch e is at x = e.
+    """
+    batches = np.zeros(0, np.float32) if batch_loss is None else np.asarray(batch_loss, np.float32).ravel()
+    fig = go.Figure()
+    if len(batches):
+        if batches_per_epoch <= 0:
+            raise ValueError("batches_per_epoch must be positive when batch_loss is given "
+                             "(ceil(training examples / batch size))")
+        keep = downsample_indices(len(batches))
+        # float32 arrays travel as compact base64 typed arrays, not 17-digit decimals.
+        fig.add_trace(go.Scatter(
+            x=((keep + 1) / batches_per_epoch).astype(np.float32), y=batches[keep],
+            mode="lines", name="training (per batch, smoothed)",
+            line=dict(color=BATCH_COLOR, width=1),
+            hovertemplate="epoch %{x:.2f}<br>loss %{y:.4f}<extra>per batch</extra>",
+        ))
+    if history:
+        epochs = [int(row["epoch"]) for row in history]
+        for key, name, color in (("loss", "training", TRAIN_COLOR), ("val_loss", "validation", VAL_COLOR)):
+            fig.add_trace(go.Scatter(
+                x=epochs, y=[float(row[key]) for row in history], mode="markers+lines", name=name,
+                line=dict(color=color, width=2), marker=dict(size=7),
+                hovertemplate="epoch %{x}<br>loss %{y:.4f}<extra>" + name + "</extra>",
+            ))
+    # Cross-entropy falls from ~2.3 to a few hundredths: on a linear axis every epoch after the first
+    # would be a flat line at the bottom.
+    _layout(
+        fig, title="Loss", height=LOSS_HEIGHT, uirevision="loss",
+        xaxis=dict(title="epoch", rangemode="tozero"),
+        yaxis=dict(title="loss (log scale)", type="log"),
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+    )
+    if not len(batches) and not history:
+        _placeholder(fig, "waiting for the first batch")
+        fig.update_layout(yaxis_type="linear")  # a log axis with no data shows nonsense ticks
+    return fig
+
+
+def accuracy_figure(history: Sequence[Mapping[str, float]]) -> go.Figure:
+    """Training and validation accuracy per epoch, the y axis zoomed in on the values."""
+    fig = go.Figure()
+    yaxis = dict(title="accuracy", tickformat=".1%")
+    if history:
+        epochs = [int(row["epoch"]) for row in history]
+        values = []
+        for key, name, color in (("accuracy", "training", TRAIN_COLOR),
+                                 ("val_accuracy", "validation", VAL_COLOR)):
+            ys = [float(row[key]) for row in history]
+            values.extend(ys)
+            fig.add_trace(go.Scatter(
+                x=epochs, y=ys, mode="markers+lines", name=name,
+                line=dict(color=color, width=2), marker=dict(size=7),
+                cliponaxis=False,  # a marker at exactly 100 % would be cut in half at the top edge
+                hovertemplate="epoch %{x}<br>accuracy %{y:.2%}<extra>" + name + "</extra>",
+            ))
+        finite = np.asarray(values, float)
+        finite = finite[np.isfinite(finite)]
+        if len(finite):
+            yaxis["range"] = _zoomed_range(finite)
+    else:
+        yaxis["range"] = [0.0, 1.0]
+    _layout(
+        fig, title="Accuracy", height=ACCURACY_HEIGHT, uirevision="accuracy",
+        xaxis=dict(title="epoch", rangemode="tozero", dtick=1 if len(history) <= 10 else None),
+        yaxis=yaxis,
+        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+    )
+    if not history:
+        _placeholder(fig, "waiting for the first epoch")
+    return fig
+
+
+# --- test report ------------------------------------------------------------------------------------
+
+
+def _rate_text(rate: float) -> str:
+    if rate == 0:
+        return ""  # blank zeros keep the eye on the diagonal and on the real confusions
+    if rate < 0.005:
+        return "<.01"  # "0.00" would read as none at all
+    return f"{rate:.2f}"
+
+
+def confusion_figure(confusion: np.ndarray) -> go.Figure:
+    """The row-normalised confusion matrix (rows true digit, columns predicted), counts on hover."""
+    counts = np.asarray(confusion)
+    if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
+        raise ValueError(f"expected a square confusion matrix, got shape {counts.shape}")
+    n = counts.shape[0]
+    totals = counts.sum(axis=1)
+    # A digit absent from the test split has an all-zero row: rates 0, not 0/0.
+    rates = counts / np.maximum(totals, 1)[:, None]
+    digits = list(range(n))
+    text = [[_rate_text(float(r)) for r in row] for row in rates]
+
+    fig = go.Figure(go.Heatmap(
+        z=rates, x=digits, y=digits, zmin=0.0, zmax=1.0, colorscale=CONFUSION_COLORSCALE,
+        text=text, texttemplate="%{text}", textfont=dict(size=11),
+        colorbar=dict(title="rate", thickness=12), hoverinfo="skip", name="rates",
+    ))
+    true, predicted = np.divmod(np.arange(n * n), n)
+    hover = []
+    for t, p in zip(true, predicted):
+        count, total = int(counts[t, p]), int(totals[t])
+        share = f"{100 * count / total:.1f}%" if total else "no test images"
+        hover.append(f"true {t}, predicted {p}: {count} of {total} ({share})")
+    plot_side = CONFUSION_HEIGHT - MARGIN["t"] - MARGIN["b"]
+    fig.add_trace(go.Scatter(
+        x=predicted, y=true, mode="markers", name="cells",
+        marker=dict(symbol="square", size=0.9 * plot_side / n, opacity=0),
+        customdata=np.stack([true, predicted, counts.ravel()], axis=1).tolist(),
+        hovertext=hover, hovertemplate="%{hovertext}<extra></extra>", showlegend=False,
+    ))
+    ticks = dict(tickmode="array", tickvals=digits, ticktext=[str(d) for d in digits],
+                 showgrid=False, zeroline=False)
+    return _layout(
+        fig, title="Confusion matrix (share of each true digit)", height=CONFUSION_HEIGHT,
+        uirevision="confusion",
+        xaxis=dict(title="Predicted", constrain="domain", **ticks),
+        yaxis=dict(title="True digit", autorange="reversed", scaleanchor="x", constrain="domain", **ticks),
+    )
+
+
+def per_class_figure(per_class_accuracy: Sequence[float | None]) -> go.Figure:
+    """Accuracy (recall) of each true digit as horizontal bars, digit 0 on top; None/NaN is "n/a"."""
+    values = np.array([np.nan if v is None else float(v) for v in per_class_accuracy], float)
+    digits = [str(d) for d in range(len(values))]
+    known = np.isfinite(values)
+    fig = go.Figure(go.Bar(
+        x=[float(v) if ok else None for v, ok in zip(values, known)], y=digits, orientation="h",
+        marker_color=BAR_COLOR,
+        text=[f"{v:.1%}" if ok else "" for v, ok in zip(values, known)],
+        textposition="inside", insidetextanchor="end",
+        hovertemplate="digit %{y}: %{x:.2%}<extra></extra>", name="accuracy",
+    ))
+    x_range = _zoomed_range(values[known], min_pad=0.01) if known.any() else [0.0, 1.0]
+    for digit, ok in zip(digits, known):
+        if not ok:
+            # The bar is absent; say why at the left edge of the visible range.
+            fig.add_annotation(x=x_range[0], y=digit, text="n/a", showarrow=False, xanchor="left",
+                               font=dict(color=PLACEHOLDER_COLOR))
+    _layout(
+        fig, title="Accuracy per digit", height=PER_CLASS_HEIGHT, uirevision="per-class",
+        xaxis=dict(title="accuracy", tickformat=".0%", range=x_range),
+        yaxis=dict(title="digit", type="category", autorange="reversed"),
+        bargap=0.25,
+    )
+    if not len(values):
+        _placeholder(fig, "no test report yet")
+    return fig
+
+
+# --- first-layer weights ----------------------------------------------------------------------------
+
+
+def default_columns(units: int) -> int:
+    """Tile columns for `units` tiles: about GRID_ASPECT times wider than tall, last row not mostly empty."""
+    columns = max(1, math.ceil(math.sqrt(units * GRID_ASPECT)))
+    rows = math.ceil(units / columns)
+    return max(1, math.ceil(units / rows))
+
+
+def _check_kernel(kernel: np.ndarray) -> np.ndarray:
+    kernel = np.asarray(kernel, np.float32)
+    if kernel.ndim != 2 or kernel.shape[0] != PIXELS or kernel.shape[1] == 0:
+        raise ValueError(f"expected a first-layer kernel of shape ({PIXELS}, units), got {kernel.shape}")
+    return kernel
+
+
+def tile_grid(kernel: np.ndarray, columns: int | None = None) -> tuple[np.ndarray, int, int]:
+    """Each unit's weights as a 28x28 tile, in a grid with 1-px gaps: (image with NaN gaps, rows, columns).
+
+    Unit k sits at row k // columns, column k % columns; its tile starts at pixel
+    (row * 29, column * 29). The grid has no outer border.
+    """
+    kernel = _check_kernel(kernel)
+    units = kernel.shape[1]
+    columns = default_columns(units) if columns is None else int(columns)
+    if columns < 1:
+        raise ValueError(f"columns must be at least 1, got {columns}")
+    rows = math.ceil(units / columns)
+    pitch = IMAGE_SIDE + TILE_GAP
+    # One strided write instead of a Python loop over 700 tiles: every tile owns a pitch x pitch cell
+    # (tile plus its gap to the right and below); the last gap row and column are cut off at the end.
+    tiles = np.full((rows * columns, IMAGE_SIDE, IMAGE_SIDE), np.nan, np.float32)
+    tiles[:units] = kernel.T.reshape(units, IMAGE_SIDE, IMAGE_SIDE)
+    cells = np.full((rows, pitch, columns, pitch), np.nan, np.float32)
+    cells[:, :IMAGE_SIDE, :, :IMAGE_SIDE] = (
+        tiles.reshape(rows, columns, IMAGE_SIDE, IMAGE_SIDE).transpose(0, 2, 1, 3))
+    grid = cells.reshape(rows * pitch, columns * pitch)[:-TILE_GAP, :-TILE_GAP].copy()
+    return grid, rows, columns
+
+
+def weight_range(weights: np.ndarray) -> float:
+    """A robust symmetric colour range r for weights: the 99.5th percentile of |w| (never 0)."""
+    magnitudes = np.abs(np.asarray(weights, np.float64))
+    magnitudes = magnitudes[np.isfinite(magnitudes)]
+    if not len(magnitudes):
+        return 1.0
+    r = float(np.percentile(magnitudes, ROBUST_PERCENTILE))
+    if r <= 0:
+        r = float(magnitudes.max())
+    return r if r > 0 else 1.0
+
+
+def _checked_range(value_range: float | None, weights: np.ndarray) -> float:
+    if value_range is None:
+        return weight_range(weights)
+    if not (math.isfinite(value_range) and value_range > 0):
+        raise ValueError(f"value_range must be a positive number, got {value_range}")
+    return float(value_range)
+
+
+@lru_cache(maxsize=4)
+def weight_palette(colorscale: str = WEIGHT_COLORSCALE) -> np.ndarray:
+    """uint8 [256, 3]: WEIGHT_LEVELS colours sampled evenly from Plotly's scale, then the gap colour."""
+    samples = pcolors.sample_colorscale(colorscale, np.linspace(0.0, 1.0, WEIGHT_LEVELS).tolist())
+    palette = np.array([pcolors.unlabel_rgb(c) for c in samples] + [GAP_RGB], dtype=np.float64)
+    palette = np.rint(palette).astype(np.uint8)
+    palette.setflags(write=False)  # cached and shared: nobody may edit it
+    return palette
+
+
+def colour_indices(values: np.ndarray, value_range: float) -> np.ndarray:
+    """Palette index per value: -r -> 0, 0 -> the middle level, +r -> the last level; NaN -> GAP_INDEX."""
+    values = np.asarray(values, np.float32)
+    scaled = (values / value_range + 1.0) * (0.5 * (WEIGHT_LEVELS - 1))
+    indices = np.rint(np.clip(np.nan_to_num(scaled, nan=0.0, posinf=0.0, neginf=0.0), 0, WEIGHT_LEVELS - 1))
+    indices = indices.astype(np.uint8)
+    indices[~np.isfinite(values)] = GAP_INDEX
+    return indices
+
+
+def grid_png(grid: np.ndarray, value_range: float) -> bytes:
+    """The grid as a palette PNG: one byte per pixel keeps a 700-unit grid well under a megabyte."""
+    image = Image.fromarray(colour_indices(grid, value_range))
+    image.putpalette(weight_palette().tobytes())  # an "L" image with a palette becomes "P"
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def weights_grid_figure(kernel: np.ndarray, columns: int | None = None,
+                        value_range: float | None = None) -> go.Figure:
+    """All first-layer units as 28x28 tiles in one image on a shared symmetric colour range.
+
+    The grid is one `go.Image` (a PNG coloured here), so 700 units cost the browser one bitmap rather
+    than 600k heatmap cells. Trace 1 is an invisible scatter with one square marker per tile centre:
+    hover names the unit, a selection returns `customdata` = unit index; it also owns the colour bar.
+    """
+    kernel = _check_kernel(kernel)
+    units = kernel.shape[1]
+    r = _checked_range(value_range, kernel)
+    grid, rows, columns = tile_grid(kernel, columns)
+    source = "data:image/png;base64," + base64.b64encode(grid_png(grid, r)).decode("ascii")
+    grid_height, grid_width = grid.shape
+
+    plot_width = ASSUMED_FIGURE_WIDTH - TIGHT_MARGIN["l"] - TIGHT_MARGIN["r"] - COLORBAR_ALLOWANCE
+    scale = plot_width / grid_width  # screen px per weight if the grid fills the width
+    height = int(np.clip(grid_height * scale + TIGHT_MARGIN["t"] + TIGHT_MARGIN["b"],
+                         GRID_MIN_HEIGHT, GRID_MAX_HEIGHT))
+    scale = min(scale, (height - TIGHT_MARGIN["t"] - TIGHT_MARGIN["b"]) / grid_height)
+
+    pitch = IMAGE_SIDE + TILE_GAP
+    unit_ids = np.arange(units)
+    centre = (IMAGE_SIDE - 1) / 2  # image pixel (i, j) is centred on (x=j, y=i)
+    fig = go.Figure(go.Image(
+        source=source, x0=0, y0=0, dx=1, dy=1, hoverinfo="skip", zsmooth=False, name="weights",
+    ))
+    fig.add_trace(go.Scatter(
+        x=(unit_ids % columns) * pitch + centre, y=(unit_ids // columns) * pitch + centre,
+        mode="markers", name="units", showlegend=False,
+        customdata=unit_ids, text=[f"unit {k}" for k in unit_ids],
+        hovertemplate="%{text}<extra></extra>",
+        marker=dict(
+            symbol="square", size=max(4.0, IMAGE_SIDE * scale), opacity=0,
+            # The colour bar for the image: the markers are invisible, their colour values irrelevant.
+            color=np.zeros(units, np.float32), colorscale=WEIGHT_COLORSCALE, cmin=-r, cmax=r,
+            showscale=True, colorbar=dict(title="weight", thickness=12, len=0.9),
+        ),
+    ))
+    return _layout(
+        fig, title=f"First-layer weights ({units} units, colour range ±{r:.3g})", height=height,
+        uirevision=f"weights-{units}-{columns}",  # a new architecture resets the view, a new epoch does not
+        margin=TIGHT_MARGIN,
+        xaxis=dict(range=[-0.5, grid_width - 0.5], constrain="domain", **_hidden_axis()),
+        yaxis=dict(range=[grid_height - 0.5, -0.5], scaleanchor="x", constrain="domain", **_hidden_axis()),
+    )
+
+
+def unit_figure(weights: np.ndarray, unit: int, value_range: float | None = None) -> go.Figure:
+    """One unit's 784 weights as a large 28x28 heatmap on the diverging weight scale.
+
+    `weights` is that unit's weights ([784] or [28, 28]) or the whole kernel [784, units], from which
+    column `unit` is taken.
+    """
+    weights = np.asarray(weights, np.float32)
+    if weights.ndim == 2 and weights.shape[0] == PIXELS:
+        if not 0 <= unit < weights.shape[1]:
+            raise ValueError(f"unit {unit} is out of range: the layer has {weights.shape[1]} units")
+        weights = weights[:, unit]
+    if weights.size != PIXELS:
+        raise ValueError(f"expected {PIXELS} weights (a 28x28 tile) or a ({PIXELS}, units) kernel, "
+                         f"got shape {weights.shape}")
+    tile = weights.reshape(IMAGE_SIDE, IMAGE_SIDE)
+    r = _checked_range(value_range, tile)
+    fig = go.Figure(go.Heatmap(
+        z=tile, zmin=-r, zmax=r, colorscale=WEIGHT_COLORSCALE, colorbar=dict(title="weight", thickness=12),
+        hovertemplate="row %{y}, col %{x}<br>weight %{z:.4f}<extra></extra>", name=f"unit {unit}",
+    ))
+    return _layout(
+        fig, title=f"Unit {unit}", height=UNIT_HEIGHT, uirevision="unit",
+        xaxis=dict(constrain="domain", **_hidden_axis()),
+        yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain", **_hidden_axis()),
+    )
+
+
+# --- drawing and prediction -------------------------------------------------------------------------
+
+
+def probabilities_figure(probabilities: Sequence[float] | None) -> go.Figure:
+    """The model's probability for each digit, the most likely one highlighted."""
+    digits = [str(d) for d in range(NUM_CLASSES)]
+    if probabilities is None:
+        values = np.zeros(NUM_CLASSES)
+        colors = [MUTED_BAR_COLOR] * NUM_CLASSES
+        text = [""] * NUM_CLASSES
+    else:
+        values = np.asarray(probabilities, float).ravel()
+        if values.shape != (NUM_CLASSES,):
+            raise ValueError(f"expected {NUM_CLASSES} probabilities, got {values.shape[0]}")
+        best = int(np.argmax(values))
+        colors = [HIGHLIGHT_COLOR if d == best else BAR_COLOR for d in range(NUM_CLASSES)]
+        text = [f"{v:.2f}" for v in values]
+    fig = go.Figure(go.Bar(
+        x=digits, y=values, marker_color=colors, text=text, textposition="outside", cliponaxis=False,
+        hovertemplate="digit %{x}: %{y:.3f}<extra></extra>", name="probability",
+    ))
+    _layout(
+        fig, title="Probabilities", height=PROBABILITIES_HEIGHT, uirevision="probabilities",
+        xaxis=dict(title="digit", type="category"),
+        yaxis=dict(title="probability", range=[0, 1.1], tickvals=[0, 0.25, 0.5, 0.75, 1.0]),
+        showlegend=False,
+    )
+    if probabilities is None:
+        _placeholder(fig, "draw a digit")
+    return fig
+
+
+def digit_figure(image: np.ndarray | None) -> go.Figure:
+    """The 28x28 image the model sees, ink white on black; None gives a black square and a hint."""
+    if image is None:
+        pixels = np.zeros((IMAGE_SIDE, IMAGE_SIDE), np.float32)
+    else:
+        pixels = np.asarray(image, np.float32)
+        if pixels.size != PIXELS:  # [28, 28], [784] and [28, 28, 1] are all the same image
+            raise ValueError(f"expected a {IMAGE_SIDE}x{IMAGE_SIDE} image, got shape {pixels.shape}")
+        pixels = pixels.reshape(IMAGE_SIDE, IMAGE_SIDE)
+    fig = go.Figure(go.Heatmap(
+        z=pixels, zmin=0.0, zmax=1.0, colorscale=DIGIT_COLORSCALE, showscale=False,
+        hovertemplate="row %{y}, col %{x}: %{z:.2f}<extra></extra>", name="digit",
+    ))
+    _layout(
+        fig, title="What the model sees (28×28)", height=DIGIT_SIZE, uirevision="digit",
+        width=DIGIT_SIZE - 20, margin=dict(l=5, r=5, t=35, b=5),
+        xaxis=dict(constrain="domain", **_hidden_axis()),
+        yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain", **_hidden_axis()),
+    )
+    if image is None:
+        _placeholder(fig, "draw a digit", color="#bbbbbb")
+    return fig

@@ -1,0 +1,92 @@
+"""The server's one training job, and the model that answers drawings when no job runs.
+
+A dashboard page is rerun for every browser tab and every interaction, but training belongs to the
+server process: one `JobManager` (the page keeps it in `st.cache_resource`) holds at most one active
+job, so a refresh or a second tab finds the same job, and a second Start is refused while it runs.
+Loaded datasets and reloaded run models are kept here too, so neither is read twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlpdash.config import TrainConfig
+from mlpdash.data import MnistSplits, load_mnist, resolve_source
+from mlpdash.runs import RunInfo, list_runs, load_keras_model, runs_root
+
+if TYPE_CHECKING:
+    from mlpdash.predict import Predictor
+    from mlpdash.training import TrainingJob
+
+# One full MNIST in memory is ~55 MB; keep the last few sources a user switched between.
+MAX_CACHED_SOURCES = 3
+
+
+class JobBusyError(RuntimeError):
+    """A job is already running; only one trains at a time."""
+
+
+class JobManager:
+    """Starts jobs one at a time and remembers the last one, for every tab of the server."""
+
+    def __init__(self, runs_dir: str | Path | None = None) -> None:
+        self.runs_dir = runs_root(runs_dir)
+        self._lock = threading.Lock()
+        self._job: TrainingJob | None = None
+        self._data: dict[str, MnistSplits] = {}
+        self._predictors: dict[Path, Predictor] = {}
+
+    @property
+    def job(self) -> TrainingJob | None:
+        """The current or most recent job (None before the first Start)."""
+        return self._job
+
+    def start(self, config: TrainConfig, data_spec: str | None = None) -> TrainingJob:
+        """Start a job for `config`; JobBusyError while another one is active."""
+        from mlpdash.training import TrainingJob  # TensorFlow loads on the first Start, not page load
+
+        with self._lock:
+            if self._job is not None and self._job.snapshot().status.active:
+                raise JobBusyError("a training run is already in progress: stop it or wait for it to end")
+            self._job = TrainingJob(config, data_spec, self.runs_dir, loader=self.load_data)
+            return self._job.start()
+
+    def load_data(self, spec: str | None) -> MnistSplits:
+        """`load_mnist`, kept per resolved source so that a second run starts at once."""
+        source, reason = resolve_source(spec)
+        with self._lock:
+            cached = self._data.get(source)
+        if cached is None:
+            cached = load_mnist(source)
+            with self._lock:
+                if len(self._data) >= MAX_CACHED_SOURCES:
+                    self._data.pop(next(iter(self._data)))
+                self._data[source] = cached
+        # The arrays are shared; the reason is this request's own (auto's "offline — ..." and so on).
+        return dataclasses.replace(cached, reason=reason)
+
+    def runs(self) -> list[RunInfo]:
+        return list_runs(self.runs_dir)
+
+    def predictor_for_run(self, path: Path) -> Predictor:
+        """A Predictor on a saved run's model, loaded once per run folder."""
+        from mlpdash.predict import Predictor
+
+        path = Path(path)
+        with self._lock:
+            if path not in self._predictors:
+                self._predictors[path] = Predictor(load_keras_model(path))
+            return self._predictors[path]
+
+    def answering_predictor(self) -> Predictor | None:
+        """The current job's model (live while it trains), else the newest saved run's, else None."""
+        from mlpdash.training import Status
+
+        job = self._job
+        if job is not None and job.predictor is not None and job.snapshot().status != Status.FAILED:
+            return job.predictor
+        latest = next((run for run in self.runs() if run.has_model and run.summary), None)
+        return self.predictor_for_run(latest.path) if latest else None

@@ -1,0 +1,127 @@
+"""What the page shows of a live job or a saved run, as plain values (no Streamlit here).
+
+A `RunView` is the same whether it comes from a job's snapshot while it trains or from a run folder
+read back from disk, so every panel draws both the same way. The status line is built here too, so
+that its wording is tested without a browser.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mlpdash.config import TrainConfig
+from mlpdash.runs import SavedRun
+from mlpdash.training import Snapshot, Status
+
+
+@dataclass(frozen=True)
+class RunView:
+    """One run's figures, wherever they come from."""
+
+    title: str
+    config: TrainConfig
+    history: tuple[dict[str, float], ...]
+    batch_loss: np.ndarray | None  # smoothed, per batch; None for saved runs
+    batches_per_epoch: int
+    confusion: np.ndarray | None  # int [10, 10] once tested
+    per_class_accuracy: list[float | None] | None
+    kernel: np.ndarray | None  # the newest first-layer kernel [784, units]
+    kernel_epoch: int | None
+    test_accuracy: float | None
+    test_loss: float | None
+    run_dir: Path | None
+
+
+def view_of_snapshot(snap: Snapshot) -> RunView:
+    report = snap.report
+    per_class = None
+    if report is not None:
+        per_class = [None if np.isnan(a) else float(a) for a in report.per_class_accuracy]
+    return RunView(
+        title="Current run",
+        config=snap.config,
+        history=snap.history,
+        batch_loss=snap.batch_loss_smoothed,
+        batches_per_epoch=snap.batches_per_epoch,
+        confusion=None if report is None else report.confusion,
+        per_class_accuracy=per_class,
+        kernel=snap.kernels[-1] if snap.kernels else None,
+        kernel_epoch=snap.kernel_epochs[-1] if snap.kernel_epochs else None,
+        test_accuracy=None if report is None else report.accuracy,
+        test_loss=None if report is None else report.loss,
+        run_dir=snap.run_dir,
+    )
+
+
+def view_of_run(run: SavedRun) -> RunView:
+    summary = run.info.summary or {}
+    confusion = summary.get("confusion_matrix")
+    return RunView(
+        title=f"Run {run.info.run_id}",
+        config=run.info.config,
+        history=tuple(run.metrics),
+        batch_loss=None,
+        batches_per_epoch=0,
+        confusion=None if confusion is None else np.asarray(confusion, dtype=np.int64),
+        per_class_accuracy=summary.get("per_class_accuracy"),
+        kernel=None if run.kernels is None else run.kernels[-1],
+        kernel_epoch=None if run.kernel_epochs is None else int(run.kernel_epochs[-1]),
+        test_accuracy=summary.get("test_accuracy"),
+        test_loss=summary.get("test_loss"),
+        run_dir=run.path,
+    )
+
+
+def status_line(snap: Snapshot | None) -> str:
+    """One line that names the state: 'Training — epoch 2/10, batch 120/391 · …', 'Finished — …'."""
+    if snap is None or snap.status == Status.IDLE:
+        return "Idle — choose a model in the sidebar and press Start training"
+    epochs = snap.config.epochs
+    where = f"epoch {max(snap.epoch, 1)}/{epochs}, batch {snap.batch}/{snap.batches_per_epoch}"
+    if snap.status == Status.LOADING_DATA:
+        return "Loading data…"
+    if snap.status == Status.TRAINING:
+        return f"Training — {where}{_pace(snap)}"
+    if snap.status == Status.PAUSED:
+        return f"Paused — {where}"
+    if snap.status == Status.STOPPING:
+        return f"Stopping — finishing batch {snap.batch} of epoch {max(snap.epoch, 1)}"
+    if snap.status == Status.EVALUATING:
+        return "Evaluating on the test set and saving the run…"
+    if snap.status == Status.FAILED:
+        return f"Failed: {snap.error}"
+    result = _result(snap)
+    if snap.status == Status.STOPPED:
+        return f"Stopped after {snap.epochs_completed} of {epochs} epochs — {result}"
+    return f"Finished — {result}"
+
+
+def _pace(snap: Snapshot) -> str:
+    parts = []
+    if snap.samples_per_second:
+        parts.append(f"{snap.samples_per_second:,.0f} samples/s")
+    if snap.eta_seconds is not None:
+        parts.append(f"{format_duration(snap.eta_seconds)} left")
+    return "".join(f" · {p}" for p in parts)
+
+
+def _result(snap: Snapshot) -> str:
+    report = snap.report
+    if report is None:
+        return "no test result"
+    return f"test accuracy {report.accuracy:.4f}, test loss {report.loss:.4f}"
+
+
+def format_duration(seconds: float) -> str:
+    """'45 s', '3 min 05 s', '1 h 02 min'."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

@@ -1,0 +1,469 @@
+"""Figure builders: trace types and counts, the data they carry against hand-computed references, and
+the weights grid's PNG decoded back to pixels."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import plotly.colors as pcolors
+import plotly.graph_objects as go
+import plotly.io as pio
+import pytest
+from PIL import Image
+
+from mlpdash import figures
+from mlpdash.figures import (
+    accuracy_figure,
+    confusion_figure,
+    digit_figure,
+    downsample_indices,
+    loss_figure,
+    per_class_figure,
+    probabilities_figure,
+    tile_grid,
+    unit_figure,
+    weights_grid_figure,
+)
+
+PITCH = 29  # a 28-px tile plus its 1-px gap
+
+
+def history(epochs: int) -> list[dict[str, float]]:
+    return [
+        {"epoch": e, "loss": 0.4 / e, "accuracy": 0.90 + e / 100, "val_loss": 0.3 / e,
+         "val_accuracy": 0.95 + e / 200, "seconds": 3.0}
+        for e in range(1, epochs + 1)
+    ]
+
+
+def annotation_texts(fig: go.Figure) -> list[str]:
+    return [a.text for a in fig.layout.annotations]
+
+
+def png_pixels(fig: go.Figure) -> np.ndarray:
+    """The weights grid's image trace decoded to RGB [height, width, 3]."""
+    source = fig.data[0].source
+    prefix = "data:image/png;base64,"
+    assert source.startswith(prefix)
+    image = Image.open(io.BytesIO(base64.b64decode(source[len(prefix):])))
+    assert image.format == "PNG"
+    return np.asarray(image.convert("RGB")).astype(int)
+
+
+def scale_rgb(position: float) -> np.ndarray:
+    """Plotly's own colour for a position in [0, 1] of the weight scale: the independent reference."""
+    return np.array(pcolors.unlabel_rgb(pcolors.sample_colorscale("RdBu_r", [position])[0]))
+
+
+def glorot_kernel(units: int, seed: int = 0) -> np.ndarray:
+    # Uniform noise over the whole range: the worst case for PNG compression.
+    limit = np.sqrt(6 / (784 + units))
+    return np.random.default_rng(seed).uniform(-limit, limit, (784, units)).astype(np.float32)
+
+
+# --- every figure ---------------------------------------------------------------------------------
+
+
+ALL_BUILDERS = {
+    "loss": lambda: loss_figure(history(3), np.linspace(2, 0.1, 300), 100),
+    "loss-empty": lambda: loss_figure([]),
+    "accuracy": lambda: accuracy_figure(history(3)),
+    "confusion": lambda: confusion_figure(np.eye(10, dtype=int) * 50),
+    "per-class": lambda: per_class_figure([0.99] * 10),
+    "weights": lambda: weights_grid_figure(glorot_kernel(12)),
+    "unit": lambda: unit_figure(glorot_kernel(12), 3),
+    "probabilities": lambda: probabilities_figure(np.full(10, 0.1)),
+    "digit": lambda: digit_figure(np.zeros((28, 28))),
+}
+
+
+@pytest.mark.parametrize("name", ALL_BUILDERS)
+def test_every_figure_shares_the_look_and_keeps_the_users_view(name):
+    fig = ALL_BUILDERS[name]()
+    assert isinstance(fig, go.Figure)
+    assert fig.layout.template == pio.templates["plotly_white"]
+    assert fig.layout.uirevision  # same value on every rebuild, so zoom survives the 1-s refresh
+    assert fig.layout.uirevision == ALL_BUILDERS[name]().layout.uirevision
+    assert isinstance(fig.layout.height, int) and 150 <= fig.layout.height <= 700
+    fig.to_json()  # serialisable as Streamlit will send it
+
+
+# --- loss and accuracy ----------------------------------------------------------------------------
+
+
+def test_loss_figure_plots_epochs_and_batches_on_one_epoch_axis():
+    batches = np.linspace(2.0, 0.2, 30).astype(np.float32)
+    fig = loss_figure(history(3), batches, batches_per_epoch=10)
+    assert [t.type for t in fig.data] == ["scatter"] * 3
+    batch, train, val = fig.data
+    assert batch.mode == "lines" and train.mode == val.mode == "markers+lines"
+    np.testing.assert_array_equal(np.asarray(train.x), [1, 2, 3])
+    np.testing.assert_allclose(np.asarray(train.y), [0.4, 0.2, 0.4 / 3])
+    np.testing.assert_allclose(np.asarray(val.y), [0.3, 0.15, 0.1])
+    # Batch i of epoch e at e - 1 + (i + 1) / batches_per_epoch: epoch 1 ends at x = 1, epoch 3 at x = 3.
+    np.testing.assert_allclose(np.asarray(batch.x), (np.arange(30) + 1) / 10, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(batch.x)[[0, 9, 10, 29]], [0.1, 1.0, 1.1, 3.0], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(batch.y), batches)
+    assert batch.line.width < train.line.width
+    assert fig.layout.xaxis.title.text == "epoch" and "loss" in fig.layout.yaxis.title.text
+    assert not fig.layout.annotations
+
+
+def test_loss_figure_downsamples_a_long_batch_series_and_keeps_its_end():
+    batches = np.linspace(2.3, 0.05, 40_001).astype(np.float32)
+    fig = loss_figure(history(20), batches, batches_per_epoch=2000)
+    x, y = np.asarray(fig.data[0].x), np.asarray(fig.data[0].y)
+    assert 1000 <= len(x) <= 2000
+    assert y[0] == batches[0] and y[-1] == batches[-1]
+    assert x[-1] == pytest.approx(40_001 / 2000)
+    # Every kept point is a real point of the series at its own x (the shape is kept, not re-smoothed).
+    indices = np.rint(x * 2000).astype(int) - 1
+    np.testing.assert_array_equal(y, batches[indices])
+    assert np.all(np.diff(x) > 0)
+
+
+@pytest.mark.parametrize("length", [0, 1, 1999, 2000, 2001, 4000, 39_999, 40_000, 123_457])
+def test_downsample_indices(length):
+    indices = downsample_indices(length)
+    assert len(indices) <= 2000
+    if length == 0:
+        assert len(indices) == 0
+        return
+    assert indices[0] == 0 and indices[-1] == length - 1
+    assert np.all(np.diff(indices) > 0)
+    if length <= 2000:
+        assert len(indices) == length
+    else:
+        steps = np.diff(indices[:-1])
+        assert np.all(steps == steps[0])  # every k-th point, then the last one
+
+
+def test_loss_figure_with_only_batches_and_with_nothing():
+    only_batches = loss_figure([], np.full(5, 1.5), batches_per_epoch=100)
+    assert len(only_batches.data) == 1 and not only_batches.layout.annotations
+    assert np.asarray(only_batches.data[0].x)[-1] == pytest.approx(0.05)
+
+    nothing = loss_figure([])
+    assert len(nothing.data) == 0
+    assert annotation_texts(nothing) == ["waiting for the first batch"]
+    assert nothing.layout.xaxis.title.text == "epoch" and nothing.layout.yaxis.title.text
+    assert loss_figure([], np.zeros(0)).layout.annotations  # an empty series is nothing too
+
+
+def test_loss_figure_needs_batches_per_epoch_for_a_batch_curve():
+    with pytest.raises(ValueError, match="batches_per_epoch"):
+        loss_figure([], np.ones(3))
+
+
+def test_accuracy_figure_zooms_in_on_close_values():
+    rows = [{"epoch": 1, "accuracy": 0.970, "val_accuracy": 0.975},
+            {"epoch": 2, "accuracy": 0.980, "val_accuracy": 0.978}]
+    fig = accuracy_figure(rows)
+    assert [t.name for t in fig.data] == ["training", "validation"]
+    np.testing.assert_allclose(np.asarray(fig.data[1].y), [0.975, 0.978])
+    low, high = fig.layout.yaxis.range
+    assert 0.9 < low < 0.970 and 0.980 < high <= 1.0
+    assert high - low < 0.05  # 0.97 vs 0.98 spans a good part of the axis, not 1 % of 0..1
+    assert "%" in fig.layout.yaxis.tickformat
+
+
+def test_accuracy_range_stays_inside_zero_and_one():
+    fig = accuracy_figure([{"epoch": 1, "accuracy": 1.0, "val_accuracy": 0.999}])
+    low, high = fig.layout.yaxis.range
+    assert low < 0.999 and high == 1.0
+
+
+def test_accuracy_figure_placeholder():
+    fig = accuracy_figure([])
+    assert len(fig.data) == 0 and annotation_texts(fig) == ["waiting for the first epoch"]
+
+
+# --- confusion matrix -----------------------------------------------------------------------------
+
+
+def test_confusion_figure_against_a_hand_normalisation():
+    counts = np.zeros((10, 10), int)
+    counts[3, 3], counts[3, 5], counts[3, 8] = 990, 12, 8  # 1010 threes
+    counts[0, 0], counts[0, 6] = 199, 1  # 0.5 % -> a small but non-zero rate
+    counts[1, 1] = 50
+    # no 2s at all: row 2 stays zero
+    for d in range(4, 10):
+        counts[d, d] = 100
+    fig = confusion_figure(counts)
+    assert [t.type for t in fig.data] == ["heatmap", "scatter"]
+    heat, cells = fig.data
+
+    z = np.asarray(heat.z, float)
+    expected = np.zeros((10, 10))
+    expected[3, 3], expected[3, 5], expected[3, 8] = 990 / 1010, 12 / 1010, 8 / 1010
+    expected[0, 0], expected[0, 6] = 199 / 200, 1 / 200
+    expected[1, 1] = 1.0
+    for d in range(4, 10):
+        expected[d, d] = 1.0
+    np.testing.assert_allclose(z, expected)
+    assert not np.isnan(z).any()
+    row_sums = z.sum(axis=1)
+    np.testing.assert_allclose(np.delete(row_sums, 2), 1.0)
+    assert row_sums[2] == 0
+    assert heat.zmin == 0 and heat.zmax == 1
+
+    text = heat.text
+    assert text[3][3] == "0.98" and text[3][5] == "0.01" and text[3][8] == "0.01"
+    assert text[0][6] == "0.01" and text[0][0] == "0.99"  # 0.005 rounds up, still visibly non-zero
+    assert text[3][0] == "" and text[2][2] == ""  # zeros blank
+    assert heat.texttemplate == "%{text}"
+
+
+def test_confusion_hover_lives_on_invisible_cell_markers():
+    counts = np.zeros((10, 10), int)
+    counts[3, 3], counts[3, 5] = 998, 12
+    counts[7, 1] = 1
+    counts[7, 7] = 999
+    fig = confusion_figure(counts)
+    heat, cells = fig.data
+    assert heat.hoverinfo == "skip"  # Streamlit returns no selection for heatmap cells
+    assert len(cells.x) == 100 and cells.mode == "markers"
+    assert cells.marker.symbol == "square" and cells.marker.opacity == 0
+    i = 3 * 10 + 5
+    assert (cells.x[i], cells.y[i]) == (5, 3)
+    assert cells.hovertext[i] == "true 3, predicted 5: 12 of 1010 (1.2%)"
+    assert list(cells.customdata[i]) == [3, 5, 12]
+    assert cells.hovertext[7 * 10 + 1] == "true 7, predicted 1: 1 of 1000 (0.1%)"
+    assert "0 of 0" in cells.hovertext[2 * 10 + 2]
+    assert [list(c) for c in cells.customdata][:2] == [[0, 0, 0], [0, 1, 0]]
+
+
+def test_confusion_axes():
+    fig = confusion_figure(np.eye(10, dtype=int))
+    x, y = fig.layout.xaxis, fig.layout.yaxis
+    assert x.title.text == "Predicted" and y.title.text == "True digit"
+    assert y.autorange == "reversed"  # digit 0 on top
+    assert y.scaleanchor == "x"  # square cells
+    assert list(x.tickvals) == list(range(10)) and list(y.ticktext) == [str(d) for d in range(10)]
+
+
+def test_confusion_refuses_a_non_square_matrix():
+    with pytest.raises(ValueError, match="square"):
+        confusion_figure(np.zeros((10, 9)))
+
+
+# --- per-class accuracy ---------------------------------------------------------------------------
+
+
+def test_per_class_figure_marks_unknown_digits_and_zooms_in():
+    values = [0.99, None, 0.97, float("nan"), 0.985, 0.98, 0.99, 0.975, 0.96, 0.995]
+    fig = per_class_figure(values)
+    (bar,) = fig.data
+    assert bar.type == "bar" and bar.orientation == "h"
+    assert list(bar.y) == [str(d) for d in range(10)]
+    assert fig.layout.yaxis.autorange == "reversed"  # digit 0 at the top
+    assert bar.x[1] is None and bar.x[3] is None and bar.x[0] == pytest.approx(0.99)
+    assert bar.text[1] == "" and bar.text[0] == "99.0%" and bar.text[8] == "96.0%"
+    na = [a for a in fig.layout.annotations if a.text == "n/a"]
+    assert sorted(a.y for a in na) == ["1", "3"]
+    low, high = fig.layout.xaxis.range
+    assert 0.85 < low < 0.96 and 0.995 <= high <= 1.0
+
+
+def test_per_class_figure_with_nothing_known():
+    fig = per_class_figure([None] * 10)
+    assert annotation_texts(fig).count("n/a") == 10
+    assert list(fig.layout.xaxis.range) == [0.0, 1.0]
+
+
+# --- weights grid ---------------------------------------------------------------------------------
+
+
+def test_tile_grid_places_each_unit_and_leaves_gaps():
+    kernel = glorot_kernel(23)
+    grid, rows, columns = tile_grid(kernel, columns=5)
+    assert (rows, columns) == (5, 5)
+    assert grid.shape == (5 * PITCH - 1, 5 * PITCH - 1)
+    for k in range(23):
+        r, c = divmod(k, 5)
+        tile = grid[r * PITCH: r * PITCH + 28, c * PITCH: c * PITCH + 28]
+        np.testing.assert_array_equal(tile, kernel[:, k].reshape(28, 28))
+    gaps = np.arange(28, grid.shape[0], PITCH)
+    assert np.isnan(grid[gaps, :]).all() and np.isnan(grid[:, gaps]).all()
+    # The two unused tile slots at the end are empty, and nothing else is NaN.
+    assert np.isnan(grid[4 * PITCH:, 3 * PITCH:]).all()
+    assert np.isfinite(grid).sum() == 23 * 784
+
+
+@pytest.mark.parametrize("units", [1, 10, 128, 700, 1000])
+def test_default_grid_shape_is_wide_and_nearly_full(units):
+    _, rows, columns = tile_grid(np.zeros((784, units)))
+    assert rows * columns >= units
+    assert rows * columns - units < max(rows, columns)  # no mostly empty last row
+    if units >= 10:
+        assert 1.5 <= columns / rows <= 3.5  # wide, for a wide dashboard
+
+
+def test_tile_grid_refuses_a_wrong_kernel():
+    with pytest.raises(ValueError, match="784"):
+        tile_grid(np.zeros((100, 10)))
+    with pytest.raises(ValueError, match="columns"):
+        tile_grid(np.zeros((784, 10)), columns=0)
+
+
+def test_weights_grid_png_colours_on_a_shared_symmetric_scale():
+    r = 0.2
+    kernel = glorot_kernel(8) * 0.5
+    kernel[:, 0] = 0.0
+    kernel[:, 1] = r
+    kernel[:, 2] = -r
+    kernel[:, 3] = r / 2
+    kernel[:, 4] = 5 * r  # beyond the range: clipped to the end, not a new scale
+    fig = weights_grid_figure(kernel, columns=4, value_range=r)
+    assert [t.type for t in fig.data] == ["image", "scatter"]
+    pixels = png_pixels(fig)
+    assert pixels.shape == (2 * PITCH - 1, 4 * PITCH - 1, 3)
+
+    def tile(k):
+        row, col = divmod(k, 4)
+        return pixels[row * PITCH: row * PITCH + 28, col * PITCH: col * PITCH + 28]
+
+    def uniform_colour(k):
+        colours = tile(k).reshape(-1, 3)
+        assert (colours == colours[0]).all()
+        return colours[0]
+
+    middle = uniform_colour(0)
+    np.testing.assert_allclose(middle, scale_rgb(0.5), atol=2)
+    assert middle.min() > 235  # near white for RdBu
+    np.testing.assert_allclose(uniform_colour(1), scale_rgb(1.0), atol=1)
+    np.testing.assert_allclose(uniform_colour(2), scale_rgb(0.0), atol=1)
+    np.testing.assert_allclose(uniform_colour(3), scale_rgb(0.75), atol=4)
+    np.testing.assert_array_equal(uniform_colour(4), uniform_colour(1))
+    positive, negative = uniform_colour(1), uniform_colour(2)
+    assert positive[0] > positive[2] + 50 and negative[2] > negative[0] + 50  # red vs blue ends
+    # Gaps are the gap colour, not a weight colour.
+    np.testing.assert_array_equal(pixels[28, 0], figures.GAP_RGB)
+    np.testing.assert_array_equal(pixels[0, 28], figures.GAP_RGB)
+    # The colour bar shows the same range.
+    marker = fig.data[1].marker
+    assert (marker.cmin, marker.cmax) == (-r, r) and marker.showscale
+
+
+def test_weights_grid_range_is_robust_to_one_outlier():
+    kernel = np.random.default_rng(2).uniform(-0.05, 0.05, (784, 50)).astype(np.float32)
+    kernel[0, 0] = 10.0
+    fig = weights_grid_figure(kernel)
+    assert fig.data[1].marker.cmax == pytest.approx(0.05, rel=0.02)
+    assert fig.data[1].marker.cmin == -fig.data[1].marker.cmax
+    # A weight of 0.05 is still near the scale's end, not washed out to white by the outlier.
+    pixels = png_pixels(fig)
+    strongest = np.unravel_index(np.argmax(kernel[:, 1]), (28, 28))
+    colour = pixels[strongest[0], PITCH + strongest[1]]
+    np.testing.assert_allclose(colour, scale_rgb(1.0), atol=12)
+
+
+def test_weights_grid_hover_markers_name_each_unit():
+    kernel = glorot_kernel(130)
+    fig = weights_grid_figure(kernel, columns=20)
+    image, units = fig.data
+    assert image.hoverinfo == "skip"
+    assert len(units.x) == 130
+    np.testing.assert_array_equal(np.asarray(units.customdata), np.arange(130))
+    assert units.text[123] == "unit 123" and "%{text}" in units.hovertemplate
+    assert units.marker.symbol == "square" and units.marker.opacity == 0
+    # Each marker sits at its tile's centre (pixel (i, j) of the image is centred on x = j, y = i).
+    row, col = divmod(123, 20)
+    assert units.x[123] == pytest.approx(col * PITCH + 13.5)
+    assert units.y[123] == pytest.approx(row * PITCH + 13.5)
+    # About a tile on screen: seven rows of markers fill most of the plot's height without overlapping.
+    plot_height = fig.layout.height - fig.layout.margin.t - fig.layout.margin.b
+    assert 0.6 * plot_height <= 7 * units.marker.size <= plot_height
+    y = fig.layout.yaxis
+    assert y.scaleanchor == "x" and y.range[0] > y.range[1]  # aspect kept, y down
+    assert not fig.layout.xaxis.visible and not y.visible
+
+
+def test_weights_grid_of_700_units_is_one_small_image():
+    fig = weights_grid_figure(glorot_kernel(700))
+    assert len(fig.data) == 2 and fig.data[0].type == "image"
+    assert len(fig.data[1].x) == 700
+    grid, rows, columns = tile_grid(glorot_kernel(700))
+    assert png_pixels(fig).shape[:2] == grid.shape
+    # Re-sent every second while training.
+    assert len(fig.to_json()) < 1_500_000
+
+
+def test_linear_model_grid():
+    fig = weights_grid_figure(glorot_kernel(10))
+    assert png_pixels(fig).shape[:2] == (2 * PITCH - 1, 5 * PITCH - 1)
+    assert len(fig.data[1].x) == 10
+
+
+def test_weights_grid_refuses_a_bad_range():
+    with pytest.raises(ValueError, match="value_range"):
+        weights_grid_figure(glorot_kernel(4), value_range=0.0)
+
+
+def test_unit_figure():
+    kernel = glorot_kernel(12)
+    fig = unit_figure(kernel, 7, value_range=0.3)
+    (heat,) = fig.data
+    assert heat.type == "heatmap"
+    np.testing.assert_array_equal(np.asarray(heat.z), kernel[:, 7].reshape(28, 28))
+    assert (heat.zmin, heat.zmax) == (-0.3, 0.3)
+    assert fig.layout.title.text == "Unit 7"
+    assert fig.layout.yaxis.autorange == "reversed" and fig.layout.yaxis.scaleanchor == "x"
+    assert "weight" in heat.hovertemplate
+    # The unit's own 784 weights give the same figure.
+    same = unit_figure(kernel[:, 7], 7, value_range=0.3)
+    np.testing.assert_array_equal(np.asarray(same.data[0].z), np.asarray(heat.z))
+    # Without a range: symmetric around zero.
+    auto = unit_figure(kernel[:, 7], 7).data[0]
+    assert auto.zmin == -auto.zmax > -1
+    with pytest.raises(ValueError, match="out of range"):
+        unit_figure(kernel, 12)
+
+
+# --- drawing and prediction -----------------------------------------------------------------------
+
+
+def test_probabilities_figure_highlights_the_argmax():
+    probabilities = np.full(10, 0.02)
+    probabilities[6] = 0.82
+    fig = probabilities_figure(probabilities)
+    (bar,) = fig.data
+    assert list(bar.x) == [str(d) for d in range(10)]
+    np.testing.assert_allclose(np.asarray(bar.y), probabilities)
+    colours = list(bar.marker.color)
+    assert colours[6] != colours[0] and len(set(colours[:6] + colours[7:])) == 1
+    assert bar.text[6] == "0.82"
+    assert fig.layout.yaxis.range[0] == 0 and fig.layout.yaxis.range[1] >= 1
+    assert not fig.layout.annotations
+
+
+def test_probabilities_figure_placeholder():
+    fig = probabilities_figure(None)
+    assert annotation_texts(fig) == ["draw a digit"]
+    assert np.all(np.asarray(fig.data[0].y) == 0)
+    with pytest.raises(ValueError, match="10 probabilities"):
+        probabilities_figure([0.5, 0.5])
+
+
+def test_digit_figure_shows_ink_white_on_black():
+    image = np.zeros((28, 28), np.float32)
+    image[5:20, 13:15] = 1.0
+    fig = digit_figure(image)
+    (heat,) = fig.data
+    np.testing.assert_array_equal(np.asarray(heat.z), image)
+    assert (heat.zmin, heat.zmax) == (0, 1)
+    low, high = heat.colorscale[0][1], heat.colorscale[-1][1]
+    assert sum(pcolors.unlabel_rgb(low)) == 0 and min(pcolors.unlabel_rgb(high)) > 240
+    assert fig.layout.title.text == "What the model sees (28×28)"
+    assert fig.layout.yaxis.autorange == "reversed" and fig.layout.yaxis.scaleanchor == "x"
+    assert fig.layout.height <= 260
+
+
+def test_digit_figure_placeholder():
+    fig = digit_figure(None)
+    assert np.all(np.asarray(fig.data[0].z) == 0)  # a black square
+    assert annotation_texts(fig) == ["draw a digit"]
+    with pytest.raises(ValueError, match="28x28"):
+        digit_figure(np.zeros((20, 20)))
