@@ -92,6 +92,24 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     return tuple(sizes)
 
 
+def config_from_form(values: Mapping[str, Any]) -> tuple[TrainConfig | None, dict[str, str]]:
+    """A config from a form's values (hidden layers as text such as '700,500'), or the problems.
+
+    Returns (config, {}) when every value is valid, else (None, {field: message}) with one message
+    per invalid field, so that a form can show each next to its widget.
+    """
+    values = dict(values)
+    found: dict[str, str] = {}
+    if isinstance(values.get("hidden"), str):
+        try:
+            values["hidden"] = parse_hidden(values["hidden"])
+        except ValueError as err:
+            found["hidden"] = str(err)
+            values.pop("hidden")
+    found.update(problems(values))
+    return (None, found) if found else (TrainConfig(**values), {})
+
+
 def problems(values: Mapping[str, Any]) -> dict[str, str]:
     """Every invalid setting among `values` (missing keys take defaults), keyed by field name.
 

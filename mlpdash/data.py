@@ -375,7 +375,7 @@ def resolve_source(spec: str | None = None) -> tuple[str, str]:
     if source == "auto":
         return _resolve_auto()
     validate_source(source)
-    return source, f"requested — {_describe(source)}"
+    return source, f"{_describe(source)}, as chosen"
 
 
 def _load_full(source: str) -> tuple[np.ndarray, ...]:

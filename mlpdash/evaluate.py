@@ -1,7 +1,8 @@
 """The test report: loss, accuracy, confusion matrix, per-class accuracy and the mistakes.
 
 Everything is derived from the logits of the whole test split in one pass, so the numbers agree with
-each other exactly (accuracy = trace / total of the confusion matrix).
+each other exactly (accuracy = trace / total of the confusion matrix). Only building a report needs
+Keras; holding and reading one does not, so the page can show reports before TensorFlow has loaded.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import keras
 import numpy as np
 
 NUM_CLASSES = 10
@@ -73,6 +73,8 @@ def report_from_logits(logits: np.ndarray, labels: np.ndarray) -> TestReport:
         raise ValueError(f"expected logits of shape ({len(labels)}, {NUM_CLASSES}), got {logits.shape}")
     if len(labels) == 0:
         raise ValueError("the test split is empty")
+    import keras  # here, not at the top: reading a report must not load TensorFlow
+
     loss = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
     probabilities = keras.ops.softmax(logits)
     predictions = np.asarray(logits.argmax(axis=1), dtype=np.int64)

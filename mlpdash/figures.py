@@ -41,13 +41,15 @@ MUTED_BAR_COLOR = "#c8cbd2"
 HIGHLIGHT_COLOR = pcolors.qualitative.Plotly[1]
 PLACEHOLDER_COLOR = "#888888"
 
+# Legends sit under the plot: above it they collide with the title on a half-width chart.
+BOTTOM_LEGEND = dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0.0)
 LOSS_HEIGHT = 340
 ACCURACY_HEIGHT = 340
 CONFUSION_HEIGHT = 460
 PER_CLASS_HEIGHT = 340
 UNIT_HEIGHT = 420
-PROBABILITIES_HEIGHT = 300
-DIGIT_SIZE = 220
+PROBABILITIES_HEIGHT = 240
+DIGIT_SIZE = 160
 
 # The per-batch curve can reach ~40k points over a long run; a browser line of a few thousand points
 # looks the same on a ~1000-px-wide chart and keeps the once-a-second payload small.
@@ -161,8 +163,8 @@ def loss_figure(history: Sequence[Mapping[str, float]], batch_loss: np.ndarray |
     _layout(
         fig, title="Loss", height=LOSS_HEIGHT, uirevision="loss",
         xaxis=dict(title="epoch", rangemode="tozero"),
-        yaxis=dict(title="loss (log scale)", type="log"),
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+        yaxis=dict(title="loss (log scale)", type="log", dtick="D2"),
+        legend=BOTTOM_LEGEND,
     )
     if not len(batches) and not history:
         _placeholder(fig, "waiting for the first batch")
@@ -197,7 +199,7 @@ def accuracy_figure(history: Sequence[Mapping[str, float]]) -> go.Figure:
         fig, title="Accuracy", height=ACCURACY_HEIGHT, uirevision="accuracy",
         xaxis=dict(title="epoch", rangemode="tozero", dtick=1 if len(history) <= 10 else None),
         yaxis=yaxis,
-        legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
+        legend=BOTTOM_LEGEND,
     )
     if not history:
         _placeholder(fig, "waiting for the first epoch")
@@ -495,8 +497,8 @@ def digit_figure(image: np.ndarray | None) -> go.Figure:
         hovertemplate="row %{y}, col %{x}: %{z:.2f}<extra></extra>", name="digit",
     ))
     _layout(
-        fig, title="What the model sees (28×28)", height=DIGIT_SIZE, uirevision="digit",
-        width=DIGIT_SIZE - 20, margin=dict(l=5, r=5, t=35, b=5),
+        fig, title="Model input, 28×28", height=DIGIT_SIZE, uirevision="digit",
+        margin=dict(l=5, r=5, t=35, b=5),
         xaxis=dict(constrain="domain", **_hidden_axis()),
         yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain", **_hidden_axis()),
     )

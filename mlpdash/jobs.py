@@ -15,14 +15,17 @@ from typing import TYPE_CHECKING
 
 from mlpdash.config import TrainConfig
 from mlpdash.data import MnistSplits, load_mnist, resolve_source
-from mlpdash.runs import RunInfo, list_runs, load_keras_model, runs_root
+from mlpdash.progress import Status
+from mlpdash.runs import RunInfo, SavedRun, list_runs, load_keras_model, load_run, runs_root
 
 if TYPE_CHECKING:
     from mlpdash.predict import Predictor
     from mlpdash.training import TrainingJob
 
-# One full MNIST in memory is ~55 MB; keep the last few sources a user switched between.
+# One full MNIST in memory is ~55 MB and one saved run's weight snapshots ~24 MB: keep only the
+# last few a user switched between, so a long-lived server does not grow with every run viewed.
 MAX_CACHED_SOURCES = 3
+MAX_CACHED_RUNS = 8
 
 
 class JobBusyError(RuntimeError):
@@ -38,6 +41,7 @@ class JobManager:
         self._job: TrainingJob | None = None
         self._data: dict[str, MnistSplits] = {}
         self._predictors: dict[Path, Predictor] = {}
+        self._saved: dict[Path, SavedRun] = {}
 
     @property
     def job(self) -> TrainingJob | None:
@@ -62,9 +66,7 @@ class JobManager:
         if cached is None:
             cached = load_mnist(source)
             with self._lock:
-                if len(self._data) >= MAX_CACHED_SOURCES:
-                    self._data.pop(next(iter(self._data)))
-                self._data[source] = cached
+                _remember(self._data, source, cached, MAX_CACHED_SOURCES)
         # The arrays are shared; the reason is this request's own (auto's "offline — ..." and so on).
         return dataclasses.replace(cached, reason=reason)
 
@@ -78,15 +80,38 @@ class JobManager:
         path = Path(path)
         with self._lock:
             if path not in self._predictors:
-                self._predictors[path] = Predictor(load_keras_model(path))
+                _remember(self._predictors, path, Predictor(load_keras_model(path)), MAX_CACHED_RUNS)
             return self._predictors[path]
+
+    def has_model(self) -> bool:
+        """Whether a drawing could be answered, decided without loading TensorFlow."""
+        job = self._job
+        if job is not None and job.predictor is not None and job.snapshot().status != Status.FAILED:
+            return True
+        return any(run.has_model and run.summary for run in self.runs())
 
     def answering_predictor(self) -> Predictor | None:
         """The current job's model (live while it trains), else the newest saved run's, else None."""
-        from mlpdash.training import Status
-
         job = self._job
         if job is not None and job.predictor is not None and job.snapshot().status != Status.FAILED:
             return job.predictor
         latest = next((run for run in self.runs() if run.has_model and run.summary), None)
         return self.predictor_for_run(latest.path) if latest else None
+
+    def saved_run(self, path: Path) -> SavedRun:
+        """A run folder read back once (its weight snapshots are megabytes); RunError if damaged."""
+        path = Path(path)
+        with self._lock:
+            cached = self._saved.get(path)
+        if cached is None:
+            cached = load_run(path)
+            with self._lock:
+                _remember(self._saved, path, cached, MAX_CACHED_RUNS)
+        return cached
+
+
+def _remember(cache: dict, key: object, value: object, limit: int) -> None:
+    """Insert, dropping the oldest entries beyond `limit` (dicts keep insertion order)."""
+    cache[key] = value
+    while len(cache) > limit:
+        cache.pop(next(iter(cache)))

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import keras
 import numpy as np
-import tensorflow as tf
 from PIL import Image
 
-from mlpdash.model import IMAGE_SIZE
-from mlpdash.preprocess import canvas_to_mnist
+from mlpdash.preprocess import MNIST_SIDE, canvas_to_mnist
+
+if TYPE_CHECKING:
+    import keras
 
 # PIL's own decompression-bomb guard only warns below ~179 Mpx; refuse far earlier with a clear message.
 MAX_IMAGE_PIXELS = 40_000_000
@@ -27,24 +28,26 @@ class Predictor:
     """Probabilities and logits of a Keras model, callable from any thread while it trains."""
 
     def __init__(self, model: keras.Model) -> None:
+        import tensorflow as tf  # only a model needs it: the page imports this module before any
+
         self.model = model
+        self._tf = tf
         self._logits = tf.function(
             lambda x: model(x, training=False),
-            input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE], tf.float32)],
+            input_signature=[tf.TensorSpec([None, MNIST_SIDE, MNIST_SIDE], tf.float32)],
         )
 
     def logits(self, images: np.ndarray) -> np.ndarray:
         """float32 [N, 10] for float32 images [N, 28, 28] in [0, 1], evaluated in batches."""
         images = np.asarray(images, dtype=np.float32)
         parts = [
-            self._logits(tf.constant(images[i : i + EVAL_BATCH])).numpy()
+            self._logits(self._tf.constant(images[i : i + EVAL_BATCH])).numpy()
             for i in range(0, len(images), EVAL_BATCH)
         ]
         return np.concatenate(parts) if parts else np.zeros((0, 10), np.float32)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        logits = self.logits(images)
-        return tf.nn.softmax(logits).numpy()
+        return self._tf.nn.softmax(self.logits(images)).numpy()
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import numpy as np
 
 from mlpdash.config import TrainConfig
 from mlpdash.runs import SavedRun
-from mlpdash.training import Snapshot, Status
+from mlpdash.progress import Snapshot, Status
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mlpdash.config import TrainConfig, parse_hidden, problems
+from mlpdash.config import TrainConfig, config_from_form, parse_hidden, problems
 
 
 def test_defaults_are_the_tutorial_recipe_with_cosine_decay():
@@ -80,3 +80,12 @@ def test_parse_hidden(text, expected):
 def test_parse_hidden_rejects_garbage(text):
     with pytest.raises(ValueError, match="comma-separated positive integers"):
         parse_hidden(text)
+
+
+def test_config_from_form_collects_every_problem_per_field():
+    config, found = config_from_form({"hidden": "700,abc", "epochs": 0, "learning_rate": 0.01})
+    assert config is None
+    assert set(found) == {"hidden", "epochs"}
+    assert "comma-separated" in found["hidden"]
+    config, found = config_from_form({"hidden": "64, 32", "epochs": 3, "dropout": 0.2})
+    assert found == {} and config == TrainConfig(hidden=(64, 32), epochs=3, dropout=0.2)

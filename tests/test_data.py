@@ -188,7 +188,7 @@ def test_idx_source_gives_the_standard_split(tiny_idx_dir):
     assert all(getattr(splits, key).dtype == np.uint8 for key in data.SPLIT_KEYS)
     assert splits.source == f"idx:{tiny_idx_dir.resolve()}"
     assert splits.description == f"full MNIST from IDX files in {tiny_idx_dir.resolve()}"
-    assert splits.reason.startswith("requested")
+    assert splits.reason.endswith(", as chosen")
 
 
 def test_splits_are_immutable(tiny_idx_dir):
@@ -367,7 +367,7 @@ def test_unknown_spec_lists_the_valid_forms(spec):
 def test_valid_specs_validate_cheaply_and_case_insensitively(tiny_idx_dir):
     for spec in ("tfds", "SAMPLE", " auto ", f"IDX:{tiny_idx_dir}"):
         validate_source(spec)
-    assert resolve_source("Sample") == ("sample", "requested — bundled 10,000-digit MNIST sample")
+    assert resolve_source("Sample") == ("sample", "bundled 10,000-digit MNIST sample, as chosen")
 
 
 # -------------------------------------------------------------- full MNIST

@@ -1,0 +1,41 @@
+"""mlpdash: watch a multilayer perceptron learn MNIST, live. Run with `streamlit run app.py`.
+
+This file only lays the page out; the panels are in mlpdash/ui and everything they show is computed
+by the headless mlpdash modules.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from mlpdash.ui import get_manager
+from mlpdash.ui.drawing import drawing_ui
+from mlpdash.ui.panels import confusion_ui, live_ui, runs_ui, weights_ui
+from mlpdash.ui.sidebar import controls_ui, data_ui, settings_ui
+
+
+def main() -> None:
+    st.set_page_config(page_title="mlpdash — MLP on MNIST", page_icon="🔢", layout="wide")
+    manager = get_manager()
+    with st.sidebar:
+        st.header("Setup")
+        spec, data_problem = data_ui()
+        config, _ = settings_ui()
+        controls_ui(manager, None if data_problem else spec, config)
+    st.title("mlpdash")
+    st.caption("A multilayer perceptron learning handwritten digits (MNIST), live.")
+    training_col, drawing_col = st.columns([3, 2], gap="large")
+    with training_col:
+        live_ui(manager)
+    with drawing_col:
+        drawing_ui(manager)
+    confusion_tab, weights_tab, runs_tab = st.tabs(["Confusion matrix", "First-layer weights", "Runs"])
+    with confusion_tab:
+        confusion_ui(manager)
+    with weights_tab:
+        weights_ui(manager)
+    with runs_tab:
+        runs_ui(manager)
+
+
+main()

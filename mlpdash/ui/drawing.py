@@ -1,0 +1,90 @@
+"""Draw a digit: a canvas, and what the current model thinks it is.
+
+The canvas lives in a fragment, so a stroke reruns only this panel, never the training charts. Its
+widget has no clear-from-Python: Clear gives it a new key (inside a container whose key stays
+`canvas`, which is what tests and styles find it by).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+from streamlit_drawable_canvas import st_canvas
+
+from mlpdash import figures
+from mlpdash.jobs import JobManager
+from mlpdash.predict import Prediction, predict_drawing
+from mlpdash.preprocess import canvas_to_mnist
+from mlpdash.runs import RunError
+
+CANVAS_SIZE = 280
+DEFAULT_STROKE = 18
+
+
+def drawing_ui(manager: JobManager) -> None:
+    @st.fragment
+    def drawing() -> None:
+        st.subheader("Draw a digit")
+        generation = st.session_state.setdefault("canvas_generation", 0)
+        stroke = st.slider("Stroke width", 6, 40, DEFAULT_STROKE, key="stroke_width")
+        with st.container(key="canvas"):
+            result = st_canvas(
+                stroke_width=stroke,
+                stroke_color="#FFFFFF",
+                background_color="#000000",
+                height=CANVAS_SIZE,
+                width=CANVAS_SIZE,
+                drawing_mode="freedraw",
+                update_streamlit=True,
+                return_image_data=True,
+                key=f"canvas_{generation}",
+            )
+        if st.button("Clear", key="clear_canvas"):
+            st.session_state["canvas_generation"] = generation + 1
+            st.rerun(scope="fragment")
+        st.caption("Draw large or small, anywhere: the drawing is cropped and centred as MNIST digits "
+                   "were. (Start strokes below the toolbar in the top-right corner.)")
+        _prediction_ui(manager, None if result is None else result.image_data)
+
+    drawing()
+
+
+def _prediction_ui(manager: JobManager, drawing: np.ndarray | None) -> None:
+    with st.container(key="prediction"):
+        prediction = _predict(manager, drawing)
+        if prediction is None:
+            return
+        text_col, digit_col = st.columns([3, 2])
+        with text_col:
+            if prediction.digit is None:
+                st.markdown("**Draw a digit** on the canvas to see what the model thinks.")
+            else:
+                st.markdown(f"### Prediction: {prediction.digit}")
+                st.caption(f"{prediction.confidence:.1%} confident")
+        with digit_col:
+            st.plotly_chart(figures.digit_figure(prediction.image), key="digit_chart", theme=None)
+        st.plotly_chart(figures.probabilities_figure(prediction.probabilities), key="probabilities_chart",
+                        theme=None)
+
+
+def _predict(manager: JobManager, drawing: np.ndarray | None) -> Prediction | None:
+    """The answer for the drawing; None (with a message shown) when there is no model to ask."""
+    if not manager.has_model():
+        st.info("Train a model first: the prediction uses the current model, even mid-training.",
+                icon=":material/info:")
+        return None
+    if drawing is None or canvas_to_mnist(drawing) is None:
+        return Prediction(None, None, None)  # no model needed, so no TensorFlow before a stroke
+    try:
+        return predict_drawing(_predictor(manager), drawing)
+    except RunError as err:
+        st.error(f"The saved model cannot be loaded: {err}", icon=":material/warning:")
+        return None
+
+
+def _predictor(manager: JobManager):
+    """The run picked under Runs, else the current job's live model, else the newest saved one."""
+    picked = st.session_state.get("view_run")
+    if picked:
+        return manager.predictor_for_run(picked)
+    return manager.answering_predictor()

@@ -1,0 +1,188 @@
+"""Main-area panels: live training, confusion matrix, first-layer weights and saved runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from mlpdash import figures
+from mlpdash.jobs import JobManager
+from mlpdash.runs import RunError
+from mlpdash.progress import Status
+from mlpdash.ui import job_active, refresh_every, rerun_if_changed
+from mlpdash.views import RunView, status_line, view_of_run, view_of_snapshot
+
+def current_view(manager: JobManager) -> RunView | None:
+    """The run the panels show: the one picked under Runs, else the current job, else the newest."""
+    picked = st.session_state.get("view_run")
+    if picked:
+        try:
+            return view_of_run(manager.saved_run(picked))
+        except RunError as err:
+            st.session_state["view_run"] = None
+            st.error(f"Cannot show that run: {err}", icon=":material/warning:")
+    job = manager.job
+    if job is not None:
+        return view_of_snapshot(job.snapshot())
+    latest = next((run for run in manager.runs() if run.summary), None)
+    if latest is None:
+        return None
+    try:
+        return view_of_run(manager.saved_run(latest.path))
+    except RunError:
+        return None
+
+
+def live_ui(manager: JobManager) -> None:
+    """Status line, progress, and the loss and accuracy charts, refreshed every second in training."""
+    was_active = job_active(manager)
+
+    @st.fragment(run_every=refresh_every(was_active))
+    def live() -> None:
+        rerun_if_changed(manager, was_active)
+        job = manager.job
+        snap = job.snapshot() if job else None
+        with st.container(key="status"):
+            line = status_line(snap)
+            if snap is not None and snap.status == Status.FAILED:
+                st.error(line, icon=":material/error:")
+            else:
+                st.markdown(f"**{line}**")
+            if snap is not None and snap.data_reason:
+                st.caption(f"Data: {snap.data_reason}")
+        if snap is not None and snap.status.active:
+            st.progress(snap.progress)
+        view = current_view(manager)
+        if view is not None and view.test_accuracy is not None:
+            _result_metrics(view)
+        with st.container(key="live_charts"):
+            _charts(view)
+
+    live()
+
+
+def _result_metrics(view: RunView) -> None:
+    accuracy, loss, epochs = st.columns(3)
+    accuracy.metric("Test accuracy", f"{view.test_accuracy:.4f}")
+    loss.metric("Test loss", f"{view.test_loss:.4f}")
+    epochs.metric("Epochs", f"{len(view.history)} of {view.config.epochs}")
+    if view.title != "Current run":
+        st.caption(f"Showing {view.title} ({view.config.architecture}); pick another under Runs.")
+
+
+def _charts(view: RunView | None) -> None:
+    history = view.history if view else ()
+    batch_loss = view.batch_loss if view else None
+    loss_col, accuracy_col = st.columns(2)
+    with loss_col:
+        st.plotly_chart(figures.loss_figure(history, batch_loss, view.batches_per_epoch if view else 0),
+                        key="loss_chart", theme=None)
+    with accuracy_col:
+        st.plotly_chart(figures.accuracy_figure(history), key="accuracy_chart", theme=None)
+
+
+def confusion_ui(manager: JobManager) -> None:
+    was_active = job_active(manager)
+
+    @st.fragment(run_every=refresh_every(was_active))
+    def confusion() -> None:
+        rerun_if_changed(manager, was_active)
+        view = current_view(manager)
+        if view is None or view.confusion is None:
+            st.info("The confusion matrix appears when a run has been tested (at its end).", icon=":material/info:")
+            return
+        matrix_col, class_col = st.columns([3, 2])
+        with matrix_col:
+            st.plotly_chart(figures.confusion_figure(view.confusion), key="confusion_chart", theme=None)
+        with class_col:
+            st.plotly_chart(figures.per_class_figure(view.per_class_accuracy), key="per_class_chart",
+                            theme=None)
+        st.caption("Rows are the true digit, columns the prediction; each row sums to 1. "
+                   "Hover a cell for its count.")
+
+    confusion()
+
+
+def weights_ui(manager: JobManager) -> None:
+    was_active = job_active(manager)
+
+    @st.fragment(run_every=refresh_every(was_active))
+    def weights() -> None:
+        rerun_if_changed(manager, was_active)
+        view = current_view(manager)
+        if view is None or view.kernel is None:
+            st.info("The first-layer weights appear once a model is built.", icon=":material/info:")
+            return
+        kernel = view.kernel
+        units = kernel.shape[1]
+        value_range = figures.weight_range(kernel)
+        _take_clicked_unit(units)
+        grid_col, unit_col = st.columns([3, 1])
+        with grid_col:
+            when = "initial weights" if view.kernel_epoch == 0 else f"after epoch {view.kernel_epoch}"
+            st.caption(f"{units} units of the first layer ({when}): red pulls a unit up where the "
+                       "digit has ink, blue pushes it down. Click a unit to enlarge it.")
+            st.plotly_chart(figures.weights_grid_figure(kernel, value_range=value_range),
+                            key="weights_grid", theme=None, on_select="rerun", selection_mode=("points",))
+        with unit_col:
+            unit = st.number_input("Unit", min_value=0, max_value=units - 1, step=1, key="weights_unit")
+            st.plotly_chart(figures.unit_figure(kernel, int(unit), value_range=value_range),
+                            key="unit_chart", theme=None)
+
+    weights()
+
+
+def _take_clicked_unit(units: int) -> None:
+    """A click on the grid picks the unit shown large (the number input stays the one source)."""
+    state = st.session_state.get("weights_grid")
+    points = (state or {}).get("selection", {}).get("points", []) if isinstance(state, dict) else []
+    if not points and state is not None and hasattr(state, "selection"):
+        points = state.selection.get("points", [])
+    clicked = [p.get("customdata") for p in points if p.get("customdata") is not None]
+    if clicked:
+        unit = int(np.ravel(clicked[0])[0])
+        if 0 <= unit < units and unit != st.session_state.get("weights_clicked"):
+            st.session_state["weights_clicked"] = unit
+            st.session_state["weights_unit"] = unit
+    st.session_state.setdefault("weights_unit", 0)
+    if st.session_state["weights_unit"] >= units:  # a narrower model than the last one shown
+        st.session_state["weights_unit"] = 0
+
+
+def runs_ui(manager: JobManager) -> None:
+    runs = manager.runs()
+    if not runs:
+        st.info("No saved runs yet. Every run, finished or stopped, is saved under "
+                f"`{manager.runs_dir}`.", icon=":material/info:")
+        return
+    rows = [_run_row(run) for run in runs]
+    event = st.dataframe(rows, key="runs_table", on_select="rerun", selection_mode="single-row",
+                         hide_index=True, width="stretch")
+    picked = event.selection.rows if event is not None else []
+    if picked:
+        run = runs[picked[0]]
+        if run.status in ("corrupt", "failed", "incomplete"):
+            st.warning(f"{run.run_id} cannot be shown: {run.error or run.status}", icon=":material/warning:")
+        elif st.session_state.get("view_run") != str(run.path):
+            st.session_state["view_run"] = str(run.path)
+            st.rerun()
+    if st.session_state.get("view_run"):
+        if st.button("Back to the current run", key="view_current"):
+            st.session_state["view_run"] = None
+            st.rerun()
+    st.caption("Select a row to load that run's curves, confusion matrix, weights and model.")
+
+
+def _run_row(run) -> dict[str, object]:
+    summary = run.summary or {}
+    config = run.config
+    accuracy = summary.get("test_accuracy")
+    return {
+        "run": run.run_id,
+        "status": run.status,
+        "model": config.architecture if config else "—",
+        "epochs": f"{summary.get('epochs_completed', '—')}/{config.epochs}" if config else "—",
+        "test accuracy": f"{accuracy:.4f}" if accuracy is not None else "—",
+        "data": run.data_source or "—",
+        "note": run.error or "",
+    }

@@ -1,0 +1,151 @@
+"""Sidebar: the data source, the model and training settings, and the Start/Pause/Stop controls."""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from mlpdash.config import ACTIVATIONS, LR_SCHEDULES, OPTIMIZERS, TrainConfig, config_from_form
+from mlpdash.data import ENV_VAR, DataError, resolve_source
+from mlpdash.jobs import JobBusyError, JobManager
+from mlpdash.progress import Status
+from mlpdash.ui import job_active, refresh_every, rerun_if_changed
+
+DATA_KINDS = {
+    "auto": "Automatic (best available)",
+    "sample": "Bundled sample (10,000 digits, offline)",
+    "idx": "IDX files in a folder",
+    "tfds": "TensorFlow Datasets (downloads once)",
+    "keras": "Existing Keras cache",
+}
+DEFAULTS = TrainConfig()
+
+
+def _default_data() -> tuple[str, str]:
+    """(kind, idx folder) from $MLPDASH_DATA, so the page starts where the CLI would."""
+    env = os.environ.get(ENV_VAR, "").strip()
+    kind, _, folder = env.partition(":")
+    if kind.lower() == "idx":
+        return "idx", folder
+    return (env.lower() if env.lower() in DATA_KINDS else "auto"), ""
+
+
+@st.cache_data(ttl=60, show_spinner=False)
+def _resolve(spec: str) -> tuple[str | None, str]:
+    """(source, reason) or (None, error); cached because `auto` may probe the network for 2 s."""
+    try:
+        return resolve_source(spec)
+    except DataError as err:
+        return None, str(err)
+
+
+def data_ui() -> tuple[str | None, str | None]:
+    """The data source spec and, when it cannot be used, why."""
+    kind_default, folder_default = _default_data()
+    kind = st.selectbox("Data", list(DATA_KINDS), index=list(DATA_KINDS).index(kind_default),
+                        format_func=DATA_KINDS.get, key="data_kind")
+    spec = kind
+    if kind == "idx":
+        folder = st.text_input("IDX folder", value=folder_default or "../shared/data/mnist",
+                               key="idx_folder", help="The folder with the four MNIST IDX files")
+        spec = f"idx:{folder}"
+    source, reason = _resolve(spec)
+    if source is None:
+        st.error(reason, icon=":material/warning:")
+        return spec, reason
+    st.caption(f"Uses: {reason}")
+    return spec, None
+
+
+def settings_ui() -> tuple[TrainConfig | None, dict[str, str]]:
+    """The model and training settings, each problem shown under its widget."""
+    values: dict[str, object] = {}
+    errors: dict[str, st.delta_generator.DeltaGenerator] = {}
+
+    def field(name: str, widget) -> None:
+        values[name] = widget
+        errors[name] = st.empty()
+
+    field("hidden", st.text_input("Hidden layers", value=",".join(map(str, DEFAULTS.hidden)), key="hidden",
+                                  help="Units per hidden layer, e.g. 700,500; 0 for the linear classifier"))
+    field("activation", st.selectbox("Activation", ACTIVATIONS, key="activation"))
+    field("optimizer", st.selectbox("Optimizer", OPTIMIZERS, key="optimizer",
+                                    help="adam, or sgd with momentum 0.9"))
+    field("learning_rate", st.number_input("Learning rate", value=DEFAULTS.learning_rate, step=1e-4,
+                                           format="%.4f", key="learning_rate"))
+    field("lr_schedule", st.selectbox("Learning-rate schedule", LR_SCHEDULES, key="lr_schedule",
+                                      help="cosine decays the rate to 0 over the run; constant is the tutorial"))
+    left, right = st.columns(2)
+    with left:
+        field("batch_size", st.number_input("Batch size", value=DEFAULTS.batch_size, step=1, key="batch_size"))
+    with right:
+        field("epochs", st.number_input("Epochs", value=DEFAULTS.epochs, step=1, key="epochs"))
+    left, right = st.columns(2)
+    with left:
+        field("dropout", st.number_input("Dropout", value=DEFAULTS.dropout, step=0.05, format="%.2f",
+                                         key="dropout"))
+    with right:
+        field("seed", st.number_input("Seed", value=DEFAULTS.seed, step=1, key="seed"))
+    config, problems = config_from_form(values)
+    for name, message in problems.items():
+        errors[name].error(message, icon=":material/warning:")
+    return config, problems
+
+
+def controls_ui(manager: JobManager, spec: str | None, config: TrainConfig | None) -> None:
+    """Start, Pause/Resume and Stop, kept in step with the job by a polling fragment."""
+    was_active = job_active(manager)
+
+    @st.fragment(run_every=refresh_every(was_active))
+    def controls() -> None:
+        rerun_if_changed(manager, was_active)
+        job = manager.job
+        status = job.snapshot().status if job else Status.IDLE
+        start = st.button("Start training", key="start_training", type="primary", width="stretch",
+                          icon=":material/play_arrow:",
+                          disabled=config is None or spec is None or status.active)
+        pause_col, stop_col = st.columns(2)
+        paused = status == Status.PAUSED
+        # Callbacks run before the fragment redraws, so the buttons show the state they caused.
+        with pause_col:
+            st.button("Resume" if paused else "Pause", key="pause_training", width="stretch",
+                      icon=":material/play_arrow:" if paused else ":material/pause:",
+                      disabled=status not in (Status.TRAINING, Status.PAUSED),
+                      on_click=_toggle_pause, args=(manager,))
+        with stop_col:
+            st.button("Stop", key="stop_training", width="stretch", icon=":material/stop:",
+                      disabled=status not in (Status.LOADING_DATA, Status.TRAINING, Status.PAUSED),
+                      on_click=_stop, args=(manager,))
+        if start:
+            _start(manager, spec, config)
+        if status.active:
+            st.caption("A run is in progress: one trains at a time. Stop it to start another.")
+        elif config is None:
+            st.caption("Fix the settings marked above to start.")
+
+    controls()
+
+
+def _toggle_pause(manager: JobManager) -> None:
+    # The job at click time, which another tab may have replaced since this one was drawn.
+    job = manager.job
+    if job is not None and not job.resume():
+        job.pause()
+
+
+def _stop(manager: JobManager) -> None:
+    if manager.job is not None:
+        manager.job.stop()
+
+
+def _start(manager: JobManager, spec: str | None, config: TrainConfig | None) -> None:
+    if config is None or spec is None:
+        return
+    try:
+        manager.start(config, spec)
+    except JobBusyError as err:
+        st.warning(str(err), icon=":material/hourglass_top:")
+        return
+    st.session_state["view_run"] = None  # show the new run, not an old one picked before
+    st.rerun(scope="app")

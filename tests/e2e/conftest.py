@@ -1,0 +1,210 @@
+"""Browser fixtures: one Streamlit server for the module, Debian's Chromium, a wide page.
+
+The server runs the real app on the bundled sample (MLPDASH_DATA=sample) with its runs in a temporary
+folder, on a free port; its output goes to a file that is printed when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
+CHROMIUM = os.environ.get("MLPDASH_CHROMIUM", "/usr/lib/chromium/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+# Importing TensorFlow alone takes 5 s here; a loaded 2-core machine may be far slower.
+SERVER_START_TIMEOUT_S = 120
+VIEWPORT = {"width": 1400, "height": 1000}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"streamlit not healthy after {SERVER_START_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Remember each phase's outcome on the item, so fixtures can tell whether a test failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+@pytest.fixture(scope="session")
+def server_log(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("streamlit") / "server.log"
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory, server_log: Path):
+    """The URL of a Streamlit server running app.py on the sample, killed at the end."""
+    port = _free_port()
+    runs_dir = tmp_path_factory.mktemp("runs")
+    env = dict(os.environ, MLPDASH_DATA="sample", MLPDASH_RUNS=str(runs_dir),
+               TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.port", str(port),
+        "--server.address", "127.0.0.1",
+        "--server.headless", "true",
+        "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false",
+    ]
+    url = f"http://127.0.0.1:{port}"
+    with open(server_log, "wb") as log:
+        proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_healthy(url, proc, server_log)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Browser:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture
+def context(browser: Browser) -> BrowserContext:
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True)
+    # Streamlit saves a dataframe's CSV through the File System Access picker where the browser has one;
+    # without it, it falls back to a plain download that Playwright can catch.
+    context.add_init_script("delete window.showSaveFilePicker;")
+    try:
+        yield context
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext, app_url: str, server_log: Path, request) -> Page:
+    """A fresh tab on the app, waited on until the first script run has finished.
+
+    Afterwards: on failure a screenshot, the browser's page errors and the server log tail; always,
+    any run still going is stopped, so the next test starts from an idle server.
+    """
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    open_app(page, app_url)
+    yield page
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        try:
+            full_page_screenshot(page, SCREENSHOTS / f"FAILED-{request.node.name}.png")
+        except Exception:  # noqa: BLE001 - a failure shot must never hide the real failure
+            pass
+        print(f"\n--- browser page errors: {errors or 'none'}")
+        print(f"--- streamlit server log (tail) {server_log}:\n{server_log.read_text()[-6000:]}")
+    stop_any_run(context, app_url)
+
+
+@pytest.fixture(scope="session")
+def screenshot():
+    """shot(page, name): a full-page PNG under artifacts/screenshots/."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def shot(page: Page, name: str) -> Path:
+        path = SCREENSHOTS / f"{name}.png"
+        full_page_screenshot(page, path)
+        return path
+
+    return shot
+
+
+def open_app(page: Page, url: str) -> None:
+    """Go to the app and wait until Streamlit has drawn the page and finished its script run."""
+    page.goto(url, wait_until="domcontentloaded")
+    wait_for_app(page)
+
+
+def wait_for_app(page: Page, timeout_ms: float = 90_000) -> None:
+    page.locator("[data-testid='stApp']").wait_for(timeout=timeout_ms)
+    page.locator(".st-key-status").wait_for(timeout=timeout_ms)
+    page.locator("[data-test-script-state='notRunning']").wait_for(state="attached", timeout=timeout_ms)
+
+
+ACTIVE_STATUS = re.compile(r"^(Loading data|Training|Paused|Stopping|Evaluating)")
+
+
+def stop_any_run(context: BrowserContext, url: str, timeout_ms: float = 180_000) -> None:
+    """Stop the server's run if one is going, from a fresh tab, and wait until Start is enabled again."""
+    page = context.new_page()
+    try:
+        open_app(page, url)
+        status = page.locator(".st-key-status")
+        stop = page.locator(".st-key-stop_training button")
+        if ACTIVE_STATUS.search(status.inner_text()) and stop.is_enabled():
+            stop.click()
+        expect(status).not_to_contain_text(ACTIVE_STATUS, timeout=timeout_ms)
+        expect(page.locator(".st-key-start_training button")).to_be_enabled(timeout=timeout_ms)
+    finally:
+        page.close()
+
+
+def full_page_screenshot(page: Page, path: Path) -> None:
+    """Streamlit scrolls inside its main block, so Playwright's full_page stops at the viewport:
+    grow the viewport to the content's height for the shot, then put it back."""
+    size = page.viewport_size or VIEWPORT
+    height = page.evaluate("""() => {
+        const main = document.querySelector('[data-testid="stMain"]');
+        const side = document.querySelector('[data-testid="stSidebarContent"]');
+        return Math.max(main ? main.scrollHeight : 0, side ? side.scrollHeight : 0,
+                        document.documentElement.scrollHeight);
+    }""")
+    tall = min(max(int(height), size["height"]), 6000)
+    if tall > size["height"]:
+        page.set_viewport_size({"width": size["width"], "height": tall})
+        page.wait_for_timeout(400)  # Plotly re-lays out on resize
+    try:
+        page.screenshot(path=str(path))
+    finally:
+        if tall > size["height"]:
+            page.set_viewport_size(size)

@@ -1,0 +1,371 @@
+"""The dashboard in a real browser: first view, a short run, drawing, stop, reload, settings.
+
+All tests share one server (see conftest.py). A run belongs to the server, not to a tab, so every test
+leaves it idle: the `page` fixture stops any run still going when a test ends. Screenshots of the main
+states land in artifacts/screenshots/.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+
+from playwright.sync_api import Page, expect
+
+from conftest import open_app, wait_for_app
+
+# A loaded 2-core machine with a browser open trains the sample far slower than the CLI does.
+START_TIMEOUT_MS = 120_000
+RUN_TIMEOUT_MS = 240_000
+STOP_TIMEOUT_MS = 120_000
+ADVANCE_TIMEOUT_S = 90
+LONG_RUN_EPOCHS = 50
+BATCHES_PER_EPOCH = 47  # 6,000 sample training digits in batches of 128
+
+TRAINING = re.compile(r"^Training — epoch (\d+)/(\d+), batch (\d+)/(\d+)")
+FINISHED = re.compile(r"^Finished — test accuracy 0\.\d{4}, test loss \d+\.\d{4}")
+STOPPED = re.compile(r"^Stopped after (\d+) of (\d+) epochs — test accuracy 0\.\d{4}")
+PREDICTION = re.compile(r"Prediction: (\d)\b")
+
+
+# --- page helpers ----------------------------------------------------------------------------------
+
+def status(page: Page):
+    return page.locator(".st-key-status")
+
+
+def status_text(page: Page) -> str:
+    return status(page).inner_text().strip()
+
+
+def button(page: Page, key: str):
+    return page.locator(f".st-key-{key} button")
+
+
+def settle(page: Page) -> None:
+    """Wait for the rerun a widget change has just triggered to finish."""
+    try:
+        page.locator("[data-test-script-state='running']").wait_for(state="attached", timeout=2_000)
+    except Exception:  # noqa: BLE001 - a fast rerun may be over before we look
+        pass
+    page.locator("[data-test-script-state='notRunning']").wait_for(state="attached", timeout=60_000)
+
+
+def set_input(page: Page, key: str, value: str) -> None:
+    field = page.locator(f".st-key-{key} input")
+    field.fill(value)
+    field.press("Enter")
+    expect(field).to_have_value(value)
+    settle(page)
+
+
+def batches_done(text: str) -> int | None:
+    """Batches trained so far over the whole run, read from a 'Training — epoch e/E, batch b/B' line."""
+    match = TRAINING.search(text)
+    if match is None:
+        return None
+    epoch, _, batch, per_epoch = map(int, match.groups())
+    return (epoch - 1) * per_epoch + batch
+
+
+def start_run(page: Page, epochs: int) -> int:
+    """Start a run of `epochs` and wait until it trains; returns the batch counter first seen."""
+    set_input(page, "epochs", str(epochs))
+    start = button(page, "start_training")
+    expect(start).to_be_enabled()
+    start.click()
+    expect(status(page)).to_contain_text(re.compile(r"^(Loading data|Training)"), timeout=START_TIMEOUT_MS)
+    expect(status(page)).to_contain_text(re.compile(rf"^Training — epoch \d+/{epochs}, batch"),
+                                         timeout=START_TIMEOUT_MS)
+    return batches_done(status_text(page)) or 0
+
+
+def wait_counter_past(page: Page, count: int, timeout_s: float = ADVANCE_TIMEOUT_S) -> int:
+    """Poll the status line until the run's batch counter is beyond `count`."""
+    deadline = time.monotonic() + timeout_s
+    seen = []
+    while time.monotonic() < deadline:
+        text = status_text(page)
+        done = batches_done(text)
+        seen.append(text.splitlines()[0])
+        if done is not None and done > count:
+            return done
+        assert not STOPPED.search(text) and not FINISHED.search(text), f"the run ended early: {text}"
+        page.wait_for_timeout(250)
+    raise AssertionError(f"batch counter stayed at or below {count} for {timeout_s} s; last: {seen[-3:]}")
+
+
+def stop_run(page: Page) -> re.Match:
+    stop = button(page, "stop_training")
+    expect(stop).to_be_enabled()
+    stop.click()
+    expect(status(page)).to_contain_text(STOPPED, timeout=STOP_TIMEOUT_MS)
+    return STOPPED.search(status_text(page))
+
+
+def chart_points(page: Page, key: str) -> list[int]:
+    """Points per trace of the Plotly chart with widget key `key`, as the browser drew them."""
+    return page.locator(f".st-key-{key} .js-plotly-plot").evaluate(
+        "plot => (plot.calcdata || []).map(trace => trace.length)")
+
+
+def draw(page: Page, points: list[tuple[float, float]]) -> None:
+    """One stroke through `points`, given as fractions of the visible canvas (x) and its height (y)."""
+    surface = page.locator(".st-key-canvas canvas.upper-canvas")
+    surface.scroll_into_view_if_needed()
+    box = surface.bounding_box()
+    holder = page.locator(".st-key-canvas").bounding_box()
+    assert box is not None and holder is not None
+    width = min(box["width"], holder["x"] + holder["width"] - box["x"])  # the column may clip the canvas
+    # The toolbar covers the top ~30 px: strokes start well below it (callers keep y >= 0.18).
+    xy = [(box["x"] + fx * width, box["y"] + fy * box["height"]) for fx, fy in points]
+    page.mouse.move(*xy[0])
+    page.mouse.down()
+    for x, y in xy[1:]:
+        page.mouse.move(x, y, steps=6)
+    page.mouse.up()
+
+
+ONE = [(0.5, 0.18), (0.5, 0.4), (0.5, 0.65), (0.5, 0.88)]
+
+
+def prediction_of(page: Page, timeout_ms: float = 60_000) -> int:
+    box = page.locator(".st-key-prediction")
+    expect(box).to_contain_text(PREDICTION, timeout=timeout_ms)
+    return int(PREDICTION.search(box.inner_text()).group(1))
+
+
+def open_tab(page: Page, name: str):
+    tab = page.get_by_role("tab", name=name)
+    tab.click()
+    expect(tab).to_have_attribute("aria-selected", "true")
+    return page.get_by_role("tabpanel").filter(visible=True)
+
+
+def ensure_model(page: Page) -> None:
+    """A model for the canvas to ask: when the server has none yet, train a 2-epoch one."""
+    box = page.locator(".st-key-prediction")
+    expect(box).to_contain_text(re.compile("Draw a digit|Train a model first"))
+    if "Train a model first" in box.inner_text():
+        start_run(page, 2)
+        expect(status(page)).to_contain_text(FINISHED, timeout=RUN_TIMEOUT_MS)
+        expect(box).to_contain_text("Draw a digit", timeout=30_000)
+
+
+def runs_csv(page: Page) -> list[dict[str, str]]:
+    """The Runs table as its own 'Download as CSV' button gives it (the grid itself is a canvas)."""
+    table = page.locator(".st-key-runs_table")
+    table.hover()
+    with page.expect_download() as download:
+        table.get_by_role("button", name="Download as CSV").click()
+    with open(download.value.path(), encoding="utf-8-sig") as handle:
+        return list(csv.DictReader(io.StringIO(handle.read())))
+
+
+# --- tests -----------------------------------------------------------------------------------------
+
+def test_first_view(page: Page, screenshot):
+    expect(page).to_have_title(re.compile("mlpdash"))
+    expect(page.get_by_role("heading", name="mlpdash")).to_be_visible()
+    expect(status(page)).to_contain_text(re.compile(r"^Idle — "))
+    expect(button(page, "start_training")).to_be_enabled()
+    expect(button(page, "pause_training")).to_be_disabled()
+    expect(button(page, "stop_training")).to_be_disabled()
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar).to_contain_text(re.compile(r"bundled [\d,]+-digit MNIST sample"))
+    expect(page.locator(".st-key-epochs input")).to_have_value("10")
+    expect(page.locator(".st-key-hidden input")).to_have_value("700,500")
+    charts = page.locator(".st-key-live_charts .js-plotly-plot")
+    expect(charts).to_have_count(2)
+    expect(page.locator(".st-key-live_charts")).to_contain_text("waiting for the first batch")
+    expect(page.locator(".st-key-canvas canvas.upper-canvas")).to_be_visible()
+    expect(page.locator(".st-key-prediction")).to_contain_text("Train a model first")
+    expect(page.get_by_role("tab")).to_have_text(["Confusion matrix", "First-layer weights", "Runs"])
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    screenshot(page, "01-idle-first-view")
+
+
+def test_invalid_setting_disables_start(page: Page, screenshot):
+    sidebar = page.get_by_test_id("stSidebar")
+    set_input(page, "hidden", "abc")
+    error = sidebar.get_by_test_id("stAlert").filter(has_text="comma-separated")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("comma-separated positive integers")
+    # The message sits under its own field, above the next one.
+    field = page.locator(".st-key-hidden").bounding_box()
+    below = page.locator(".st-key-activation").bounding_box()
+    where = error.bounding_box()
+    assert field["y"] + field["height"] <= where["y"] + 1 and where["y"] + where["height"] <= below["y"] + 1
+    expect(button(page, "start_training")).to_be_disabled()
+    expect(sidebar).to_contain_text("Fix the settings marked above to start.")
+    screenshot(page, "02-invalid-hidden-layers")
+
+    set_input(page, "hidden", "700,500")
+    expect(error).to_have_count(0)
+    expect(button(page, "start_training")).to_be_enabled()
+
+
+def test_short_run_finishes_with_charts(page: Page, screenshot):
+    start_run(page, 2)
+    loss_seen = chart_points(page, "loss_chart")
+    seen_counters = []
+    shot_taken = False
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    while time.monotonic() < deadline:
+        text = status_text(page)
+        if FINISHED.search(text):
+            break
+        assert not text.startswith(("Failed", "Stopped")), text
+        done = batches_done(text)
+        if done is not None:
+            seen_counters.append(done)
+            if not shot_taken and done > 5:
+                screenshot(page, "03-training-in-progress")
+                shot_taken = True
+        page.wait_for_timeout(300)
+    expect(status(page)).to_contain_text(FINISHED, timeout=1_000)
+    assert seen_counters, "never saw a 'Training — epoch …' status"
+    assert seen_counters == sorted(seen_counters), f"the batch counter went backwards: {seen_counters}"
+
+    # The charts grew while the run went on: per-batch loss, then two epochs of training and validation.
+    loss_final = chart_points(page, "loss_chart")
+    accuracy_final = chart_points(page, "accuracy_chart")
+    assert sum(loss_final) > sum(loss_seen), (loss_seen, loss_final)
+    assert len(loss_final) == 3 and loss_final[1:] == [2, 2], loss_final
+    assert loss_final[0] >= 2 * BATCHES_PER_EPOCH - 1, loss_final
+    assert accuracy_final == [2, 2], accuracy_final
+    live = page.locator(".st-key-live_charts")
+    expect(live).to_contain_text("Loss")
+    expect(live).to_contain_text("Accuracy")
+    expect(live).not_to_contain_text("waiting for the first")
+    metrics = page.get_by_test_id("stMetric")
+    expect(metrics.filter(has_text="Test accuracy")).to_contain_text(re.compile(r"0\.\d{4}"))
+    expect(metrics.filter(has_text="Epochs")).to_contain_text("2 of 2")
+    expect(button(page, "start_training")).to_be_enabled()
+    screenshot(page, "04-finished-with-charts")
+
+    panel = open_tab(page, "Confusion matrix")
+    confusion = page.locator(".st-key-confusion_chart .js-plotly-plot")
+    expect(confusion).to_be_visible()
+    assert confusion.evaluate("plot => plot.data.map(trace => trace.type)")[0] == "heatmap"
+    expect(page.locator(".st-key-per_class_chart .js-plotly-plot")).to_be_visible()
+    expect(panel).to_contain_text("Rows are the true digit")
+    panel.scroll_into_view_if_needed()
+    screenshot(page, "05-confusion-tab")
+
+    panel = open_tab(page, "First-layer weights")
+    expect(page.locator(".st-key-weights_grid .js-plotly-plot")).to_be_visible()
+    expect(page.locator(".st-key-unit_chart .js-plotly-plot")).to_be_visible()
+    expect(panel).to_contain_text("700 units of the first layer (after epoch 2)")
+    panel.scroll_into_view_if_needed()
+    screenshot(page, "06-weights-tab")
+
+
+def test_draw_digit_gets_a_prediction(page: Page, screenshot):
+    ensure_model(page)
+    prediction = page.locator(".st-key-prediction")
+    expect(prediction).to_contain_text("Draw a digit")
+    draw(page, ONE)
+    assert prediction_of(page) == 1, prediction.inner_text()
+    expect(prediction).to_contain_text(re.compile(r"\d+\.\d% confident"))
+    screenshot(page, "07-drawn-digit-prediction")
+
+    button(page, "clear_canvas").click()
+    expect(prediction).not_to_contain_text("Prediction:")
+    expect(prediction).to_contain_text("Draw a digit on the canvas")
+
+    # A second digit after Clear is read afresh: a 7 (a bar, then a diagonal down to the left).
+    draw(page, [(0.2, 0.22), (0.5, 0.22), (0.8, 0.22), (0.62, 0.5), (0.45, 0.88)])
+    assert prediction_of(page) == 7, prediction.inner_text()
+
+
+def test_draw_while_training(page: Page, screenshot):
+    first = start_run(page, LONG_RUN_EPOCHS)
+    wait_counter_past(page, first)
+    prediction = page.locator(".st-key-prediction")
+    draw(page, ONE)
+    digit = prediction_of(page)
+    assert 0 <= digit <= 9
+    # The answer came while the run was still going, and the charts kept moving beside the canvas.
+    during = status_text(page)
+    assert TRAINING.search(during) or during.startswith("Paused"), during
+    before = chart_points(page, "loss_chart")
+    counter = batches_done(status_text(page)) or 0
+    wait_counter_past(page, counter)
+    page.wait_for_function(
+        "([sel, n]) => { const p = document.querySelector(sel);"
+        " return p && p.calcdata && p.calcdata[0] && p.calcdata[0].length > n; }",
+        arg=[".st-key-loss_chart .js-plotly-plot", before[0] if before else 0], timeout=60_000)
+    expect(prediction).to_contain_text(PREDICTION)  # the live charts' reruns did not wipe the drawing
+    screenshot(page, "08-draw-while-training")
+    stop_run(page)
+
+
+def test_pause_resume_and_stop(page: Page, screenshot):
+    first = start_run(page, LONG_RUN_EPOCHS)
+    wait_counter_past(page, first)
+    pause = button(page, "pause_training")
+    expect(pause).to_have_text("Pause")
+    pause.click()
+    expect(status(page)).to_contain_text(re.compile(r"^Paused — epoch \d+/50, batch \d+/47"), timeout=60_000)
+    expect(pause).to_have_text("Resume")
+    expect(button(page, "stop_training")).to_be_enabled()
+    screenshot(page, "09-paused")
+    paused_at = batches_done(status_text(page).replace("Paused", "Training", 1))
+    pause.click()
+    expect(status(page)).to_contain_text(TRAINING, timeout=60_000)
+    expect(pause).to_have_text("Pause")
+    wait_counter_past(page, paused_at)
+
+    stopped = stop_run(page)
+    completed, total = map(int, stopped.groups())
+    assert total == LONG_RUN_EPOCHS and completed < total, stopped.group(0)
+    expect(button(page, "start_training")).to_be_enabled()
+    expect(button(page, "stop_training")).to_be_disabled()
+    expect(page.get_by_test_id("stMetric").filter(has_text="Epochs")).to_contain_text(f"{completed} of 50")
+    screenshot(page, "10-stopped")
+
+    open_tab(page, "Runs")
+    rows = runs_csv(page)
+    newest = rows[0]
+    assert "stopped" in newest["status"], rows
+    assert newest["epochs"] == f"{completed}/50", newest
+    assert newest["model"] == "784-700-500-10" and newest["data"] == "sample", newest
+    assert re.fullmatch(r"0\.\d{4}", newest["test accuracy"]), newest
+    # Selecting the row (its checkbox, first column of the first row) loads that run.
+    grid = page.locator(".st-key-runs_table [data-testid='data-grid-canvas']")
+    box = grid.bounding_box()
+    page.mouse.click(box["x"] + 15, box["y"] + 36 + 17)
+    expect(page.get_by_text(f"Showing Run {newest['run']}")).to_be_visible(timeout=30_000)
+    expect(button(page, "view_current")).to_be_visible()
+    page.locator(".st-key-runs_table").scroll_into_view_if_needed()
+    screenshot(page, "11-runs-tab")
+
+
+def test_reload_and_second_tab_follow_the_run(page: Page, screenshot, context, app_url):
+    first = start_run(page, LONG_RUN_EPOCHS)
+    before_reload = wait_counter_past(page, first)
+
+    page.reload(wait_until="domcontentloaded")
+    wait_for_app(page)
+    expect(status(page)).to_contain_text(TRAINING, timeout=60_000)
+    after_reload = batches_done(status_text(page))
+    assert after_reload is not None and after_reload >= before_reload
+    wait_counter_past(page, after_reload)
+    expect(button(page, "stop_training")).to_be_enabled()
+    expect(button(page, "start_training")).to_be_disabled()
+    screenshot(page, "12-reloaded-mid-run")
+
+    other = context.browser.new_context(viewport=page.viewport_size).new_page()
+    try:
+        open_app(other, app_url)
+        expect(status(other)).to_contain_text(TRAINING, timeout=60_000)
+        wait_counter_past(other, batches_done(status_text(other)))
+        screenshot(other, "13-second-tab-mid-run")
+        # Stop from the second tab: the first one follows, since the job is the server's.
+        stop_run(other)
+        expect(status(page)).to_contain_text(STOPPED, timeout=60_000)
+    finally:
+        other.context.close()

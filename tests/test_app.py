@@ -1,0 +1,142 @@
+"""The page's logic with Streamlit's AppTest: the real app.py, real widgets, real (small) training."""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    """A fresh page on a fresh runs folder (the server-wide manager is per runs folder)."""
+    monkeypatch.setenv("MLPDASH_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("MLPDASH_DATA", "sample")
+    return AppTest.from_file(APP, default_timeout=60).run()
+
+
+def status_text(at: AppTest) -> str:
+    return " ".join(m.value for m in at.markdown if m.value.startswith("**")) + " ".join(
+        e.value for e in at.error)
+
+
+def wait_until(at: AppTest, words: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while words not in status_text(at):
+        assert time.monotonic() < deadline, f"never saw {words!r}; last: {status_text(at)!r}"
+        time.sleep(0.3)
+        at.run()
+    assert not at.exception
+
+
+def configure(at: AppTest, hidden: str = "32", epochs: int = 1) -> AppTest:
+    at.text_input(key="hidden").input(hidden)
+    at.number_input(key="epochs").set_value(epochs)
+    return at.run()
+
+
+def test_defaults_are_the_recipe_and_start_is_ready(app):
+    assert not app.exception
+    assert app.text_input(key="hidden").value == "700,500"
+    assert app.selectbox(key="activation").value == "relu"
+    assert app.selectbox(key="optimizer").value == "adam"
+    assert app.number_input(key="learning_rate").value == pytest.approx(1e-3)
+    assert app.selectbox(key="lr_schedule").value == "cosine"
+    assert app.number_input(key="batch_size").value == 128
+    assert app.number_input(key="epochs").value == 10
+    assert app.number_input(key="seed").value == 22
+    assert app.selectbox(key="data_kind").value == "sample"  # from MLPDASH_DATA
+    assert any("bundled 10,000-digit MNIST sample" in c.value for c in app.caption)
+    assert not app.button(key="start_training").disabled
+    assert app.button(key="pause_training").disabled and app.button(key="stop_training").disabled
+    assert "Idle" in status_text(app)
+
+
+@pytest.mark.parametrize(
+    ("key", "kind", "value", "words"),
+    [
+        ("hidden", "text_input", "abc", "comma-separated positive integers"),
+        ("epochs", "number_input", 0, "epochs must be 1 to 1000"),
+        ("learning_rate", "number_input", 0.0, "learning rate must be above 0"),
+        ("dropout", "number_input", 1.0, "dropout must be at least 0 and below 1"),
+    ],
+)
+def test_an_invalid_setting_is_explained_and_blocks_start(app, key, kind, value, words):
+    widget = getattr(app, kind)(key=key)
+    (widget.input(value) if kind == "text_input" else widget.set_value(value)).run()
+    assert [e.value for e in app.error if words in e.value]
+    assert app.button(key="start_training").disabled
+    fixed = "700,500" if kind == "text_input" else {"epochs": 10, "learning_rate": 1e-3, "dropout": 0.0}[key]
+    widget = getattr(app, kind)(key=key)
+    (widget.input(fixed) if kind == "text_input" else widget.set_value(fixed)).run()
+    assert not app.error and not app.button(key="start_training").disabled
+
+
+def test_a_missing_idx_folder_is_explained_and_blocks_start(app):
+    app.selectbox(key="data_kind").set_value("idx").run()
+    app.text_input(key="idx_folder").input("/no/such/mnist").run()
+    assert [e.value for e in app.error if "/no/such/mnist" in e.value]
+    assert app.button(key="start_training").disabled
+
+
+def test_a_short_run_shows_live_charts_then_its_results(app):
+    configure(app, epochs=2)
+    app.button(key="start_training").click().run()
+    assert not app.exception
+    assert app.button(key="start_training").disabled  # one job at a time
+    wait_until(app, "Finished — test accuracy")
+    charts = app.get("plotly_chart")
+    assert len(charts) >= 4  # loss, accuracy, confusion matrix, per-class accuracy (+ weights)
+    assert [m for m in app.metric if m.label == "Test accuracy"]
+    assert not app.button(key="start_training").disabled
+    # The run is listed under Runs.
+    assert "finished" in str(app.dataframe[0].value.to_dict())
+
+
+def test_a_second_start_from_a_stale_tab_is_refused(app, tmp_path, monkeypatch):
+    other_tab = AppTest.from_file(APP, default_timeout=60).run()  # rendered while idle
+    configure(app, epochs=200)
+    app.button(key="start_training").click().run()
+    try:
+        other_tab.button(key="start_training").click().run()  # its Start was drawn enabled
+        assert not other_tab.exception
+        # The click does not start a second job; the tab now shows the running one and says why.
+        assert other_tab.button(key="start_training").disabled
+        assert [c.value for c in other_tab.caption if "one trains at a time" in c.value]
+        assert "Training" in status_text(other_tab) or "Loading" in status_text(other_tab)
+    finally:
+        app.button(key="stop_training").click().run()
+    wait_until(app, "Stopped after")
+
+
+def drawing_state(digit: np.ndarray) -> dict:
+    """What streamlit-drawable-canvas stores for a drawing: its RGBA image as a PNG data URL."""
+    canvas = np.zeros((280, 280, 4), np.uint8)
+    canvas[..., 3] = 255
+    canvas[70:210, 70:210, :3] = np.kron(digit, np.ones((5, 5), np.uint8))[..., None]
+    buffer = io.BytesIO()
+    Image.fromarray(canvas).save(buffer, format="PNG")
+    data = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    return {"drawing": {"raw": {"objects": []}, "data": data}, "backgroundFit": None}
+
+
+def test_a_drawing_is_answered_by_the_trained_model(app, sample_data):
+    prediction_texts = lambda: [m.value for m in app.markdown if "Prediction" in m.value]  # noqa: E731
+    assert any("Train a model first" in i.value for i in app.info)
+    configure(app, hidden="64", epochs=3)
+    app.button(key="start_training").click().run()
+    wait_until(app, "Finished")
+    assert any("Draw a digit" in m.value for m in app.markdown)  # blank canvas: no guess
+    index = int(np.flatnonzero(sample_data.y_test == 7)[0])
+    app.session_state["canvas_0"] = drawing_state(sample_data.x_test[index])
+    app.run()
+    assert not app.exception
+    assert prediction_texts() == ["### Prediction: 7"]

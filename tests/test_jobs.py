@@ -1,0 +1,68 @@
+"""The server-wide job manager: one job at a time, shared data, the model that answers drawings."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlpdash.config import TrainConfig
+from mlpdash.jobs import MAX_CACHED_RUNS, JobBusyError, JobManager
+from mlpdash.progress import Status
+
+QUICK = TrainConfig(hidden=(16,), epochs=1, batch_size=64)
+LONG = TrainConfig(hidden=(16,), epochs=200, batch_size=8)
+
+
+def test_a_second_start_is_refused_while_a_job_runs(tmp_path):
+    manager = JobManager(tmp_path)
+    first = manager.start(LONG, "sample")
+    try:
+        with pytest.raises(JobBusyError, match="already in progress"):
+            manager.start(QUICK, "sample")
+        assert manager.job is first
+    finally:
+        first.stop()
+        first.join(60)
+    assert first.snapshot().status == Status.STOPPED
+    second = manager.start(QUICK, "sample")  # once it has ended, Start works again
+    assert second.join(60) and second.snapshot().status == Status.FINISHED
+
+
+def test_data_is_loaded_once_per_source_with_each_requests_reason(tmp_path, monkeypatch):
+    manager = JobManager(tmp_path)
+    first = manager.load_data("sample")
+    monkeypatch.setenv("MLPDASH_DATA", "sample")
+    again = manager.load_data(None)
+    assert again.x_train is first.x_train  # the same arrays, not a second copy
+    assert first.reason.endswith("as chosen") and again.reason.startswith("MLPDASH_DATA=sample")
+
+
+def test_the_answering_model_is_the_job_then_the_newest_saved_run(tmp_path):
+    manager = JobManager(tmp_path)
+    assert not manager.has_model() and manager.answering_predictor() is None
+    job = manager.start(QUICK, "sample")
+    job.join(60)
+    assert manager.has_model() and manager.answering_predictor() is job.predictor
+    fresh = JobManager(tmp_path)  # a restarted server: no job, but the run on disk
+    assert fresh.has_model()
+    predictor = fresh.answering_predictor()
+    x = np.random.default_rng(0).random((2, 28, 28), dtype=np.float32)
+    np.testing.assert_allclose(predictor.logits(x), job.predictor.logits(x), atol=1e-5)
+    assert fresh.predictor_for_run(job.snapshot().run_dir) is predictor  # loaded once
+
+
+def test_saved_runs_are_read_once_and_the_cache_is_bounded(tmp_path):
+    from mlpdash.runs import RunWriter
+
+    paths = []
+    for _ in range(MAX_CACHED_RUNS + 2):
+        writer = RunWriter(tmp_path, QUICK, "sample")
+        writer.write_summary({"test_accuracy": 0.5, "stopped_early": False})
+        paths.append(writer.path)
+    manager = JobManager(tmp_path)
+    first = manager.saved_run(paths[0])
+    assert manager.saved_run(paths[0]) is first
+    for path in paths[1:]:
+        manager.saved_run(path)
+    assert len(manager._saved) == MAX_CACHED_RUNS
+    assert manager.saved_run(paths[0]) is not first  # dropped, then read again
