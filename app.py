@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from mlpdash.config import TrainConfig
 from mlpdash.ui import get_manager
 from mlpdash.ui.drawing import drawing_ui
 from mlpdash.ui.panels import confusion_ui, live_ui, runs_ui, weights_ui
@@ -20,7 +21,7 @@ def main() -> None:
     with st.sidebar:
         st.header("Setup")
         spec, data_problem = data_ui()
-        config, _ = settings_ui()
+        config, _ = settings_ui(manager.job.config if manager.job else TrainConfig())
         controls_ui(manager, None if data_problem else spec, config)
     st.title("mlpdash")
     st.caption("A multilayer perceptron learning handwritten digits (MNIST), live.")

@@ -29,6 +29,7 @@ class RunView:
     confusion: np.ndarray | None  # int [10, 10] once tested
     per_class_accuracy: list[float | None] | None
     kernel: np.ndarray | None  # the newest first-layer kernel [784, units]
+    initial_kernel: np.ndarray | None  # the same layer before training
     kernel_epoch: int | None
     test_accuracy: float | None
     test_loss: float | None
@@ -49,6 +50,7 @@ def view_of_snapshot(snap: Snapshot) -> RunView:
         confusion=None if report is None else report.confusion,
         per_class_accuracy=per_class,
         kernel=snap.kernels[-1] if snap.kernels else None,
+        initial_kernel=snap.kernels[0] if snap.kernels else None,
         kernel_epoch=snap.kernel_epochs[-1] if snap.kernel_epochs else None,
         test_accuracy=None if report is None else report.accuracy,
         test_loss=None if report is None else report.loss,
@@ -68,6 +70,7 @@ def view_of_run(run: SavedRun) -> RunView:
         confusion=None if confusion is None else np.asarray(confusion, dtype=np.int64),
         per_class_accuracy=summary.get("per_class_accuracy"),
         kernel=None if run.kernels is None else run.kernels[-1],
+        initial_kernel=None if run.kernels is None else run.kernels[0],
         kernel_epoch=None if run.kernel_epochs is None else int(run.kernel_epochs[-1]),
         test_accuracy=summary.get("test_accuracy"),
         test_loss=summary.get("test_loss"),

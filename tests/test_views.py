@@ -74,6 +74,7 @@ def test_views_of_a_snapshot_and_of_a_saved_run_agree(tmp_path):
         np.testing.assert_array_equal(view.confusion, rep.confusion)
         assert view.per_class_accuracy[:2] == [1.0, 1.0]
         assert view.kernel_epoch == 1 and view.kernel.shape == (784, 8) and view.kernel[0, 0] == 1
+        assert view.initial_kernel[0, 0] == 0
         assert view.test_accuracy == pytest.approx(0.8)
     assert live.batch_loss.shape == (5,) and saved.batch_loss is None
     assert saved.title == f"Run {tmp_path.name}"

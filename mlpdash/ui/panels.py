@@ -113,15 +113,19 @@ def weights_ui(manager: JobManager) -> None:
         if view is None or view.kernel is None:
             st.info("The first-layer weights appear once a model is built.", icon=":material/info:")
             return
-        kernel = view.kernel
+        change = st.segmented_control(
+            "Show", ["Weights", "Change since initialisation"], default="Weights", key="weights_mode",
+            help="Training moves the weights only a little from their random start; the change shows "
+                 "what each unit has learned to look for.") == "Change since initialisation"
+        kernel = view.kernel - view.initial_kernel if change else view.kernel
         units = kernel.shape[1]
         value_range = figures.weight_range(kernel)
         _take_clicked_unit(units)
         grid_col, unit_col = st.columns([3, 1])
         with grid_col:
             when = "initial weights" if view.kernel_epoch == 0 else f"after epoch {view.kernel_epoch}"
-            st.caption(f"{units} units of the first layer ({when}): red pulls a unit up where the "
-                       "digit has ink, blue pushes it down. Click a unit to enlarge it.")
+            st.caption(f"{units} units of the first layer ({when}). Red: ink there raises the unit's "
+                       "input; blue: lowers it. Hover to name a unit, click to enlarge it.")
             st.plotly_chart(figures.weights_grid_figure(kernel, value_range=value_range),
                             key="weights_grid", theme=None, on_select="rerun", selection_mode=("points",))
         with unit_col:

@@ -58,8 +58,12 @@ def data_ui() -> tuple[str | None, str | None]:
     return spec, None
 
 
-def settings_ui() -> tuple[TrainConfig | None, dict[str, str]]:
-    """The model and training settings, each problem shown under its widget."""
+def settings_ui(defaults: TrainConfig = DEFAULTS) -> tuple[TrainConfig | None, dict[str, str]]:
+    """The model and training settings, each problem shown under its widget.
+
+    `defaults` fill a new session's widgets: the page passes the running job's config, so that a
+    refresh or a second tab shows the settings of the run it is watching.
+    """
     values: dict[str, object] = {}
     errors: dict[str, st.delta_generator.DeltaGenerator] = {}
 
@@ -67,26 +71,29 @@ def settings_ui() -> tuple[TrainConfig | None, dict[str, str]]:
         values[name] = widget
         errors[name] = st.empty()
 
-    field("hidden", st.text_input("Hidden layers", value=",".join(map(str, DEFAULTS.hidden)), key="hidden",
+    field("hidden", st.text_input("Hidden layers", value=",".join(map(str, defaults.hidden)) or "0", key="hidden",
                                   help="Units per hidden layer, e.g. 700,500; 0 for the linear classifier"))
-    field("activation", st.selectbox("Activation", ACTIVATIONS, key="activation"))
+    field("activation", st.selectbox("Activation", ACTIVATIONS, key="activation",
+                                     index=ACTIVATIONS.index(defaults.activation)))
     field("optimizer", st.selectbox("Optimizer", OPTIMIZERS, key="optimizer",
+                                    index=OPTIMIZERS.index(defaults.optimizer),
                                     help="adam, or sgd with momentum 0.9"))
-    field("learning_rate", st.number_input("Learning rate", value=DEFAULTS.learning_rate, step=1e-4,
+    field("learning_rate", st.number_input("Learning rate", value=defaults.learning_rate, step=1e-4,
                                            format="%.4f", key="learning_rate"))
     field("lr_schedule", st.selectbox("Learning-rate schedule", LR_SCHEDULES, key="lr_schedule",
+                                      index=LR_SCHEDULES.index(defaults.lr_schedule),
                                       help="cosine decays the rate to 0 over the run; constant is the tutorial"))
     left, right = st.columns(2)
     with left:
-        field("batch_size", st.number_input("Batch size", value=DEFAULTS.batch_size, step=1, key="batch_size"))
+        field("batch_size", st.number_input("Batch size", value=defaults.batch_size, step=1, key="batch_size"))
     with right:
-        field("epochs", st.number_input("Epochs", value=DEFAULTS.epochs, step=1, key="epochs"))
+        field("epochs", st.number_input("Epochs", value=defaults.epochs, step=1, key="epochs"))
     left, right = st.columns(2)
     with left:
-        field("dropout", st.number_input("Dropout", value=DEFAULTS.dropout, step=0.05, format="%.2f",
+        field("dropout", st.number_input("Dropout", value=defaults.dropout, step=0.05, format="%.2f",
                                          key="dropout"))
     with right:
-        field("seed", st.number_input("Seed", value=DEFAULTS.seed, step=1, key="seed"))
+        field("seed", st.number_input("Seed", value=defaults.seed, step=1, key="seed"))
     config, problems = config_from_form(values)
     for name, message in problems.items():
         errors[name].error(message, icon=":material/warning:")

@@ -240,7 +240,10 @@ def test_short_run_finishes_with_charts(page: Page, screenshot):
     expect(live).to_contain_text("Loss")
     expect(live).to_contain_text("Accuracy")
     expect(live).not_to_contain_text("waiting for the first")
+    # The end of a run reruns the whole page; until that rerun is over, the metrics' old slots may
+    # linger as faded duplicates.
     metrics = page.get_by_test_id("stMetric")
+    expect(metrics).to_have_count(3, timeout=60_000)
     expect(metrics.filter(has_text="Test accuracy")).to_contain_text(re.compile(r"0\.\d{4}"))
     expect(metrics.filter(has_text="Epochs")).to_contain_text("2 of 2")
     expect(button(page, "start_training")).to_be_enabled()
