@@ -11,7 +11,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from mlpdash.config import TrainConfig
 from mlpdash.data import MnistSplits, load_mnist, resolve_source
@@ -61,12 +62,7 @@ class JobManager:
     def load_data(self, spec: str | None) -> MnistSplits:
         """`load_mnist`, kept per resolved source so that a second run starts at once."""
         source, reason = resolve_source(spec)
-        with self._lock:
-            cached = self._data.get(source)
-        if cached is None:
-            cached = load_mnist(source)
-            with self._lock:
-                _remember(self._data, source, cached, MAX_CACHED_SOURCES)
+        cached = self._cached(self._data, source, lambda: load_mnist(source), MAX_CACHED_SOURCES)
         # The arrays are shared; the reason is this request's own (auto's "offline — ..." and so on).
         return dataclasses.replace(cached, reason=reason)
 
@@ -78,40 +74,44 @@ class JobManager:
         from mlpdash.predict import Predictor
 
         path = Path(path)
-        with self._lock:
-            if path not in self._predictors:
-                _remember(self._predictors, path, Predictor(load_keras_model(path)), MAX_CACHED_RUNS)
-            return self._predictors[path]
+        return self._cached(self._predictors, path, lambda: Predictor(load_keras_model(path)),
+                            MAX_CACHED_RUNS)
 
     def has_model(self) -> bool:
         """Whether a drawing could be answered, decided without loading TensorFlow."""
-        job = self._job
-        if job is not None and job.predictor is not None and job.snapshot().status != Status.FAILED:
-            return True
-        return any(run.has_model and run.summary for run in self.runs())
+        return self._live_predictor() is not None or self._newest_model_run() is not None
 
     def answering_predictor(self) -> Predictor | None:
         """The current job's model (live while it trains), else the newest saved run's, else None."""
-        job = self._job
-        if job is not None and job.predictor is not None and job.snapshot().status != Status.FAILED:
-            return job.predictor
-        latest = next((run for run in self.runs() if run.has_model and run.summary), None)
-        return self.predictor_for_run(latest.path) if latest else None
+        live = self._live_predictor()
+        if live is not None:
+            return live
+        newest = self._newest_model_run()
+        return self.predictor_for_run(newest.path) if newest else None
 
     def saved_run(self, path: Path) -> SavedRun:
         """A run folder read back once (its weight snapshots are megabytes); RunError if damaged."""
         path = Path(path)
+        return self._cached(self._saved, path, lambda: load_run(path), MAX_CACHED_RUNS)
+
+    def _live_predictor(self) -> Predictor | None:
+        job = self._job
+        if job is None or job.snapshot().status == Status.FAILED:
+            return None
+        return job.predictor
+
+    def _newest_model_run(self) -> RunInfo | None:
+        return next((run for run in self.runs() if run.has_model and run.summary), None)
+
+    def _cached(self, cache: dict, key: Any, load: Callable[[], Any], limit: int) -> Any:
+        """`cache[key]`, loading it (outside the lock: loads take seconds) when missing; the oldest
+        entries beyond `limit` are dropped, so a long-lived server does not grow without bound."""
         with self._lock:
-            cached = self._saved.get(path)
-        if cached is None:
-            cached = load_run(path)
-            with self._lock:
-                _remember(self._saved, path, cached, MAX_CACHED_RUNS)
-        return cached
-
-
-def _remember(cache: dict, key: object, value: object, limit: int) -> None:
-    """Insert, dropping the oldest entries beyond `limit` (dicts keep insertion order)."""
-    cache[key] = value
-    while len(cache) > limit:
-        cache.pop(next(iter(cache)))
+            if key in cache:
+                return cache[key]
+        value = load()
+        with self._lock:
+            cache[key] = value
+            while len(cache) > limit:
+                cache.pop(next(iter(cache)))  # dicts keep insertion order: this is the oldest
+        return value

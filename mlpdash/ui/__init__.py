@@ -32,9 +32,9 @@ def job_active(manager: JobManager) -> bool:
     return job is not None and job.snapshot().status.active
 
 
-def refresh_every(active: bool) -> float | None:
+def refresh_every(active: bool, factor: float = 1) -> float | None:
     """Fragments poll only while a job is active; an idle page costs nothing."""
-    return REFRESH_SECONDS if active else None
+    return REFRESH_SECONDS * factor if active else None
 
 
 def rerun_if_changed(manager: JobManager, was_active: bool) -> None:

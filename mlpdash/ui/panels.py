@@ -12,6 +12,8 @@ from mlpdash.progress import Status
 from mlpdash.ui import job_active, refresh_every, rerun_if_changed
 from mlpdash.views import RunView, status_line, view_of_run, view_of_snapshot
 
+WEIGHTS_REFRESH_FACTOR = 5
+
 def current_view(manager: JobManager) -> RunView | None:
     """The run the panels show: the one picked under Runs, else the current job, else the newest."""
     picked = st.session_state.get("view_run")
@@ -82,11 +84,9 @@ def _charts(view: RunView | None) -> None:
 
 
 def confusion_ui(manager: JobManager) -> None:
-    was_active = job_active(manager)
-
-    @st.fragment(run_every=refresh_every(was_active))
+    # No polling: a run is tested only at its end, and the end reruns the whole page.
+    @st.fragment
     def confusion() -> None:
-        rerun_if_changed(manager, was_active)
         view = current_view(manager)
         if view is None or view.confusion is None:
             st.info("The confusion matrix appears when a run has been tested (at its end).", icon=":material/info:")
@@ -106,7 +106,8 @@ def confusion_ui(manager: JobManager) -> None:
 def weights_ui(manager: JobManager) -> None:
     was_active = job_active(manager)
 
-    @st.fragment(run_every=refresh_every(was_active))
+    # The kernel changes once an epoch and its grid is ~1 MB: poll it less often than the charts.
+    @st.fragment(run_every=refresh_every(was_active, WEIGHTS_REFRESH_FACTOR))
     def weights() -> None:
         rerun_if_changed(manager, was_active)
         view = current_view(manager)
@@ -138,10 +139,8 @@ def weights_ui(manager: JobManager) -> None:
 
 def _take_clicked_unit(units: int) -> None:
     """A click on the grid picks the unit shown large (the number input stays the one source)."""
-    state = st.session_state.get("weights_grid")
-    points = (state or {}).get("selection", {}).get("points", []) if isinstance(state, dict) else []
-    if not points and state is not None and hasattr(state, "selection"):
-        points = state.selection.get("points", [])
+    state = st.session_state.get("weights_grid") or {}
+    points = state.get("selection", {}).get("points", [])
     clicked = [p.get("customdata") for p in points if p.get("customdata") is not None]
     if clicked:
         unit = int(np.ravel(clicked[0])[0])
