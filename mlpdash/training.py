@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ LOSS_SMOOTHING = 0.9
 # dropped (the first and the newest always stay), so a 1000-epoch run cannot exhaust memory.
 MAX_KERNEL_SNAPSHOTS = 101
 PAUSE_POLL_SECONDS = 0.1
+# Batches over which the displayed pace (samples/s, time left) is measured.
+PACE_WINDOW = 20
 
 
 class NotReadyError(RuntimeError):
@@ -271,7 +274,8 @@ class TrainingJob:
             self._smoothed.append(smoothed)
             self._samples_trained += samples
             self._train_seconds += seconds
-            self._speed = speed
+            if speed is not None:  # keep the last known pace until this epoch has one
+                self._speed = speed
 
     def _record_epoch(self, row: dict[str, float], kernel: np.ndarray) -> None:
         with self._lock:
@@ -322,6 +326,7 @@ class _Reporter(keras.callbacks.Callback):
         self.mean_loss = 0.0
         self.started = self.mark = time.perf_counter()
         self.paused = 0.0
+        self.pace: deque[tuple[float, int]] = deque(maxlen=PACE_WINDOW)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         now = time.perf_counter()
@@ -331,9 +336,9 @@ class _Reporter(keras.callbacks.Callback):
         done = self.samples + size
         loss = (mean_loss * done - self.mean_loss * self.samples) / size
         self.samples, self.mean_loss, self.batches = done, mean_loss, self.batches + 1
-        active = now - self.started - self.paused
+        self.pace.append((now - self.started - self.paused, done))
         self.job._record_batch(self.epoch, self.batches, loss, self._smooth(loss), size,
-                               now - self.mark, done / active if active > 0 else None)
+                               now - self.mark, self._recent_speed())
         if not math.isfinite(loss):
             raise FloatingPointError(f"the loss diverged ({loss}) in epoch {self.epoch}, batch "
                                      f"{self.batches}: try a lower learning rate")
@@ -342,6 +347,15 @@ class _Reporter(keras.callbacks.Callback):
         self.mark = time.perf_counter() if waited else now
         if self.job.stop_requested:
             self.model.stop_training = True
+
+    def _recent_speed(self) -> float | None:
+        """Samples per second over the last few batches of this epoch. The first batch of a run
+        includes tracing the training step (seconds), so an average from the epoch's start would
+        understate the pace, and the time left would be wrong, for a whole epoch."""
+        if len(self.pace) < 2:
+            return None
+        (t0, s0), (t1, s1) = self.pace[0], self.pace[-1]
+        return (s1 - s0) / (t1 - t0) if t1 > t0 else None
 
     def _smooth(self, loss: float) -> float:
         self.ema_count += 1

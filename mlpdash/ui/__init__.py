@@ -7,7 +7,9 @@ rerun on a timer only while a job is active, and trigger one full rerun when it 
 
 from __future__ import annotations
 
+import importlib
 import os
+import threading
 
 import streamlit as st
 
@@ -19,6 +21,10 @@ REFRESH_SECONDS = 1.0
 
 @st.cache_resource(show_spinner=False)
 def _manager_for(runs_dir: str | None) -> JobManager:
+    # TensorFlow takes seconds to import: load it behind the first view, not before it and not
+    # after the first Start press. (The thread only imports; it touches no Streamlit API.)
+    threading.Thread(target=importlib.import_module, args=("mlpdash.training",), daemon=True,
+                     name="mlpdash-warm-up").start()
     return JobManager(runs_dir)
 
 
