@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mlpdash.config import TrainConfig
-from mlpdash.ui import get_manager
+from mlpdash.ui import get_manager, load_engine_after_first_view
 from mlpdash.ui.drawing import drawing_ui
 from mlpdash.ui.panels import confusion_ui, live_ui, runs_ui, weights_ui
 from mlpdash.ui.sidebar import controls_ui, data_ui, settings_ui
@@ -37,6 +37,7 @@ def main() -> None:
         weights_ui(manager)
     with runs_tab:
         runs_ui(manager)
+    load_engine_after_first_view()
 
 
 main()

@@ -140,3 +140,16 @@ def test_a_drawing_is_answered_by_the_trained_model(app, sample_data):
     app.run()
     assert not app.exception
     assert prediction_texts() == ["### Prediction: 7"]
+
+
+def test_reruns_leave_the_training_engines_keras_state_alone(app, monkeypatch):
+    # Streamlit clears Keras' session after every script run unless the page opts out; with a job
+    # training in a thread that threw away TensorFlow's kernel cache every second (30x slower).
+    import keras
+
+    calls = []
+    monkeypatch.setattr(keras.backend, "clear_session", lambda *a, **k: calls.append(a))
+    for _ in range(3):
+        app.run()
+    assert not app.exception
+    assert calls == []
