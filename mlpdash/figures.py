@@ -43,6 +43,8 @@ PLACEHOLDER_COLOR = "#888888"
 
 # Legends sit under the plot: above it they collide with the title on a half-width chart.
 BOTTOM_LEGEND = dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0.0)
+# Log-axis labels as full numbers (Plotly's own minor labels read "5" for 0.5).
+LOSS_TICKS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]
 LOSS_HEIGHT = 340
 ACCURACY_HEIGHT = 340
 CONFUSION_HEIGHT = 460
@@ -163,12 +165,14 @@ def loss_figure(history: Sequence[Mapping[str, float]], batch_loss: np.ndarray |
     _layout(
         fig, title="Loss", height=LOSS_HEIGHT, uirevision="loss",
         xaxis=dict(title="epoch", rangemode="tozero"),
-        yaxis=dict(title="loss (log scale)", type="log", dtick="D2"),
+        yaxis=dict(title="loss (log scale)", type="log", tickvals=LOSS_TICKS,
+                   ticktext=[f"{t:g}" for t in LOSS_TICKS]),
         legend=BOTTOM_LEGEND,
     )
     if not len(batches) and not history:
         _placeholder(fig, "waiting for the first batch")
-        fig.update_layout(yaxis_type="linear")  # a log axis with no data shows nonsense ticks
+        # A log axis with no data shows nonsense ticks; show where the curve will start instead.
+        fig.update_layout(yaxis=dict(type="linear", range=[0, 2.5], tickvals=None, ticktext=None))
     return fig
 
 

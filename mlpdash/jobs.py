@@ -78,7 +78,11 @@ class JobManager:
                             MAX_CACHED_RUNS)
 
     def has_model(self) -> bool:
-        """Whether a drawing could be answered, decided without loading TensorFlow."""
+        """Whether a drawing can be answered (now, or once the job has built its model), decided
+        without loading TensorFlow."""
+        job = self._job
+        if job is not None and job.snapshot().status.active:
+            return True
         return self._live_predictor() is not None or self._newest_model_run() is not None
 
     def answering_predictor(self) -> Predictor | None:

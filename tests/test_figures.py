@@ -456,7 +456,7 @@ def test_digit_figure_shows_ink_white_on_black():
     assert (heat.zmin, heat.zmax) == (0, 1)
     low, high = heat.colorscale[0][1], heat.colorscale[-1][1]
     assert sum(pcolors.unlabel_rgb(low)) == 0 and min(pcolors.unlabel_rgb(high)) > 240
-    assert fig.layout.title.text == "What the model sees (28×28)"
+    assert fig.layout.title.text == "Model input, 28×28"
     assert fig.layout.yaxis.autorange == "reversed" and fig.layout.yaxis.scaleanchor == "x"
     assert fig.layout.height <= 260
 
@@ -467,3 +467,12 @@ def test_digit_figure_placeholder():
     assert annotation_texts(fig) == ["draw a digit"]
     with pytest.raises(ValueError, match="28x28"):
         digit_figure(np.zeros((20, 20)))
+
+
+def test_loss_axis_labels_are_whole_numbers_not_leading_digits():
+    from mlpdash.figures import loss_figure
+
+    fig = loss_figure([{"epoch": 1, "loss": 0.5, "val_loss": 0.6}], np.linspace(2.3, 0.4, 10), 10)
+    assert fig.layout.yaxis.type == "log"
+    assert "0.5" in fig.layout.yaxis.ticktext and "0.05" in fig.layout.yaxis.ticktext
+    assert list(fig.layout.yaxis.tickvals) == [float(t) for t in fig.layout.yaxis.ticktext]

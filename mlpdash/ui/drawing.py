@@ -76,7 +76,11 @@ def _predict(manager: JobManager, drawing: np.ndarray | None) -> Prediction | No
     if drawing is None or canvas_to_mnist(drawing) is None:
         return Prediction(None, None, None)  # no model needed, so no TensorFlow before a stroke
     try:
-        return predict_drawing(_predictor(manager), drawing)
+        predictor = _predictor(manager)
+        if predictor is None:
+            st.info("The model is still being built: draw again in a moment.", icon=":material/info:")
+            return None
+        return predict_drawing(predictor, drawing)
     except RunError as err:
         st.error(f"The saved model cannot be loaded: {err}", icon=":material/warning:")
         return None

@@ -52,11 +52,14 @@ def live_ui(manager: JobManager) -> None:
                 st.markdown(f"**{line}**")
             if snap is not None and snap.data_reason:
                 st.caption(f"Data: {snap.data_reason}")
-        if snap is not None and snap.status.active:
-            st.progress(snap.progress)
         view = current_view(manager)
-        if view is not None and view.test_accuracy is not None:
-            _result_metrics(view)
+        # One keyed slot for progress or results: when one replaces the other at the end of a run,
+        # the old elements do not linger beside the new ones while the page reruns.
+        with st.container(key="run_progress"):
+            if snap is not None and snap.status.active:
+                st.progress(snap.progress)
+            elif view is not None and view.test_accuracy is not None:
+                _result_metrics(view)
         with st.container(key="live_charts"):
             _charts(view)
 

@@ -13,11 +13,11 @@ from mlpdash.progress import Status
 from mlpdash.ui import job_active, refresh_every, rerun_if_changed
 
 DATA_KINDS = {
-    "auto": "Automatic (best available)",
-    "sample": "Bundled sample (10,000 digits, offline)",
+    "auto": "Automatic",
+    "sample": "Bundled sample (offline)",
     "idx": "IDX files in a folder",
-    "tfds": "TensorFlow Datasets (downloads once)",
-    "keras": "Existing Keras cache",
+    "tfds": "TensorFlow Datasets",
+    "keras": "Keras cache",
 }
 DEFAULTS = TrainConfig()
 

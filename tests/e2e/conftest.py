@@ -1,4 +1,4 @@
-"""Browser fixtures: one Streamlit server for the module, Debian's Chromium, a wide page.
+"""Browser fixtures: one Streamlit server for the session, Debian's Chromium, a wide page.
 
 The server runs the real app on the bundled sample (MLPDASH_DATA=sample) with its runs in a temporary
 folder, on a free port; its output goes to a file that is printed when a test fails.
@@ -7,7 +7,7 @@ folder, on a free port; its output goes to a file that is printed when a test fa
 from __future__ import annotations
 
 import os
-import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -17,7 +17,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+
+from streamlit_page import VIEWPORT, full_page_screenshot, open_app, stop_any_run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
@@ -32,7 +34,6 @@ CHROMIUM_ARGS = [
 ]
 # Importing TensorFlow alone takes 5 s here; a loaded 2-core machine may be far slower.
 SERVER_START_TIMEOUT_S = 120
-VIEWPORT = {"width": 1400, "height": 1000}
 
 
 def _free_port() -> int:
@@ -65,15 +66,25 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(scope="session")
-def server_log(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("streamlit") / "server.log"
+def server_dir() -> Path:
+    """The server's runs and log, outside pytest's numbered temp folders (which a concurrent pytest
+    run may prune)."""
+    path = Path(tempfile.mkdtemp(prefix="mlpdash-e2e-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def app_url(tmp_path_factory, server_log: Path):
+def server_log(server_dir: Path) -> Path:
+    return server_dir / "server.log"
+
+
+@pytest.fixture(scope="session")
+def app_url(server_dir: Path, server_log: Path):
     """The URL of a Streamlit server running app.py on the sample, killed at the end."""
     port = _free_port()
-    runs_dir = tmp_path_factory.mktemp("runs")
+    runs_dir = server_dir / "runs"
+    runs_dir.mkdir()
     env = dict(os.environ, MLPDASH_DATA="sample", MLPDASH_RUNS=str(runs_dir),
                TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     command = [
@@ -157,54 +168,3 @@ def screenshot():
         return path
 
     return shot
-
-
-def open_app(page: Page, url: str) -> None:
-    """Go to the app and wait until Streamlit has drawn the page and finished its script run."""
-    page.goto(url, wait_until="domcontentloaded")
-    wait_for_app(page)
-
-
-def wait_for_app(page: Page, timeout_ms: float = 90_000) -> None:
-    page.locator("[data-testid='stApp']").wait_for(timeout=timeout_ms)
-    page.locator(".st-key-status").wait_for(timeout=timeout_ms)
-    page.locator("[data-test-script-state='notRunning']").wait_for(state="attached", timeout=timeout_ms)
-
-
-ACTIVE_STATUS = re.compile(r"^(Loading data|Training|Paused|Stopping|Evaluating)")
-
-
-def stop_any_run(context: BrowserContext, url: str, timeout_ms: float = 180_000) -> None:
-    """Stop the server's run if one is going, from a fresh tab, and wait until Start is enabled again."""
-    page = context.new_page()
-    try:
-        open_app(page, url)
-        status = page.locator(".st-key-status")
-        stop = page.locator(".st-key-stop_training button")
-        if ACTIVE_STATUS.search(status.inner_text()) and stop.is_enabled():
-            stop.click()
-        expect(status).not_to_contain_text(ACTIVE_STATUS, timeout=timeout_ms)
-        expect(page.locator(".st-key-start_training button")).to_be_enabled(timeout=timeout_ms)
-    finally:
-        page.close()
-
-
-def full_page_screenshot(page: Page, path: Path) -> None:
-    """Streamlit scrolls inside its main block, so Playwright's full_page stops at the viewport:
-    grow the viewport to the content's height for the shot, then put it back."""
-    size = page.viewport_size or VIEWPORT
-    height = page.evaluate("""() => {
-        const main = document.querySelector('[data-testid="stMain"]');
-        const side = document.querySelector('[data-testid="stSidebarContent"]');
-        return Math.max(main ? main.scrollHeight : 0, side ? side.scrollHeight : 0,
-                        document.documentElement.scrollHeight);
-    }""")
-    tall = min(max(int(height), size["height"]), 6000)
-    if tall > size["height"]:
-        page.set_viewport_size({"width": size["width"], "height": tall})
-        page.wait_for_timeout(400)  # Plotly re-lays out on resize
-    try:
-        page.screenshot(path=str(path))
-    finally:
-        if tall > size["height"]:
-            page.set_viewport_size(size)

@@ -13,27 +13,44 @@ import re
 import time
 
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from conftest import open_app, wait_for_app
+from streamlit_page import FRESH, open_app, wait_for_app
 
 # A loaded 2-core machine with a browser open trains the sample far slower than the CLI does.
 START_TIMEOUT_MS = 120_000
 RUN_TIMEOUT_MS = 240_000
 STOP_TIMEOUT_MS = 120_000
 ADVANCE_TIMEOUT_S = 90
-LONG_RUN_EPOCHS = 50
+# Long enough that a run stopped by a test is never over first: with a tab open, an epoch of the sample
+# took 0.3 to 20 s here depending on the app version and the machine's load.
+LONG_RUN_EPOCHS = 200
 BATCHES_PER_EPOCH = 47  # 6,000 sample training digits in batches of 128
 
 TRAINING = re.compile(r"^Training — epoch (\d+)/(\d+), batch (\d+)/(\d+)")
 FINISHED = re.compile(r"^Finished — test accuracy 0\.\d{4}, test loss \d+\.\d{4}")
 STOPPED = re.compile(r"^Stopped after (\d+) of (\d+) epochs — test accuracy 0\.\d{4}")
-PREDICTION = re.compile(r"Prediction: (\d)\b")
+PREDICTION = re.compile(r"Prediction: (\d)")
+# Strokes as fractions of the canvas; they start below the toolbar over its top ~30 px.
+ONE = [(0.5, 0.18), (0.5, 0.4), (0.5, 0.65), (0.5, 0.88)]
+SEVEN = [(0.2, 0.22), (0.5, 0.22), (0.8, 0.22), (0.62, 0.5), (0.45, 0.88)]  # a bar, then down-left
+# Buttons may carry a Material icon, whose ligature name is part of their text ("pausePause").
+PAUSE_LABEL = re.compile(r"Pause\s*$")
+RESUME_LABEL = re.compile(r"Resume\s*$")
+
+
+_T0 = time.monotonic()
+
+
+def step(what: str) -> None:
+    """A timestamped line in the test's captured output (shown on failure, or with -s)."""
+    print(f"[{time.monotonic() - _T0:7.1f} s] {what}")
 
 
 # --- page helpers ----------------------------------------------------------------------------------
 
 def status(page: Page):
-    return page.locator(".st-key-status")
+    return page.locator(f".st-key-status{FRESH}")
 
 
 def status_text(page: Page) -> str:
@@ -48,7 +65,7 @@ def settle(page: Page) -> None:
     """Wait for the rerun a widget change has just triggered to finish."""
     try:
         page.locator("[data-test-script-state='running']").wait_for(state="attached", timeout=2_000)
-    except Exception:  # noqa: BLE001 - a fast rerun may be over before we look
+    except PlaywrightTimeout:  # a fast rerun may be over before we look
         pass
     page.locator("[data-test-script-state='notRunning']").wait_for(state="attached", timeout=60_000)
 
@@ -72,6 +89,7 @@ def batches_done(text: str) -> int | None:
 
 def start_run(page: Page, epochs: int) -> int:
     """Start a run of `epochs` and wait until it trains; returns the batch counter first seen."""
+    step(f"start a run of {epochs} epochs")
     set_input(page, "epochs", str(epochs))
     start = button(page, "start_training")
     expect(start).to_be_enabled()
@@ -79,6 +97,7 @@ def start_run(page: Page, epochs: int) -> int:
     expect(status(page)).to_contain_text(re.compile(r"^(Loading data|Training)"), timeout=START_TIMEOUT_MS)
     expect(status(page)).to_contain_text(re.compile(rf"^Training — epoch \d+/{epochs}, batch"),
                                          timeout=START_TIMEOUT_MS)
+    step(f"training: {status_text(page).splitlines()[0]}")
     return batches_done(status_text(page)) or 0
 
 
@@ -91,6 +110,7 @@ def wait_counter_past(page: Page, count: int, timeout_s: float = ADVANCE_TIMEOUT
         done = batches_done(text)
         seen.append(text.splitlines()[0])
         if done is not None and done > count:
+            step(f"counter past {count}: {seen[-1]}")
             return done
         assert not STOPPED.search(text) and not FINISHED.search(text), f"the run ended early: {text}"
         page.wait_for_timeout(250)
@@ -100,20 +120,41 @@ def wait_counter_past(page: Page, count: int, timeout_s: float = ADVANCE_TIMEOUT
 def stop_run(page: Page) -> re.Match:
     stop = button(page, "stop_training")
     expect(stop).to_be_enabled()
+    step("stop")
     stop.click()
     expect(status(page)).to_contain_text(STOPPED, timeout=STOP_TIMEOUT_MS)
+    step(f"stopped: {status_text(page).splitlines()[0]}")
     return STOPPED.search(status_text(page))
+
+
+def result_metrics(page: Page):
+    """The three result metrics shown once a run has been tested.
+
+    The end of a run reruns the whole page; until that rerun is over, the metrics' old slots may
+    linger as faded duplicates (seen for about 2 s), so wait for exactly three.
+    """
+    metrics = page.get_by_test_id("stMetric")
+    expect(metrics).to_have_count(3, timeout=60_000)
+    return metrics
+
+
+def chart(page: Page, key: str):
+    """The Plotly chart drawn for widget key `key` (the one on screen: copies a fragment rerun leaves
+    behind for a moment are collapsed to zero height)."""
+    return page.locator(f".st-key-{key}{FRESH} .js-plotly-plot").filter(visible=True).first
 
 
 def chart_points(page: Page, key: str) -> list[int]:
     """Points per trace of the Plotly chart with widget key `key`, as the browser drew them."""
-    return page.locator(f".st-key-{key} .js-plotly-plot").evaluate(
+    return chart(page, key).evaluate(
         "plot => (plot.calcdata || []).map(trace => trace.length)")
 
 
 def draw(page: Page, points: list[tuple[float, float]]) -> None:
     """One stroke through `points`, given as fractions of the visible canvas (x) and its height (y)."""
-    surface = page.locator(".st-key-canvas canvas.upper-canvas")
+    # Clear swaps in a new canvas widget: for a moment the old one may still be there.
+    surface = page.locator(f".st-key-canvas .stElementContainer{FRESH} canvas.upper-canvas")
+    expect(surface).to_have_count(1)
     surface.scroll_into_view_if_needed()
     box = surface.bounding_box()
     holder = page.locator(".st-key-canvas").bounding_box()
@@ -128,13 +169,15 @@ def draw(page: Page, points: list[tuple[float, float]]) -> None:
     page.mouse.up()
 
 
-ONE = [(0.5, 0.18), (0.5, 0.4), (0.5, 0.65), (0.5, 0.88)]
+def prediction_heading(page: Page):
+    return page.locator(".st-key-prediction").get_by_role("heading", name=PREDICTION)
 
 
 def prediction_of(page: Page, timeout_ms: float = 60_000) -> int:
-    box = page.locator(".st-key-prediction")
-    expect(box).to_contain_text(PREDICTION, timeout=timeout_ms)
-    return int(PREDICTION.search(box.inner_text()).group(1))
+    """The digit the page names for the drawing, once it names one."""
+    heading = prediction_heading(page)
+    expect(heading).to_be_visible(timeout=timeout_ms)
+    return int(PREDICTION.search(heading.inner_text()).group(1))
 
 
 def open_tab(page: Page, name: str):
@@ -240,27 +283,24 @@ def test_short_run_finishes_with_charts(page: Page, screenshot):
     expect(live).to_contain_text("Loss")
     expect(live).to_contain_text("Accuracy")
     expect(live).not_to_contain_text("waiting for the first")
-    # The end of a run reruns the whole page; until that rerun is over, the metrics' old slots may
-    # linger as faded duplicates.
-    metrics = page.get_by_test_id("stMetric")
-    expect(metrics).to_have_count(3, timeout=60_000)
+    metrics = result_metrics(page)
     expect(metrics.filter(has_text="Test accuracy")).to_contain_text(re.compile(r"0\.\d{4}"))
     expect(metrics.filter(has_text="Epochs")).to_contain_text("2 of 2")
     expect(button(page, "start_training")).to_be_enabled()
     screenshot(page, "04-finished-with-charts")
 
     panel = open_tab(page, "Confusion matrix")
-    confusion = page.locator(".st-key-confusion_chart .js-plotly-plot")
+    confusion = chart(page, "confusion_chart")
     expect(confusion).to_be_visible()
     assert confusion.evaluate("plot => plot.data.map(trace => trace.type)")[0] == "heatmap"
-    expect(page.locator(".st-key-per_class_chart .js-plotly-plot")).to_be_visible()
+    expect(chart(page, "per_class_chart")).to_be_visible()
     expect(panel).to_contain_text("Rows are the true digit")
     panel.scroll_into_view_if_needed()
     screenshot(page, "05-confusion-tab")
 
     panel = open_tab(page, "First-layer weights")
-    expect(page.locator(".st-key-weights_grid .js-plotly-plot")).to_be_visible()
-    expect(page.locator(".st-key-unit_chart .js-plotly-plot")).to_be_visible()
+    expect(chart(page, "weights_grid")).to_be_visible()
+    expect(chart(page, "unit_chart")).to_be_visible()
     expect(panel).to_contain_text("700 units of the first layer (after epoch 2)")
     panel.scroll_into_view_if_needed()
     screenshot(page, "06-weights-tab")
@@ -279,8 +319,8 @@ def test_draw_digit_gets_a_prediction(page: Page, screenshot):
     expect(prediction).not_to_contain_text("Prediction:")
     expect(prediction).to_contain_text("Draw a digit on the canvas")
 
-    # A second digit after Clear is read afresh: a 7 (a bar, then a diagonal down to the left).
-    draw(page, [(0.2, 0.22), (0.5, 0.22), (0.8, 0.22), (0.62, 0.5), (0.45, 0.88)])
+    # A second digit after Clear is read afresh.
+    draw(page, SEVEN)
     assert prediction_of(page) == 7, prediction.inner_text()
 
 
@@ -297,11 +337,11 @@ def test_draw_while_training(page: Page, screenshot):
     before = chart_points(page, "loss_chart")
     counter = batches_done(status_text(page)) or 0
     wait_counter_past(page, counter)
-    page.wait_for_function(
-        "([sel, n]) => { const p = document.querySelector(sel);"
-        " return p && p.calcdata && p.calcdata[0] && p.calcdata[0].length > n; }",
-        arg=[".st-key-loss_chart .js-plotly-plot", before[0] if before else 0], timeout=60_000)
-    expect(prediction).to_contain_text(PREDICTION)  # the live charts' reruns did not wipe the drawing
+    deadline = time.monotonic() + ADVANCE_TIMEOUT_S
+    while (chart_points(page, "loss_chart") or [0])[0] <= (before or [0])[0]:
+        assert time.monotonic() < deadline, f"the loss chart stayed at {before} points"
+        page.wait_for_timeout(250)
+    expect(prediction_heading(page)).to_be_visible()  # the live charts' reruns did not wipe the drawing
     screenshot(page, "08-draw-while-training")
     stop_run(page)
 
@@ -310,16 +350,16 @@ def test_pause_resume_and_stop(page: Page, screenshot):
     first = start_run(page, LONG_RUN_EPOCHS)
     wait_counter_past(page, first)
     pause = button(page, "pause_training")
-    expect(pause).to_have_text("Pause")
+    expect(pause).to_have_text(PAUSE_LABEL)
     pause.click()
-    expect(status(page)).to_contain_text(re.compile(r"^Paused — epoch \d+/50, batch \d+/47"), timeout=60_000)
-    expect(pause).to_have_text("Resume")
+    expect(status(page)).to_contain_text(re.compile(rf"^Paused — epoch \d+/{LONG_RUN_EPOCHS}, batch \d+/{BATCHES_PER_EPOCH}"), timeout=60_000)
+    expect(pause).to_have_text(RESUME_LABEL)
     expect(button(page, "stop_training")).to_be_enabled()
     screenshot(page, "09-paused")
     paused_at = batches_done(status_text(page).replace("Paused", "Training", 1))
     pause.click()
     expect(status(page)).to_contain_text(TRAINING, timeout=60_000)
-    expect(pause).to_have_text("Pause")
+    expect(pause).to_have_text(PAUSE_LABEL)
     wait_counter_past(page, paused_at)
 
     stopped = stop_run(page)
@@ -327,14 +367,14 @@ def test_pause_resume_and_stop(page: Page, screenshot):
     assert total == LONG_RUN_EPOCHS and completed < total, stopped.group(0)
     expect(button(page, "start_training")).to_be_enabled()
     expect(button(page, "stop_training")).to_be_disabled()
-    expect(page.get_by_test_id("stMetric").filter(has_text="Epochs")).to_contain_text(f"{completed} of 50")
+    expect(result_metrics(page).filter(has_text="Epochs")).to_contain_text(f"{completed} of {LONG_RUN_EPOCHS}")
     screenshot(page, "10-stopped")
 
     open_tab(page, "Runs")
     rows = runs_csv(page)
     newest = rows[0]
     assert "stopped" in newest["status"], rows
-    assert newest["epochs"] == f"{completed}/50", newest
+    assert newest["epochs"] == f"{completed}/{LONG_RUN_EPOCHS}", newest
     assert newest["model"] == "784-700-500-10" and newest["data"] == "sample", newest
     assert re.fullmatch(r"0\.\d{4}", newest["test accuracy"]), newest
     # Selecting the row (its checkbox, first column of the first row) loads that run.
@@ -359,6 +399,7 @@ def test_reload_and_second_tab_follow_the_run(page: Page, screenshot, context, a
     wait_counter_past(page, after_reload)
     expect(button(page, "stop_training")).to_be_enabled()
     expect(button(page, "start_training")).to_be_disabled()
+    expect(chart(page, "loss_chart")).to_be_visible(timeout=120_000)
     screenshot(page, "12-reloaded-mid-run")
 
     other = context.browser.new_context(viewport=page.viewport_size).new_page()
@@ -366,6 +407,13 @@ def test_reload_and_second_tab_follow_the_run(page: Page, screenshot, context, a
         open_app(other, app_url)
         expect(status(other)).to_contain_text(TRAINING, timeout=60_000)
         wait_counter_past(other, batches_done(status_text(other)))
+        # A new tab loads the page's scripts afresh while the server trains: wait for the charts and the
+        # canvas to be drawn, not just for the status line.
+        step("second tab: waiting for its charts and canvas")
+        expect(chart(other, "loss_chart")).to_be_visible(timeout=120_000)
+        expect(chart(other, "accuracy_chart")).to_be_visible(timeout=120_000)
+        expect(other.locator(".st-key-canvas canvas.upper-canvas").first).to_be_visible(timeout=120_000)
+        step("second tab: charts and canvas drawn")
         screenshot(other, "13-second-tab-mid-run")
         # Stop from the second tab: the first one follows, since the job is the server's.
         stop_run(other)

@@ -1,0 +1,69 @@
+"""Helpers for driving the Streamlit page with Playwright, shared by conftest.py and the tests."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from playwright.sync_api import BrowserContext, Page, expect
+
+VIEWPORT = {"width": 1400, "height": 1000}
+# While a fragment reruns, Streamlit keeps its previous elements in the page, marked data-stale and
+# collapsed, until the new ones arrive: selectors read only the current ones.
+FRESH = ":not([data-stale='true'])"
+ACTIVE_STATUS = re.compile(r"^(Loading data|Training|Paused|Stopping|Evaluating)")
+# Streamlit scrolls inside its main block; a shot grows the viewport to the content, up to this.
+MAX_SHOT_HEIGHT = 6000
+
+
+def open_app(page: Page, url: str) -> None:
+    """Go to the app and wait until Streamlit has drawn the page and finished its script run."""
+    page.goto(url, wait_until="domcontentloaded")
+    wait_for_app(page)
+
+
+def wait_for_app(page: Page, timeout_ms: float = 90_000) -> None:
+    """Wait for the status line (or fail at once on an exception the page shows)."""
+    page.locator("[data-testid='stApp']").wait_for(timeout=timeout_ms)
+    status = page.locator(f".st-key-status{FRESH}").first
+    exception = page.get_by_test_id("stException").first
+    status.or_(exception).first.wait_for(timeout=timeout_ms)
+    if exception.is_visible():
+        raise AssertionError(f"the page shows an exception:\n{exception.inner_text()}")
+    page.locator("[data-test-script-state='notRunning']").wait_for(state="attached", timeout=timeout_ms)
+
+
+def stop_any_run(context: BrowserContext, url: str, timeout_ms: float = 180_000) -> None:
+    """Stop the server's run if one is going, from a fresh tab, and wait until Start is enabled again."""
+    page = context.new_page()
+    try:
+        open_app(page, url)
+        status = page.locator(f".st-key-status{FRESH}")
+        stop = page.locator(".st-key-stop_training button")
+        if ACTIVE_STATUS.search(status.inner_text()) and stop.is_enabled():
+            stop.click()
+        expect(status).not_to_contain_text(ACTIVE_STATUS, timeout=timeout_ms)
+        expect(page.locator(".st-key-start_training button")).to_be_enabled(timeout=timeout_ms)
+    finally:
+        page.close()
+
+
+def full_page_screenshot(page: Page, path: Path) -> None:
+    """Streamlit scrolls inside its main block, so Playwright's full_page stops at the viewport:
+    grow the viewport to the content's height for the shot, then put it back."""
+    size = page.viewport_size or VIEWPORT
+    height = page.evaluate("""() => {
+        const main = document.querySelector('[data-testid="stMain"]');
+        const side = document.querySelector('[data-testid="stSidebarContent"]');
+        return Math.max(main ? main.scrollHeight : 0, side ? side.scrollHeight : 0,
+                        document.documentElement.scrollHeight);
+    }""")
+    tall = min(max(int(height), size["height"]), MAX_SHOT_HEIGHT)
+    if tall > size["height"]:
+        page.set_viewport_size({"width": size["width"], "height": tall})
+        page.wait_for_timeout(400)  # Plotly re-lays out on resize
+    try:
+        page.screenshot(path=str(path))
+    finally:
+        if tall > size["height"]:
+            page.set_viewport_size(size)
