@@ -101,7 +101,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.data is not None:
         validate_source(args.data)
-    from mlpdash.training import TrainingJob  # TensorFlow loads only after the input is checked
+    from mlpdash.training import (
+        TrainingJob,  # TensorFlow loads only after the input is checked
+    )
 
     if args.deterministic:
         import tensorflow as tf

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlpdash.config import TrainConfig
 from mlpdash.data import MnistSplits, load_mnist, resolve_source
 from mlpdash.progress import Status
-from mlpdash.runs import RunInfo, SavedRun, list_runs, load_keras_model, load_run, runs_root
+from mlpdash.runs import (
+    RunInfo,
+    SavedRun,
+    list_runs,
+    load_keras_model,
+    load_run,
+    runs_root,
+)
 
 if TYPE_CHECKING:
     from mlpdash.predict import Predictor
@@ -51,7 +58,9 @@ class JobManager:
 
     def start(self, config: TrainConfig, data_spec: str | None = None) -> TrainingJob:
         """Start a job for `config`; JobBusyError while another one is active."""
-        from mlpdash.training import TrainingJob  # TensorFlow loads on the first Start, not page load
+        from mlpdash.training import (
+            TrainingJob,  # TensorFlow loads on the first Start, not page load
+        )
 
         with self._lock:
             if self._job is not None and self._job.snapshot().status.active:

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from mlpdash.config import TrainConfig
-from mlpdash.runs import SavedRun
 from mlpdash.progress import Snapshot, Status
+from mlpdash.runs import SavedRun
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+from drawings import make_canvas_drawings
 from PIL import Image
 
-from drawings import make_canvas_drawings
 from mlpdash.config import TrainConfig
 from mlpdash.preprocess import ink_map
 from mlpdash.training import Status, TrainingJob

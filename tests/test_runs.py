@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from mlpdash.config import TrainConfig
-from mlpdash.runs import RunError, RunWriter, list_runs, load_run, read_info, write_bytes_atomic
+from mlpdash.runs import (
+    RunError,
+    RunWriter,
+    list_runs,
+    load_run,
+    read_info,
+    write_bytes_atomic,
+)
 
 CONFIG = TrainConfig(hidden=(16,), epochs=2)
 ROWS = [

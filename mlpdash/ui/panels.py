@@ -7,12 +7,13 @@ import streamlit as st
 
 from mlpdash import figures
 from mlpdash.jobs import JobManager
-from mlpdash.runs import RunError
 from mlpdash.progress import Status
+from mlpdash.runs import RunError
 from mlpdash.ui import job_active, refresh_every, rerun_if_changed
 from mlpdash.views import RunView, status_line, view_of_run, view_of_snapshot
 
 WEIGHTS_REFRESH_FACTOR = 5
+
 
 def current_view(manager: JobManager) -> RunView | None:
     """The run the panels show: the one picked under Runs, else the current job, else the newest."""
@@ -165,17 +166,20 @@ def runs_ui(manager: JobManager) -> None:
     event = st.dataframe(rows, key="runs_table", on_select="rerun", selection_mode="single-row",
                          hide_index=True, width="stretch")
     picked = event.selection.rows if event is not None else []
-    if picked:
-        run = runs[picked[0]]
-        if run.status in ("corrupt", "failed", "incomplete"):
-            st.warning(f"{run.run_id} cannot be shown: {run.error or run.status}", icon=":material/warning:")
-        elif st.session_state.get("view_run") != str(run.path):
-            st.session_state["view_run"] = str(run.path)
+    # Apply a selection once, when it changes: "Back to the current run" must win over a row
+    # that is still ticked in the table.
+    chosen = runs[picked[0]] if picked else None
+    if chosen is not None and chosen.status in ("corrupt", "failed", "incomplete"):
+        st.warning(f"{chosen.run_id} cannot be shown: {chosen.error or chosen.status}",
+                   icon=":material/warning:")
+    elif st.session_state.get("runs_table_applied") != (chosen and str(chosen.path)):
+        st.session_state["runs_table_applied"] = chosen and str(chosen.path)
+        if chosen is not None:
+            st.session_state["view_run"] = str(chosen.path)
             st.rerun()
-    if st.session_state.get("view_run"):
-        if st.button("Back to the current run", key="view_current"):
-            st.session_state["view_run"] = None
-            st.rerun()
+    if st.session_state.get("view_run") and st.button("Back to the current run", key="view_current"):
+        st.session_state["view_run"] = None
+        st.rerun()
     st.caption("Select a row to load that run's curves, confusion matrix, weights and model.")
 
 

@@ -6,7 +6,13 @@ import os
 
 import streamlit as st
 
-from mlpdash.config import ACTIVATIONS, LR_SCHEDULES, OPTIMIZERS, TrainConfig, config_from_form
+from mlpdash.config import (
+    ACTIVATIONS,
+    LR_SCHEDULES,
+    OPTIMIZERS,
+    TrainConfig,
+    config_from_form,
+)
 from mlpdash.data import ENV_VAR, DataError, resolve_source
 from mlpdash.jobs import JobBusyError, JobManager
 from mlpdash.progress import Status

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
-
 from streamlit_page import VIEWPORT, full_page_screenshot, open_app, stop_any_run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

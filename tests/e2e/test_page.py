@@ -14,7 +14,6 @@ import time
 
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
 from streamlit_page import FRESH, open_app, wait_for_app
 
 # A loaded 2-core machine with a browser open trains the sample far slower than the CLI does.
@@ -327,7 +326,6 @@ def test_draw_digit_gets_a_prediction(page: Page, screenshot):
 def test_draw_while_training(page: Page, screenshot):
     first = start_run(page, LONG_RUN_EPOCHS)
     wait_counter_past(page, first)
-    prediction = page.locator(".st-key-prediction")
     draw(page, ONE)
     digit = prediction_of(page)
     assert 0 <= digit <= 9
