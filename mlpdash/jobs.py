@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     from mlpdash.predict import Predictor
     from mlpdash.training import TrainingJob
 
-# One full MNIST in memory is ~55 MB and one saved run's weight snapshots ~24 MB: keep only the
-# last few a user switched between, so a long-lived server does not grow with every run viewed.
+# One full MNIST in memory is ~55 MB and one saved run's weight snapshots ~24 MB: keep only a
+# few (first in, first out), so a long-lived server does not grow with every run viewed.
 MAX_CACHED_SOURCES = 3
 MAX_CACHED_RUNS = 8
 
@@ -51,6 +51,10 @@ class JobManager:
         self._predictors: dict[Path, Predictor] = {}
         self._saved: dict[Path, SavedRun] = {}
 
+    def active(self) -> bool:
+        """Whether a job is loading, training, paused, stopping or evaluating."""
+        return self._job is not None and self._job.status.active
+
     @property
     def job(self) -> TrainingJob | None:
         """The current or most recent job (None before the first Start)."""
@@ -63,7 +67,7 @@ class JobManager:
         )
 
         with self._lock:
-            if self._job is not None and self._job.snapshot().status.active:
+            if self.active():
                 raise JobBusyError("a training run is already in progress: stop it or wait for it to end")
             self._job = TrainingJob(config, data_spec, self.runs_dir, loader=self.load_data)
             return self._job.start()
@@ -89,8 +93,7 @@ class JobManager:
     def has_model(self) -> bool:
         """Whether a drawing can be answered (now, or once the job has built its model), decided
         without loading TensorFlow."""
-        job = self._job
-        if job is not None and job.snapshot().status.active:
+        if self.active():
             return True
         return self._live_predictor() is not None or self._newest_model_run() is not None
 
@@ -109,7 +112,7 @@ class JobManager:
 
     def _live_predictor(self) -> Predictor | None:
         job = self._job
-        if job is None or job.snapshot().status == Status.FAILED:
+        if job is None or job.status == Status.FAILED:
             return None
         return job.predictor
 

@@ -65,7 +65,11 @@ class Prediction:
 
 def predict_drawing(predictor: Predictor, drawing: np.ndarray) -> Prediction:
     """Normalise a drawing the way MNIST was made, then classify it; blank drawings get no guess."""
-    image = canvas_to_mnist(drawing)
+    return predict_image(predictor, canvas_to_mnist(drawing))
+
+
+def predict_image(predictor: Predictor, image: np.ndarray | None) -> Prediction:
+    """Classify an already normalised (28, 28) image; None (a blank drawing) gets no guess."""
     if image is None:
         return Prediction(None, None, None)
     probabilities = predictor.probabilities(image[None])[0]

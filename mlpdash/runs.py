@@ -3,8 +3,9 @@
 Layout of `runs/<YYYYmmdd-HHMMSS>-<id>/`:
   config.json           the TrainConfig plus the data source
   metrics.jsonl         one JSON object per finished epoch
-  weights.npz           first-layer kernels: `kernels` float16 [E+1, 784, units] (index 0 = initial
-                        weights, i = after epoch i) and `epochs` int [E+1]
+  weights.npz           first-layer kernels: `kernels` float16 [K, 784, units] and `epochs` int [K],
+                        the epoch after which each was taken (0 = initial; every epoch up to 100,
+                        thinned beyond)
   test_predictions.npz  `labels`, `predictions`, `confidences` for every test image, in test order
   mistakes.json         the misclassified test images: index, label, prediction, confidence
   model.keras           the Keras model, for the app and `evaluate`
@@ -78,16 +79,20 @@ def write_npz_atomic(path: Path, compress: bool = True, **arrays: np.ndarray) ->
 
 
 def write_dir_atomic(path: Path, fill: Any) -> None:
-    """Call `fill(tmp_dir)` to write a folder beside `path`, then rename it into place."""
-    tmp = _temp_beside(path)
+    """Call `fill(tmp_dir)` to write a folder beside `path`, then rename it into place. An old
+    folder is renamed aside first and removed last, so a crash leaves one whole copy or the other."""
+    tmp, old = _temp_beside(path), _temp_beside(path)
     try:
         fill(tmp)
         if path.exists():
-            shutil.rmtree(path)
+            os.replace(path, old)
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not path.exists():
+            os.replace(old, path)
         raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 # --- writing a run -------------------------------------------------------------------------------

@@ -138,6 +138,12 @@ class TrainingJob:
         return not self._thread.is_alive()
 
     @property
+    def status(self) -> Status:
+        """The status alone: cheaper than a snapshot for readers that poll it."""
+        with self._lock:
+            return self._status
+
+    @property
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 
@@ -222,7 +228,8 @@ class TrainingJob:
 
     def _finish(self, model: keras.Model, data: MnistSplits) -> None:
         with self._lock:
-            stopped = self._stop.is_set()
+            # A stop that came after the last batch of the last epoch cut nothing short.
+            stopped = self._stop.is_set() and len(self._history) < self.config.epochs
             self._status = Status.EVALUATING
         assert self._predictor is not None and self._writer is not None
         report = report_from_logits(self._predictor.logits(to_model_input(data.x_test)), data.y_test)
@@ -320,6 +327,9 @@ class _Reporter(keras.callbacks.Callback):
         self.ema_count = 0
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        # A pause pressed during the validation pass holds here, before the next epoch starts.
+        self.job._wait_while_paused()
+        self.validation_cut = False
         self.epoch = epoch + 1
         self.batches = 0
         self.samples = 0
@@ -364,11 +374,14 @@ class _Reporter(keras.callbacks.Callback):
 
     def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         if self.job.stop_requested:
-            # Skip the rest of the validation pass too: a stop should not wait for it.
+            # Skip the rest of the validation pass too: a stop should not wait for it. Its metrics
+            # then cover a few batches only, so that epoch is not recorded.
             self.model.stop_evaluating = True
+            self.model.stop_training = True
+            self.validation_cut = True
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.batches < self.steps:
+        if self.batches < self.steps or self.validation_cut:
             return  # stopped mid-epoch: a partial epoch is no row of the history
         logs = logs or {}
         row = {

@@ -271,3 +271,37 @@ def test_the_model_is_built_under_the_given_distribution_strategy(finished, tiny
     assert job.predictor.model.distribute_strategy is strategy
     # The same recipe learns as well as under the default strategy.
     assert snap.report.accuracy == pytest.approx(finished[1].report.accuracy, abs=0.05)
+
+
+class _StopAtTheVeryEnd(keras.callbacks.Callback):
+    def __init__(self, job_ref):
+        super().__init__()
+        self.job_ref = job_ref
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == SMALL.epochs:
+            self.job_ref[0].stop()
+
+
+def test_a_stop_after_the_last_batch_of_the_last_epoch_still_counts_as_finished(tiny_data, tmp_path):
+    ref = []
+    job = TrainingJob(SMALL, tiny_data, tmp_path, callbacks=[_StopAtTheVeryEnd(ref)])
+    ref.append(job)
+    job.start().join(60)
+    snap = job.snapshot()
+    assert snap.status == Status.FINISHED and len(snap.history) == SMALL.epochs
+    [info] = list_runs(tmp_path)
+    assert info.summary["stopped_early"] is False
+
+
+def test_an_epoch_whose_validation_a_stop_cut_short_is_not_recorded(tmp_path):
+    job = TrainingJob(SMALL, None, tmp_path)
+    reporter = _Reporter(job, train_size=128)
+    reporter.set_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    reporter.on_epoch_begin(0)
+    reporter.on_train_batch_end(0, {"loss": 2.0})  # the epoch's one and only training batch
+    job._stop.set()
+    reporter.on_test_batch_end(0, {})
+    assert reporter.model.stop_evaluating and reporter.model.stop_training
+    reporter.on_epoch_end(0, {"loss": 2.0, "accuracy": 0.1, "val_loss": 9.0, "val_accuracy": 0.0})
+    assert job.snapshot().history == ()

@@ -55,8 +55,7 @@ def get_manager() -> JobManager:
 
 
 def job_active(manager: JobManager) -> bool:
-    job = manager.job
-    return job is not None and job.snapshot().status.active
+    return manager.active()
 
 
 def refresh_every(active: bool, factor: float = 1) -> float | None:

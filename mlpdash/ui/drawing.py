@@ -13,7 +13,7 @@ from streamlit_drawable_canvas import st_canvas
 
 from mlpdash import figures
 from mlpdash.jobs import JobManager
-from mlpdash.predict import Prediction, predict_drawing
+from mlpdash.predict import Prediction, predict_image
 from mlpdash.preprocess import canvas_to_mnist
 from mlpdash.runs import RunError
 
@@ -73,14 +73,15 @@ def _predict(manager: JobManager, drawing: np.ndarray | None) -> Prediction | No
         st.info("Train a model first: the prediction uses the current model, even mid-training.",
                 icon=":material/info:")
         return None
-    if drawing is None or canvas_to_mnist(drawing) is None:
+    image = None if drawing is None else canvas_to_mnist(drawing)
+    if image is None:
         return Prediction(None, None, None)  # no model needed, so no TensorFlow before a stroke
     try:
         predictor = _predictor(manager)
         if predictor is None:
             st.info("The model is still being built: draw again in a moment.", icon=":material/info:")
             return None
-        return predict_drawing(predictor, drawing)
+        return predict_image(predictor, image)
     except RunError as err:
         st.error(f"The saved model cannot be loaded: {err}", icon=":material/warning:")
         return None

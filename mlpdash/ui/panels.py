@@ -163,8 +163,11 @@ def runs_ui(manager: JobManager) -> None:
                 f"`{manager.runs_dir}`.", icon=":material/info:")
         return
     rows = [_run_row(run) for run in runs]
-    event = st.dataframe(rows, key="runs_table", on_select="rerun", selection_mode="single-row",
-                         hide_index=True, width="stretch")
+    # The table keeps a ticked row *position* across reruns; when a new run shifts the list, that
+    # position would name another run. A key that changes with the list starts it unselected.
+    with st.container(key="runs_table"):
+        event = st.dataframe(rows, key=f"runs_table_{runs[0].run_id}_{len(runs)}", on_select="rerun",
+                             selection_mode="single-row", hide_index=True, width="stretch")
     picked = event.selection.rows if event is not None else []
     # Apply a selection once, when it changes: "Back to the current run" must win over a row
     # that is still ticked in the table.

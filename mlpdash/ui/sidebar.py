@@ -26,6 +26,7 @@ DATA_KINDS = {
     "keras": "Keras cache",
 }
 DEFAULTS = TrainConfig()
+IDLE_CHECK_SECONDS = 5.0
 
 
 def _default_data() -> tuple[str, str]:
@@ -110,11 +111,13 @@ def controls_ui(manager: JobManager, spec: str | None, config: TrainConfig | Non
     """Start, Pause/Resume and Stop, kept in step with the job by a polling fragment."""
     was_active = job_active(manager)
 
-    @st.fragment(run_every=refresh_every(was_active))
+    # While idle this fragment still looks every few seconds (it only reads the status), so that a
+    # run started from another tab shows here without a click.
+    @st.fragment(run_every=refresh_every(was_active) or IDLE_CHECK_SECONDS)
     def controls() -> None:
         rerun_if_changed(manager, was_active)
         job = manager.job
-        status = job.snapshot().status if job else Status.IDLE
+        status = job.status if job else Status.IDLE
         start = st.button("Start training", key="start_training", type="primary", width="stretch",
                           icon=":material/play_arrow:",
                           disabled=config is None or spec is None or status.active)
