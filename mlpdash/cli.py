@@ -101,9 +101,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.data is not None:
         validate_source(args.data)
-    from mlpdash.training import (
-        TrainingJob,  # TensorFlow loads only after the input is checked
-    )
+    # Imported here: TensorFlow loads only after the input is checked.
+    from mlpdash.training import TrainingJob
 
     if args.deterministic:
         import tensorflow as tf

@@ -62,9 +62,8 @@ class JobManager:
 
     def start(self, config: TrainConfig, data_spec: str | None = None) -> TrainingJob:
         """Start a job for `config`; JobBusyError while another one is active."""
-        from mlpdash.training import (
-            TrainingJob,  # TensorFlow loads on the first Start, not page load
-        )
+        # Imported here: TensorFlow loads on the first Start, not on page load.
+        from mlpdash.training import TrainingJob
 
         with self._lock:
             if self.active():

@@ -128,9 +128,8 @@ class RunWriter:
         write_json_atomic(self.path / "mistakes.json", dict(mistakes))
 
     def write_model(self, model: Any) -> None:
-        from mlpdash.model import (
-            export_saved_model,  # TensorFlow only where a model is saved
-        )
+        # Imported here: TensorFlow loads only where a model is saved.
+        from mlpdash.model import export_saved_model
 
         write_dir_atomic(self.path / "model", lambda tmp: export_saved_model(model, tmp))
         tmp = _temp_beside(self.path / "model.keras").with_suffix(".keras")  # Keras insists on it
