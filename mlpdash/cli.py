@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from mlpdash.data import DataError, validate_source
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+EXIT_DIVERGED = 3
 POLL_SECONDS = 0.2
 
 
@@ -49,16 +51,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=defaults.epochs)
     train.add_argument("--dropout", type=float, default=defaults.dropout)
     train.add_argument("--seed", type=int, default=defaults.seed)
-    train.add_argument("--out", default=None, help="folder for run folders (default ./runs)")
+    train.add_argument("--out", default=None, metavar="RUNS_DIR",
+                       help="the folder in which the run's own timestamped folder is made "
+                            "(default $MLPDASH_RUNS or ./runs); the run folder is printed at the end")
     train.add_argument("--deterministic", action="store_true",
                        help="TensorFlow op determinism (also across thread schedules; slower)")
 
     evaluate = commands.add_parser("evaluate", help="evaluate a saved run on the test split")
-    evaluate.add_argument("--model", required=True, metavar="RUN_DIR")
+    evaluate.add_argument("--model", required=True, metavar="RUN_DIR",
+                          help="a run folder (as `train` prints it), or a folder holding exactly one run")
     evaluate.add_argument("--data", default=None)
 
     predict = commands.add_parser("predict", help="classify images of handwritten digits")
-    predict.add_argument("--model", required=True, metavar="RUN_DIR")
+    predict.add_argument("--model", required=True, metavar="RUN_DIR",
+                         help="a run folder, or a folder holding exactly one run")
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
 
@@ -102,7 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.data is not None:
         validate_source(args.data)
     # Imported here: TensorFlow loads only after the input is checked.
-    from mlpdash.training import TrainingJob
+    from mlpdash.training import SHUTDOWN_GRACE_SECONDS, TrainingJob
 
     if args.deterministic:
         import tensorflow as tf
@@ -110,22 +116,57 @@ def cmd_train(args: argparse.Namespace) -> int:
         tf.config.experimental.enable_op_determinism()
     # Keras' own progress bar on a terminal, one line per epoch otherwise.
     job = TrainingJob(config, args.data, args.out, verbose=1 if sys.stdout.isatty() else 2)
-    job.start()
-    announced = False
+    # A process manager's SIGTERM stops the run as Ctrl-C does: saved, then exit.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        while not job.join(POLL_SECONDS):
-            snap = job.snapshot()
-            if snap.data_source and not announced:
-                print(f"data: {snap.data_reason}", flush=True)
-                print(f"model: {config.architecture}, {config.activation}, {config.optimizer} "
-                      f"lr {config.learning_rate:g} ({config.lr_schedule}), batch {config.batch_size}, "
-                      f"{config.epochs} epochs, seed {config.seed}", flush=True)
-                announced = True
+        job.start()
+        _watch(job, config)
     except KeyboardInterrupt:
         print("\nstopping after this batch; the partial run is saved…", file=sys.stderr, flush=True)
         job.stop()
-        job.join()
+        if not _wait_ignoring_interrupts(job, SHUTDOWN_GRACE_SECONDS):
+            snap = job.snapshot()
+            print(f"mlpdash: the run did not finish saving within {SHUTDOWN_GRACE_SECONDS:.0f} s; "
+                  f"{snap.run_dir or 'no run folder'} keeps its last finished epoch", file=sys.stderr)
+            return EXIT_FAILED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return _report_end(job.snapshot())
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _watch(job: Any, config: TrainConfig) -> None:
+    """Wait for the job's own end signal (never Thread.is_alive, see training), announcing the data
+    and the model once the data has loaded."""
+    from mlpdash.budgets import long_run_warning
+
+    announced = False
+    while not job.join(POLL_SECONDS):
+        snap = job.snapshot()
+        if snap.data_source and not announced:
+            print(f"data: {snap.data_reason}", flush=True)
+            print(f"model: {config.architecture}, {config.activation}, {config.optimizer} "
+                  f"lr {config.learning_rate:g} ({config.lr_schedule}), batch {config.batch_size}, "
+                  f"{config.epochs} epochs, seed {config.seed}", flush=True)
+            warning = long_run_warning(config, snap.train_size)
+            if warning:
+                print(f"note: {warning}", flush=True)
+            announced = True
+
+
+def _wait_ignoring_interrupts(job: Any, seconds: float) -> bool:
+    """Wait for a stopped job to save; a second Ctrl-C must not kill it half-way through."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return job.join(max(0.0, deadline - time.monotonic()))
+        except KeyboardInterrupt:
+            print("still saving the run…", file=sys.stderr, flush=True)
 
 
 def _report_end(snap: Any) -> int:
@@ -134,7 +175,14 @@ def _report_end(snap: Any) -> int:
     if snap.status == Status.FAILED:
         print(f"mlpdash: training failed: {snap.error}", file=sys.stderr)
         return EXIT_BAD_INPUT if snap.data_source is None else EXIT_FAILED
+    if snap.status == Status.DIVERGED:
+        print(f"mlpdash: {snap.error}", file=sys.stderr)
+        print(f"run saved to {snap.run_dir} (as diverged)")
+        return EXIT_DIVERGED
     report = snap.report
+    if report is None:
+        print("stopped before training began; no run was saved")
+        return 0
     note = f" (stopped after {snap.epochs_completed} full epochs)" if snap.status == Status.STOPPED else ""
     print(f"test accuracy {report.accuracy:.4f}, test loss {report.loss:.4f}{note}")
     print(f"run saved to {snap.run_dir}")
@@ -152,10 +200,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from mlpdash.evaluate import report_from_logits
     from mlpdash.model import to_model_input
     from mlpdash.predict import Predictor
-    from mlpdash.runs import RunError, load_keras_model
+    from mlpdash.runs import RunError, load_run_model
 
     try:
-        model = load_keras_model(run_dir)
+        model = load_run_model(run_dir)
     except RunError as err:
         raise UsageError(str(err)) from None
     data = load_mnist(args.data)
@@ -166,11 +214,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _existing_run(path: str) -> Path:
+    """The run folder `path`, or the one run inside it (as `train --out DIR` makes them)."""
+    from mlpdash.runs import list_runs, read_info
+
     run_dir = Path(path)
     if not run_dir.is_dir():
         raise UsageError(f"no run folder at {path}")
-    if not (run_dir / "model.keras").is_file():
-        raise UsageError(f"{path} holds no saved model (model.keras is missing)")
+    if not (run_dir / "config.json").exists():
+        runs = list_runs(run_dir)
+        if len(runs) != 1:
+            found = f"{len(runs)} runs" if runs else "no run"
+            raise UsageError(f"{path} is not a run folder and holds {found}: name one run folder")
+        run_dir = runs[0].path
+        print(f"using the run in {path}: {run_dir}", file=sys.stderr)
+    info = read_info(run_dir)
+    if info.status == "damaged":
+        raise UsageError(info.error or f"{run_dir}: damaged run folder")
+    if not info.has_model:
+        raise UsageError(f"{run_dir} holds no saved model")
     return run_dir
 
 
@@ -180,10 +241,10 @@ def _existing_run(path: str) -> Path:
 def cmd_predict(args: argparse.Namespace) -> int:
     run_dir = _existing_run(args.model)
     from mlpdash.predict import Predictor, predict_drawing, read_image
-    from mlpdash.runs import RunError, load_keras_model
+    from mlpdash.runs import RunError, load_run_model
 
     try:
-        predictor = Predictor(load_keras_model(run_dir))
+        predictor = Predictor(load_run_model(run_dir))
     except RunError as err:
         raise UsageError(str(err)) from None
     failures = 0

@@ -56,6 +56,12 @@ class TrainConfig:
         sizes = "-".join(str(n) for n in (784, *self.hidden, 10))
         return sizes + (" linear" if not self.hidden else "")
 
+    @property
+    def parameters(self) -> int:
+        """Weights and biases of the model: 784*700+700 + 700*500+500 + 500*10+10 by default."""
+        sizes = (784, *self.hidden, 10)
+        return sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["hidden"] = list(data["hidden"]) if isinstance(data["hidden"], tuple) else data["hidden"]

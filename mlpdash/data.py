@@ -19,6 +19,7 @@ on a 0 background, labels uint8 [N]; all returned arrays are read-only.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import re
@@ -37,6 +38,10 @@ ENV_VAR = "MLPDASH_DATA"
 N_VAL = 10_000
 IMAGE_SHAPE = (28, 28)
 GZIP_MAGIC = b"\x1f\x8b"
+# Full MNIST's largest file holds 47 MB; EMNIST-sized files still fit. A header declaring more is
+# refused before anything is unpacked.
+MAX_IDX_BYTES = 1 << 30
+DATA_ROOT_ENV = "MLPDASH_DATA_ROOT"
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
 IDX_STEMS = {  # split -> (images file, labels file) without the optional .gz
@@ -50,6 +55,7 @@ NAMED_SOURCES = ("tfds", "keras", "sample", "auto")
 VALID_FORMS = "tfds, idx:DIR, keras, sample, auto"
 PROBE_ADDRESS = ("storage.googleapis.com", 443)  # where tfds downloads MNIST from
 PROBE_TIMEOUT_S = 2.0
+PROBE_THREAD = "mlpdash-network-probe"
 TFDS_OFFLINE = (
     "tfds: MNIST is not downloaded and the network is unreachable"
     " — use --data sample or idx:DIR"
@@ -91,44 +97,78 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 
 def _read_idx(path: Path, magic: int | None = None) -> np.ndarray:
-    """Parse an unsigned-byte IDX file, insisting on `magic` when given."""
-    raw = _read_bytes(path)
-    if len(raw) < 4:
-        raise DataError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
-    found = int.from_bytes(raw[:4], "big")
-    # 0x0000 08 nn: the 08 means unsigned bytes, nn is the number of dimensions
-    if raw[:3] != b"\x00\x00\x08" or raw[3] == 0 or magic not in (None, found):
-        expected = "an unsigned-byte IDX file" if magic is None else f"0x{magic:08X}"
-        raise DataError(f"{path}: wrong magic number 0x{found:08X}, expected {expected}")
-    header_len = 4 + 4 * raw[3]
-    if len(raw) < header_len:
-        raise DataError(f"{path}: truncated header ({len(raw)} of {header_len} bytes)")
-    dims = tuple(int(d) for d in np.frombuffer(raw, ">u4", raw[3], 4))
-    size = math.prod(dims)  # Python ints: a garbage header must not overflow
-    data = np.frombuffer(raw, np.uint8, offset=header_len)
-    if data.size < size:
-        raise DataError(
-            f"{path}: truncated — header promises {size:,} data bytes"
-            f" for shape {dims}, file has {data.size:,}"
-        )
-    return data[:size].reshape(dims)
+    """Parse an unsigned-byte IDX file, insisting on `magic` when given.
 
-
-def _read_bytes(path: Path) -> bytes:
-    """File contents, gunzipped when they start with the gzip signature."""
+    Reads the header first and then exactly the bytes it declares, never more: a small gzipped file
+    that unpacks to gigabytes (or a header that declares them) is refused before it is unpacked.
+    """
     try:
-        raw = path.read_bytes()
+        with _open_idx(path) as stream:
+            head = stream.read(4)
+            if len(head) < 4:
+                raise DataError(f"{path}: too short for an IDX header ({len(head)} bytes)")
+            found = int.from_bytes(head, "big")
+            # 0x0000 08 nn: the 08 means unsigned bytes, nn is the number of dimensions
+            if head[:3] != b"\x00\x00\x08" or head[3] == 0 or magic not in (None, found):
+                expected = "an unsigned-byte IDX file" if magic is None else f"0x{magic:08X}"
+                raise DataError(f"{path}: wrong magic number 0x{found:08X}, expected {expected}")
+            header_len = 4 + 4 * head[3]
+            shape = stream.read(header_len - 4)
+            if len(shape) < header_len - 4:
+                raise DataError(f"{path}: truncated header ({4 + len(shape)} of {header_len} bytes)")
+            dims = tuple(int(d) for d in np.frombuffer(shape, ">u4"))
+            size = math.prod(dims)  # Python ints: a garbage header must not overflow
+            if size > MAX_IDX_BYTES:
+                raise DataError(f"{path}: the header declares {size:,} data bytes for shape {dims}, "
+                                f"more than the {MAX_IDX_BYTES:,} an MNIST-like file needs")
+            data = _read_exactly(stream, size)
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise DataError(f"{path}: truncated or corrupt gzip ({exc})") from exc
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    # sniff rather than trust the suffix: an IDX file always starts with 00 00
-    if raw[:2] != GZIP_MAGIC:
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{path}: truncated or corrupt gzip ({exc})") from exc
+    if len(data) < size:
+        raise DataError(
+            f"{path}: truncated — header promises {size:,} data bytes"
+            f" for shape {dims}, file has {len(data):,}"
+        )
+    return np.frombuffer(data, np.uint8).reshape(dims)
+
+
+def _open_idx(path: Path) -> io.BufferedIOBase:
+    """The file as a byte stream, gunzipped on the fly when it starts with the gzip signature (sniffed:
+    an IDX file always starts with 00 00, whatever its name)."""
+    raw = open(path, "rb")  # noqa: SIM115 - handed on, closed by the caller's `with`
+    if raw.peek(2)[:2] == GZIP_MAGIC:
+        return _GzipOwning(raw)
+    return raw
+
+
+class _GzipOwning(gzip.GzipFile):
+    """A GzipFile that closes the file it reads from (GzipFile leaves a passed file object open)."""
+
+    def __init__(self, raw: io.BufferedReader) -> None:
+        super().__init__(fileobj=raw, mode="rb")
+        self._raw = raw
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._raw.close()
+
+
+def _read_exactly(stream: io.BufferedIOBase, size: int) -> bytes:
+    """Up to `size` bytes (fewer only at the end of the stream), without reading past them."""
+    buffer = bytearray(size)
+    view, done = memoryview(buffer), 0
+    while done < size:
+        count = stream.readinto(view[done:])
+        if not count:
+            break
+        done += count
+    return bytes(buffer[:done]) if done < size else bytes(buffer)
 
 
 def _idx_path(folder: Path, stem: str) -> Path:
@@ -272,7 +312,7 @@ def network_reachable(timeout: float = PROBE_TIMEOUT_S) -> bool:
             pass
 
     # DNS lookups ignore socket timeouts, so bound the whole attempt from outside
-    probe = threading.Thread(target=attempt, daemon=True)
+    probe = threading.Thread(target=attempt, name=PROBE_THREAD, daemon=True)
     probe.start()
     probe.join(timeout)
     return bool(reached)
@@ -317,10 +357,24 @@ def _canonical(spec: str) -> str:
     if colon and kind.lower() == "idx":
         if not folder.strip():
             raise DataError("idx: needs a folder, e.g. idx:../shared/data/mnist")
-        return "idx:" + str(Path(folder.strip()).expanduser().resolve())
+        return "idx:" + str(_confined(Path(folder.strip()).expanduser()))
     if text.lower() in NAMED_SOURCES:
         return text.lower()
     raise DataError(f"unknown data source {spec!r}; valid forms: {VALID_FORMS}")
+
+
+def _confined(folder: Path) -> Path:
+    """The absolute folder; with $MLPDASH_DATA_ROOT set, relative to that root and refused outside
+    it, before anything on disk is looked at (so the answer never says whether a folder exists)."""
+    root_text = os.environ.get(DATA_ROOT_ENV, "").strip()
+    if not root_text:
+        return folder.resolve()
+    root = Path(root_text).expanduser().resolve()
+    resolved = (root / folder).resolve()  # an absolute `folder` replaces the root here
+    if resolved != root and root not in resolved.parents:
+        raise DataError(f"idx: data folders must be inside {root} ({DATA_ROOT_ENV}); "
+                        f"give a folder relative to it")
+    return resolved
 
 
 def _describe(source: str, n_digits: int | None = None) -> str:

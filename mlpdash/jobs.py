@@ -14,26 +14,26 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from mlpdash.budgets import cache_bytes
 from mlpdash.config import TrainConfig
 from mlpdash.data import MnistSplits, load_mnist, resolve_source
 from mlpdash.progress import Status
 from mlpdash.runs import (
+    RunError,
     RunInfo,
     SavedRun,
     list_runs,
-    load_keras_model,
     load_run,
+    load_run_model,
+    read_info,
     runs_root,
 )
 
 if TYPE_CHECKING:
     from mlpdash.predict import Predictor
     from mlpdash.training import TrainingJob
-
-# One full MNIST in memory is ~55 MB and one saved run's weight snapshots ~24 MB: keep only a
-# few (first in, first out), so a long-lived server does not grow with every run viewed.
-MAX_CACHED_SOURCES = 3
-MAX_CACHED_RUNS = 8
 
 
 class JobBusyError(RuntimeError):
@@ -47,9 +47,9 @@ class JobManager:
         self.runs_dir = runs_root(runs_dir)
         self._lock = threading.Lock()
         self._job: TrainingJob | None = None
-        self._data: dict[str, MnistSplits] = {}
-        self._predictors: dict[Path, Predictor] = {}
-        self._saved: dict[Path, SavedRun] = {}
+        # One byte budget for everything loaded on demand (full MNIST ~55 MB, a saved run's
+        # snapshots up to hundreds of MB, a model ~4 bytes a parameter): oldest out first.
+        self._cache = ByteBudgetCache(cache_bytes())
 
     def active(self) -> bool:
         """Whether a job is loading, training, paused, stopping or evaluating."""
@@ -74,7 +74,7 @@ class JobManager:
     def load_data(self, spec: str | None) -> MnistSplits:
         """`load_mnist`, kept per resolved source so that a second run starts at once."""
         source, reason = resolve_source(spec)
-        cached = self._cached(self._data, source, lambda: load_mnist(source), MAX_CACHED_SOURCES)
+        cached = self._cache.get(("data", source), lambda: load_mnist(source), _splits_bytes)
         # The arrays are shared; the reason is this request's own (auto's "offline — ..." and so on).
         return dataclasses.replace(cached, reason=reason)
 
@@ -86,8 +86,8 @@ class JobManager:
         from mlpdash.predict import Predictor
 
         path = Path(path)
-        return self._cached(self._predictors, path, lambda: Predictor(load_keras_model(path)),
-                            MAX_CACHED_RUNS)
+        return self._cache.get(("model", path, _stamp(path)), lambda: Predictor(load_run_model(path)),
+                               lambda p: 4 * sum(int(np.prod(w.shape)) for w in p.model.weights))
 
     def has_model(self) -> bool:
         """Whether a drawing can be answered (now, or once the job has built its model), decided
@@ -107,7 +107,19 @@ class JobManager:
     def saved_run(self, path: Path) -> SavedRun:
         """A run folder read back once (its weight snapshots are megabytes); RunError if damaged."""
         path = Path(path)
-        return self._cached(self._saved, path, lambda: load_run(path), MAX_CACHED_RUNS)
+        return self._cache.get(("run", path, _stamp(path)), lambda: load_run(path), _run_bytes)
+
+    def evaluate_run(self, path: Path, data_spec: str | None = None) -> RunInfo:
+        """Test an interrupted run's model and record the result in its folder (its summary), so
+        that it lists with a test accuracy; RunError when it cannot be."""
+        from mlpdash.training import evaluate_saved_run  # TensorFlow
+
+        info = read_info(Path(path))
+        if info.status != "interrupted":
+            raise RunError(f"{info.run_id} is {info.label}: only an interrupted run needs evaluating")
+        data = self.load_data(data_spec or info.data_source)
+        evaluate_saved_run(info, data)
+        return read_info(info.path)
 
     def _live_predictor(self) -> Predictor | None:
         job = self._job
@@ -116,17 +128,57 @@ class JobManager:
         return job.predictor
 
     def _newest_model_run(self) -> RunInfo | None:
-        return next((run for run in self.runs() if run.has_model and run.summary), None)
+        return next((run for run in self.runs() if run.can_answer), None)
 
-    def _cached(self, cache: dict, key: Any, load: Callable[[], Any], limit: int) -> Any:
-        """`cache[key]`, loading it (outside the lock: loads take seconds) when missing; the oldest
-        entries beyond `limit` are dropped, so a long-lived server does not grow without bound."""
+
+class ByteBudgetCache:
+    """Values loaded on demand, dropped oldest first once their bytes exceed a budget (the newest
+    entry always stays, so a single value larger than the budget still works). Thread-safe."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self._lock = threading.Lock()
+        self._entries: dict[Any, tuple[Any, int]] = {}
+
+    @property
+    def nbytes(self) -> int:
         with self._lock:
-            if key in cache:
-                return cache[key]
+            return sum(size for _, size in self._entries.values())
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Any, load: Callable[[], Any], size: Callable[[Any], int]) -> Any:
+        """The cached value of `key`, else `load()` (outside the lock: loads take seconds)."""
+        with self._lock:
+            if key in self._entries:
+                return self._entries[key][0]
         value = load()
+        nbytes = int(size(value))
         with self._lock:
-            cache[key] = value
-            while len(cache) > limit:
-                cache.pop(next(iter(cache)))  # dicts keep insertion order: this is the oldest
+            self._entries[key] = (value, nbytes)
+            total = sum(n for _, n in self._entries.values())
+            while total > self.budget and len(self._entries) > 1:
+                _, dropped = self._entries.pop(next(iter(self._entries)))  # insertion order: oldest
+                total -= dropped
         return value
+
+
+def _splits_bytes(data: MnistSplits) -> int:
+    return sum(getattr(data, key).nbytes for key in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"))
+
+
+def _run_bytes(run: SavedRun) -> int:
+    return 0 if run.kernels is None else int(run.kernels.nbytes)
+
+
+def _stamp(path: Path) -> float:
+    """A run folder's metrics change while it trains and its summary when it is evaluated: key
+    cached reads by them, so a reader never keeps an outdated copy."""
+    latest = 0.0
+    for name in ("metrics.jsonl", "summary.json", "model.weights.npz"):
+        try:
+            latest = max(latest, (path / name).stat().st_mtime)
+        except OSError:
+            pass
+    return latest

@@ -28,7 +28,7 @@ def build_model(
     """The compiled MLP of `config`; `steps_per_epoch` sizes the learning-rate schedule."""
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
-        model = _layers(config)
+        model = build_network(config)
         model.compile(
             optimizer=make_optimizer(config, steps_per_epoch),
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -37,7 +37,8 @@ def build_model(
     return model
 
 
-def _layers(config: TrainConfig) -> keras.Model:
+def build_network(config: TrainConfig) -> keras.Model:
+    """The layers of `config`'s MLP, uncompiled (what a saved run's weights are loaded into)."""
     init = {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"}
     layers: list[keras.layers.Layer] = [
         keras.Input((IMAGE_SIZE, IMAGE_SIZE), name="image"),
@@ -69,6 +70,23 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> keras.optimizer
     return keras.optimizers.Adam(
         learning_rate=rate, beta_1=config.beta_1, beta_2=config.beta_2, epsilon=config.epsilon
     )
+
+
+def network_weights(model: keras.Model) -> list[np.ndarray]:
+    """Every Dense layer's kernel and bias, in layer order, as float32 copies."""
+    return [np.array(w, dtype=np.float32) for w in model.get_weights()]
+
+
+def set_network_weights(model: keras.Model, weights: list[np.ndarray]) -> str | None:
+    """Load `weights` (as `network_weights` lists them); the problem, or None when they fit."""
+    expected = [tuple(w.shape) for w in model.weights]
+    found = [tuple(np.shape(w)) for w in weights]
+    if found != expected:
+        return f"{len(found)} arrays of shapes {found[:6]}, expected {len(expected)} of {expected[:6]}"
+    if not all(np.issubdtype(np.asarray(w).dtype, np.floating) for w in weights):
+        return "the arrays are not floating-point numbers"
+    model.set_weights([np.asarray(w, np.float32) for w in weights])
+    return None
 
 
 def first_layer_kernel(model: keras.Model) -> np.ndarray:

@@ -25,6 +25,7 @@ class Status(str, Enum):
     EVALUATING = "evaluating"
     FINISHED = "finished"
     STOPPED = "stopped"
+    DIVERGED = "diverged"
     FAILED = "failed"
 
     @property
@@ -34,7 +35,7 @@ class Status(str, Enum):
 
     @property
     def ended(self) -> bool:
-        return self in (Status.FINISHED, Status.STOPPED, Status.FAILED)
+        return self in (Status.FINISHED, Status.STOPPED, Status.DIVERGED, Status.FAILED)
 
 
 _ACTIVE = {Status.LOADING_DATA, Status.TRAINING, Status.PAUSED, Status.STOPPING, Status.EVALUATING}
@@ -49,18 +50,23 @@ class Snapshot:
     error: str | None = None
     data_source: str | None = None
     data_reason: str | None = None
+    train_size: int = 0  # training digits, once the data has loaded
     epoch: int = 0  # the epoch in progress (1-based), or the last one when the job ended
     batch: int = 0  # batches finished in that epoch
     batches_per_epoch: int = 0
     samples_per_second: float | None = None
     history: tuple[dict[str, float], ...] = ()  # one row per finished epoch (runs.METRIC_KEYS)
-    batch_loss: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # per batch
+    # The per-batch loss, at most DISPLAY_POINTS of it: every batch of a short run, every k-th of a long
+    # one. `batch_steps` numbers each point's batch over the run, from 1.
+    batch_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    batch_loss: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     batch_loss_smoothed: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
-    kernels: tuple[np.ndarray, ...] = ()  # first-layer kernels [784, units]
+    kernels: tuple[np.ndarray, ...] = ()  # first-layer kernels [784, units], float16 (float32 if huge)
     kernel_epochs: tuple[int, ...] = ()  # the epoch after which each kernel was taken (0 = initial)
     report: TestReport | None = None
     run_dir: Path | None = None
     train_seconds: float = 0.0  # time spent in training batches, pauses excluded
+    finishing: bool = False  # the last batch is done: validation, testing and saving remain
 
     @property
     def total_batches(self) -> int:
@@ -88,3 +94,59 @@ class Snapshot:
     @property
     def epochs_completed(self) -> int:
         return len(self.history)
+
+
+# What a snapshot carries of the per-batch loss: about what a chart ~1000 px wide can show.
+DISPLAY_POINTS = 2000
+
+
+class LossHistory:
+    """The per-batch loss of a run in a fixed number of bytes, however long the run.
+
+    Every batch is kept until the buffer is full; then every other point is dropped and from then on
+    only every 2nd (4th, 8th...) batch is recorded, so a 1000-epoch run at batch size 1 costs the
+    same memory as a short one. Not thread-safe: the job guards it with its lock.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 4:
+            raise ValueError("a loss history needs room for at least 4 points")
+        self.capacity = capacity
+        self.stride = 1
+        self._size = 0
+        self._steps = np.zeros(capacity, np.int64)
+        self._values = np.zeros((2, capacity), np.float32)  # loss, smoothed
+
+    @property
+    def nbytes(self) -> int:
+        return self._steps.nbytes + self._values.nbytes
+
+    def __len__(self) -> int:
+        return self._size
+
+    def append(self, step: int, loss: float, smoothed: float) -> None:
+        if step % self.stride:
+            return
+        if self._size == self.capacity:
+            # The kept steps are multiples of the stride (s, 2s, 3s...): those of 2s sit at odd indices.
+            keep = slice(1, None, 2)
+            half = len(range(self._size)[keep])
+            self._steps[:half] = self._steps[: self._size][keep]
+            self._values[:, :half] = self._values[:, : self._size][:, keep]
+            self._size = half
+            self.stride *= 2
+            if step % self.stride:
+                return
+        self._steps[self._size] = step
+        self._values[:, self._size] = (loss, smoothed)
+        self._size += 1
+
+    def view(self, max_points: int = DISPLAY_POINTS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(steps, loss, smoothed): copies of at most `max_points` evenly spread points, the newest
+        always included; costs O(max_points), not O(run length)."""
+        size = self._size
+        if size <= max_points:
+            index = np.arange(size)
+        else:
+            index = np.linspace(0, size - 1, max_points).round().astype(np.int64)
+        return self._steps[index], self._values[0, index], self._values[1, index]

@@ -1,29 +1,40 @@
-"""Run folders: every training run saved as files, each written atomically; listing and reloading.
+"""Run folders: every training run saved as it goes, listed and read back without trusting the folder.
 
 Layout of `runs/<YYYYmmdd-HHMMSS>-<id>/`:
-  config.json           the TrainConfig plus the data source
+  config.json           the TrainConfig, the data source and the creation time (`created`, Unix s)
+  training.lock         held (flock) by the process that trains the run; gone once the run has ended
   metrics.jsonl         one JSON object per finished epoch
-  weights.npz           first-layer kernels: `kernels` float16 [K, 784, units] and `epochs` int [K],
-                        the epoch after which each was taken (0 = initial; every epoch up to 100,
-                        thinned beyond)
+  model.weights.npz     the model's weights after the newest finished epoch (`w0`, `w1`, ... in layer
+                        order: kernel, bias, kernel, bias, ...), rewritten at the end of every epoch
+  snapshots/kernel-EEEEE.npy
+                        the first-layer kernel [784, units] at step 0 and after each epoch (float16,
+                        float32 where a weight is beyond float16's range); thinned like the live ones
   test_predictions.npz  `labels`, `predictions`, `confidences` for every test image, in test order
   mistakes.json         the misclassified test images: index, label, prediction, confidence
-  model.keras           the Keras model, for the app and `evaluate`
+  model.keras           the Keras model, for use outside mlpdash (mlpdash itself never loads it)
   model/                a SavedModel: serving_default(images uint8 [N,28,28]) -> probabilities, digit
-  failure.json          only when the run failed: the error
+  failure.json          only when the run failed or diverged: the error
   summary.json          written last: its presence marks a run that ended (finished or stopped)
 
-A file is first written beside its target and then renamed over it, so a crash leaves either the old
-file or the new one, never half of one.
+Every file is written atomically (see `files`), and the end-of-epoch files are synced, so a killed
+process or a power loss loses at most the epoch in flight. A run whose process died is listed as
+*interrupted after N epochs*: its `training.lock` exists but no process holds it (the kernel drops an
+flock with its holder), which tells it apart from a run still training here or in another process.
+
+Reading treats the folder as untrusted: only regular files, no symbolic links, size caps, every field
+validated; a model is rebuilt from the validated config by our own code and only its weights are read.
+A damaged folder is listed as damaged, naming the file and the problem; the rest still works.
 """
 
 from __future__ import annotations
 
-import io
+import datetime as dt
+import fcntl
 import json
+import math
 import os
+import re
 import secrets
-import shutil
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -32,11 +43,44 @@ from typing import Any
 
 import numpy as np
 
-from mlpdash.config import TrainConfig
+from mlpdash.config import MAX_EPOCHS, TrainConfig
+from mlpdash.files import (
+    UnsafeFileError,
+    fsync_dir,
+    is_temporary,
+    open_regular,
+    read_json,
+    read_npy,
+    read_npz,
+    read_regular,
+    remove_entry,
+    write_bytes_atomic,
+    write_dir_atomic,
+    write_file_atomic,
+    write_json_atomic,
+    write_npy_atomic,
+    write_npz_atomic,
+)
 
 DEFAULT_RUNS_DIR = Path("runs")
 RUNS_ENV_VAR = "MLPDASH_RUNS"
 METRIC_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds")
+LOCK_FILE = "training.lock"
+MODEL_WEIGHTS = "model.weights.npz"
+LEGACY_MODEL = "model.keras"
+LEGACY_WEIGHTS = "weights.npz"
+SNAPSHOT_DIR = "snapshots"
+SNAPSHOT_NAME = re.compile(r"^kernel-(\d{5})\.npy$")
+NUM_CLASSES = 10
+PIXELS = 784
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+# A metrics row is ~150 bytes; 1000 epochs fit many times over.
+MAX_METRICS_BYTES = 4 << 20
+MAX_TEST_RESULTS_BYTES = 64 << 20
+# Clocks differ between machines a folder may come from: a little future is tolerated, 2099 is not.
+CLOCK_SLACK_S = 3600
+STATUSES = ("training", "finished", "stopped", "interrupted", "diverged", "failed", "damaged")
+OUTCOMES = ("finished", "stopped", "interrupted")
 
 
 class RunError(ValueError):
@@ -48,80 +92,91 @@ def runs_root(root: str | Path | None = None) -> Path:
     return Path(root or os.environ.get(RUNS_ENV_VAR) or DEFAULT_RUNS_DIR)
 
 
-# --- atomic writes -------------------------------------------------------------------------------
+def _weights_limit(config: TrainConfig) -> int:
+    # float32 weights plus generous room for the archive's headers.
+    return 4 * config.parameters + (1 << 20)
 
 
-def _temp_beside(path: Path) -> Path:
-    return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+def _kernel_limit(config: TrainConfig) -> int:
+    return 4 * PIXELS * _first_units(config) + 4096
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    tmp = _temp_beside(path)
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+def _first_units(config: TrainConfig) -> int:
+    return config.hidden[0] if config.hidden else NUM_CLASSES
 
 
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_bytes_atomic(path, (json.dumps(obj, indent=2, allow_nan=True) + "\n").encode())
-
-
-def write_npz_atomic(path: Path, compress: bool = True, **arrays: np.ndarray) -> None:
-    buffer = io.BytesIO()
-    (np.savez_compressed if compress else np.savez)(buffer, **arrays)
-    write_bytes_atomic(path, buffer.getvalue())
-
-
-def write_dir_atomic(path: Path, fill: Any) -> None:
-    """Call `fill(tmp_dir)` to write a folder beside `path`, then rename it into place. An old
-    folder is renamed aside first and removed last, so a crash leaves one whole copy or the other."""
-    tmp, old = _temp_beside(path), _temp_beside(path)
-    try:
-        fill(tmp)
-        if path.exists():
-            os.replace(path, old)
-        os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not path.exists():
-            os.replace(old, path)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
+def compact_kernel(kernel: np.ndarray) -> np.ndarray:
+    """float16 halves a snapshot, but turns weights beyond ±65504 into inf: keep those in float32."""
+    kernel = np.asarray(kernel)
+    finite = kernel[np.isfinite(kernel)]
+    if finite.size and np.abs(finite).max() > FLOAT16_MAX:
+        return kernel.astype(np.float32)
+    return kernel.astype(np.float16)
 
 
 # --- writing a run -------------------------------------------------------------------------------
 
 
 class RunWriter:
-    """Creates a run folder and writes its files as the run goes."""
+    """Creates a run folder, holds its lock while the run trains, and writes its files as it goes."""
 
     def __init__(self, root: str | Path | None, config: TrainConfig, data_source: str) -> None:
         base = runs_root(root)
         base.mkdir(parents=True, exist_ok=True)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.path = base / f"{stamp}-{secrets.token_hex(3)}"
-        self.path.mkdir()
-        write_json_atomic(self.path / "config.json", {"config": config.to_dict(), "data_source": data_source})
+        created = time.time()
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(created))
+        name = f"{stamp}-{secrets.token_hex(3)}"
+        # Built under a hidden name and renamed into place, so a listing never sees a folder
+        # without its config or its lock.
+        building = base / f".{name}.tmp"
+        building.mkdir()
+        try:
+            self._lock_fd = os.open(building / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            write_json_atomic(building / "config.json",
+                              {"config": config.to_dict(), "data_source": data_source, "created": created})
+            (building / SNAPSHOT_DIR).mkdir()
+            os.rename(building, base / name)
+            fsync_dir(base)
+        except BaseException:
+            remove_entry(building)
+            raise
+        self.path = base / name
+        self.config = config
 
-    def write_metrics(self, rows: Iterable[Mapping[str, Any]]) -> None:
+    @classmethod
+    def reopen(cls, info: RunInfo) -> RunWriter:
+        """A writer for an existing run folder (to record an interrupted run's test result); it
+        takes the run's lock, so a run still training elsewhere is refused."""
+        writer = cls.__new__(cls)
+        writer.path, writer.config = info.path, info.config
+        fd = os.open(info.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RunError(f"{info.path}: another process is writing this run") from None
+        writer._lock_fd = fd
+        return writer
+
+    def write_epoch(self, rows: Iterable[Mapping[str, Any]], weights: list[np.ndarray] | None) -> None:
+        """The end of an epoch: the model's weights first, then the metrics that count the epoch,
+        so a crash between the two leaves weights at least as new as the metrics say."""
+        if weights is not None:
+            self.write_model_weights(weights)
         lines = "".join(json.dumps({k: row[k] for k in METRIC_KEYS}) + "\n" for row in rows)
         write_bytes_atomic(self.path / "metrics.jsonl", lines.encode())
 
-    def write_weights(self, kernels: list[np.ndarray], epochs: list[int]) -> None:
-        # float16 halves the files; the weights are only ever looked at, never trained from.
-        # Trained weights barely compress, and compressing them cost half a second per run.
-        write_npz_atomic(
-            self.path / "weights.npz",
-            compress=False,
-            kernels=np.stack(kernels).astype(np.float16),
-            epochs=np.asarray(epochs, dtype=np.int32),
-        )
+    def write_model_weights(self, weights: list[np.ndarray]) -> None:
+        # Uncompressed: trained weights barely compress, and compressing cost half a second a run.
+        write_npz_atomic(self.path / MODEL_WEIGHTS, compress=False,
+                         **{f"w{i}": np.asarray(w, np.float32) for i, w in enumerate(weights)})
+
+    def write_snapshot(self, kernel: np.ndarray, epoch: int) -> None:
+        write_npy_atomic(self.path / SNAPSHOT_DIR / f"kernel-{epoch:05d}.npy", compact_kernel(kernel))
+
+    def remove_snapshot(self, epoch: int) -> None:
+        remove_entry(self.path / SNAPSHOT_DIR / f"kernel-{epoch:05d}.npy")
 
     def write_test_results(self, predictions: Mapping[str, np.ndarray], mistakes: Mapping[str, list]) -> None:
         write_npz_atomic(self.path / "test_predictions.npz", **predictions)
@@ -132,19 +187,21 @@ class RunWriter:
         from mlpdash.model import export_saved_model
 
         write_dir_atomic(self.path / "model", lambda tmp: export_saved_model(model, tmp))
-        tmp = _temp_beside(self.path / "model.keras").with_suffix(".keras")  # Keras insists on it
-        try:
-            model.save(tmp)
-            os.replace(tmp, self.path / "model.keras")
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        write_file_atomic(self.path / LEGACY_MODEL, model.save, suffix=".keras")  # Keras insists
 
     def write_summary(self, summary: Mapping[str, Any]) -> None:
         write_json_atomic(self.path / "summary.json", dict(summary))
 
-    def write_failure(self, error: str) -> None:
-        write_json_atomic(self.path / "failure.json", {"error": error})
+    def write_failure(self, error: str, kind: str = "failed") -> None:
+        write_json_atomic(self.path / "failure.json", {"error": error, "kind": kind})
+
+    def close(self) -> None:
+        """The run has ended: drop the lock file, then the lock."""
+        if self._lock_fd is None:
+            return
+        remove_entry(self.path / LOCK_FILE)
+        os.close(self._lock_fd)
+        self._lock_fd = None
 
 
 # --- reading runs --------------------------------------------------------------------------------
@@ -152,7 +209,7 @@ class RunWriter:
 
 @dataclass(frozen=True)
 class RunInfo:
-    """One entry of the run listing; `status` is finished, stopped, failed, incomplete or corrupt."""
+    """One entry of the run listing; `status` is one of STATUSES."""
 
     path: Path
     status: str
@@ -160,23 +217,35 @@ class RunInfo:
     data_source: str | None = None
     summary: dict[str, Any] | None = None
     error: str | None = None
+    created: float = 0.0
+    epochs_completed: int = 0
+    has_model: bool = False
 
     @property
     def run_id(self) -> str:
         return self.path.name
 
     @property
-    def has_model(self) -> bool:
-        return (self.path / "model.keras").is_file()
+    def label(self) -> str:
+        """The status as a person reads it: 'interrupted after 3 epochs', 'damaged'…"""
+        if self.status == "interrupted":
+            unit = "epoch" if self.epochs_completed == 1 else "epochs"
+            return f"interrupted after {self.epochs_completed} {unit}"
+        return self.status
+
+    @property
+    def can_answer(self) -> bool:
+        """Whether its model may answer drawings: saved, and not a diverged or failed one."""
+        return self.has_model and self.status in ("finished", "stopped", "interrupted")
 
 
 @dataclass(frozen=True)
 class SavedRun:
-    """Everything a finished or stopped run recorded, as read back from its folder."""
+    """Everything a run recorded, as read back from its folder."""
 
     info: RunInfo
     metrics: list[dict[str, float]]
-    kernels: np.ndarray | None  # float32 [E+1, 784, units]
+    kernels: np.ndarray | None  # float32 [K, 784, units]
     kernel_epochs: np.ndarray | None
     mistakes: dict[str, list] = field(default_factory=dict)
 
@@ -185,97 +254,367 @@ class SavedRun:
         return self.info.path
 
     def load_model(self) -> Any:
-        return load_keras_model(self.path)
+        return load_run_model(self.path)
 
 
 def list_runs(root: str | Path | None = None) -> list[RunInfo]:
-    """Every run folder under `root`, newest first; unreadable ones are listed as corrupt."""
+    """Every run folder under `root`, newest first by validated creation time; damaged ones are
+    listed as damaged. Leftovers of interrupted writes are removed on the way."""
     base = runs_root(root)
     if not base.is_dir():
         return []
-    folders = [p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    return [read_info(p) for p in sorted(folders, key=lambda p: p.name, reverse=True)]
+    infos = []
+    for entry in sorted(base.iterdir()):
+        if is_temporary(entry.name):
+            _clean_abandoned(entry)
+        elif not entry.name.startswith(".") and entry.is_dir() and not entry.is_symlink():
+            infos.append(read_info(entry))
+    return sorted(infos, key=lambda info: (info.created, info.run_id), reverse=True)
 
 
 def read_info(path: Path) -> RunInfo:
     """The run's config, summary and status; never raises for a damaged folder."""
     path = Path(path)
     try:
-        head = _read_json(path / "config.json")
-        config = TrainConfig.from_dict(head["config"])
-        source = head.get("data_source")
-    except (RunError, KeyError, TypeError, ValueError) as err:
-        return RunInfo(path, "corrupt", error=_message(err, path / "config.json"))
+        config, source, created = _read_config(path)
+    except RunError as err:
+        return RunInfo(path, "damaged", error=str(err), created=_fallback_time(path))
+    base = dict(config=config, data_source=source, created=created,
+                has_model=_is_file(path / MODEL_WEIGHTS) or _is_file(path / LEGACY_MODEL))
     try:
-        if (path / "failure.json").exists():
+        if _lock_held(path):
+            return RunInfo(path, "training", epochs_completed=_count_epochs(path), **base)
+        _clean_leftovers(path)
+        if _exists(path / "failure.json"):
             failure = _read_json(path / "failure.json")
-            return RunInfo(path, "failed", config, source, error=str(failure.get("error")))
-        if not (path / "summary.json").exists():
-            return RunInfo(path, "incomplete", config, source)
-        summary = _read_json(path / "summary.json")
-        status = "stopped" if summary.get("stopped_early") else "finished"
-        return RunInfo(path, status, config, source, summary)
-    except (RunError, AttributeError) as err:
-        return RunInfo(path, "corrupt", config, source, error=_message(err, path))
+            kind = failure.get("kind") if isinstance(failure, dict) else None
+            error = failure.get("error") if isinstance(failure, dict) else None
+            return RunInfo(path, "diverged" if kind == "diverged" else "failed",
+                           error=str(error)[:2000] if error is not None else "unknown error",
+                           epochs_completed=_count_epochs(path), **base)
+        if not _exists(path / "summary.json"):
+            return RunInfo(path, "interrupted", epochs_completed=_count_epochs(path), **base)
+        summary = validate_summary(_read_json(path / "summary.json"), path / "summary.json")
+        status = summary.get("outcome") or ("stopped" if summary.get("stopped_early") else "finished")
+        return RunInfo(path, status, summary=summary,
+                       epochs_completed=summary.get("epochs_completed", 0), **base)
+    except RunError as err:
+        return RunInfo(path, "damaged", error=str(err), **base)
 
 
 def load_run(path: str | Path) -> SavedRun:
     """Read a run folder back; raises RunError naming the damaged file."""
     info = read_info(Path(path))
-    if info.status == "corrupt":
-        raise RunError(info.error or f"{path}: corrupt run folder")
+    if info.status == "damaged":
+        raise RunError(info.error or f"{path}: damaged run folder")
+    assert info.config is not None
     metrics = read_metrics(info.path / "metrics.jsonl")
-    kernels = epochs = None
-    weights = info.path / "weights.npz"
-    if weights.exists():
-        try:
-            with np.load(weights) as data:
-                kernels = data["kernels"].astype(np.float32)
-                epochs = data["epochs"]
-        except Exception as err:  # zip, pickle and key errors all mean the same to a reader
-            raise RunError(f"{weights}: unreadable weight snapshots ({err})") from None
+    kernels, epochs = _read_snapshots(info.path, info.config)
     mistakes_path = info.path / "mistakes.json"
-    mistakes = _read_json(mistakes_path) if mistakes_path.exists() else {}
+    mistakes = _validate_mistakes(_read_json(mistakes_path), mistakes_path) if _exists(mistakes_path) else {}
     return SavedRun(info, metrics, kernels, epochs, mistakes)
 
 
 def read_metrics(path: Path) -> list[dict[str, float]]:
-    if not path.exists():
+    if not _exists(path):
         return []
+    try:
+        text = read_regular(path, MAX_METRICS_BYTES).decode()
+    except UnsafeFileError as err:
+        raise RunError(str(err)) from None
+    except UnicodeDecodeError:
+        raise RunError(f"{path}: not text") from None
     rows = []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         try:
             row = json.loads(line)
-            rows.append({k: row[k] for k in METRIC_KEYS})
-        except (json.JSONDecodeError, KeyError, TypeError):
+            values = {k: row[k] for k in METRIC_KEYS}
+        except (json.JSONDecodeError, KeyError, TypeError, RecursionError):
             raise RunError(f"{path}: line {number} is not a metrics row") from None
+        if not all(_is_number(v) for v in values.values()) or not _is_int(values["epoch"]):
+            raise RunError(f"{path}: line {number} has a value that is not a number")
+        rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in values.items()})
     return rows
 
 
-def load_keras_model(path: str | Path) -> Any:
-    """The run's Keras model; RunError when the run saved none or the file is damaged."""
-    file = Path(path) / "model.keras"
-    if not file.is_file():
-        raise RunError(f"{path}: this run has no saved model (model.keras is missing)")
-    import keras  # imported here so that listing runs never loads TensorFlow
+def load_run_model(path: str | Path) -> Any:
+    """The run's model, rebuilt from its validated config by our own code with only its weights
+    read from the folder (never a graph); RunError when it saved none or they do not fit."""
+    path = Path(path)
+    info = read_info(path)
+    if info.config is None:
+        raise RunError(info.error or f"{path}: damaged run folder")
+    from mlpdash.model import build_network, set_network_weights  # TensorFlow only from here on
 
+    model = build_network(info.config)
+    if _is_file(path / MODEL_WEIGHTS):
+        arrays = _read_npz(path / MODEL_WEIGHTS, _weights_limit(info.config))
+        weights = [arrays.get(f"w{i}") for i in range(len(arrays))]
+        if any(w is None for w in weights):
+            raise RunError(f"{path / MODEL_WEIGHTS}: arrays are not numbered w0, w1, ...")
+        problem = set_network_weights(model, weights)
+    elif _is_file(path / LEGACY_MODEL):
+        problem = _load_legacy_weights(model, path / LEGACY_MODEL, _weights_limit(info.config))
+    else:
+        raise RunError(f"{path}: this run has no saved model (no {MODEL_WEIGHTS})")
+    if problem:
+        raise RunError(f"{path}: the saved weights do not fit its config.json ({problem})")
+    return model
+
+
+def validate_summary(raw: Any, path: Path) -> dict[str, Any]:
+    """The summary's known fields with their types and ranges checked; RunError names a bad one."""
+    if not isinstance(raw, dict):
+        raise RunError(f"{path}: not a JSON object")
+
+    def bad(name: str, wanted: str) -> RunError:
+        return RunError(f"{path}: {name} must be {wanted} (got {_short(raw[name])})")
+
+    summary: dict[str, Any] = {}
+    for name in ("test_accuracy",):
+        if raw.get(name) is not None:
+            if not (_is_number(raw[name]) and 0 <= raw[name] <= 1):
+                raise bad(name, "a number from 0 to 1")
+            summary[name] = float(raw[name])
+    for name in ("test_loss", "samples_per_second", "train_seconds"):
+        if raw.get(name) is not None:
+            if not (_is_number(raw[name]) and (raw[name] >= 0 or math.isnan(raw[name]))):
+                raise bad(name, "a number of at least 0")
+            summary[name] = float(raw[name])
+    for name, top in (("epochs_completed", MAX_EPOCHS), ("mistakes", 10**8)):
+        if name in raw:
+            if not (_is_int(raw[name]) and 0 <= raw[name] <= top):
+                raise bad(name, f"an integer from 0 to {top}")
+            summary[name] = raw[name]
+    if "stopped_early" in raw:
+        if not isinstance(raw["stopped_early"], bool):
+            raise bad("stopped_early", "true or false")
+        summary["stopped_early"] = raw["stopped_early"]
+    if raw.get("outcome") is not None:
+        if raw["outcome"] not in OUTCOMES:
+            raise bad("outcome", f"one of {', '.join(OUTCOMES)}")
+        summary["outcome"] = raw["outcome"]
+    if raw.get("data_source") is not None:
+        if not isinstance(raw["data_source"], str):
+            raise bad("data_source", "text")
+        summary["data_source"] = raw["data_source"][:1000]
+    if raw.get("confusion_matrix") is not None:
+        matrix = raw["confusion_matrix"]
+        if not (isinstance(matrix, list) and len(matrix) == NUM_CLASSES
+                and all(isinstance(r, list) and len(r) == NUM_CLASSES
+                        and all(_is_int(c) and c >= 0 for c in r) for r in matrix)):
+            raise bad("confusion_matrix", "10 rows of 10 counts")
+        summary["confusion_matrix"] = matrix
+    if raw.get("per_class_accuracy") is not None:
+        values = raw["per_class_accuracy"]
+        if not (isinstance(values, list) and len(values) == NUM_CLASSES
+                and all(v is None or (_is_number(v) and 0 <= v <= 1) for v in values)):
+            raise bad("per_class_accuracy", "10 numbers from 0 to 1")
+        summary["per_class_accuracy"] = [None if v is None else float(v) for v in values]
+    return summary
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _read_config(path: Path) -> tuple[TrainConfig, str | None, float]:
+    file = path / "config.json"
+    head = _read_json(file)
+    if not isinstance(head, dict) or not isinstance(head.get("config"), dict):
+        raise RunError(f"{file}: no \"config\" object")
     try:
-        return keras.models.load_model(file, compile=False)
-    except Exception as err:
-        raise RunError(f"{file}: cannot load the model ({type(err).__name__}: {err})") from None
+        config = TrainConfig.from_dict(head["config"])
+    except (TypeError, ValueError) as err:
+        raise RunError(f"{file}: {err}") from None
+    source = head.get("data_source")
+    if source is not None and not isinstance(source, str):
+        raise RunError(f"{file}: data_source must be text (got {_short(source)})")
+    return config, source and source[:1000], _created(path, head.get("created"))
+
+
+def _created(path: Path, value: Any) -> float:
+    """The validated creation time: the recorded one, else the one in the folder's name."""
+    if value is not None:
+        if not (_is_number(value) and 0 <= value <= time.time() + CLOCK_SLACK_S):
+            raise RunError(f"{path / 'config.json'}: created must be a time in the past (got {_short(value)})")
+        return float(value)
+    named = _time_in_name(path)
+    if named is not None and named > time.time() + CLOCK_SLACK_S:
+        raise RunError(f"{path}: named for a time in the future ({path.name[:15]})")
+    return _fallback_time(path) if named is None else named
+
+
+def _time_in_name(path: Path) -> float | None:
+    stamp = re.match(r"^(\d{8}-\d{6})", path.name)
+    try:
+        return dt.datetime.strptime(stamp.group(1), "%Y%m%d-%H%M%S").timestamp() if stamp else None
+    except ValueError:
+        return None
+
+
+def _fallback_time(path: Path) -> float:
+    """For a folder whose config cannot be trusted: its name's time if that is past, else its mtime
+    (never later than now, so a damaged folder never sorts above every real run)."""
+    now = time.time()
+    named = _time_in_name(path)
+    if named is not None and named <= now:
+        return named
+    try:
+        return min(os.lstat(path).st_mtime, now)
+    except OSError:
+        return 0.0
 
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise RunError(f"{path}: missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunError(f"{path}: not valid JSON ({err})") from None
-    except OSError as err:
-        raise RunError(f"{path}: unreadable ({err.strerror})") from None
+        return read_json(path)
+    except UnsafeFileError as err:
+        raise RunError(str(err)) from None
 
 
-def _message(err: Exception, path: Path) -> str:
-    text = str(err)
-    return text if str(path.parent) in text else f"{path}: {text}"
+def _read_npz(path: Path, limit: int) -> dict[str, np.ndarray]:
+    try:
+        return read_npz(path, limit)
+    except UnsafeFileError as err:
+        raise RunError(str(err)) from None
+
+
+def _exists(path: Path) -> bool:
+    return os.path.lexists(path)
+
+
+def _is_file(path: Path) -> bool:
+    """A regular file, not a link to one."""
+    return path.is_file() and not path.is_symlink()
+
+
+def _lock_held(path: Path) -> bool:
+    """Whether a process (this one or another) is training this run right now."""
+    try:
+        fd = open_regular(path / LOCK_FILE)
+    except UnsafeFileError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _clean_leftovers(path: Path) -> None:
+    """Temporary files of writes that a crash interrupted (no one is writing: the lock is free)."""
+    for folder in (path, path / SNAPSHOT_DIR):
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for entry in folder.iterdir():
+            if is_temporary(entry.name):
+                remove_entry(entry)
+    if _exists(path / "summary.json"):
+        remove_entry(path / LOCK_FILE)
+
+
+def _clean_abandoned(entry: Path) -> None:
+    """A run folder whose creation a crash interrupted (it never got its final name)."""
+    if entry.is_dir() and not entry.is_symlink() and not _lock_held(entry):
+        remove_entry(entry)
+
+
+def _count_epochs(path: Path) -> int:
+    try:
+        return len(read_metrics(path / "metrics.jsonl"))
+    except RunError:
+        return 0
+
+
+def _read_snapshots(path: Path, config: TrainConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
+    shape = (PIXELS, _first_units(config))
+    folder = path / SNAPSHOT_DIR
+    if folder.is_dir() and not folder.is_symlink():
+        files = sorted((int(m.group(1)), folder / m.group(0))
+                       for m in map(SNAPSHOT_NAME.match, os.listdir(folder)) if m)
+        if files:
+            kernels = []
+            for _, file in files:
+                try:
+                    kernel = read_npy(file, _kernel_limit(config))
+                except UnsafeFileError as err:
+                    raise RunError(str(err)) from None
+                if kernel.shape != shape or kernel.dtype not in (np.float16, np.float32):
+                    raise RunError(f"{file}: expected a float array of shape {shape}, got "
+                                   f"{kernel.dtype} {kernel.shape}")
+                kernels.append(kernel.astype(np.float32))
+            return np.stack(kernels), np.array([epoch for epoch, _ in files], np.int64)
+    if _exists(path / LEGACY_WEIGHTS):
+        arrays = _read_npz(path / LEGACY_WEIGHTS, (MAX_EPOCHS + 1) * _kernel_limit(config))
+        kernels, epochs = arrays.get("kernels"), arrays.get("epochs")
+        if (kernels is None or epochs is None or kernels.ndim != 3 or kernels.shape[1:] != shape
+                or epochs.shape != (len(kernels),) or not np.issubdtype(epochs.dtype, np.integer)
+                or not np.issubdtype(kernels.dtype, np.floating)):
+            raise RunError(f"{path / LEGACY_WEIGHTS}: unreadable weight snapshots (wrong arrays)")
+        return kernels.astype(np.float32), epochs.astype(np.int64)
+    return None, None
+
+
+def _load_legacy_weights(model: Any, file: Path, limit: int) -> str | None:
+    """Weights of a `model.keras` written before `model.weights.npz` existed, read from its HDF5
+    part with every shape checked before its data is read (never the file's model config)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    raw = _read_bytes(file, limit)
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
+            info = archive.getinfo("model.weights.h5")
+            if info.file_size > limit:
+                return f"model.weights.h5 unpacks to {info.file_size:,} bytes"
+            h5 = archive.read(info)
+        with h5py.File(io.BytesIO(h5), "r") as store:
+            arrays = []
+            dense = [layer for layer in model.layers if layer.weights]
+            for i, layer in enumerate(dense):
+                group = store["layers"]["dense" if i == 0 else f"dense_{i}"]["vars"]
+                for j, variable in enumerate(layer.weights):
+                    data = group[str(j)]
+                    if tuple(data.shape) != tuple(variable.shape):
+                        return f"{layer.name} weight {j} has shape {data.shape}, expected {variable.shape}"
+                    arrays.append(np.asarray(data[()], np.float32))
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile) as err:
+        raise RunError(f"{file}: cannot read its weights ({type(err).__name__}: {err})") from None
+    from mlpdash.model import set_network_weights
+
+    return set_network_weights(model, arrays)
+
+
+def _read_bytes(path: Path, limit: int) -> bytes:
+    try:
+        return read_regular(path, limit)
+    except UnsafeFileError as err:
+        raise RunError(str(err)) from None
+
+
+def _validate_mistakes(raw: Any, path: Path) -> dict[str, list]:
+    keys = ("index", "label", "prediction", "confidence")
+    if not (isinstance(raw, dict) and all(isinstance(raw.get(k), list) for k in keys)
+            and len({len(raw[k]) for k in keys}) == 1
+            and all(_is_int(v) and v >= 0 for k in keys[:3] for v in raw[k])
+            and all(_is_number(v) and 0 <= v <= 1 for v in raw["confidence"])):
+        raise RunError(f"{path}: expected lists index, label, prediction, confidence of one length")
+    return {k: raw[k] for k in keys}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

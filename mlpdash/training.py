@@ -3,14 +3,22 @@
 The thread never talks to a user interface. It writes into the job's lock-protected state from a Keras
 callback; readers (the CLI, the page, tests) call `job.snapshot()`, which returns an immutable copy. The
 controls (pause, resume, stop) are events the callback checks after every batch, so each takes effect
-within one batch. Every run is saved through `RunWriter` as it goes.
+within one batch. Every run is saved through `RunWriter` as it goes: the model's weights and the
+snapshots at the end of every epoch, so a killed process loses at most the epoch in flight.
+
+The job says it has ended through an Event set in a `finally` of its thread, never through
+`Thread.is_alive()`: on Python 3.11 a `join()` interrupted by Ctrl-C can report a running thread as
+finished. And since the thread is a daemon, which the interpreter kills at exit wherever it is, an
+`atexit` hook stops every live job and waits (at most SHUTDOWN_GRACE_SECONDS) for it to save.
 """
 
 from __future__ import annotations
 
+import atexit
 import math
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,24 +28,41 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mlpdash.budgets import loss_history_points, snapshot_bytes
 from mlpdash.config import TrainConfig
 from mlpdash.data import MnistSplits, load_mnist
 from mlpdash.evaluate import TestReport, report_from_logits
-from mlpdash.model import build_model, first_layer_kernel, to_model_input
+from mlpdash.model import build_model, first_layer_kernel, network_weights, to_model_input
 from mlpdash.predict import Prediction, Predictor, predict_drawing
-from mlpdash.progress import Snapshot, Status
-from mlpdash.runs import RunWriter
+from mlpdash.progress import LossHistory, Snapshot, Status
+from mlpdash.runs import RunInfo, RunWriter, compact_kernel
 
 __all__ = ["NotReadyError", "Snapshot", "Status", "TrainingJob"]
 
 # Debiased exponential moving average of the per-batch loss, as TensorBoard smooths its curves.
 LOSS_SMOOTHING = 0.9
-# First-layer snapshots are kept for every epoch up to this many; beyond it every other one is
-# dropped (the first and the newest always stay), so a 1000-epoch run cannot exhaust memory.
+# First-layer snapshots are kept for every epoch up to this many, and within the byte budget of
+# budgets.snapshot_bytes(); beyond either every other one is dropped (the first and the newest always
+# stay), so neither a 1000-epoch run nor a 4096-unit layer can exhaust memory.
 MAX_KERNEL_SNAPSHOTS = 101
 PAUSE_POLL_SECONDS = 0.1
 # Batches over which the displayed pace (samples/s, time left) is measured.
 PACE_WINDOW = 20
+# A uniform guess over 10 digits has a cross-entropy of ln 10. An epoch far above it, or a network
+# stuck at chance with no better loss than that guess, has diverged, whatever Keras says.
+UNIFORM_LOSS = math.log(10)
+DIVERGED_EPOCH_LOSS = 10 * UNIFORM_LOSS
+DIVERGED_BATCH_LOSS = 1e4
+CHANCE_ACCURACY = 0.2
+DIVERGENCE_ADVICE = "lower the learning rate (a tenth of it is a good next try)"
+# How long an exiting process waits for a stopped job to evaluate and save.
+SHUTDOWN_GRACE_SECONDS = 30.0
+
+_live_jobs: weakref.WeakSet[TrainingJob] = weakref.WeakSet()
+
+
+class DivergedError(FloatingPointError):
+    """The loss blew up or the network is stuck at chance: a run that cannot learn."""
 
 
 class NotReadyError(RuntimeError):
@@ -75,24 +100,26 @@ class TrainingJob:
         self._unpaused = threading.Event()
         self._unpaused.set()
         self._thread = threading.Thread(target=self._run, name="mlpdash-training", daemon=True)
+        self._done = threading.Event()
         self._predictor: Predictor | None = None
         self._writer: RunWriter | None = None
         # Mutable progress, guarded by _lock; snapshot() copies it.
         self._status = Status.IDLE
         self._error: str | None = None
         self._source: tuple[str, str] | None = None
+        self._train_size = 0
         self._epoch = 0
         self._batch = 0
         self._steps = 0
         self._speed: float | None = None
-        self._history: list[dict[str, float]] = []
-        self._losses: list[float] = []
-        self._smoothed: list[float] = []
+        self._history: tuple[dict[str, float], ...] = ()  # replaced, never changed: snapshots share it
+        self._losses = LossHistory(loss_history_points())
         self._kernels: list[np.ndarray] = []
         self._kernel_epochs: list[int] = []
         self._report: TestReport | None = None
         self._train_seconds = 0.0
         self._samples_trained = 0
+        self._finishing = False
 
     # --- controls --------------------------------------------------------------------------------
 
@@ -101,13 +128,15 @@ class TrainingJob:
             if self._status != Status.IDLE:
                 raise RuntimeError("this job has already been started")
             self._status = Status.LOADING_DATA
+        _live_jobs.add(self)
         self._thread.start()
         return self
 
     def pause(self) -> bool:
-        """Hold training after the current batch; False when there is nothing to pause."""
+        """Hold training after the current batch; False when there is nothing to pause (also once
+        the last batch is done: only testing and saving are left, and they are not held)."""
         with self._lock:
-            if self._status != Status.TRAINING:
+            if self._status != Status.TRAINING or self._finishing:
                 return False
             self._unpaused.clear()
             self._status = Status.PAUSED
@@ -132,10 +161,12 @@ class TrainingJob:
             return True
 
     def join(self, timeout: float | None = None) -> bool:
-        """Wait for the thread; True when it has ended."""
-        if self._thread.is_alive():
-            self._thread.join(timeout)
-        return not self._thread.is_alive()
+        """Wait for the job to end (saved, failed or stopped); True when it has."""
+        return self._done.wait(timeout)
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
 
     @property
     def status(self) -> Status:
@@ -152,24 +183,28 @@ class TrainingJob:
     def snapshot(self) -> Snapshot:
         with self._lock:
             source, reason = self._source or (None, None)
+            steps, losses, smoothed = self._losses.view()
             return Snapshot(
                 status=self._status,
                 config=self.config,
                 error=self._error,
                 data_source=source,
                 data_reason=reason,
+                train_size=self._train_size,
                 epoch=self._epoch,
                 batch=self._batch,
                 batches_per_epoch=self._steps,
                 samples_per_second=self._speed,
-                history=tuple(dict(row) for row in self._history),
-                batch_loss=np.array(self._losses, dtype=np.float32),
-                batch_loss_smoothed=np.array(self._smoothed, dtype=np.float32),
+                history=self._history,
+                batch_steps=steps,
+                batch_loss=losses,
+                batch_loss_smoothed=smoothed,
                 kernels=tuple(self._kernels),
                 kernel_epochs=tuple(self._kernel_epochs),
                 report=self._report,
                 run_dir=self._writer.path if self._writer else None,
                 train_seconds=self._train_seconds,
+                finishing=self._finishing,
             )
 
     @property
@@ -188,17 +223,38 @@ class TrainingJob:
     def _run(self) -> None:
         try:
             data = self._load()
+            if self._stopped_before_training():
+                return
             model = self._build(data)
+            if self._stopped_before_training():
+                return
+            self._open_run(model, data)
             self._fit(model, data)
             self._finish(model, data)
+        except DivergedError as err:
+            self._fail(err, Status.DIVERGED)
         except Exception as err:  # anything at all must reach the reader, not die with the thread
-            self._fail(err)
+            self._fail(err, Status.FAILED)
+        finally:
+            if self._writer is not None:
+                self._writer.close()
+            self._done.set()
 
     def _load(self) -> MnistSplits:
         data = self._data if isinstance(self._data, MnistSplits) else self._loader(self._data)
         with self._lock:
             self._source = (data.source, data.reason)
+            self._train_size = len(data.x_train)
         return data
+
+    def _stopped_before_training(self) -> bool:
+        """A stop while the data loaded or the model was built ends the job there: nothing trained,
+        nothing saved."""
+        with self._lock:
+            if not self._stop.is_set():
+                return False
+            self._status = Status.STOPPED
+            return True
 
     def _build(self, data: MnistSplits) -> keras.Model:
         steps = math.ceil(len(data.x_train) / self.config.batch_size)
@@ -206,13 +262,16 @@ class TrainingJob:
         keras.utils.set_random_seed(self.config.seed)
         model = build_model(self.config, steps, self._strategy)
         self._predictor = Predictor(model)
-        self._writer = RunWriter(self._runs_dir, self.config, data.source)
         with self._lock:
             self._steps = steps
-            self._add_kernel(first_layer_kernel(model), 0)
+        return model
+
+    def _open_run(self, model: keras.Model, data: MnistSplits) -> None:
+        self._writer = RunWriter(self._runs_dir, self.config, data.source)
+        self._keep_kernel(first_layer_kernel(model), 0)
+        with self._lock:
             if not self._stop.is_set():
                 self._status = Status.TRAINING
-        return model
 
     def _fit(self, model: keras.Model, data: MnistSplits) -> None:
         model.fit(
@@ -235,15 +294,12 @@ class TrainingJob:
         report = report_from_logits(self._predictor.logits(to_model_input(data.x_test)), data.y_test)
         with self._lock:
             self._report = report
-            kernels, epochs = list(self._kernels), list(self._kernel_epochs)
             summary = self._summary(report, stopped, data.source)
         writer = self._writer
-        writer.write_weights(kernels, epochs)
-        writer.write_test_results(
-            {"labels": report.labels.astype(np.uint8), "predictions": report.predictions.astype(np.uint8),
-             "confidences": report.confidences},
-            report.mistakes(),
-        )
+        _write_report(writer, report)
+        # A stop mid-epoch leaves weights newer than the last epoch's checkpoint: the run's model
+        # is the one that was tested.
+        writer.write_model_weights(network_weights(model))
         writer.write_model(model)
         writer.write_summary(summary)  # last: its presence marks the run as complete
         with self._lock:
@@ -255,50 +311,70 @@ class TrainingJob:
             **report.summary(),
             "epochs_completed": len(self._history),
             "stopped_early": stopped,
+            "outcome": "stopped" if stopped else "finished",
             "data_source": source,
             "samples_per_second": self._samples_trained / seconds if seconds > 0 else None,
             "train_seconds": seconds,
         }
 
-    def _fail(self, err: Exception) -> None:
-        message = str(err) if isinstance(err, ValueError) and str(err) else f"{type(err).__name__}: {err}"
+    def _fail(self, err: Exception, status: Status) -> None:
+        if isinstance(err, ValueError | DivergedError) and str(err):
+            message = str(err)
+        else:
+            message = f"{type(err).__name__}: {err}"
         with self._lock:
-            self._status = Status.FAILED
+            self._status = status
             self._error = message
         if self._writer is not None:
             try:
-                self._writer.write_failure(message)
+                self._writer.write_failure(message, status.value)
             except OSError:
                 pass  # the failure itself is already visible in the snapshot
 
     # --- called by _Reporter from inside fit ------------------------------------------------------
 
     def _record_batch(self, epoch: int, batch: int, loss: float, smoothed: float,
-                      samples: int, seconds: float, speed: float | None) -> None:
+                      samples: int, seconds: float, speed: float | None, last: bool) -> None:
         with self._lock:
             self._epoch, self._batch = epoch, batch
-            self._losses.append(loss)
-            self._smoothed.append(smoothed)
+            self._losses.append((epoch - 1) * self._steps + batch, loss, smoothed)
             self._samples_trained += samples
             self._train_seconds += seconds
             if speed is not None:  # keep the last known pace until this epoch has one
                 self._speed = speed
+            self._finishing = self._finishing or last
 
-    def _record_epoch(self, row: dict[str, float], kernel: np.ndarray) -> None:
+    def _record_epoch(self, row: dict[str, float], model: keras.Model) -> None:
+        self._keep_kernel(first_layer_kernel(model), int(row["epoch"]))
         with self._lock:
-            self._history.append(row)
-            self._add_kernel(kernel, int(row["epoch"]))
-            rows = list(self._history)
+            self._history = (*self._history, row)
+            rows = self._history
         assert self._writer is not None
-        self._writer.write_metrics(rows)
+        self._writer.write_epoch(rows, network_weights(model))
 
-    def _add_kernel(self, kernel: np.ndarray, epoch: int) -> None:
-        self._kernels.append(kernel)
-        self._kernel_epochs.append(epoch)
-        if len(self._kernels) > MAX_KERNEL_SNAPSHOTS:
+    def _keep_kernel(self, kernel: np.ndarray, epoch: int) -> None:
+        """Keep a snapshot in memory and in the run folder, thinning both the same way."""
+        kernel = compact_kernel(kernel)
+        assert self._writer is not None
+        self._writer.write_snapshot(kernel, epoch)
+        with self._lock:
+            self._kernels.append(kernel)
+            self._kernel_epochs.append(epoch)
+            dropped = self._thin_kernels()
+        for gone in dropped:
+            self._writer.remove_snapshot(gone)
+
+    def _thin_kernels(self) -> list[int]:
+        """Drop every other snapshot (never the first or the newest) while over count or bytes."""
+        budget, dropped = snapshot_bytes(), []
+        while len(self._kernels) > 2 and (
+            len(self._kernels) > MAX_KERNEL_SNAPSHOTS or sum(k.nbytes for k in self._kernels) > budget
+        ):
             keep = [0, *range(2, len(self._kernels) - 1, 2), len(self._kernels) - 1]
+            dropped += [e for i, e in enumerate(self._kernel_epochs) if i not in set(keep)]
             self._kernels = [self._kernels[i] for i in keep]
             self._kernel_epochs = [self._kernel_epochs[i] for i in keep]
+        return dropped
 
     def _wait_while_paused(self) -> float:
         """Block while paused; returns the seconds spent waiting."""
@@ -323,8 +399,10 @@ class _Reporter(keras.callbacks.Callback):
         self.train_size = train_size
         self.batch_size = job.config.batch_size
         self.steps = math.ceil(train_size / self.batch_size)
+        self.epochs = job.config.epochs
         self.ema = 0.0
         self.ema_count = 0
+        self.stuck_epochs = 0
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         # A pause pressed during the validation pass holds here, before the next epoch starts.
@@ -347,11 +425,12 @@ class _Reporter(keras.callbacks.Callback):
         loss = (mean_loss * done - self.mean_loss * self.samples) / size
         self.samples, self.mean_loss, self.batches = done, mean_loss, self.batches + 1
         self.pace.append((now - self.started - self.paused, done))
+        last = self.epoch == self.epochs and self.batches == self.steps
         self.job._record_batch(self.epoch, self.batches, loss, self._smooth(loss), size,
-                               now - self.mark, self._recent_speed())
-        if not math.isfinite(loss):
-            raise FloatingPointError(f"the loss diverged ({loss}) in epoch {self.epoch}, batch "
-                                     f"{self.batches}: try a lower learning rate")
+                               now - self.mark, self._recent_speed(), last)
+        if not math.isfinite(loss) or loss > DIVERGED_BATCH_LOSS:
+            raise DivergedError(f"Diverged: the loss reached {loss:.3g} in epoch {self.epoch}, batch "
+                                f"{self.batches} — {DIVERGENCE_ADVICE}")
         waited = self.job._wait_while_paused()
         self.paused += waited
         self.mark = time.perf_counter() if waited else now
@@ -392,4 +471,64 @@ class _Reporter(keras.callbacks.Callback):
             "val_accuracy": float(logs["val_accuracy"]),
             "seconds": time.perf_counter() - self.started - self.paused,
         }
-        self.job._record_epoch(row, first_layer_kernel(self.model))
+        self.job._record_epoch(row, self.model)
+        self._check_divergence(row)
+
+    def _check_divergence(self, row: dict[str, float]) -> None:
+        """After an epoch: a loss far above a uniform guess's, or accuracy at chance with a loss no
+        better than that guess (twice running, or in the last epoch), ends the run as diverged."""
+        epoch, loss = int(row["epoch"]), row["loss"]
+        if not math.isfinite(loss) or loss > DIVERGED_EPOCH_LOSS:
+            raise DivergedError(f"Diverged: the training loss of epoch {epoch} is {loss:.3g}, far above "
+                                f"the {UNIFORM_LOSS:.2f} of a uniform guess — {DIVERGENCE_ADVICE}")
+        stuck = row["val_accuracy"] < CHANCE_ACCURACY and row["val_loss"] >= UNIFORM_LOSS - 0.05
+        self.stuck_epochs = self.stuck_epochs + 1 if stuck else 0
+        if self.stuck_epochs >= 2 or (stuck and epoch == self.epochs):
+            raise DivergedError(f"Diverged: after epoch {epoch} the validation accuracy is "
+                                f"{row['val_accuracy']:.1%}, chance level, and the loss no better than a "
+                                f"uniform guess — {DIVERGENCE_ADVICE}")
+
+
+def evaluate_saved_run(info: RunInfo, data: MnistSplits) -> TestReport:
+    """Test the model an interrupted run saved at its last finished epoch, and record the result
+    in its folder as the run's summary (outcome "interrupted")."""
+    from mlpdash.runs import load_run_model, read_metrics
+
+    model = load_run_model(info.path)
+    report = report_from_logits(Predictor(model).logits(to_model_input(data.x_test)), data.y_test)
+    rows = read_metrics(info.path / "metrics.jsonl")
+    writer = RunWriter.reopen(info)
+    try:
+        _write_report(writer, report)
+        writer.write_summary({
+            **report.summary(), "epochs_completed": len(rows), "stopped_early": True,
+            "outcome": "interrupted", "data_source": data.source,
+            "train_seconds": float(sum(row["seconds"] for row in rows)),
+        })
+    finally:
+        writer.close()
+    return report
+
+
+def _write_report(writer: RunWriter, report: TestReport) -> None:
+    writer.write_test_results(
+        {"labels": report.labels.astype(np.uint8), "predictions": report.predictions.astype(np.uint8),
+         "confidences": report.confidences},
+        report.mistakes(),
+    )
+
+
+def stop_live_jobs(grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
+    """Stop every job still training and wait, at most `grace_seconds` in all, for each to save."""
+    jobs = [job for job in list(_live_jobs) if not job.done]
+    for job in jobs:
+        job.stop()
+    deadline = time.monotonic() + grace_seconds
+    for job in jobs:
+        job.join(max(0.0, deadline - time.monotonic()))
+
+
+# The training thread is a daemon (a stuck job must never keep a process alive for ever), so the
+# interpreter would kill it mid-save at exit: the CLI after SIGTERM, the Streamlit server shutting
+# down. atexit hooks run while daemon threads still do, so this one lets a job finish saving.
+atexit.register(stop_live_jobs)

@@ -43,3 +43,5 @@ def tiny_data(sample_data):
 def pytest_configure(config) -> None:
     # Keras 3.15 calls np.array(x, copy=False) on TF tensors: harmless noise under NumPy 2.
     config.addinivalue_line("filterwarnings", "ignore:__array__ implementation doesn't accept a copy")
+    # A thread that dies with an exception after its test (a leaked probe, say) fails the run.
+    config.addinivalue_line("filterwarnings", "error::pytest.PytestUnhandledThreadExceptionWarning")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import shutil
 import socket
 import sys
+import threading
 import time
 import types
 from pathlib import Path
@@ -351,10 +353,22 @@ def test_tfds_source_converts_a_prepared_copy(offline, monkeypatch):
 
 
 def test_network_probe_is_bounded_even_when_dns_hangs(monkeypatch):
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: time.sleep(10))
+    released = threading.Event()
+
+    def hanging_lookup(*args, **kwargs):
+        released.wait(10)
+        raise socket.gaierror("lookup abandoned by the test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hanging_lookup)
     start = time.perf_counter()
     assert data.network_reachable(timeout=0.3) is False
     assert time.perf_counter() - start < 1.5
+    # The probe outlives its answer; end it here, so no thread of this test outlives the test.
+    released.set()
+    for thread in threading.enumerate():
+        if thread.name == data.PROBE_THREAD:
+            thread.join(5)
+            assert not thread.is_alive()
 
 
 @pytest.mark.parametrize("spec", ["foo", "idx", "tfds:mnist", ""])
@@ -386,3 +400,44 @@ def test_full_mnist_from_idx(full_mnist_dir):
         assert len(counts) == 10 and counts.min() > 0.08 * len(labels) and counts.max() < 0.12 * len(labels)
     assert splits.y_test[:5].tolist() == [7, 2, 1, 0, 4]  # the famous first test digits
     assert splits.y_val[:5].tolist() == [5, 0, 4, 1, 9]
+
+
+def test_a_gzip_bomb_is_read_only_as_far_as_its_header_declares(tmp_path):
+    # A valid header for 10 labels, then 200 MB of zeros that compress to ~200 KB.
+    path = tmp_path / "labels.gz"
+    with gzip.open(path, "wb", compresslevel=9) as f:
+        f.write(idx_bytes(np.arange(10, dtype=np.uint8) % 10))
+        chunk = bytes(1 << 20)
+        for _ in range(200):
+            f.write(chunk)
+    assert path.stat().st_size < 1_000_000
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    labels = read_idx(path)
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert labels.tolist() == list(range(10))
+    assert grown_kb < 50_000  # the 200 MB tail was never unpacked
+
+
+def test_a_header_declaring_gigabytes_is_refused_before_reading(tmp_path):
+    header = (0x00000803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (100_000, 280, 280))
+    path = tmp_path / "images"
+    path.write_bytes(header + bytes(100))
+    with pytest.raises(DataError, match="declares 7,840,000,000 data bytes"):
+        read_idx(path)
+
+
+def test_idx_folders_can_be_confined_to_a_root(tiny_idx_dir, tmp_path, monkeypatch):
+    root = tmp_path / "data"
+    shutil.copytree(tiny_idx_dir, root / "mnist")
+    monkeypatch.setenv("MLPDASH_DATA_ROOT", str(root))
+    assert resolve_source("idx:mnist")[0] == f"idx:{root / 'mnist'}"  # relative to the root
+    assert load_mnist(f"idx:{root / 'mnist'}").x_train.shape[1:] == (28, 28)  # absolute, inside
+    # Outside the root the answer is the same whether the folder exists or not.
+    answers = []
+    for folder in ("/etc", "/no/such/folder", "mnist/../..", str(tiny_idx_dir)):
+        with pytest.raises(DataError) as err:
+            validate_source(f"idx:{folder}")
+        answers.append(str(err.value))
+    assert len(set(answers)) == 1 and "must be inside" in answers[0]

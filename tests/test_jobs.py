@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mlpdash.config import TrainConfig
-from mlpdash.jobs import MAX_CACHED_RUNS, JobBusyError, JobManager
+from mlpdash.jobs import ByteBudgetCache, JobBusyError, JobManager
 from mlpdash.progress import Status
 
 QUICK = TrainConfig(hidden=(16,), epochs=1, batch_size=64)
@@ -51,18 +51,33 @@ def test_the_answering_model_is_the_job_then_the_newest_saved_run(tmp_path):
     assert fresh.predictor_for_run(job.snapshot().run_dir) is predictor  # loaded once
 
 
-def test_saved_runs_are_read_once_and_the_cache_is_bounded(tmp_path):
+def test_saved_runs_are_read_once_and_the_cache_is_bounded_by_bytes(tmp_path, monkeypatch):
+    import numpy as np
+
     from mlpdash.runs import RunWriter
 
     paths = []
-    for _ in range(MAX_CACHED_RUNS + 2):
+    for _ in range(6):
         writer = RunWriter(tmp_path, QUICK, "sample")
+        writer.write_snapshot(np.zeros((784, QUICK.hidden[0]), np.float32), 0)
         writer.write_summary({"test_accuracy": 0.5, "stopped_early": False})
+        writer.close()
         paths.append(writer.path)
+    monkeypatch.setenv("MLPDASH_CACHE_MB", str(3 * 784 * QUICK.hidden[0] * 4 / 2**20))  # room for three runs
     manager = JobManager(tmp_path)
     first = manager.saved_run(paths[0])
     assert manager.saved_run(paths[0]) is first
     for path in paths[1:]:
         manager.saved_run(path)
-    assert len(manager._saved) == MAX_CACHED_RUNS
+    assert len(manager._cache) == 3 and manager._cache.nbytes <= 3 * 784 * QUICK.hidden[0] * 4
     assert manager.saved_run(paths[0]) is not first  # dropped, then read again
+
+
+def test_the_byte_budget_cache_drops_the_oldest_but_keeps_one_oversized_value():
+    cache = ByteBudgetCache(100)
+    for key in "abc":
+        cache.get(key, lambda: key, lambda _: 40)
+    assert len(cache) == 2 and cache.nbytes == 80  # "a" went first
+    assert cache.get("b", lambda: "reloaded", lambda _: 40) == "b"
+    assert cache.get("big", lambda: "big", lambda _: 500) == "big"
+    assert len(cache) == 1 and cache.nbytes == 500

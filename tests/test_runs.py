@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import time
 
 import numpy as np
 import pytest
@@ -11,6 +14,7 @@ from mlpdash.config import TrainConfig
 from mlpdash.runs import (
     RunError,
     RunWriter,
+    compact_kernel,
     list_runs,
     load_run,
     read_info,
@@ -26,16 +30,23 @@ ROWS = [
 
 def write_run(root, stopped=False):
     writer = RunWriter(root, CONFIG, "sample")
-    writer.write_metrics(ROWS)
-    kernels = [np.full((784, 16), i, np.float32) for i in range(3)]
-    writer.write_weights(kernels, [0, 1, 2])
+    writer.write_epoch(ROWS, None)
+    for epoch in range(3):
+        writer.write_snapshot(np.full((784, 16), epoch, np.float32), epoch)
     writer.write_test_results(
         {"labels": np.array([1, 2], np.uint8), "predictions": np.array([1, 3], np.uint8),
          "confidences": np.array([0.9, 0.6], np.float32)},
         {"index": [1], "label": [2], "prediction": [3], "confidence": [0.6]},
     )
+    writer.write_model_weights(model_weights())
     writer.write_summary({"test_accuracy": 0.5, "stopped_early": stopped, "epochs_completed": 2})
+    writer.close()
     return writer.path
+
+
+def model_weights(hidden=16):
+    rng = np.random.default_rng(0)
+    return [rng.normal(size=(784, hidden)), np.zeros(hidden), rng.normal(size=(hidden, 10)), np.zeros(10)]
 
 
 def test_round_trip(tmp_path):
@@ -55,30 +66,42 @@ def test_round_trip(tmp_path):
 def test_listing_is_newest_first_and_reports_every_state(tmp_path):
     finished = write_run(tmp_path)
     stopped = write_run(tmp_path, stopped=True)
-    incomplete = RunWriter(tmp_path, CONFIG, "sample").path
+    training = RunWriter(tmp_path, CONFIG, "sample")  # its lock is held: still training
+    training.write_epoch(ROWS[:1], None)
+    killed = RunWriter(tmp_path, CONFIG, "sample")
+    killed.write_epoch(ROWS, None)
+    os.close(killed._lock_fd)  # what a killed process leaves: the lock file, held by no one
     failed = RunWriter(tmp_path, CONFIG, "sample")
     failed.write_failure("RuntimeError: boom")
-    corrupt = tmp_path / "20990101-000000-bad"
-    corrupt.mkdir()
-    (corrupt / "config.json").write_text("{not json")
-    empty = tmp_path / "20990101-000001-empty"
+    failed.close()
+    diverged = RunWriter(tmp_path, CONFIG, "sample")
+    diverged.write_failure("Diverged: the loss reached 1e+19", "diverged")
+    diverged.close()
+    broken = tmp_path / "20200101-000000-bad"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    empty = tmp_path / "20200101-000001-empty"
     empty.mkdir()
     runs = {r.path: r for r in list_runs(tmp_path)}
     assert runs[finished].status == "finished"
     assert runs[stopped].status == "stopped"
-    assert runs[incomplete].status == "incomplete"
+    assert runs[training.path].status == "training" and runs[training.path].epochs_completed == 1
+    assert runs[killed.path].status == "interrupted"
+    assert runs[killed.path].label == "interrupted after 2 epochs"
     assert runs[failed.path].status == "failed" and runs[failed.path].error == "RuntimeError: boom"
-    assert runs[corrupt].status == "corrupt" and "not valid JSON" in runs[corrupt].error
-    assert str(corrupt / "config.json") in runs[corrupt].error
-    assert runs[empty].status == "corrupt" and "missing" in runs[empty].error
-    names = [r.path.name for r in list_runs(tmp_path)]
-    assert names == sorted(names, reverse=True)
+    assert runs[diverged.path].status == "diverged" and "1e+19" in runs[diverged.path].error
+    assert runs[broken].status == "damaged" and "not valid JSON" in runs[broken].error
+    assert str(broken / "config.json") in runs[broken].error
+    assert runs[empty].status == "damaged" and "missing" in runs[empty].error
+    order = [r.path for r in list_runs(tmp_path)]
+    assert order[:6] == [diverged.path, failed.path, killed.path, training.path, stopped, finished]
+    training.close()
 
 
 def test_damaged_files_name_themselves(tmp_path):
     path = write_run(tmp_path)
     (path / "summary.json").write_text("[1, 2")
-    assert read_info(path).status == "corrupt"
+    assert read_info(path).status == "damaged"
     with pytest.raises(RunError, match="summary.json"):
         load_run(path)
     path = write_run(tmp_path)
@@ -86,17 +109,18 @@ def test_damaged_files_name_themselves(tmp_path):
     with pytest.raises(RunError, match="metrics.jsonl: line 1"):
         load_run(path)
     path = write_run(tmp_path)
-    (path / "weights.npz").write_bytes(b"PK\x03\x04 truncated")
-    with pytest.raises(RunError, match="weights.npz"):
+    (path / "snapshots" / "kernel-00001.npy").write_bytes(b"\x93NUMPY truncated")
+    with pytest.raises(RunError, match="kernel-00001.npy"):
         load_run(path)
     path = write_run(tmp_path)
     (path / "config.json").write_text(json.dumps({"config": {"epochs": 0}, "data_source": "x"}))
     info = read_info(path)
-    assert info.status == "corrupt" and "epochs must be" in info.error
+    assert info.status == "damaged" and "epochs must be" in info.error
 
 
 def test_a_run_without_a_model_says_so(tmp_path):
     path = write_run(tmp_path)
+    (path / "model.weights.npz").unlink()
     with pytest.raises(RunError, match="no saved model"):
         load_run(path).load_model()
 
@@ -117,3 +141,79 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatc
         write_bytes_atomic(target, b"new")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
+
+
+# --- hostile and damaged folders -----------------------------------------------------------------
+
+
+def test_hostile_config_files_are_listed_as_damaged_without_hanging_or_exhausting_memory(tmp_path):
+    deep = write_run(tmp_path)
+    (deep / "config.json").write_text("[" * 100_000 + "]" * 100_000)
+    fifo = write_run(tmp_path)
+    (fifo / "config.json").unlink()
+    os.mkfifo(fifo / "config.json")
+    endless = write_run(tmp_path)
+    (endless / "config.json").unlink()
+    (endless / "config.json").symlink_to("/dev/zero")
+    huge = write_run(tmp_path)
+    (huge / "config.json").write_text(" " * (2 << 20) + "{}")
+    good = write_run(tmp_path)
+    started = time.monotonic()
+    runs = {r.path: r for r in list_runs(tmp_path)}
+    assert time.monotonic() - started < 5
+    assert runs[deep].status == "damaged" and "nested too deeply" in runs[deep].error
+    assert runs[fifo].status == "damaged" and "not a regular file" in runs[fifo].error
+    assert runs[endless].status == "damaged" and "symbolic link" in runs[endless].error
+    assert runs[huge].status == "damaged" and "more than the 1,048,576 allowed" in runs[huge].error
+    assert runs[good].status == "finished"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("test_accuracy", "0.99", "test_accuracy must be a number from 0 to 1"),
+        ("test_accuracy", 7, "test_accuracy must be a number from 0 to 1"),
+        ("epochs_completed", -1, "epochs_completed must be an integer"),
+        ("stopped_early", "no", "stopped_early must be true or false"),
+        ("confusion_matrix", [[1, 2]], "confusion_matrix must be 10 rows of 10 counts"),
+        ("per_class_accuracy", ["a"] * 10, "per_class_accuracy must be 10 numbers"),
+        ("outcome", "won", "outcome must be one of"),
+    ],
+)
+def test_a_summary_with_wrong_types_is_damaged_and_names_the_field(tmp_path, field, value, words):
+    path = write_run(tmp_path)
+    summary = json.loads((path / "summary.json").read_text())
+    (path / "summary.json").write_text(json.dumps({**summary, field: value}))
+    info = read_info(path)
+    assert info.status == "damaged" and words in info.error and "summary.json" in info.error
+
+
+def test_a_folder_named_for_the_future_never_sorts_first_or_answers(tmp_path):
+    real = write_run(tmp_path)
+    planted = tmp_path / "20990101-000000-aaaaaa"
+    shutil.copytree(real, planted)
+    config = json.loads((planted / "config.json").read_text())
+    del config["created"]  # as a run of the first release, dated by its name only
+    (planted / "config.json").write_text(json.dumps(config))
+    future = write_run(tmp_path)
+    config = json.loads((future / "config.json").read_text())
+    (future / "config.json").write_text(json.dumps({**config, "created": time.time() + 10 * 365 * 86400}))
+    runs = list_runs(tmp_path)
+    by_path = {r.path: r for r in runs}
+    assert by_path[planted].status == "damaged" and "future" in by_path[planted].error
+    assert by_path[future].status == "damaged" and "created must be a time in the past" in by_path[future].error
+    newest_answering = next(r for r in runs if r.can_answer)
+    assert newest_answering.path == real
+
+
+def test_snapshots_never_overflow_to_infinity(tmp_path):
+    writer = RunWriter(tmp_path, CONFIG, "sample")
+    kernel = np.full((784, 16), 0.5, np.float32)
+    kernel[0, 0] = 3e5  # beyond float16's 65504
+    writer.write_snapshot(kernel, 0)
+    writer.write_snapshot(np.full((784, 16), 0.25, np.float32), 1)
+    writer.close()
+    kernels = load_run(writer.path).kernels
+    assert np.isfinite(kernels).all() and kernels[0, 0, 0] == 3e5 and kernels[1, 0, 0] == 0.25
+    assert compact_kernel(kernel).dtype == np.float32
+    assert compact_kernel(kernel / 1e5).dtype == np.float16

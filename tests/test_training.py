@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 import keras
@@ -13,7 +14,7 @@ import tensorflow as tf
 from mlpdash.config import TrainConfig
 from mlpdash.data import DataError
 from mlpdash.runs import METRIC_KEYS, list_runs, load_run
-from mlpdash.training import NotReadyError, Status, TrainingJob, _Reporter
+from mlpdash.training import DivergedError, NotReadyError, Status, TrainingJob, _Reporter
 
 SMALL = TrainConfig(hidden=(32,), epochs=2, batch_size=64)
 # Many small batches, so that a control lands mid-epoch.
@@ -239,16 +240,124 @@ def test_a_failure_inside_training_is_reported_and_recorded(tiny_data, tmp_path)
     assert info.status == "failed" and "boom" in info.error
 
 
-def test_a_diverging_loss_stops_training_with_advice(tmp_path):
-    # Keras' from-logits loss stays finite under any learning rate we tried, so drive the reporting
-    # callback's hooks directly, as Keras tests its own callbacks.
+def test_a_non_finite_or_exploding_batch_loss_ends_the_run_as_diverged(tmp_path):
+    # Drive the reporting callback's hooks directly, as Keras tests its own callbacks.
     job = TrainingJob(SMALL, None, tmp_path)
     reporter = _Reporter(job, train_size=640)
     reporter.on_epoch_begin(0)
     reporter.on_train_batch_end(0, {"loss": 2.3})
-    with pytest.raises(FloatingPointError, match="diverged.*lower learning rate"):
+    with pytest.raises(DivergedError, match="Diverged.*lower the learning rate"):
         reporter.on_train_batch_end(1, {"loss": float("nan")})
     assert job.snapshot().batch == 2
+    exploding = _Reporter(TrainingJob(SMALL, None, tmp_path), train_size=640)
+    exploding.on_epoch_begin(0)
+    with pytest.raises(DivergedError, match="1e\\+19"):
+        exploding.on_train_batch_end(0, {"loss": 1e19})
+
+
+def epoch_row(epoch, loss, val_accuracy, val_loss):
+    return {"epoch": epoch, "loss": loss, "accuracy": val_accuracy, "val_loss": val_loss,
+            "val_accuracy": val_accuracy, "seconds": 1.0}
+
+
+def test_an_epoch_far_above_a_uniform_guess_or_stuck_at_chance_is_divergence(tmp_path):
+    reporter = _Reporter(TrainingJob(SMALL.replace(epochs=5), None, tmp_path), train_size=640)
+    with pytest.raises(DivergedError, match="191,992|1.92e\\+05"):
+        reporter._check_divergence(epoch_row(1, 191992.0, 0.10, 9.0))
+    stuck = _Reporter(TrainingJob(SMALL.replace(epochs=5), None, tmp_path), train_size=640)
+    stuck._check_divergence(epoch_row(1, 2.31, 0.1135, 2.302))  # once may be a slow start
+    with pytest.raises(DivergedError, match="chance level"):
+        stuck._check_divergence(epoch_row(2, 2.30, 0.1135, 2.302))
+    slow = _Reporter(TrainingJob(SMALL.replace(epochs=5), None, tmp_path), train_size=640)
+    for epoch in (1, 2, 3):  # a slow learner: near chance, but its loss is better than a guess
+        slow._check_divergence(epoch_row(epoch, 2.1, 0.18, 2.05))
+    last = _Reporter(TrainingJob(SMALL.replace(epochs=1), None, tmp_path), train_size=640)
+    with pytest.raises(DivergedError):
+        last._check_divergence(epoch_row(1, 2.31, 0.1, 2.31))
+
+
+def test_adam_at_learning_rate_1_diverges_and_says_so(tiny_data, tmp_path):
+    config = TrainConfig(hidden=(700, 500), epochs=3, learning_rate=1.0, lr_schedule="constant")
+    job = TrainingJob(config, tiny_data, tmp_path).start()
+    assert job.join(120)
+    snap = job.snapshot()
+    assert snap.status == Status.DIVERGED and snap.status.ended and not snap.status.active
+    assert snap.report is None and "lower the learning rate" in snap.error
+    [info] = list_runs(tmp_path)
+    assert info.status == "diverged" and not info.can_answer
+
+
+def test_a_stop_while_the_data_loads_trains_nothing_and_saves_nothing(tiny_data, tmp_path):
+    loading, release = threading.Event(), threading.Event()
+
+    def slow_loader(spec):
+        loading.set()
+        release.wait(30)
+        return tiny_data
+
+    job = TrainingJob(SMALL, "sample", tmp_path, loader=slow_loader).start()
+    assert loading.wait(30)
+    assert job.stop()
+    release.set()
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.status == Status.STOPPED and snap.batches_done == 0 and snap.report is None
+    assert snap.run_dir is None and list(tmp_path.iterdir()) == []
+
+
+class _PauseDuringTheLastValidation(keras.callbacks.Callback):
+    def __init__(self, job_ref):
+        super().__init__()
+        self.job_ref, self.answers = job_ref, []
+
+    def on_test_begin(self, logs=None):
+        job = self.job_ref[0]
+        if job.snapshot().finishing:
+            self.answers.append(job.pause())
+
+
+def test_a_pause_after_the_last_batch_is_refused_not_shown_and_ignored(tiny_data, tmp_path):
+    ref = []
+    pauser = _PauseDuringTheLastValidation(ref)
+    job = TrainingJob(SMALL, tiny_data, tmp_path, callbacks=[pauser])
+    ref.append(job)
+    job.start().join(60)
+    assert pauser.answers == [False]
+    assert job.snapshot().status == Status.FINISHED
+
+
+def test_every_epoch_is_saved_as_it_ends(tiny_data, tmp_path):
+    from mlpdash.runs import load_run_model
+
+    class Check(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            run = job.snapshot().run_dir
+            self.seen.append((len(load_run(run).metrics), sorted(p.name for p in (run / "snapshots").iterdir())))
+            model = load_run_model(run)
+            np.testing.assert_allclose(model.get_weights()[0], self.model.get_weights()[0])
+
+    check = Check()
+    job = TrainingJob(SMALL, tiny_data, tmp_path, callbacks=[check]).start()
+    assert job.join(60) and job.snapshot().status == Status.FINISHED
+    assert check.seen == [(1, ["kernel-00000.npy", "kernel-00001.npy"]),
+                          (2, ["kernel-00000.npy", "kernel-00001.npy", "kernel-00002.npy"])]
+    assert not (job.snapshot().run_dir / "training.lock").exists()
+
+
+def test_snapshots_stay_within_their_byte_budget(tiny_data, tmp_path, monkeypatch):
+    kernel_bytes = 784 * 32 * 2  # float16
+    monkeypatch.setenv("MLPDASH_SNAPSHOT_MB", str(4.5 * kernel_bytes / 2**20))
+    job = TrainingJob(SMALL.replace(epochs=8), tiny_data, tmp_path).start()
+    assert job.join(120)
+    snap = job.snapshot()
+    assert sum(k.nbytes for k in snap.kernels) <= 4.5 * kernel_bytes
+    assert snap.kernel_epochs[0] == 0 and snap.kernel_epochs[-1] == 8 and len(snap.kernels) >= 3
+    saved = load_run(snap.run_dir)
+    assert list(saved.kernel_epochs) == list(snap.kernel_epochs)  # the folder is thinned the same way
 
 
 def test_controls_refuse_what_does_not_apply(tiny_data, tmp_path):
