@@ -9,19 +9,22 @@ from __future__ import annotations
 import streamlit as st
 
 from mlpdash.config import TrainConfig
-from mlpdash.ui import get_manager, load_engine_after_first_view
+from mlpdash.ui import get_manager, guarded, load_engine_after_first_view
+from mlpdash.ui.access import access_ui
 from mlpdash.ui.drawing import drawing_ui
 from mlpdash.ui.panels import confusion_ui, live_ui, runs_ui, weights_ui
-from mlpdash.ui.sidebar import controls_ui, data_ui, settings_ui
+from mlpdash.ui.sidebar import controls_ui, data_ui, estimate_ui, settings_ui
 
 
 def main() -> None:
     st.set_page_config(page_title="mlpdash — MLP on MNIST", page_icon="🔢", layout="wide")
     manager = get_manager()
-    with st.sidebar:
+    with st.sidebar, guarded("setup"):
         st.header("Setup")
-        spec, data_problem = data_ui()
-        config, _ = settings_ui(manager.job.config if manager.job else TrainConfig())
+        allowed = access_ui()
+        spec, data_problem = data_ui(locked=not allowed)
+        config, _ = settings_ui(manager.job.config if manager.job else TrainConfig(), locked=not allowed)
+        estimate_ui(None if data_problem else spec, config)
         controls_ui(manager, None if data_problem else spec, config)
     st.title("mlpdash")
     st.caption("A multilayer perceptron learning handwritten digits (MNIST), live.")
@@ -35,7 +38,7 @@ def main() -> None:
         confusion_ui(manager)
     with weights_tab:
         weights_ui(manager)
-    with runs_tab:
+    with runs_tab, guarded("runs"):
         runs_ui(manager)
     load_engine_after_first_view()
 

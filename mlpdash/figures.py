@@ -22,6 +22,12 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
 import numpy as np
+
+# Plotly's validators look pandas up in sys.modules without importing it, so a figure built while
+# another thread is half-way through importing pandas (TensorFlow and Streamlit both do) fails with
+# "partially initialized module 'pandas' has no attribute 'Series'". Importing it here makes every
+# thread that can build a figure wait until pandas is whole (Python's per-module import lock).
+import pandas  # noqa: F401, I001
 import plotly.colors as pcolors
 import plotly.graph_objects as go
 from PIL import Image
@@ -43,8 +49,11 @@ PLACEHOLDER_COLOR = "#888888"
 
 # Legends sit under the plot: above it they collide with the title on a half-width chart.
 BOTTOM_LEGEND = dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0.0)
-# Log-axis labels as full numbers (Plotly's own minor labels read "5" for 0.5).
-LOSS_TICKS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5]
+# Log-axis labels as full numbers (Plotly's own minor labels read "5" for 0.5): 1-2-5 steps over a
+# few decades, whole decades beyond, never more than about this many.
+MAX_LOSS_TICKS = 12
+# Below this the accuracy axis starts at 0: a run near chance must not look like it is learning.
+ZOOM_FROM_ACCURACY = 0.5
 LOSS_HEIGHT = 340
 ACCURACY_HEIGHT = 340
 CONFUSION_HEIGHT = 460
@@ -131,14 +140,29 @@ def downsample_indices(length: int, max_points: int = MAX_BATCH_POINTS) -> np.nd
     return indices
 
 
+def log_ticks(low: float, high: float) -> list[float]:
+    """Readable tick values covering [low, high] on a log axis (1-2-5 steps, or decades when the
+    span is wide: a diverged run's loss reaches 1e19)."""
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    ticks = [m * 10.0**e for e in range(first, last + 1) for m in (1, 2, 5)]
+    if len([t for t in ticks if low <= t <= high]) > MAX_LOSS_TICKS:
+        step = max(1, math.ceil((last - first) / MAX_LOSS_TICKS))
+        return [10.0**e for e in range(first, last + step, step)]  # from below low to above high
+    return [t for t in ticks if low / 1.5 <= t <= high * 1.5]
+
+
 def loss_figure(history: Sequence[Mapping[str, float]], batch_loss: np.ndarray | None = None,
-                batches_per_epoch: int = 0) -> go.Figure:
+                batches_per_epoch: int = 0, batch_steps: np.ndarray | None = None) -> go.Figure:
     """Training and validation loss per epoch, over the smoothed per-batch loss in fractional epochs.
 
-    `batch_loss` is the already-smoothed per-batch series of the whole run; batch i (counting from 0
-    over the run) sits at x = (i + 1) / batches_per_epoch, i.e. the end of epoch e is at x = e.
+    `batch_loss` is the already-smoothed per-batch series; `batch_steps` numbers each point's batch
+    over the run from 1 (by default 1, 2, 3...: every batch). Batch s sits at x = s / batches_per_epoch,
+    i.e. the end of epoch e is at x = e.
     """
     batches = np.zeros(0, np.float32) if batch_loss is None else np.asarray(batch_loss, np.float32).ravel()
+    steps = np.arange(1, len(batches) + 1) if batch_steps is None else np.asarray(batch_steps).ravel()
+    if len(steps) != len(batches):
+        raise ValueError(f"{len(steps)} batch steps for {len(batches)} batch losses")
     fig = go.Figure()
     if len(batches):
         if batches_per_epoch <= 0:
@@ -147,28 +171,35 @@ def loss_figure(history: Sequence[Mapping[str, float]], batch_loss: np.ndarray |
         keep = downsample_indices(len(batches))
         # float32 arrays travel as compact base64 typed arrays, not 17-digit decimals.
         fig.add_trace(go.Scatter(
-            x=((keep + 1) / batches_per_epoch).astype(np.float32), y=batches[keep],
+            x=(steps[keep] / batches_per_epoch).astype(np.float32), y=batches[keep],
             mode="lines", name="training (per batch, smoothed)",
             line=dict(color=BATCH_COLOR, width=1),
-            hovertemplate="epoch %{x:.2f}<br>loss %{y:.4f}<extra>per batch</extra>",
+            hovertemplate="epoch %{x:.2f}<br>loss %{y:.4g}<extra>per batch</extra>",
         ))
+    values = [batches]
     if history:
         epochs = [int(row["epoch"]) for row in history]
         for key, name, color in (("loss", "training", TRAIN_COLOR), ("val_loss", "validation", VAL_COLOR)):
+            ys = [float(row[key]) for row in history]
+            values.append(np.asarray(ys, np.float64))
             fig.add_trace(go.Scatter(
-                x=epochs, y=[float(row[key]) for row in history], mode="markers+lines", name=name,
+                x=epochs, y=ys, mode="markers+lines", name=name,
                 line=dict(color=color, width=2), marker=dict(size=7),
-                hovertemplate="epoch %{x}<br>loss %{y:.4f}<extra>" + name + "</extra>",
+                hovertemplate="epoch %{x}<br>loss %{y:.4g}<extra>" + name + "</extra>",
             ))
     # Cross-entropy falls from ~2.3 to a few hundredths: on a linear axis every epoch after the first
     # would be a flat line at the bottom.
     _layout(
         fig, title="Loss", height=LOSS_HEIGHT, uirevision="loss",
         xaxis=dict(title="epoch", rangemode="tozero"),
-        yaxis=dict(title="loss (log scale)", type="log", tickvals=LOSS_TICKS,
-                   ticktext=[f"{t:g}" for t in LOSS_TICKS]),
+        yaxis=dict(title="loss (log scale)", type="log"),
         legend=BOTTOM_LEGEND,
     )
+    shown = np.concatenate([np.asarray(v, np.float64) for v in values])
+    shown = shown[np.isfinite(shown) & (shown > 0)]
+    if len(shown):
+        ticks = log_ticks(float(shown.min()), float(shown.max()))
+        fig.update_layout(yaxis=dict(tickvals=ticks, ticktext=[f"{t:g}" for t in ticks]))
     if not len(batches) and not history:
         _placeholder(fig, "waiting for the first batch")
         # A log axis with no data shows nonsense ticks; show where the curve will start instead.
@@ -195,8 +226,10 @@ def accuracy_figure(history: Sequence[Mapping[str, float]]) -> go.Figure:
             ))
         finite = np.asarray(values, float)
         finite = finite[np.isfinite(finite)]
-        if len(finite):
+        if len(finite) and finite.min() >= ZOOM_FROM_ACCURACY:
             yaxis["range"] = _zoomed_range(finite)
+        else:
+            yaxis["range"] = [0.0, 1.0]  # near chance: the whole scale, so noise does not look like learning
     else:
         yaxis["range"] = [0.0, 1.0]
     _layout(

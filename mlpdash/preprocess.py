@@ -18,6 +18,8 @@ pulling in TensorFlow.
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 from PIL import Image
 
@@ -61,6 +63,36 @@ MAX_CHANNELS = 4
 
 FULL_SCALE = 255
 """Full scale of a uint8 channel: fully opaque, fully inked."""
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_RGBA8 = (8, 6)
+"""IHDR bit depth and colour type of an 8-bit RGBA PNG, what a canvas exports."""
+
+
+def canvas_png(png: bytes, width: int, height: int) -> np.ndarray:
+    """A drawing canvas's PNG export as uint8 (height, width, 4), refusing anything else.
+
+    The canvas is a browser widget, so its image arrives from the network: only an 8-bit RGBA PNG of
+    exactly the canvas's own size is accepted, checked from the header before any pixel is decoded
+    (an 8000x8000 image would otherwise cost hundreds of MB per stroke). ValueError says why not.
+    """
+    if not isinstance(png, (bytes, bytearray)) or not png.startswith(PNG_SIGNATURE) or len(png) < 33:
+        raise ValueError("the canvas did not send a PNG image")
+    # Bytes 16-25 of a PNG are the IHDR chunk's width, height, bit depth and colour type.
+    found_width, found_height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    if (found_width, found_height) != (width, height):
+        raise ValueError(f"the canvas image is {found_width}x{found_height} px, not the canvas's {width}x{height}")
+    if (png[24], png[25]) != PNG_RGBA8:
+        raise ValueError(f"the canvas image is not 8-bit RGBA (bit depth {png[24]}, colour type {png[25]})")
+    try:
+        with Image.open(io.BytesIO(png)) as image:
+            image.load()
+            pixels = np.asarray(image)
+    except (OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f"the canvas image cannot be decoded ({err})") from None
+    if pixels.shape != (height, width, 4) or pixels.dtype != np.uint8:
+        raise ValueError(f"the canvas image decodes to {pixels.dtype} {pixels.shape}, not uint8 RGBA")
+    return pixels
 
 
 def canvas_to_mnist(image: np.ndarray) -> np.ndarray | None:

@@ -24,7 +24,8 @@ class RunView:
     title: str
     config: TrainConfig
     history: tuple[dict[str, float], ...]
-    batch_loss: np.ndarray | None  # smoothed, per batch; None for saved runs
+    batch_loss: np.ndarray | None  # smoothed, per batch (every k-th of a long run); None for saved runs
+    batch_steps: np.ndarray | None  # the batch (over the run, from 1) of each batch_loss point
     batches_per_epoch: int
     confusion: np.ndarray | None  # int [10, 10] once tested
     per_class_accuracy: list[float | None] | None
@@ -46,11 +47,13 @@ def view_of_snapshot(snap: Snapshot) -> RunView:
         config=snap.config,
         history=snap.history,
         batch_loss=snap.batch_loss_smoothed,
+        batch_steps=snap.batch_steps,
         batches_per_epoch=snap.batches_per_epoch,
         confusion=None if report is None else report.confusion,
         per_class_accuracy=per_class,
-        kernel=snap.kernels[-1] if snap.kernels else None,
-        initial_kernel=snap.kernels[0] if snap.kernels else None,
+        # Kept as float16 to halve a live job's memory; the figures compute in float32.
+        kernel=snap.kernels[-1].astype(np.float32) if snap.kernels else None,
+        initial_kernel=snap.kernels[0].astype(np.float32) if snap.kernels else None,
         kernel_epoch=snap.kernel_epochs[-1] if snap.kernel_epochs else None,
         test_accuracy=None if report is None else report.accuracy,
         test_loss=None if report is None else report.loss,
@@ -66,6 +69,7 @@ def view_of_run(run: SavedRun) -> RunView:
         config=run.info.config,
         history=tuple(run.metrics),
         batch_loss=None,
+        batch_steps=None,
         batches_per_epoch=0,
         confusion=None if confusion is None else np.asarray(confusion, dtype=np.int64),
         per_class_accuracy=summary.get("per_class_accuracy"),
@@ -86,6 +90,8 @@ def status_line(snap: Snapshot | None) -> str:
     where = f"epoch {max(snap.epoch, 1)}/{epochs}, batch {snap.batch}/{snap.batches_per_epoch}"
     if snap.status == Status.LOADING_DATA:
         return "Loading data…"
+    if snap.status == Status.TRAINING and snap.finishing:
+        return f"Finishing — last batch done, validating · epoch {max(snap.epoch, 1)}/{epochs}"
     if snap.status == Status.TRAINING:
         return f"Training — {where}{_pace(snap)}"
     if snap.status == Status.PAUSED:
@@ -96,6 +102,10 @@ def status_line(snap: Snapshot | None) -> str:
         return "Evaluating on the test set and saving the run…"
     if snap.status == Status.FAILED:
         return f"Failed: {snap.error}"
+    if snap.status == Status.DIVERGED:
+        return snap.error or "Diverged — lower the learning rate"
+    if snap.status == Status.STOPPED and snap.report is None:
+        return "Stopped before training began — nothing was trained or saved"
     result = _result(snap)
     if snap.status == Status.STOPPED:
         return f"Stopped after {snap.epochs_completed} of {epochs} epochs — {result}"

@@ -472,7 +472,32 @@ def test_digit_figure_placeholder():
 def test_loss_axis_labels_are_whole_numbers_not_leading_digits():
     from mlpdash.figures import loss_figure
 
-    fig = loss_figure([{"epoch": 1, "loss": 0.5, "val_loss": 0.6}], np.linspace(2.3, 0.4, 10), 10)
+    fig = loss_figure([{"epoch": 1, "loss": 0.5, "val_loss": 0.6}], np.linspace(2.3, 0.04, 10), 10)
     assert fig.layout.yaxis.type == "log"
-    assert "0.5" in fig.layout.yaxis.ticktext and "0.05" in fig.layout.yaxis.ticktext
+    assert {"0.05", "0.1", "0.2", "0.5", "1", "2"} <= set(fig.layout.yaxis.ticktext)
     assert list(fig.layout.yaxis.tickvals) == [float(t) for t in fig.layout.yaxis.ticktext]
+
+
+def test_a_diverging_loss_gets_a_log_axis_that_fits_it():
+    batches = np.geomspace(2.3, 1e19, 50).astype(np.float32)
+    fig = loss_figure([{"epoch": 1, "loss": 3e18, "val_loss": 1e19}], batches, 50)
+    ticks = list(fig.layout.yaxis.tickvals)
+    assert len(ticks) <= 13 and min(ticks) <= 2.3 and max(ticks) >= 1e19
+    assert all(np.log10(t) == round(np.log10(t)) for t in ticks)  # whole decades, readable labels
+    assert "1e+18" in fig.layout.yaxis.ticktext and "1" in fig.layout.yaxis.ticktext
+
+
+def test_the_accuracy_axis_starts_at_zero_near_chance():
+    chance = [{"epoch": e, "accuracy": 0.098 + e / 1000, "val_accuracy": 0.1135} for e in (1, 2, 3)]
+    assert list(accuracy_figure(chance).layout.yaxis.range) == [0.0, 1.0]
+    good = [{"epoch": e, "accuracy": 0.97 + e / 1000, "val_accuracy": 0.975} for e in (1, 2)]
+    low, high = accuracy_figure(good).layout.yaxis.range
+    assert 0.9 < low < 0.971 and 0.976 < high <= 1.0
+
+
+def test_loss_figure_places_thinned_batches_at_their_own_steps():
+    steps = np.array([2, 4, 6, 8])
+    fig = loss_figure([], np.ones(4, np.float32), batches_per_epoch=4, batch_steps=steps)
+    np.testing.assert_allclose(np.asarray(fig.data[0].x), [0.5, 1.0, 1.5, 2.0])
+    with pytest.raises(ValueError, match="4 batch steps for 3 batch losses"):
+        loss_figure([], np.ones(3), batches_per_epoch=4, batch_steps=steps)

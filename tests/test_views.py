@@ -38,6 +38,11 @@ def snap(status, **kw):
         (snap(Status.FINISHED, report=report(8)), "Finished — test accuracy 0.8000, test loss "),
         (snap(Status.STOPPED, report=report(9), history=({"epoch": 1},)),
          "Stopped after 1 of 10 epochs — test accuracy 0.9000"),
+        (snap(Status.STOPPED), "Stopped before training began — nothing was trained or saved"),
+        (snap(Status.DIVERGED, error="Diverged: the loss reached 1e+19 — lower the learning rate"),
+         "Diverged: the loss reached 1e+19 — lower the learning rate"),
+        (snap(Status.TRAINING, epoch=10, batch=391, batches_per_epoch=391, finishing=True),
+         "Finishing — last batch done, validating · epoch 10/10"),
     ],
 )
 def test_status_line_names_the_state(snapshot, expected):

@@ -8,7 +8,11 @@ rerun on a timer only while a job is active, and trigger one full rerun when it 
 from __future__ import annotations
 
 import importlib
+import logging
 import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import streamlit as st
 
@@ -16,6 +20,7 @@ from mlpdash.jobs import JobManager
 from mlpdash.runs import RUNS_ENV_VAR
 
 REFRESH_SECONDS = 1.0
+LOG = logging.getLogger("mlpdash")
 
 
 def _keep_keras_state_between_reruns() -> None:
@@ -69,3 +74,17 @@ def rerun_if_changed(manager: JobManager, was_active: bool) -> None:
     timers start."""
     if was_active != job_active(manager):
         st.rerun(scope="app")
+
+
+@contextmanager
+def guarded(panel: str) -> Iterator[None]:
+    """Run a panel so that its failure stays in it: a short message with an id in the page, the
+    traceback only in the server log under that id. Streamlit's own rerun and stop requests are
+    BaseExceptions and pass through."""
+    try:
+        yield
+    except Exception:
+        error_id = secrets.token_hex(4)
+        LOG.exception("the %s panel failed (error id %s)", panel, error_id)
+        st.error(f"The {panel} panel ran into a problem and was skipped; the rest of the page works. "
+                 f"Error id `{error_id}` (the details are in the server's log).", icon=":material/error:")

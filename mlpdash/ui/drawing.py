@@ -14,8 +14,9 @@ from streamlit_drawable_canvas import st_canvas
 from mlpdash import figures
 from mlpdash.jobs import JobManager
 from mlpdash.predict import Prediction, predict_image
-from mlpdash.preprocess import canvas_to_mnist
+from mlpdash.preprocess import canvas_png, canvas_to_mnist
 from mlpdash.runs import RunError
+from mlpdash.ui import guarded
 
 CANVAS_SIZE = 280
 DEFAULT_STROKE = 18
@@ -24,29 +25,59 @@ DEFAULT_STROKE = 18
 def drawing_ui(manager: JobManager) -> None:
     @st.fragment
     def drawing() -> None:
-        st.subheader("Draw a digit")
-        generation = st.session_state.setdefault("canvas_generation", 0)
-        stroke = st.slider("Stroke width", 6, 40, DEFAULT_STROKE, key="stroke_width")
-        with st.container(key="canvas"):
-            result = st_canvas(
-                stroke_width=stroke,
-                stroke_color="#FFFFFF",
-                background_color="#000000",
-                height=CANVAS_SIZE,
-                width=CANVAS_SIZE,
-                drawing_mode="freedraw",
-                update_streamlit=True,
-                return_image_data=True,
-                key=f"canvas_{generation}",
-            )
-        if st.button("Clear", key="clear_canvas"):
-            st.session_state["canvas_generation"] = generation + 1
-            st.rerun(scope="fragment")
-        st.caption("Draw large or small, anywhere: the drawing is cropped and centred as MNIST digits "
-                   "were. (Start strokes below the toolbar in the top-right corner.)")
-        _prediction_ui(manager, None if result is None else result.image_data)
+        with guarded("drawing"):
+            _drawing(manager)
 
     drawing()
+
+
+def _drawing(manager: JobManager) -> None:
+    st.subheader("Draw a digit")
+    generation = st.session_state.setdefault("canvas_generation", 0)
+    stroke = st.slider("Stroke width", 6, 40, DEFAULT_STROKE, key="stroke_width")
+    with st.container(key="canvas"):
+        result = _canvas(stroke, generation)
+    if st.button("Clear", key="clear_canvas"):
+        st.session_state["canvas_generation"] = generation + 1
+        st.rerun(scope="fragment")
+    st.caption("Draw large or small, anywhere: the drawing is cropped and centred as MNIST digits "
+               "were. (Start strokes below the toolbar in the top-right corner.)")
+    _prediction_ui(manager, _canvas_image(result))
+
+
+def _canvas(stroke: int, generation: int):
+    """The canvas widget. Its state arrives from the browser; state the widget itself cannot parse
+    would fail every rerun, so it is replaced by a fresh canvas (a new key) with a message."""
+    try:
+        return st_canvas(
+            stroke_width=stroke,
+            stroke_color="#FFFFFF",
+            background_color="#000000",
+            height=CANVAS_SIZE,
+            width=CANVAS_SIZE,
+            drawing_mode="freedraw",
+            update_streamlit=True,
+            return_image_data=True,
+            key=f"canvas_{generation}",
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        st.session_state["canvas_generation"] = generation + 1
+        st.warning("The canvas sent something it could not read and was reset: draw again.",
+                   icon=":material/warning:")
+        return None
+
+
+def _canvas_image(result) -> np.ndarray | None:
+    """The canvas's drawing as pixels; None (with a message) for nothing drawn or a refused image."""
+    if result is None:
+        return None
+    try:
+        png = result.image_bytes
+        return None if png is None else canvas_png(png, CANVAS_SIZE, CANVAS_SIZE)
+    except (ValueError, TypeError, AttributeError) as err:  # a malformed data URL from the browser
+        st.warning(f"That drawing could not be read: {err}. Clear the canvas and draw again.",
+                   icon=":material/warning:")
+        return None
 
 
 def _prediction_ui(manager: JobManager, drawing: np.ndarray | None) -> None:

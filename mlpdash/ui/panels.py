@@ -9,7 +9,8 @@ from mlpdash import figures
 from mlpdash.jobs import JobManager
 from mlpdash.progress import Status
 from mlpdash.runs import RunError
-from mlpdash.ui import job_active, refresh_every, rerun_if_changed
+from mlpdash.ui import guarded, job_active, refresh_every, rerun_if_changed
+from mlpdash.ui.access import may_control
 from mlpdash.views import RunView, status_line, view_of_run, view_of_snapshot
 
 WEIGHTS_REFRESH_FACTOR = 5
@@ -43,28 +44,33 @@ def live_ui(manager: JobManager) -> None:
     @st.fragment(run_every=refresh_every(was_active))
     def live() -> None:
         rerun_if_changed(manager, was_active)
-        job = manager.job
-        snap = job.snapshot() if job else None
-        with st.container(key="status"):
-            line = status_line(snap)
-            if snap is not None and snap.status == Status.FAILED:
-                st.error(line, icon=":material/error:")
-            else:
-                st.markdown(f"**{line}**")
-            if snap is not None and snap.data_reason:
-                st.caption(f"Data: {snap.data_reason}")
-        view = current_view(manager)
-        # One keyed slot for progress or results: when one replaces the other at the end of a run,
-        # the old elements do not linger beside the new ones while the page reruns.
-        with st.container(key="run_progress"):
-            if snap is not None and snap.status.active:
-                st.progress(snap.progress)
-            elif view is not None and view.test_accuracy is not None:
-                _result_metrics(view)
-        with st.container(key="live_charts"):
-            _charts(view)
+        with guarded("training"):
+            _live(manager)
 
     live()
+
+
+def _live(manager: JobManager) -> None:
+    job = manager.job
+    snap = job.snapshot() if job else None
+    with st.container(key="status"):
+        line = status_line(snap)
+        if snap is not None and snap.status in (Status.FAILED, Status.DIVERGED):
+            st.error(line, icon=":material/error:")
+        else:
+            st.markdown(f"**{line}**")
+        if snap is not None and snap.data_reason:
+            st.caption(f"Data: {snap.data_reason}")
+    view = current_view(manager)
+    # One keyed slot for progress or results: when one replaces the other at the end of a run,
+    # the old elements do not linger beside the new ones while the page reruns.
+    with st.container(key="run_progress"):
+        if snap is not None and snap.status.active:
+            st.progress(snap.progress)
+        elif view is not None and view.test_accuracy is not None:
+            _result_metrics(view)
+    with st.container(key="live_charts"):
+        _charts(view)
 
 
 def _result_metrics(view: RunView) -> None:
@@ -78,11 +84,11 @@ def _result_metrics(view: RunView) -> None:
 
 def _charts(view: RunView | None) -> None:
     history = view.history if view else ()
-    batch_loss = view.batch_loss if view else None
     loss_col, accuracy_col = st.columns(2)
     with loss_col:
-        st.plotly_chart(figures.loss_figure(history, batch_loss, view.batches_per_epoch if view else 0),
-                        key="loss_chart", theme=None)
+        loss = (figures.loss_figure(history, view.batch_loss, view.batches_per_epoch, view.batch_steps)
+                if view else figures.loss_figure(()))
+        st.plotly_chart(loss, key="loss_chart", theme=None)
     with accuracy_col:
         st.plotly_chart(figures.accuracy_figure(history), key="accuracy_chart", theme=None)
 
@@ -91,20 +97,25 @@ def confusion_ui(manager: JobManager) -> None:
     # No polling: a run is tested only at its end, and the end reruns the whole page.
     @st.fragment
     def confusion() -> None:
-        view = current_view(manager)
-        if view is None or view.confusion is None:
-            st.info("The confusion matrix appears when a run has been tested (at its end).", icon=":material/info:")
-            return
-        matrix_col, class_col = st.columns([3, 2])
-        with matrix_col:
-            st.plotly_chart(figures.confusion_figure(view.confusion), key="confusion_chart", theme=None)
-        with class_col:
-            st.plotly_chart(figures.per_class_figure(view.per_class_accuracy), key="per_class_chart",
-                            theme=None)
-        st.caption("Rows are the true digit, columns the prediction; each row sums to 1. "
-                   "Hover a cell for its count.")
+        with guarded("confusion matrix"):
+            _confusion(manager)
 
     confusion()
+
+
+def _confusion(manager: JobManager) -> None:
+    view = current_view(manager)
+    if view is None or view.confusion is None:
+        st.info("The confusion matrix appears when a run has been tested (at its end).", icon=":material/info:")
+        return
+    matrix_col, class_col = st.columns([3, 2])
+    with matrix_col:
+        st.plotly_chart(figures.confusion_figure(view.confusion), key="confusion_chart", theme=None)
+    with class_col:
+        st.plotly_chart(figures.per_class_figure(view.per_class_accuracy), key="per_class_chart",
+                        theme=None)
+    st.caption("Rows are the true digit, columns the prediction; each row sums to 1. "
+               "Hover a cell for its count.")
 
 
 def weights_ui(manager: JobManager) -> None:
@@ -114,31 +125,36 @@ def weights_ui(manager: JobManager) -> None:
     @st.fragment(run_every=refresh_every(was_active, WEIGHTS_REFRESH_FACTOR))
     def weights() -> None:
         rerun_if_changed(manager, was_active)
-        view = current_view(manager)
-        if view is None or view.kernel is None:
-            st.info("The first-layer weights appear once a model is built.", icon=":material/info:")
-            return
-        change = st.segmented_control(
-            "Show", ["Weights", "Change since initialisation"], default="Weights", key="weights_mode",
-            help="Training moves the weights only a little from their random start; the change shows "
-                 "what each unit has learned to look for.") == "Change since initialisation"
-        kernel = view.kernel - view.initial_kernel if change else view.kernel
-        units = kernel.shape[1]
-        value_range = figures.weight_range(kernel)
-        _take_clicked_unit(units)
-        grid_col, unit_col = st.columns([3, 1])
-        with grid_col:
-            when = "initial weights" if view.kernel_epoch == 0 else f"after epoch {view.kernel_epoch}"
-            st.caption(f"{units} units of the first layer ({when}). Red: ink there raises the unit's "
-                       "input; blue: lowers it. Hover to name a unit, click to enlarge it.")
-            st.plotly_chart(figures.weights_grid_figure(kernel, value_range=value_range),
-                            key="weights_grid", theme=None, on_select="rerun", selection_mode=("points",))
-        with unit_col:
-            unit = st.number_input("Unit", min_value=0, max_value=units - 1, step=1, key="weights_unit")
-            st.plotly_chart(figures.unit_figure(kernel, int(unit), value_range=value_range),
-                            key="unit_chart", theme=None)
+        with guarded("weights"):
+            _weights(manager)
 
     weights()
+
+
+def _weights(manager: JobManager) -> None:
+    view = current_view(manager)
+    if view is None or view.kernel is None:
+        st.info("The first-layer weights appear once a model is built.", icon=":material/info:")
+        return
+    change = st.segmented_control(
+        "Show", ["Weights", "Change since initialisation"], default="Weights", key="weights_mode",
+        help="Training moves the weights only a little from their random start; the change shows "
+             "what each unit has learned to look for.") == "Change since initialisation"
+    kernel = view.kernel - view.initial_kernel if change else view.kernel
+    units = kernel.shape[1]
+    value_range = figures.weight_range(kernel)
+    _take_clicked_unit(units)
+    grid_col, unit_col = st.columns([3, 1])
+    with grid_col:
+        when = "initial weights" if view.kernel_epoch == 0 else f"after epoch {view.kernel_epoch}"
+        st.caption(f"{units} units of the first layer ({when}). Red: ink there raises the unit's "
+                   "input; blue: lowers it. Hover to name a unit, click to enlarge it.")
+        st.plotly_chart(figures.weights_grid_figure(kernel, value_range=value_range),
+                        key="weights_grid", theme=None, on_select="rerun", selection_mode=("points",))
+    with unit_col:
+        unit = st.number_input("Unit", min_value=0, max_value=units - 1, step=1, key="weights_unit")
+        st.plotly_chart(figures.unit_figure(kernel, int(unit), value_range=value_range),
+                        key="unit_chart", theme=None)
 
 
 def _take_clicked_unit(units: int) -> None:
@@ -171,10 +187,9 @@ def runs_ui(manager: JobManager) -> None:
     picked = event.selection.rows if event is not None else []
     # Apply a selection once, when it changes: "Back to the current run" must win over a row
     # that is still ticked in the table.
-    chosen = runs[picked[0]] if picked else None
-    if chosen is not None and chosen.status in ("corrupt", "failed", "incomplete"):
-        st.warning(f"{chosen.run_id} cannot be shown: {chosen.error or chosen.status}",
-                   icon=":material/warning:")
+    chosen = runs[picked[0]] if picked and picked[0] < len(runs) else None
+    if chosen is not None and chosen.status == "damaged":
+        st.warning(f"{chosen.run_id} cannot be shown: {chosen.error}", icon=":material/warning:")
     elif st.session_state.get("runs_table_applied") != (chosen and str(chosen.path)):
         st.session_state["runs_table_applied"] = chosen and str(chosen.path)
         if chosen is not None:
@@ -183,7 +198,27 @@ def runs_ui(manager: JobManager) -> None:
     if st.session_state.get("view_run") and st.button("Back to the current run", key="view_current"):
         st.session_state["view_run"] = None
         st.rerun()
-    st.caption("Select a row to load that run's curves, confusion matrix, weights and model.")
+    _evaluate_ui(manager, chosen)
+    st.caption("Select a row to load that run's curves, confusion matrix, weights and model. A run "
+               "whose process was killed is listed as interrupted: it keeps every finished epoch.")
+
+
+def _evaluate_ui(manager: JobManager, chosen) -> None:
+    """An interrupted run has no test result: offer to compute it from its last saved epoch."""
+    if chosen is None or chosen.status != "interrupted" or chosen.summary or not chosen.has_model:
+        return
+    st.info(f"{chosen.run_id} was {chosen.label}. Its model from the last finished epoch can be "
+            "evaluated on the test set.", icon=":material/info:")
+    if st.button("Evaluate it on the test set", key="evaluate_interrupted", disabled=not may_control(),
+                 icon=":material/fact_check:"):
+        with st.spinner("Evaluating…"):
+            try:
+                info = manager.evaluate_run(chosen.path)
+            except (RunError, ValueError, OSError) as err:
+                st.error(f"Cannot evaluate {chosen.run_id}: {err}", icon=":material/warning:")
+                return
+        st.session_state["view_run"] = str(info.path)
+        st.rerun()
 
 
 def _run_row(run) -> dict[str, object]:
@@ -192,9 +227,9 @@ def _run_row(run) -> dict[str, object]:
     accuracy = summary.get("test_accuracy")
     return {
         "run": run.run_id,
-        "status": run.status,
+        "status": run.label,
         "model": config.architecture if config else "—",
-        "epochs": f"{summary.get('epochs_completed', '—')}/{config.epochs}" if config else "—",
+        "epochs": f"{run.epochs_completed}/{config.epochs}" if config else "—",
         "test accuracy": f"{accuracy:.4f}" if accuracy is not None else "—",
         "data": run.data_source or "—",
         "note": run.error or "",

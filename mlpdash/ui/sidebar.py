@@ -6,6 +6,7 @@ import os
 
 import streamlit as st
 
+from mlpdash.budgets import long_run_warning
 from mlpdash.config import (
     ACTIVATIONS,
     LR_SCHEDULES,
@@ -17,6 +18,7 @@ from mlpdash.data import ENV_VAR, DataError, resolve_source
 from mlpdash.jobs import JobBusyError, JobManager
 from mlpdash.progress import Status
 from mlpdash.ui import job_active, refresh_every, rerun_if_changed
+from mlpdash.ui.access import may_control
 
 DATA_KINDS = {
     "auto": "Automatic",
@@ -27,6 +29,9 @@ DATA_KINDS = {
 }
 DEFAULTS = TrainConfig()
 IDLE_CHECK_SECONDS = 5.0
+# Training digits per source, for the time estimate before a run (the data is loaded only at Start).
+SAMPLE_TRAIN_SIZE = 6_000
+FULL_TRAIN_SIZE = 50_000
 
 
 def _default_data() -> tuple[str, str]:
@@ -47,15 +52,16 @@ def _resolve(spec: str) -> tuple[str | None, str]:
         return None, str(err)
 
 
-def data_ui() -> tuple[str | None, str | None]:
+def data_ui(locked: bool = False) -> tuple[str | None, str | None]:
     """The data source spec and, when it cannot be used, why."""
     kind_default, folder_default = _default_data()
     kind = st.selectbox("Data", list(DATA_KINDS), index=list(DATA_KINDS).index(kind_default),
-                        format_func=DATA_KINDS.get, key="data_kind")
+                        format_func=DATA_KINDS.get, key="data_kind", disabled=locked)
     spec = kind
     if kind == "idx":
         folder = st.text_input("IDX folder", value=folder_default or "../shared/data/mnist",
-                               key="idx_folder", help="The folder with the four MNIST IDX files")
+                               key="idx_folder", help="The folder with the four MNIST IDX files",
+                               disabled=locked)
         spec = f"idx:{folder}"
     source, reason = _resolve(spec)
     if source is None:
@@ -65,7 +71,8 @@ def data_ui() -> tuple[str | None, str | None]:
     return spec, None
 
 
-def settings_ui(defaults: TrainConfig = DEFAULTS) -> tuple[TrainConfig | None, dict[str, str]]:
+def settings_ui(defaults: TrainConfig = DEFAULTS,
+                locked: bool = False) -> tuple[TrainConfig | None, dict[str, str]]:
     """The model and training settings, each problem shown under its widget.
 
     `defaults` fill a new session's widgets: the page passes the running job's config, so that a
@@ -78,33 +85,48 @@ def settings_ui(defaults: TrainConfig = DEFAULTS) -> tuple[TrainConfig | None, d
         values[name] = widget
         errors[name] = st.empty()
 
-    field("hidden", st.text_input("Hidden layers", value=",".join(map(str, defaults.hidden)) or "0", key="hidden",
+    lock = {"disabled": locked}
+
+    field("hidden", st.text_input("Hidden layers", value=",".join(map(str, defaults.hidden)) or "0",
+                                  key="hidden", **lock,
                                   help="Units per hidden layer, e.g. 700,500; 0 for the linear classifier"))
-    field("activation", st.selectbox("Activation", ACTIVATIONS, key="activation",
+    field("activation", st.selectbox("Activation", ACTIVATIONS, key="activation", **lock,
                                      index=ACTIVATIONS.index(defaults.activation)))
-    field("optimizer", st.selectbox("Optimizer", OPTIMIZERS, key="optimizer",
+    field("optimizer", st.selectbox("Optimizer", OPTIMIZERS, key="optimizer", **lock,
                                     index=OPTIMIZERS.index(defaults.optimizer),
                                     help="adam, or sgd with momentum 0.9"))
     field("learning_rate", st.number_input("Learning rate", value=defaults.learning_rate, step=1e-4,
-                                           format="%.4f", key="learning_rate"))
-    field("lr_schedule", st.selectbox("Learning-rate schedule", LR_SCHEDULES, key="lr_schedule",
+                                           format="%.4f", key="learning_rate", **lock))
+    field("lr_schedule", st.selectbox("Learning-rate schedule", LR_SCHEDULES, key="lr_schedule", **lock,
                                       index=LR_SCHEDULES.index(defaults.lr_schedule),
                                       help="cosine decays the rate to 0 over the run; constant is the tutorial"))
     left, right = st.columns(2)
     with left:
-        field("batch_size", st.number_input("Batch size", value=defaults.batch_size, step=1, key="batch_size"))
+        field("batch_size", st.number_input("Batch size", value=defaults.batch_size, step=1,
+                                            key="batch_size", **lock))
     with right:
-        field("epochs", st.number_input("Epochs", value=defaults.epochs, step=1, key="epochs"))
+        field("epochs", st.number_input("Epochs", value=defaults.epochs, step=1, key="epochs", **lock))
     left, right = st.columns(2)
     with left:
         field("dropout", st.number_input("Dropout", value=defaults.dropout, step=0.05, format="%.2f",
-                                         key="dropout"))
+                                         key="dropout", **lock))
     with right:
-        field("seed", st.number_input("Seed", value=defaults.seed, step=1, key="seed"))
+        field("seed", st.number_input("Seed", value=defaults.seed, step=1, key="seed", **lock))
     config, problems = config_from_form(values)
     for name, message in problems.items():
         errors[name].error(message, icon=":material/warning:")
     return config, problems
+
+
+def estimate_ui(spec: str | None, config: TrainConfig | None) -> None:
+    """Before a run that would take an hour or more here: say so (it is never refused)."""
+    if spec is None or config is None:
+        return
+    source, _ = _resolve(spec)
+    size = SAMPLE_TRAIN_SIZE if source == "sample" else FULL_TRAIN_SIZE
+    warning = long_run_warning(config, size)
+    if warning:
+        st.warning(warning, icon=":material/schedule:")
 
 
 def controls_ui(manager: JobManager, spec: str | None, config: TrainConfig | None) -> None:
@@ -118,20 +140,23 @@ def controls_ui(manager: JobManager, spec: str | None, config: TrainConfig | Non
         rerun_if_changed(manager, was_active)
         job = manager.job
         status = job.status if job else Status.IDLE
+        allowed = may_control()
         start = st.button("Start training", key="start_training", type="primary", width="stretch",
                           icon=":material/play_arrow:",
-                          disabled=config is None or spec is None or status.active)
+                          disabled=config is None or spec is None or status.active or not allowed)
         pause_col, stop_col = st.columns(2)
         paused = status == Status.PAUSED
         # Callbacks run before the fragment redraws, so the buttons show the state they caused.
         with pause_col:
             st.button("Resume" if paused else "Pause", key="pause_training", width="stretch",
                       icon=":material/play_arrow:" if paused else ":material/pause:",
-                      disabled=status not in (Status.TRAINING, Status.PAUSED),
+                      disabled=status not in (Status.TRAINING, Status.PAUSED) or not allowed
+                      or (job is not None and job.snapshot().finishing),
                       on_click=_toggle_pause, args=(manager,))
         with stop_col:
             st.button("Stop", key="stop_training", width="stretch", icon=":material/stop:",
-                      disabled=status not in (Status.LOADING_DATA, Status.TRAINING, Status.PAUSED),
+                      disabled=status not in (Status.LOADING_DATA, Status.TRAINING, Status.PAUSED)
+                      or not allowed,
                       on_click=_stop, args=(manager,))
         if start:
             _start(manager, spec, config)
@@ -144,19 +169,20 @@ def controls_ui(manager: JobManager, spec: str | None, config: TrainConfig | Non
 
 
 def _toggle_pause(manager: JobManager) -> None:
-    # The job at click time, which another tab may have replaced since this one was drawn.
+    # The job at click time, which another tab may have replaced since this one was drawn. The
+    # permission is checked here too: a disabled button is only a hint to an honest browser.
     job = manager.job
-    if job is not None and not job.resume():
+    if job is not None and may_control() and not job.resume():
         job.pause()
 
 
 def _stop(manager: JobManager) -> None:
-    if manager.job is not None:
+    if manager.job is not None and may_control():
         manager.job.stop()
 
 
 def _start(manager: JobManager, spec: str | None, config: TrainConfig | None) -> None:
-    if config is None or spec is None:
+    if config is None or spec is None or not may_control():
         return
     try:
         manager.start(config, spec)

@@ -11,7 +11,7 @@ VIEWPORT = {"width": 1400, "height": 1000}
 # While a fragment reruns, Streamlit keeps its previous elements in the page, marked data-stale and
 # collapsed, until the new ones arrive: selectors read only the current ones.
 FRESH = ":not([data-stale='true'])"
-ACTIVE_STATUS = re.compile(r"^(Loading data|Training|Paused|Stopping|Evaluating)")
+ACTIVE_STATUS = re.compile(r"^(Loading data|Training|Finishing|Paused|Stopping|Evaluating)")
 # Streamlit scrolls inside its main block; a shot grows the viewport to the content, up to this.
 MAX_SHOT_HEIGHT = 6000
 
