@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import struct
 import subprocess
 import sys
@@ -149,3 +150,44 @@ def test_predict_plain_output(run_dir, sample_data, tmp_path, capsys):
     assert main(["predict", "--model", str(run_dir), str(path)]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{path}: ") and line.endswith("%)")
+
+
+def test_evaluate_accepts_the_folder_train_out_made_when_it_holds_one_run(run_dir, capsys):
+    # `train --out DIR` makes DIR/<timestamp>-<id>/; `evaluate --model DIR` finds that one run.
+    assert main(["evaluate", "--model", str(run_dir.parent), "--data", "sample"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["run"] == str(run_dir)
+    assert f"using the run in {run_dir.parent}: {run_dir}" in captured.err
+
+
+def test_a_folder_of_several_runs_must_be_named_precisely(tmp_path, capsys):
+    from mlpdash.runs import RunWriter
+
+    for _ in range(2):
+        RunWriter(tmp_path, TrainConfig(hidden=(8,)), "sample").close()
+    assert main(["evaluate", "--model", str(tmp_path)]) == 2
+    assert "holds 2 runs: name one run folder" in capsys.readouterr().err
+
+
+def test_train_help_says_out_is_the_parent_of_the_run_folder(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "the folder in which the run's own timestamped folder is made" in text
+
+
+def test_a_long_run_is_estimated_before_it_starts(tmp_path):
+    from test_interrupts import start_training
+
+    proc = start_training(tmp_path, ["--hidden", "4096,4096", "--epochs", "1000", "--batch-size", "1"])
+    try:
+        lines = []
+        while not any(line.startswith("note:") for line in lines):
+            line = proc.stdout.readline()
+            assert line, f"no estimate before training: {lines}"
+            lines.append(line)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    note = next(line for line in lines if line.startswith("note:"))
+    assert "may take about" in note and "hours" in note

@@ -22,10 +22,10 @@ ARGS = ["train", "--data", "sample", "--hidden", "32", "--epochs", "200", "--bat
 SAVE_DEADLINE_S = 30
 
 
-def start_training(out: Path) -> subprocess.Popen:
+def start_training(out: Path, extra: list[str] = ()) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    return subprocess.Popen([sys.executable, "-m", "mlpdash", *ARGS, "--out", str(out)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-m", "mlpdash", *ARGS, *extra, "--out", str(out)], cwd=REPO,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def wait_for_epochs(proc: subprocess.Popen, epochs: int, timeout: float = 240) -> list[str]:

@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
-from streamlit_page import VIEWPORT, full_page_screenshot, open_app, stop_any_run
+from streamlit_page import VIEWPORT, full_page_screenshot, open_app, start_server, stop_any_run, stop_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
@@ -31,29 +26,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-# Importing TensorFlow alone takes 5 s here; a loaded 2-core machine may be far slower.
-SERVER_START_TIMEOUT_S = 120
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"streamlit not healthy after {SERVER_START_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -81,32 +53,13 @@ def server_log(server_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def app_url(server_dir: Path, server_log: Path):
     """The URL of a Streamlit server running app.py on the sample, killed at the end."""
-    port = _free_port()
     runs_dir = server_dir / "runs"
     runs_dir.mkdir()
-    env = dict(os.environ, MLPDASH_DATA="sample", MLPDASH_RUNS=str(runs_dir),
-               TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    command = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
-        "--server.port", str(port),
-        "--server.address", "127.0.0.1",
-        "--server.headless", "true",
-        "--server.fileWatcherType", "none",
-        "--browser.gatherUsageStats", "false",
-    ]
-    url = f"http://127.0.0.1:{port}"
-    with open(server_log, "wb") as log:
-        proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc, url = start_server(runs_dir, server_log)
     try:
-        _wait_healthy(url, proc, server_log)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+        stop_server(proc)
 
 
 @pytest.fixture(scope="session")
