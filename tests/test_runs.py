@@ -217,3 +217,21 @@ def test_snapshots_never_overflow_to_infinity(tmp_path):
     assert np.isfinite(kernels).all() and kernels[0, 0, 0] == 3e5 and kernels[1, 0, 0] == 0.25
     assert compact_kernel(kernel).dtype == np.float32
     assert compact_kernel(kernel / 1e5).dtype == np.float16
+
+
+def test_a_run_of_the_first_release_still_loads(tmp_path):
+    # Its layout: no creation time or lock, first-layer snapshots in one weights.npz.
+    path = tmp_path / "20261101-120000-0a1b2c"
+    path.mkdir()
+    (path / "config.json").write_text(json.dumps({"config": CONFIG.to_dict(), "data_source": "sample"}))
+    (path / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in ROWS))
+    kernels = np.stack([np.full((784, 16), i, np.float16) for i in range(3)])
+    np.savez(path / "weights.npz", kernels=kernels, epochs=np.array([0, 1, 2], np.int32))
+    (path / "summary.json").write_text(json.dumps({"test_accuracy": 0.9, "stopped_early": False,
+                                                   "epochs_completed": 2, "mistakes": 3}))
+    [info] = list_runs(tmp_path)
+    assert info.status == "finished" and info.summary["test_accuracy"] == 0.9
+    assert info.created == time.mktime((2026, 11, 1, 12, 0, 0, 0, 0, -1))
+    run = load_run(path)
+    assert run.kernels.shape == (3, 784, 16) and list(run.kernel_epochs) == [0, 1, 2]
+    assert run.metrics == ROWS
