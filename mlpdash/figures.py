@@ -145,6 +145,8 @@ def log_ticks(low: float, high: float) -> list[float]:
     span is wide: a diverged run's loss reaches 1e19)."""
     first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
     ticks = [m * 10.0**e for e in range(first, last + 1) for m in (1, 2, 5)]
+    if len([t for t in ticks if low <= t <= high]) < 3:  # a narrow range (a few epochs late in a run)
+        ticks = [round(m * 10.0**e, 12) for e in range(first, last + 1) for m in (1, 1.5, 2, 3, 4, 5, 7)]
     if len([t for t in ticks if low <= t <= high]) > MAX_LOSS_TICKS:
         step = max(1, math.ceil((last - first) / MAX_LOSS_TICKS))
         return [10.0**e for e in range(first, last + step, step)]  # from below low to above high

@@ -175,6 +175,12 @@ class TrainingJob:
             return self._status
 
     @property
+    def finishing(self) -> bool:
+        """The last batch is done: a pause would hold nothing."""
+        with self._lock:
+            return self._finishing
+
+    @property
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 

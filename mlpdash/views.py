@@ -29,7 +29,7 @@ class RunView:
     batches_per_epoch: int
     confusion: np.ndarray | None  # int [10, 10] once tested
     per_class_accuracy: list[float | None] | None
-    kernel: np.ndarray | None  # the newest first-layer kernel [784, units]
+    kernel: np.ndarray | None  # the newest first-layer kernel [784, units], float16 or float32
     initial_kernel: np.ndarray | None  # the same layer before training
     kernel_epoch: int | None
     test_accuracy: float | None
@@ -51,9 +51,10 @@ def view_of_snapshot(snap: Snapshot) -> RunView:
         batches_per_epoch=snap.batches_per_epoch,
         confusion=None if report is None else report.confusion,
         per_class_accuracy=per_class,
-        # Kept as float16 to halve a live job's memory; the figures compute in float32.
-        kernel=snap.kernels[-1].astype(np.float32) if snap.kernels else None,
-        initial_kernel=snap.kernels[0].astype(np.float32) if snap.kernels else None,
+        # float16 as the job keeps them (converting 2 x 2 MB every second for the charts' sake would
+        # cost the training thread): the weights panel converts what it draws.
+        kernel=snap.kernels[-1] if snap.kernels else None,
+        initial_kernel=snap.kernels[0] if snap.kernels else None,
         kernel_epoch=snap.kernel_epochs[-1] if snap.kernel_epochs else None,
         test_accuracy=None if report is None else report.accuracy,
         test_loss=None if report is None else report.loss,

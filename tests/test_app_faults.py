@@ -14,7 +14,7 @@ from streamlit.testing.v1 import AppTest
 from mlpdash.config import TrainConfig
 from mlpdash.model import build_network, network_weights
 from mlpdash.runs import RunWriter, list_runs
-from test_app import APP, status_text
+from test_app import APP, status_text, wait_until
 
 ROWS = [{"epoch": 1, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.85, "seconds": 1.0}]
 
@@ -123,3 +123,17 @@ def test_an_interrupted_run_is_listed_and_can_be_evaluated_from_the_page(runs_di
     assert not at.exception
     [info] = list_runs(runs_dir)
     assert info.path == writer.path and info.status == "interrupted" and info.summary["test_accuracy"] >= 0
+
+
+def test_a_diverging_run_is_called_diverged_on_the_page(runs_dir):
+    at = page()
+    at.number_input(key="learning_rate").set_value(1.0)
+    at.selectbox(key="lr_schedule").set_value("constant")
+    at.number_input(key="epochs").set_value(3)
+    at.run()
+    at.button(key="start_training").click().run()
+    wait_until(at, "Diverged")
+    [error] = [e.value for e in at.error if "Diverged" in e.value]
+    assert "lower the learning rate" in error
+    assert "Finished" not in status_text(at)
+    assert not at.button(key="start_training").disabled  # ready for a better try

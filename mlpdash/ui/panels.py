@@ -140,7 +140,9 @@ def _weights(manager: JobManager) -> None:
         "Show", ["Weights", "Change since initialisation"], default="Weights", key="weights_mode",
         help="Training moves the weights only a little from their random start; the change shows "
              "what each unit has learned to look for.") == "Change since initialisation"
-    kernel = view.kernel - view.initial_kernel if change else view.kernel
+    kernel = np.asarray(view.kernel, np.float32)
+    if change:
+        kernel = kernel - np.asarray(view.initial_kernel, np.float32)
     units = kernel.shape[1]
     value_range = figures.weight_range(kernel)
     _take_clicked_unit(units)

@@ -151,7 +151,7 @@ def controls_ui(manager: JobManager, spec: str | None, config: TrainConfig | Non
             st.button("Resume" if paused else "Pause", key="pause_training", width="stretch",
                       icon=":material/play_arrow:" if paused else ":material/pause:",
                       disabled=status not in (Status.TRAINING, Status.PAUSED) or not allowed
-                      or (job is not None and job.snapshot().finishing),
+                      or (job is not None and job.finishing),
                       on_click=_toggle_pause, args=(manager,))
         with stop_col:
             st.button("Stop", key="stop_training", width="stretch", icon=":material/stop:",
