@@ -79,6 +79,8 @@ MAX_METRICS_BYTES = 4 << 20
 MAX_TEST_RESULTS_BYTES = 64 << 20
 # Clocks differ between machines a folder may come from: a little future is tolerated, 2099 is not.
 CLOCK_SLACK_S = 3600
+# A hidden run folder this old whose lock no one holds was abandoned by a crash during its creation.
+ABANDONED_AFTER_S = 60
 STATUSES = ("training", "finished", "stopped", "interrupted", "diverged", "failed", "damaged")
 OUTCOMES = ("finished", "stopped", "interrupted")
 
@@ -517,8 +519,13 @@ def _clean_leftovers(path: Path) -> None:
 
 
 def _clean_abandoned(entry: Path) -> None:
-    """A run folder whose creation a crash interrupted (it never got its final name)."""
-    if entry.is_dir() and not entry.is_symlink() and not _lock_held(entry):
+    """A run folder whose creation a crash interrupted (it never got its final name). One being
+    created right now has no lock for a moment: only old ones are abandoned."""
+    try:
+        age = time.time() - entry.lstat().st_mtime
+    except OSError:
+        return
+    if age > ABANDONED_AFTER_S and entry.is_dir() and not entry.is_symlink() and not _lock_held(entry):
         remove_entry(entry)
 
 

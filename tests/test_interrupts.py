@@ -99,6 +99,10 @@ def test_a_stale_temporary_file_is_cleaned_when_listed(tmp_path):
     leftover.write_text("half")
     abandoned = tmp_path / ".20261124-000000-abcdef.tmp"  # a run folder killed while being created
     abandoned.mkdir()
+    being_made = tmp_path / ".20261124-000001-fedcba.tmp"  # one another process is creating now
+    being_made.mkdir()
+    os.utime(abandoned, (time.time() - 3600, time.time() - 3600))
     [again] = list_runs(tmp_path)
     assert again.status == "interrupted"
     assert not leftover.exists() and not abandoned.exists()
+    assert being_made.exists()
