@@ -117,6 +117,8 @@ def _read_idx(path: Path, magic: int | None = None) -> np.ndarray:
             if len(shape) < header_len - 4:
                 raise DataError(f"{path}: truncated header ({4 + len(shape)} of {header_len} bytes)")
             dims = tuple(int(d) for d in np.frombuffer(shape, ">u4"))
+            if magic == IMAGES_MAGIC and dims[1:] != IMAGE_SHAPE:
+                raise DataError(f"{path}: wrong dimensions {dims}, expected [N, 28, 28]")
             size = math.prod(dims)  # Python ints: a garbage header must not overflow
             if size > MAX_IDX_BYTES:
                 raise DataError(f"{path}: the header declares {size:,} data bytes for shape {dims}, "
@@ -133,7 +135,7 @@ def _read_idx(path: Path, magic: int | None = None) -> np.ndarray:
             f"{path}: truncated — header promises {size:,} data bytes"
             f" for shape {dims}, file has {len(data):,}"
         )
-    return np.frombuffer(data, np.uint8).reshape(dims)
+    return np.frombuffer(data, np.uint8).reshape(dims)  # no copy: `data` is ours alone
 
 
 def _open_idx(path: Path) -> io.BufferedIOBase:
@@ -159,8 +161,9 @@ class _GzipOwning(gzip.GzipFile):
             self._raw.close()
 
 
-def _read_exactly(stream: io.BufferedIOBase, size: int) -> bytes:
-    """Up to `size` bytes (fewer only at the end of the stream), without reading past them."""
+def _read_exactly(stream: io.BufferedIOBase, size: int) -> bytearray:
+    """Up to `size` bytes (fewer only at the end of the stream), without reading past them and
+    without a second copy (the largest allowed file would otherwise need twice its size)."""
     buffer = bytearray(size)
     view, done = memoryview(buffer), 0
     while done < size:
@@ -168,7 +171,10 @@ def _read_exactly(stream: io.BufferedIOBase, size: int) -> bytes:
         if not count:
             break
         done += count
-    return bytes(buffer[:done]) if done < size else bytes(buffer)
+    view.release()
+    if done < size:
+        del buffer[done:]
+    return buffer
 
 
 def _idx_path(folder: Path, stem: str) -> Path:
@@ -357,7 +363,11 @@ def _canonical(spec: str) -> str:
     if colon and kind.lower() == "idx":
         if not folder.strip():
             raise DataError("idx: needs a folder, e.g. idx:../shared/data/mnist")
-        return "idx:" + str(_confined(Path(folder.strip()).expanduser()))
+        try:
+            folder_path = Path(folder.strip()).expanduser()
+        except RuntimeError:  # "~nobody": no such user (said the same way whether it exists or not)
+            raise DataError(f"idx: cannot read the folder {folder.strip()!r}") from None
+        return "idx:" + str(_confined(folder_path))
     if text.lower() in NAMED_SOURCES:
         return text.lower()
     raise DataError(f"unknown data source {spec!r}; valid forms: {VALID_FORMS}")

@@ -15,7 +15,9 @@ from __future__ import annotations
 import errno
 import io
 import json
+import math
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -41,8 +43,12 @@ def temp_beside(path: Path) -> Path:
     return path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
 
 
+# What temp_beside makes: ".NAME.<8 hex>.tmp", plus a suffix a library insisted on (".keras").
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp(\.[a-z0-9]+)?$")
+
+
 def is_temporary(name: str) -> bool:
-    return name.startswith(".") and name.endswith(".tmp")
+    return bool(_TEMPORARY.match(name))
 
 
 def fsync_dir(path: Path) -> None:
@@ -194,19 +200,35 @@ def read_json(path: Path, limit: int = MAX_JSON_BYTES) -> Any:
     raw = read_regular(path, limit)
     try:
         return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise UnsafeFileError(f"{path}: not valid JSON ({err})") from None
     except RecursionError:
         raise UnsafeFileError(f"{path}: JSON nested too deeply") from None
+    except ValueError as err:  # bad JSON, bad UTF-8, an integer of more than 4,300 digits...
+        raise UnsafeFileError(f"{path}: not valid JSON ({str(err)[:200]})") from None
+
+
+def load_npy_bytes(raw: bytes, name: str) -> np.ndarray:
+    """A plain `.npy` array from bytes, its header checked first: NumPy allocates whatever shape a
+    header declares, so a 100-byte file could otherwise ask for terabytes."""
+    stream = io.BytesIO(raw)
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(stream)
+        if dtype.hasobject:
+            raise ValueError("it holds Python objects")
+        declared = math.prod(shape) * dtype.itemsize
+        if declared > len(raw) - stream.tell():
+            raise ValueError(f"its header declares {declared:,} bytes of data, the file holds fewer")
+        stream.seek(0)
+        return np.load(stream, allow_pickle=False)
+    except (ValueError, OSError, EOFError, TypeError) as err:
+        raise UnsafeFileError(f"{name}: not a plain NumPy array ({err})") from None
 
 
 def read_npy(path: Path, limit: int) -> np.ndarray:
     """A plain `.npy` array (no pickled objects) from a regular file of at most `limit` bytes."""
-    raw = read_regular(path, limit)
-    try:
-        return np.load(io.BytesIO(raw), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as err:
-        raise UnsafeFileError(f"{path}: not a plain NumPy array ({err})") from None
+    return load_npy_bytes(read_regular(path, limit), str(path))
 
 
 def read_npz(path: Path, limit: int) -> dict[str, np.ndarray]:
@@ -215,12 +237,13 @@ def read_npz(path: Path, limit: int) -> dict[str, np.ndarray]:
     raw = read_regular(path, limit)
     try:
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            unpacked = sum(info.file_size for info in archive.infolist())
-        if unpacked > limit:
-            raise UnsafeFileError(f"{path}: unpacks to {unpacked:,} bytes, more than the {limit:,} allowed")
-        with np.load(io.BytesIO(raw), allow_pickle=False) as arrays:
-            return {name: arrays[name] for name in arrays.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError) as err:
+            members = archive.infolist()
+            unpacked = sum(info.file_size for info in members)
+            if unpacked > limit:
+                raise UnsafeFileError(f"{path}: unpacks to {unpacked:,} bytes, more than the {limit:,} allowed")
+            return {info.filename.removesuffix(".npy"): load_npy_bytes(archive.read(info), f"{path}[{info.filename}]")
+                    for info in members}
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, NotImplementedError) as err:
         if isinstance(err, UnsafeFileError):
             raise
         raise UnsafeFileError(f"{path}: not a plain NumPy archive ({err})") from None

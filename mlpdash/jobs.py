@@ -123,8 +123,10 @@ class JobManager:
 
     def _live_predictor(self) -> Predictor | None:
         job = self._job
-        if job is None or job.status == Status.FAILED:
+        if job is None or job.status in (Status.FAILED, Status.DIVERGED):
             return None
+        if job.status == Status.STOPPED and job.snapshot().run_dir is None:
+            return None  # stopped before it trained: nothing worth asking
         return job.predictor
 
     def _newest_model_run(self) -> RunInfo | None:

@@ -78,7 +78,10 @@ def canvas_png(png: bytes, width: int, height: int) -> np.ndarray:
     """
     if not isinstance(png, (bytes, bytearray)) or not png.startswith(PNG_SIGNATURE) or len(png) < 33:
         raise ValueError("the canvas did not send a PNG image")
-    # Bytes 16-25 of a PNG are the IHDR chunk's width, height, bit depth and colour type.
+    # A PNG's first chunk must be IHDR: bytes 12-15 name it, 16-25 hold width, height, bit depth
+    # and colour type.
+    if png[12:16] != b"IHDR":
+        raise ValueError("the canvas image has no PNG header")
     found_width, found_height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
     if (found_width, found_height) != (width, height):
         raise ValueError(f"the canvas image is {found_width}x{found_height} px, not the canvas's {width}x{height}")
@@ -86,9 +89,16 @@ def canvas_png(png: bytes, width: int, height: int) -> np.ndarray:
         raise ValueError(f"the canvas image is not 8-bit RGBA (bit depth {png[24]}, colour type {png[25]})")
     try:
         with Image.open(io.BytesIO(png)) as image:
+            # Pillow reads the header again (a second IHDR wins): check what it will decode, before
+            # it decodes a pixel.
+            if image.size != (width, height) or image.mode != "RGBA":
+                raise ValueError(f"the canvas image is {image.size[0]}x{image.size[1]} {image.mode}, "
+                                 f"not the canvas's {width}x{height} RGBA")
             image.load()
             pixels = np.asarray(image)
-    except (OSError, SyntaxError, ValueError) as err:
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"the canvas image is far too large ({err})") from None
+    except (OSError, SyntaxError) as err:
         raise ValueError(f"the canvas image cannot be decoded ({err})") from None
     if pixels.shape != (height, width, 4) or pixels.dtype != np.uint8:
         raise ValueError(f"the canvas image decodes to {pixels.dtype} {pixels.shape}, not uint8 RGBA")

@@ -36,18 +36,21 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mlpdash.budgets import snapshot_bytes
 from mlpdash.config import MAX_EPOCHS, TrainConfig
 from mlpdash.files import (
     UnsafeFileError,
     fsync_dir,
     is_temporary,
+    load_npy_bytes,
     open_regular,
     read_json,
     read_npy,
@@ -81,8 +84,10 @@ MAX_TEST_RESULTS_BYTES = 64 << 20
 CLOCK_SLACK_S = 3600
 # A hidden run folder this old whose lock no one holds was abandoned by a crash during its creation.
 ABANDONED_AFTER_S = 60
+_ABANDONED_RUN = re.compile(r"^\.\d{8}-\d{6}-[0-9a-f]{6}\.tmp$")
 STATUSES = ("training", "finished", "stopped", "interrupted", "diverged", "failed", "damaged")
 OUTCOMES = ("finished", "stopped", "interrupted")
+MAX_COUNT = 10**8  # a test split larger than this is no MNIST
 
 
 class RunError(ValueError):
@@ -148,17 +153,26 @@ class RunWriter:
 
     @classmethod
     def reopen(cls, info: RunInfo) -> RunWriter:
-        """A writer for an existing run folder (to record an interrupted run's test result); it
-        takes the run's lock, so a run still training elsewhere is refused."""
+        """A writer for an interrupted run's folder (to record its test result); it takes the run's
+        lock, so a run still training, or being evaluated from another tab, is refused."""
         writer = cls.__new__(cls)
         writer.path, writer.config = info.path, info.config
-        fd = os.open(info.path / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        lock = info.path / LOCK_FILE
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            # The lock file may have been removed (an evaluation that just ended) after we opened
+            # it: a lock on a deleted file guards nothing.
+            if os.fstat(fd).st_ino != os.stat(lock, follow_symlinks=False).st_ino:
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
             os.close(fd)
-            raise RunError(f"{info.path}: another process is writing this run") from None
+            raise RunError(f"{info.path}: this run is being written (training or evaluated elsewhere); "
+                           "try again in a moment") from None
         writer._lock_fd = fd
+        if _exists(info.path / "summary.json"):
+            writer.close()
+            raise RunError(f"{info.path}: this run has been evaluated already")
         return writer
 
     def write_epoch(self, rows: Iterable[Mapping[str, Any]], weights: list[np.ndarray] | None) -> None:
@@ -196,6 +210,11 @@ class RunWriter:
 
     def write_failure(self, error: str, kind: str = "failed") -> None:
         write_json_atomic(self.path / "failure.json", {"error": error, "kind": kind})
+
+    def discard(self) -> None:
+        """Remove the run folder: the job ended before it trained anything worth keeping."""
+        self.close()
+        remove_entry(self.path)
 
     def close(self) -> None:
         """The run has ended: drop the lock file, then the lock."""
@@ -247,7 +266,7 @@ class SavedRun:
 
     info: RunInfo
     metrics: list[dict[str, float]]
-    kernels: np.ndarray | None  # float32 [K, 784, units]
+    kernels: np.ndarray | None  # [K, 784, units] as stored: float16 (float32 where a weight needs it)
     kernel_epochs: np.ndarray | None
     mistakes: dict[str, list] = field(default_factory=dict)
 
@@ -259,24 +278,34 @@ class SavedRun:
         return load_run_model(self.path)
 
 
-def list_runs(root: str | Path | None = None) -> list[RunInfo]:
+def list_runs(root: str | Path | None = None, clean: bool = True) -> list[RunInfo]:
     """Every run folder under `root`, newest first by validated creation time; damaged ones are
-    listed as damaged. Leftovers of interrupted writes are removed on the way."""
+    listed as damaged. With `clean`, leftovers of interrupted writes are removed on the way (only
+    ever in a runs folder: a folder a user merely names is read, never cleaned)."""
     base = runs_root(root)
     if not base.is_dir():
         return []
     infos = []
     for entry in sorted(base.iterdir()):
-        if is_temporary(entry.name):
-            _clean_abandoned(entry)
+        if _ABANDONED_RUN.match(entry.name):
+            if clean:
+                _clean_abandoned(entry)
         elif not entry.name.startswith(".") and entry.is_dir() and not entry.is_symlink():
-            infos.append(read_info(entry))
+            infos.append(read_info(entry, clean))
     return sorted(infos, key=lambda info: (info.created, info.run_id), reverse=True)
 
 
-def read_info(path: Path) -> RunInfo:
-    """The run's config, summary and status; never raises for a damaged folder."""
+def read_info(path: Path, clean: bool = False) -> RunInfo:
+    """The run's config, summary and status; never raises, whatever the folder holds."""
     path = Path(path)
+    try:
+        return _read_info(path, clean)
+    except Exception as err:  # a last resort: one folder must never break the listing
+        return RunInfo(path, "damaged", error=f"{path}: unreadable ({type(err).__name__}: {str(err)[:200]})",
+                       created=_fallback_time(path))
+
+
+def _read_info(path: Path, clean: bool) -> RunInfo:
     try:
         config, source, created = _read_config(path)
     except RunError as err:
@@ -284,22 +313,24 @@ def read_info(path: Path) -> RunInfo:
     base = dict(config=config, data_source=source, created=created,
                 has_model=_is_file(path / MODEL_WEIGHTS) or _is_file(path / LEGACY_MODEL))
     try:
-        if _lock_held(path):
-            return RunInfo(path, "training", epochs_completed=_count_epochs(path), **base)
-        _clean_leftovers(path)
-        if _exists(path / "failure.json"):
-            failure = _read_json(path / "failure.json")
-            kind = failure.get("kind") if isinstance(failure, dict) else None
-            error = failure.get("error") if isinstance(failure, dict) else None
-            return RunInfo(path, "diverged" if kind == "diverged" else "failed",
-                           error=str(error)[:2000] if error is not None else "unknown error",
-                           epochs_completed=_count_epochs(path), **base)
-        if not _exists(path / "summary.json"):
-            return RunInfo(path, "interrupted", epochs_completed=_count_epochs(path), **base)
-        summary = validate_summary(_read_json(path / "summary.json"), path / "summary.json")
-        status = summary.get("outcome") or ("stopped" if summary.get("stopped_early") else "finished")
-        return RunInfo(path, status, summary=summary,
-                       epochs_completed=summary.get("epochs_completed", 0), **base)
+        with _probe_lock(path) as training:
+            if training:
+                return RunInfo(path, "training", epochs_completed=_count_epochs(path), **base)
+            if clean:
+                _clean_leftovers(path)  # while holding the lock: no writer can start meanwhile
+            if _exists(path / "failure.json"):
+                failure = _read_json(path / "failure.json")
+                kind = failure.get("kind") if isinstance(failure, dict) else None
+                error = failure.get("error") if isinstance(failure, dict) else None
+                return RunInfo(path, "diverged" if kind == "diverged" else "failed",
+                               error=str(error)[:2000] if error is not None else "unknown error",
+                               epochs_completed=_count_epochs(path), **base)
+            if not _exists(path / "summary.json"):
+                return RunInfo(path, "interrupted", epochs_completed=_count_epochs(path), **base)
+            summary = validate_summary(_read_json(path / "summary.json"), path / "summary.json")
+            status = summary.get("outcome") or ("stopped" if summary.get("stopped_early") else "finished")
+            return RunInfo(path, status, summary=summary,
+                           epochs_completed=summary.get("epochs_completed", 0), **base)
     except RunError as err:
         return RunInfo(path, "damaged", error=str(err), **base)
 
@@ -331,7 +362,7 @@ def read_metrics(path: Path) -> list[dict[str, float]]:
         try:
             row = json.loads(line)
             values = {k: row[k] for k in METRIC_KEYS}
-        except (json.JSONDecodeError, KeyError, TypeError, RecursionError):
+        except (ValueError, KeyError, TypeError, RecursionError):
             raise RunError(f"{path}: line {number} is not a metrics row") from None
         if not all(_is_number(v) for v in values.values()) or not _is_int(values["epoch"]):
             raise RunError(f"{path}: line {number} has a value that is not a number")
@@ -404,7 +435,7 @@ def validate_summary(raw: Any, path: Path) -> dict[str, Any]:
         matrix = raw["confusion_matrix"]
         if not (isinstance(matrix, list) and len(matrix) == NUM_CLASSES
                 and all(isinstance(r, list) and len(r) == NUM_CLASSES
-                        and all(_is_int(c) and c >= 0 for c in r) for r in matrix)):
+                        and all(_is_int(c) and 0 <= c <= MAX_COUNT for c in r) for r in matrix)):
             raise bad("confusion_matrix", "10 rows of 10 counts")
         summary["confusion_matrix"] = matrix
     if raw.get("per_class_accuracy") is not None:
@@ -490,42 +521,51 @@ def _is_file(path: Path) -> bool:
     return path.is_file() and not path.is_symlink()
 
 
-def _lock_held(path: Path) -> bool:
-    """Whether a process (this one or another) is training this run right now."""
+@contextmanager
+def _probe_lock(path: Path) -> Iterator[bool]:
+    """Yields whether a process (this one or another) is training the run right now; when none is,
+    holds the run's lock for the duration, so that nothing starts writing while it is read."""
     try:
         fd = open_regular(path / LOCK_FILE)
     except UnsafeFileError:
-        return False
+        yield False  # no lock file (a finished run, or one of the first release): no writer
+        return
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    except BlockingIOError:
-        return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield True
+            return
+        yield False
     finally:
-        os.close(fd)
+        os.close(fd)  # also releases the lock
+
+
+def _lock_held(path: Path) -> bool:
+    with _probe_lock(path) as held:
+        return held
 
 
 def _clean_leftovers(path: Path) -> None:
-    """Temporary files of writes that a crash interrupted (no one is writing: the lock is free)."""
+    """Temporary files of writes that a crash interrupted (no one is writing: the lock is ours)."""
     for folder in (path, path / SNAPSHOT_DIR):
         if not folder.is_dir() or folder.is_symlink():
             continue
         for entry in folder.iterdir():
             if is_temporary(entry.name):
                 remove_entry(entry)
-    if _exists(path / "summary.json"):
-        remove_entry(path / LOCK_FILE)
 
 
 def _clean_abandoned(entry: Path) -> None:
-    """A run folder whose creation a crash interrupted (it never got its final name). One being
-    created right now has no lock for a moment: only old ones are abandoned."""
+    """A run folder whose creation a crash interrupted (it never got its final name): one of ours by
+    its name and its lock file. One being created right now has no lock for a moment: only old ones
+    are abandoned."""
     try:
         age = time.time() - entry.lstat().st_mtime
     except OSError:
         return
-    if age > ABANDONED_AFTER_S and entry.is_dir() and not entry.is_symlink() and not _lock_held(entry):
+    if (age > ABANDONED_AFTER_S and entry.is_dir() and not entry.is_symlink()
+            and _is_file(entry / LOCK_FILE) and not _lock_held(entry)):
         remove_entry(entry)
 
 
@@ -537,12 +577,19 @@ def _count_epochs(path: Path) -> int:
 
 
 def _read_snapshots(path: Path, config: TrainConfig) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The first-layer snapshots as stored (float16, or float32 where needed), [K, 784, units]. All of
+    them together may hold at most twice the snapshot budget, checked before any is read."""
     shape = (PIXELS, _first_units(config))
+    cap = 2 * snapshot_bytes()
     folder = path / SNAPSHOT_DIR
     if folder.is_dir() and not folder.is_symlink():
         files = sorted((int(m.group(1)), folder / m.group(0))
                        for m in map(SNAPSHOT_NAME.match, os.listdir(folder)) if m)
         if files:
+            total = sum(file.lstat().st_size for _, file in files)
+            if total > cap:
+                raise RunError(f"{folder}: {len(files)} snapshots of {total:,} bytes, more than the "
+                               f"{cap:,} allowed (MLPDASH_SNAPSHOT_MB)")
             kernels = []
             for _, file in files:
                 try:
@@ -552,16 +599,16 @@ def _read_snapshots(path: Path, config: TrainConfig) -> tuple[np.ndarray | None,
                 if kernel.shape != shape or kernel.dtype not in (np.float16, np.float32):
                     raise RunError(f"{file}: expected a float array of shape {shape}, got "
                                    f"{kernel.dtype} {kernel.shape}")
-                kernels.append(kernel.astype(np.float32))
+                kernels.append(kernel)
             return np.stack(kernels), np.array([epoch for epoch, _ in files], np.int64)
     if _exists(path / LEGACY_WEIGHTS):
-        arrays = _read_npz(path / LEGACY_WEIGHTS, (MAX_EPOCHS + 1) * _kernel_limit(config))
+        arrays = _read_npz(path / LEGACY_WEIGHTS, cap)
         kernels, epochs = arrays.get("kernels"), arrays.get("epochs")
         if (kernels is None or epochs is None or kernels.ndim != 3 or kernels.shape[1:] != shape
                 or epochs.shape != (len(kernels),) or not np.issubdtype(epochs.dtype, np.integer)
-                or not np.issubdtype(kernels.dtype, np.floating)):
+                or kernels.dtype not in (np.float16, np.float32)):
             raise RunError(f"{path / LEGACY_WEIGHTS}: unreadable weight snapshots (wrong arrays)")
-        return kernels.astype(np.float32), epochs.astype(np.int64)
+        return kernels, epochs.astype(np.int64)
     return None, None
 
 
@@ -584,9 +631,9 @@ def _load_legacy_weights(model: Any, file: Path, limit: int) -> str | None:
             arrays = []
             dense = [layer for layer in model.layers if layer.weights]
             for i, layer in enumerate(dense):
-                group = store["layers"]["dense" if i == 0 else f"dense_{i}"]["vars"]
+                group = f"layers/{'dense' if i == 0 else f'dense_{i}'}/vars"
                 for j, variable in enumerate(layer.weights):
-                    data = group[str(j)]
+                    data = _plain_dataset(store, f"{group}/{j}")
                     if tuple(data.shape) != tuple(variable.shape):
                         return f"{layer.name} weight {j} has shape {data.shape}, expected {variable.shape}"
                     arrays.append(np.asarray(data[()], np.float32))
@@ -595,6 +642,24 @@ def _load_legacy_weights(model: Any, file: Path, limit: int) -> str | None:
     from mlpdash.model import set_network_weights
 
     return set_network_weights(model, arrays)
+
+
+def _plain_dataset(store: Any, name: str) -> Any:
+    """A dataset stored inside the HDF5 file itself. HDF5 follows soft, external and virtual links
+    and external storage by path, which would read (or block on) any file on the server."""
+    import h5py
+
+    node = store
+    for part in name.split("/"):
+        link = node.get(part, getlink=True)
+        if link is None:
+            raise KeyError(f"{name} is missing")
+        if not isinstance(link, h5py.HardLink):
+            raise ValueError(f"{name} is a link, not a dataset stored in the file")
+        node = node[part]
+    if not isinstance(node, h5py.Dataset) or node.external or node.is_virtual:
+        raise ValueError(f"{name} is not a dataset stored in the file")
+    return node
 
 
 def _read_bytes(path: Path, limit: int) -> bytes:

@@ -54,6 +54,9 @@ UNIFORM_LOSS = math.log(10)
 DIVERGED_EPOCH_LOSS = 10 * UNIFORM_LOSS
 DIVERGED_BATCH_LOSS = 1e4
 CHANCE_ACCURACY = 0.2
+# Stuck at chance is judged only after this many updates: a run of one huge batch per epoch has
+# barely begun after two epochs.
+MIN_STUCK_STEPS = 100
 DIVERGENCE_ADVICE = "lower the learning rate (a tenth of it is a good next try)"
 # How long an exiting process waits for a stopped job to evaluate and save.
 SHUTDOWN_GRACE_SECONDS = 30.0
@@ -120,6 +123,9 @@ class TrainingJob:
         self._train_seconds = 0.0
         self._samples_trained = 0
         self._finishing = False
+        self._batches_trained = 0
+        self._batches_at_stop: int | None = None  # batches trained when stop() was first called
+        self._stop_deadline: float | None = None  # time.monotonic() by which a stopped job must be saved
 
     # --- controls --------------------------------------------------------------------------------
 
@@ -158,7 +164,19 @@ class TrainingJob:
             self._stop.set()
             self._unpaused.set()
             self._status = Status.STOPPING
+            if self._batches_at_stop is None:
+                self._batches_at_stop = self._batches_trained
+                self._stop_deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
             return True
+
+    def wait_for_save(self) -> bool:
+        """After stop(): wait until the job has saved, at most until its save deadline (one shared
+        deadline, however many callers wait: the CLI, then the exit hook); True when it ended."""
+        with self._lock:
+            deadline = self._stop_deadline
+        if deadline is None:
+            return self.join(0)
+        return self.join(max(0.0, deadline - time.monotonic()))
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the job to end (saved, failed or stopped); True when it has."""
@@ -236,6 +254,8 @@ class TrainingJob:
                 return
             self._open_run(model, data)
             self._fit(model, data)
+            if self._stopped_before_a_batch():
+                return
             self._finish(model, data)
         except DivergedError as err:
             self._fail(err, Status.DIVERGED)
@@ -261,6 +281,19 @@ class TrainingJob:
                 return False
             self._status = Status.STOPPED
             return True
+
+    def _stopped_before_a_batch(self) -> bool:
+        """A stop pressed before the first batch had finished (while the training step was being
+        traced, say) ends the job as if training had not begun: the run folder is removed, so no
+        model trained on one batch ever answers drawings."""
+        with self._lock:
+            if self._batches_at_stop != 0:
+                return False
+            self._status = Status.STOPPED
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.discard()
+        return True
 
     def _build(self, data: MnistSplits) -> keras.Model:
         steps = math.ceil(len(data.x_train) / self.config.batch_size)
@@ -344,6 +377,7 @@ class TrainingJob:
         with self._lock:
             self._epoch, self._batch = epoch, batch
             self._losses.append((epoch - 1) * self._steps + batch, loss, smoothed)
+            self._batches_trained += 1
             self._samples_trained += samples
             self._train_seconds += seconds
             if speed is not None:  # keep the last known pace until this epoch has one
@@ -409,6 +443,7 @@ class _Reporter(keras.callbacks.Callback):
         self.ema = 0.0
         self.ema_count = 0
         self.stuck_epochs = 0
+        self.last_val_loss: float | None = None
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         # A pause pressed during the validation pass holds here, before the next epoch starts.
@@ -481,18 +516,23 @@ class _Reporter(keras.callbacks.Callback):
         self._check_divergence(row)
 
     def _check_divergence(self, row: dict[str, float]) -> None:
-        """After an epoch: a loss far above a uniform guess's, or accuracy at chance with a loss no
-        better than that guess (twice running, or in the last epoch), ends the run as diverged."""
+        """After an epoch: a loss far above a uniform guess's, or a network stuck at chance (accuracy
+        at chance, a loss no better than a guess's and no better than the epoch before, for two
+        epochs running and at least MIN_STUCK_STEPS updates), ends the run as diverged. A slow
+        learner near chance still improves its loss, and is left alone."""
         epoch, loss = int(row["epoch"]), row["loss"]
         if not math.isfinite(loss) or loss > DIVERGED_EPOCH_LOSS:
             raise DivergedError(f"Diverged: the training loss of epoch {epoch} is {loss:.3g}, far above "
                                 f"the {UNIFORM_LOSS:.2f} of a uniform guess — {DIVERGENCE_ADVICE}")
-        stuck = row["val_accuracy"] < CHANCE_ACCURACY and row["val_loss"] >= UNIFORM_LOSS - 0.05
+        val_loss = row["val_loss"]
+        stuck = (row["val_accuracy"] < CHANCE_ACCURACY and val_loss >= UNIFORM_LOSS - 0.05
+                 and self.last_val_loss is not None and val_loss >= self.last_val_loss - 1e-3)
+        self.last_val_loss = val_loss
         self.stuck_epochs = self.stuck_epochs + 1 if stuck else 0
-        if self.stuck_epochs >= 2 or (stuck and epoch == self.epochs):
-            raise DivergedError(f"Diverged: after epoch {epoch} the validation accuracy is "
-                                f"{row['val_accuracy']:.1%}, chance level, and the loss no better than a "
-                                f"uniform guess — {DIVERGENCE_ADVICE}")
+        if self.stuck_epochs >= 2 and epoch * self.steps >= MIN_STUCK_STEPS:
+            raise DivergedError(f"Diverged: the network is stuck at chance — validation accuracy "
+                                f"{row['val_accuracy']:.1%} and a loss no better than a uniform guess, "
+                                f"not improving — {DIVERGENCE_ADVICE}")
 
 
 def evaluate_saved_run(info: RunInfo, data: MnistSplits) -> TestReport:
@@ -524,14 +564,14 @@ def _write_report(writer: RunWriter, report: TestReport) -> None:
     )
 
 
-def stop_live_jobs(grace_seconds: float = SHUTDOWN_GRACE_SECONDS) -> None:
-    """Stop every job still training and wait, at most `grace_seconds` in all, for each to save."""
+def stop_live_jobs() -> None:
+    """Stop every job still training and wait for each to save, at most SHUTDOWN_GRACE_SECONDS
+    after it was first stopped."""
     jobs = [job for job in list(_live_jobs) if not job.done]
     for job in jobs:
         job.stop()
-    deadline = time.monotonic() + grace_seconds
     for job in jobs:
-        job.join(max(0.0, deadline - time.monotonic()))
+        job.wait_for_save()  # the deadline set by the job's first stop, not a new one
 
 
 # The training thread is a daemon (a stuck job must never keep a process alive for ever), so the

@@ -62,7 +62,7 @@ def test_a_stop_signal_saves_the_partial_run_and_exits_cleanly(tmp_path, sig):
     assert f"run saved to {info.path}" in out and "test accuracy 0." in out
     assert (info.path / "model" / "saved_model.pb").is_file() and (info.path / "model.weights.npz").is_file()
     assert not (info.path / "training.lock").exists()
-    assert not [p for p in info.path.rglob(".*.tmp")]
+    assert not [p for p in info.path.rglob(".*.tmp*")]
 
 
 def test_a_killed_run_loses_at_most_the_epoch_in_flight_and_can_be_evaluated(tmp_path, sample_data):
@@ -95,14 +95,19 @@ def test_a_stale_temporary_file_is_cleaned_when_listed(tmp_path):
     proc.kill()
     proc.wait(30)
     [info] = list_runs(tmp_path)
-    leftover = info.path / ".metrics.jsonl.dead.tmp"  # what a kill during a write leaves behind
+    leftover = info.path / ".metrics.jsonl.0badf00d.tmp"  # what a kill during a write leaves behind
     leftover.write_text("half")
+    keras_leftover = info.path / ".model.keras.0badf00d.tmp.keras"  # Keras insists on its suffix
+    keras_leftover.write_text("half")
+    mine = info.path / ".notes.tmp"  # not a name we write: not ours to delete
+    mine.write_text("keep")
     abandoned = tmp_path / ".20261124-000000-abcdef.tmp"  # a run folder killed while being created
     abandoned.mkdir()
+    (abandoned / "training.lock").touch()
     being_made = tmp_path / ".20261124-000001-fedcba.tmp"  # one another process is creating now
     being_made.mkdir()
     os.utime(abandoned, (time.time() - 3600, time.time() - 3600))
     [again] = list_runs(tmp_path)
     assert again.status == "interrupted"
-    assert not leftover.exists() and not abandoned.exists()
-    assert being_made.exists()
+    assert not leftover.exists() and not keras_leftover.exists() and not abandoned.exists()
+    assert being_made.exists() and mine.exists()

@@ -63,13 +63,13 @@ def test_saved_runs_are_read_once_and_the_cache_is_bounded_by_bytes(tmp_path, mo
         writer.write_summary({"test_accuracy": 0.5, "stopped_early": False})
         writer.close()
         paths.append(writer.path)
-    monkeypatch.setenv("MLPDASH_CACHE_MB", str(3 * 784 * QUICK.hidden[0] * 4 / 2**20))  # room for three runs
+    monkeypatch.setenv("MLPDASH_CACHE_MB", str(3 * 784 * QUICK.hidden[0] * 2 / 2**20))  # room for three runs
     manager = JobManager(tmp_path)
     first = manager.saved_run(paths[0])
     assert manager.saved_run(paths[0]) is first
     for path in paths[1:]:
         manager.saved_run(path)
-    assert len(manager._cache) == 3 and manager._cache.nbytes <= 3 * 784 * QUICK.hidden[0] * 4
+    assert len(manager._cache) == 3 and manager._cache.nbytes <= 3 * 784 * QUICK.hidden[0] * 2
     assert manager.saved_run(paths[0]) is not first  # dropped, then read again
 
 

@@ -335,3 +335,50 @@ def test_generator_is_deterministic_and_covers_every_scheme(real_digits: np.ndar
     shapes = {d.shape for d in first}
     assert shapes == {(120, 120), (120, 120, 3), (120, 120, 4)}
     assert all(d.dtype == np.uint8 for d in first)
+
+
+# --- the canvas's PNG, as it arrives from the browser -----------------------------------------------
+
+
+def _png(pixels) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def test_a_canvas_png_of_the_canvas_size_decodes_to_rgba():
+    from mlpdash.preprocess import canvas_png
+
+    pixels = np.zeros((280, 280, 4), np.uint8)
+    pixels[100:180, 130:150] = 255
+    decoded = canvas_png(_png(pixels), 280, 280)
+    assert decoded.dtype == np.uint8 and decoded.shape == (280, 280, 4)
+    np.testing.assert_array_equal(decoded, pixels)
+
+
+def test_a_second_header_or_a_fake_first_chunk_cannot_smuggle_a_huge_image():
+    import struct
+
+    from mlpdash.preprocess import canvas_png
+
+    small = _png(np.zeros((280, 280, 4), np.uint8))
+    big_header = _chunk(b"IHDR", struct.pack(">IIBBBBB", 8000, 8000, 8, 6, 0, 0, 0))
+    # Pillow takes the last IHDR it sees: 280x280 first, 8000x8000 after it.
+    doubled = small[:33] + big_header + small[33:]
+    with pytest.raises(ValueError, match="8000x8000"):
+        canvas_png(doubled, 280, 280)
+    # A first chunk that is not IHDR but carries 280x280 where the header would be.
+    fake = small[:8] + _chunk(b"tEXt", struct.pack(">II", 280, 280) + b"\x08\x06xx") + small[8:]
+    with pytest.raises(ValueError, match="no PNG header"):
+        canvas_png(fake, 280, 280)

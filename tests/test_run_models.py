@@ -119,3 +119,28 @@ def test_keras_own_loader_still_refuses_lambda_layers_in_safe_mode(tmp_path, mon
     keras.Sequential([keras.Input((3,)), keras.layers.Lambda(lambda x: x * 2)]).save(file)
     with pytest.raises(ValueError, match="(?i)lambda"):
         keras.models.load_model(file, compile=False)
+
+
+def test_a_legacy_weights_file_pointing_outside_itself_is_refused(tmp_path, no_keras_loading):
+    import h5py
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(b"root:x:0:0" * 5100)
+    source = build_network(CONFIG)
+    data = keras_file(source)
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        h5 = archive.read("model.weights.h5")
+    store_path = tmp_path / "w.h5"
+    store_path.write_bytes(h5)
+    with h5py.File(store_path, "r+") as store:
+        del store["layers/dense/vars/0"]
+        store["layers/dense/vars"].create_dataset("0", shape=(784, 16), dtype="float32",
+                                                  external=[(str(secret), 0, 784 * 16 * 4)])
+    rebuilt = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as archive, zipfile.ZipFile(rebuilt, "w") as target:
+        for item in archive.infolist():
+            target.writestr(item, store_path.read_bytes() if item.filename == "model.weights.h5"
+                            else archive.read(item))
+    path = run_with(tmp_path / "runs", **{"model.keras": rebuilt.getvalue()})
+    with pytest.raises(RunError, match="not a dataset stored in the file"):
+        load_run_model(path)

@@ -55,12 +55,12 @@ def test_round_trip(tmp_path):
     assert run.info.status == "finished" and run.info.config == CONFIG
     assert run.info.data_source == "sample"
     assert run.metrics == ROWS
-    assert run.kernels.shape == (3, 784, 16) and run.kernels.dtype == np.float32
+    assert run.kernels.shape == (3, 784, 16) and run.kernels.dtype == np.float16  # as stored
     assert run.kernels[2, 0, 0] == 2.0 and list(run.kernel_epochs) == [0, 1, 2]
     assert run.mistakes["prediction"] == [3]
     lines = (path / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(line) for line in lines] == ROWS
-    assert not [p for p in path.iterdir() if p.name.endswith(".tmp")]  # no temporary left behind
+    assert not [p for p in path.iterdir() if ".tmp" in p.name]  # no temporary left behind
 
 
 def test_listing_is_newest_first_and_reports_every_state(tmp_path):
@@ -235,3 +235,39 @@ def test_a_run_of_the_first_release_still_loads(tmp_path):
     run = load_run(path)
     assert run.kernels.shape == (3, 784, 16) and list(run.kernel_epochs) == [0, 1, 2]
     assert run.metrics == ROWS
+
+
+def test_a_huge_integer_or_count_is_damage_not_a_crash(tmp_path):
+    giant = "1" + "0" * 5000  # json refuses ints over 4,300 digits with a plain ValueError
+    in_summary = write_run(tmp_path)
+    (in_summary / "summary.json").write_text('{"epochs_completed": %s}' % giant)
+    in_config = write_run(tmp_path)
+    (in_config / "config.json").write_text('{"config": {"epochs": %s}}' % giant)
+    in_metrics = write_run(tmp_path)
+    (in_metrics / "metrics.jsonl").write_text('{"epoch": %s}\n' % giant)
+    huge_counts = write_run(tmp_path)
+    summary = json.loads((huge_counts / "summary.json").read_text())
+    (huge_counts / "summary.json").write_text(json.dumps({**summary, "confusion_matrix": [[10**20] * 10] * 10}))
+    runs = {r.path: r for r in list_runs(tmp_path)}
+    for path in (in_summary, in_config, huge_counts):
+        assert runs[path].status == "damaged", runs[path]
+    with pytest.raises(RunError, match="metrics.jsonl: line 1"):
+        load_run(in_metrics)
+
+
+def test_a_snapshot_header_declaring_terabytes_is_refused_before_allocating(tmp_path):
+    path = write_run(tmp_path)
+    file = path / "snapshots" / "kernel-00001.npy"
+    header = file.read_bytes()[:128].replace(b"(784, 16)", b"(%d,)  " % 2**45)
+    file.write_bytes(header)
+    with pytest.raises(RunError, match="header declares"):
+        load_run(path)
+
+
+def test_snapshots_together_are_capped_by_the_budget(tmp_path, monkeypatch):
+    path = write_run(tmp_path)
+    for epoch in range(3, 40):
+        np.save(path / "snapshots" / f"kernel-{epoch:05d}.npy", np.zeros((784, 16), np.float16))
+    monkeypatch.setenv("MLPDASH_SNAPSHOT_MB", str(10 * 784 * 16 * 2 / 2**20))  # read cap: 20 kernels
+    with pytest.raises(RunError, match="40 snapshots .* more than the"):
+        load_run(path)

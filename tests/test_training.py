@@ -261,19 +261,23 @@ def epoch_row(epoch, loss, val_accuracy, val_loss):
 
 
 def test_an_epoch_far_above_a_uniform_guess_or_stuck_at_chance_is_divergence(tmp_path):
-    reporter = _Reporter(TrainingJob(SMALL.replace(epochs=5), None, tmp_path), train_size=640)
-    with pytest.raises(DivergedError, match="191,992|1.92e\\+05"):
-        reporter._check_divergence(epoch_row(1, 191992.0, 0.10, 9.0))
-    stuck = _Reporter(TrainingJob(SMALL.replace(epochs=5), None, tmp_path), train_size=640)
+    def reporter(train_size=6400):  # 100 batches of 64 an epoch
+        return _Reporter(TrainingJob(SMALL.replace(epochs=5), None, tmp_path), train_size=train_size)
+
+    with pytest.raises(DivergedError, match="1.92e\\+05"):
+        reporter()._check_divergence(epoch_row(1, 191992.0, 0.10, 9.0))
+    stuck = reporter()
     stuck._check_divergence(epoch_row(1, 2.31, 0.1135, 2.302))  # once may be a slow start
-    with pytest.raises(DivergedError, match="chance level"):
-        stuck._check_divergence(epoch_row(2, 2.30, 0.1135, 2.302))
-    slow = _Reporter(TrainingJob(SMALL.replace(epochs=5), None, tmp_path), train_size=640)
-    for epoch in (1, 2, 3):  # a slow learner: near chance, but its loss is better than a guess
-        slow._check_divergence(epoch_row(epoch, 2.1, 0.18, 2.05))
-    last = _Reporter(TrainingJob(SMALL.replace(epochs=1), None, tmp_path), train_size=640)
-    with pytest.raises(DivergedError):
-        last._check_divergence(epoch_row(1, 2.31, 0.1, 2.31))
+    stuck._check_divergence(epoch_row(2, 2.30, 0.1135, 2.302))  # not improving: stuck once
+    with pytest.raises(DivergedError, match="stuck at chance"):
+        stuck._check_divergence(epoch_row(3, 2.30, 0.1135, 2.302))
+    slow = reporter()
+    for epoch, val_loss in enumerate((2.40, 2.35, 2.33, 2.32), start=1):
+        # A slow learner: at chance and no better than a guess yet, but its loss keeps falling.
+        slow._check_divergence(epoch_row(epoch, 2.4, 0.12, val_loss))
+    few_steps = reporter(train_size=64)  # one update an epoch: three epochs are no evidence
+    for epoch in (1, 2, 3):
+        few_steps._check_divergence(epoch_row(epoch, 2.31, 0.1, 2.31))
 
 
 def test_adam_at_learning_rate_1_diverges_and_says_so(tiny_data, tmp_path):
@@ -414,3 +418,48 @@ def test_an_epoch_whose_validation_a_stop_cut_short_is_not_recorded(tmp_path):
     assert reporter.model.stop_evaluating and reporter.model.stop_training
     reporter.on_epoch_end(0, {"loss": 2.0, "accuracy": 0.1, "val_loss": 9.0, "val_accuracy": 0.0})
     assert job.snapshot().history == ()
+
+
+class _StopBeforeTheFirstBatchEnds(keras.callbacks.Callback):
+    def __init__(self, job_ref):
+        super().__init__()
+        self.job_ref = job_ref
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if batch == 0 and not self.job_ref[0].stop_requested:
+            self.job_ref[0].stop()  # while the first step is still being traced
+
+
+def test_a_stop_before_the_first_batch_ends_leaves_no_run_and_no_answering_model(tiny_data, tmp_path):
+    from mlpdash.jobs import JobManager
+
+    ref = []
+    job = TrainingJob(SMALL, tiny_data, tmp_path, callbacks=[_StopBeforeTheFirstBatchEnds(ref)])
+    ref.append(job)
+    assert job.start().join(60)
+    snap = job.snapshot()
+    assert snap.status == Status.STOPPED and snap.report is None and snap.run_dir is None
+    assert list(tmp_path.iterdir()) == []
+    manager = JobManager(tmp_path)
+    manager._job = job
+    assert manager.answering_predictor() is None
+
+
+def test_a_diverged_job_never_answers_drawings(tmp_path):
+    from mlpdash.jobs import JobManager
+
+    config = TrainConfig(hidden=(700, 500), epochs=2, learning_rate=1.0, lr_schedule="constant")
+    manager = JobManager(tmp_path)
+    job = manager.start(config, "sample")
+    assert job.join(120) and job.snapshot().status == Status.DIVERGED
+    assert manager.answering_predictor() is None and not manager.has_model()
+
+
+def test_stop_sets_one_save_deadline_that_every_waiter_shares(tiny_data, tmp_path):
+    job = TrainingJob(SLOW, tiny_data, tmp_path).start()
+    wait_for(job, lambda s: s.batches_done >= 3)
+    job.stop()
+    first = job._stop_deadline
+    job.stop()  # a second stop (the exit hook after the CLI) keeps the first deadline
+    assert job._stop_deadline == first
+    assert job.wait_for_save() and job.snapshot().status == Status.STOPPED

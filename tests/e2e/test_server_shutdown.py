@@ -43,4 +43,4 @@ def test_sigterm_stops_the_job_saves_the_run_and_exits(browser: Browser, tmp_pat
     assert info.status == "stopped", (info.status, info.error, output[-2000:])
     assert info.summary["epochs_completed"] >= 1 and info.summary["test_accuracy"] > 0.1
     assert (info.path / "model" / "saved_model.pb").is_file()
-    assert not list(info.path.rglob(".*.tmp")) and not (info.path / "training.lock").exists()
+    assert not list(info.path.rglob(".*.tmp*")) and not (info.path / "training.lock").exists()
