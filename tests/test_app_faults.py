@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 import pytest
+import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -78,6 +79,7 @@ def test_a_failing_panel_shows_a_short_message_and_the_rest_of_the_page_works(ru
         raise RuntimeError("secret internals /etc/passwd")
 
     monkeypatch.setattr(figures, "loss_figure", broken)
+    st.cache_resource.clear()  # figures shared between sessions: build them anew, with the broken one
     at = page()
     assert not at.exception
     [error] = [e.value for e in at.error if "training panel" in e.value]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 from mlpdash import figures
@@ -83,14 +84,44 @@ def _result_metrics(view: RunView) -> None:
 
 
 def _charts(view: RunView | None) -> None:
+    # Every open tab redraws these every second while a job trains: tabs showing the same state of
+    # the same run share one figure (built once) instead of each building its own.
+    identity = (view.title, str(view.run_dir)) if view else None
     history = view.history if view else ()
+    steps = view.batch_steps if view is not None and view.batch_steps is not None else ()
     loss_col, accuracy_col = st.columns(2)
     with loss_col:
-        loss = (figures.loss_figure(history, view.batch_loss, view.batches_per_epoch, view.batch_steps)
-                if view else figures.loss_figure(()))
-        st.plotly_chart(loss, key="loss_chart", theme=None)
+        last_step = int(steps[-1]) if len(steps) else 0
+        st.plotly_chart(_loss_figure((identity, len(history), len(steps), last_step), view),
+                        key="loss_chart", theme=None)
     with accuracy_col:
-        st.plotly_chart(figures.accuracy_figure(history), key="accuracy_chart", theme=None)
+        st.plotly_chart(_accuracy_figure((identity, len(history)), history), key="accuracy_chart", theme=None)
+
+
+# cache_resource hands every session the same object (no copy): the figures are only read afterwards.
+# Arguments with a leading underscore are not hashed; the key before them says what they hold.
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _loss_figure(key: tuple, _view: RunView | None) -> go.Figure:
+    if _view is None:
+        return figures.loss_figure(())
+    return figures.loss_figure(_view.history, _view.batch_loss, _view.batches_per_epoch, _view.batch_steps)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _accuracy_figure(key: tuple, _history: tuple) -> go.Figure:
+    return figures.accuracy_figure(_history)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def _weights_grid(key: tuple, _kernel: np.ndarray,
+                  _initial: np.ndarray | None) -> tuple[go.Figure, float, np.ndarray]:
+    """The grid of one run's kernel at one epoch (raw or change since step 0): the heaviest figure
+    of the page (~0.1-0.5 s), built once per epoch for every tab."""
+    kernel = np.asarray(_kernel, np.float32)
+    if _initial is not None:
+        kernel = kernel - np.asarray(_initial, np.float32)
+    value_range = figures.weight_range(kernel)
+    return figures.weights_grid_figure(kernel, value_range=value_range), value_range, kernel
 
 
 def confusion_ui(manager: JobManager) -> None:
@@ -140,19 +171,16 @@ def _weights(manager: JobManager) -> None:
         "Show", ["Weights", "Change since initialisation"], default="Weights", key="weights_mode",
         help="Training moves the weights only a little from their random start; the change shows "
              "what each unit has learned to look for.") == "Change since initialisation"
-    kernel = np.asarray(view.kernel, np.float32)
-    if change:
-        kernel = kernel - np.asarray(view.initial_kernel, np.float32)
+    key = (view.title, str(view.run_dir), view.kernel_epoch, change)
+    grid, value_range, kernel = _weights_grid(key, view.kernel, view.initial_kernel if change else None)
     units = kernel.shape[1]
-    value_range = figures.weight_range(kernel)
     _take_clicked_unit(units)
     grid_col, unit_col = st.columns([3, 1])
     with grid_col:
         when = "initial weights" if view.kernel_epoch == 0 else f"after epoch {view.kernel_epoch}"
         st.caption(f"{units} units of the first layer ({when}). Red: ink there raises the unit's "
                    "input; blue: lowers it. Hover to name a unit, click to enlarge it.")
-        st.plotly_chart(figures.weights_grid_figure(kernel, value_range=value_range),
-                        key="weights_grid", theme=None, on_select="rerun", selection_mode=("points",))
+        st.plotly_chart(grid, key="weights_grid", theme=None, on_select="rerun", selection_mode=("points",))
     with unit_col:
         unit = st.number_input("Unit", min_value=0, max_value=units - 1, step=1, key="weights_unit")
         st.plotly_chart(figures.unit_figure(kernel, int(unit), value_range=value_range),
