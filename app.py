@@ -33,13 +33,19 @@ def main() -> None:
         live_ui(manager)
     with drawing_col:
         drawing_ui(manager)
-    confusion_tab, weights_tab, runs_tab = st.tabs(["Confusion matrix", "First-layer weights", "Runs"])
+    # Lazy tabs: only the open one runs. The weights grid polls a ~1 MB figure while a job trains;
+    # computing and drawing it in every tab that merely has it hidden took CPU from training.
+    confusion_tab, weights_tab, runs_tab = st.tabs(["Confusion matrix", "First-layer weights", "Runs"],
+                                                   key="view_tab", on_change="rerun")
     with confusion_tab:
-        confusion_ui(manager)
+        if confusion_tab.open:
+            confusion_ui(manager)
     with weights_tab:
-        weights_ui(manager)
+        if weights_tab.open:
+            weights_ui(manager)
     with runs_tab, guarded("runs"):
-        runs_ui(manager)
+        if runs_tab.open:
+            runs_ui(manager)
     load_engine_after_first_view()
 
 

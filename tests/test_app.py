@@ -97,7 +97,10 @@ def test_a_short_run_shows_live_charts_then_its_results(app):
     assert len(charts) >= 4  # loss, accuracy, confusion matrix, per-class accuracy (+ weights)
     assert [m for m in app.metric if m.label == "Test accuracy"]
     assert not app.button(key="start_training").disabled
-    # The run is listed under Runs.
+    # The run is listed under Runs (tabs are lazy: only the open one runs).
+    assert not app.dataframe
+    app.session_state["view_tab"] = "Runs"
+    app.run()
     assert "finished" in str(app.dataframe[0].value.to_dict())
 
 

@@ -82,7 +82,7 @@ def test_a_failing_panel_shows_a_short_message_and_the_rest_of_the_page_works(ru
     st.cache_resource.clear()  # figures shared between sessions: build them anew, with the broken one
     at = page()
     assert not at.exception
-    [error] = [e.value for e in at.error if "training panel" in e.value]
+    [error] = [e.value for e in at.error if "training charts panel" in e.value]
     assert "Error id" in error and "secret internals" not in error and "Traceback" not in error
     assert "Idle" in status_text(at)  # the panel's status line came before the failure
     assert at.button(key="start_training") and at.button(key="clear_canvas")  # other panels drew
@@ -117,6 +117,8 @@ def test_an_interrupted_run_is_listed_and_can_be_evaluated_from_the_page(runs_di
     writer = killed_run(runs_dir)
     at = page()
     assert not at.exception
+    at.session_state["view_tab"] = "Runs"  # as a click on the tab would
+    at.run()
     # Select the run in the table as a click would.
     at.session_state[f"runs_table_{writer.path.name}_1"] = {"selection": {"rows": [0], "columns": []}}
     at.run()

@@ -15,6 +15,7 @@ from mlpdash.ui.access import may_control
 from mlpdash.views import RunView, status_line, view_of_run, view_of_snapshot
 
 WEIGHTS_REFRESH_FACTOR = 5
+CHARTS_REFRESH_FACTOR = 3
 
 
 def current_view(manager: JobManager) -> RunView | None:
@@ -39,7 +40,9 @@ def current_view(manager: JobManager) -> RunView | None:
 
 
 def live_ui(manager: JobManager) -> None:
-    """Status line, progress, and the loss and accuracy charts, refreshed every second in training."""
+    """Status line and progress, refreshed every second in training; the loss and accuracy charts in
+    a fragment of their own, refreshed less often (every redraw of a chart costs each open browser
+    a Plotly render, and the server its figure: on a shared machine that time is training's)."""
     was_active = job_active(manager)
 
     @st.fragment(run_every=refresh_every(was_active))
@@ -48,7 +51,13 @@ def live_ui(manager: JobManager) -> None:
         with guarded("training"):
             _live(manager)
 
+    @st.fragment(run_every=refresh_every(was_active, CHARTS_REFRESH_FACTOR))
+    def charts() -> None:
+        with guarded("training charts"), st.container(key="live_charts"):
+            _charts(current_view(manager))
+
     live()
+    charts()
 
 
 def _live(manager: JobManager) -> None:
@@ -70,8 +79,6 @@ def _live(manager: JobManager) -> None:
             st.progress(snap.progress)
         elif view is not None and view.test_accuracy is not None:
             _result_metrics(view)
-    with st.container(key="live_charts"):
-        _charts(view)
 
 
 def _result_metrics(view: RunView) -> None:
