@@ -73,8 +73,30 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--epochs", type=int, default=defaults.epochs)
     bench.add_argument("--pairs", type=int, default=3)
     bench.add_argument("--latency-calls", type=int, default=200)
-    bench.add_argument("--skip-training", action="store_true", help="only the latency part")
+    bench.add_argument("--skip-training", action="store_true", help="skip the training-overhead part")
+    bench.add_argument("--memory-runs", type=int, default=0, metavar="N",
+                       help="RSS growth over N default-size 1-epoch runs in one process (0: skip)")
+    bench.add_argument("--tabs", type=_tab_counts, default=[], metavar="LIST",
+                       help="throughput on a real server with each number of browser tabs open, "
+                            "e.g. 0,1,5, against headless; drawing latency with the most (empty: skip)")
+    bench.add_argument("--tab-seconds", type=float, default=20.0,
+                       help="how long each throughput window lasts (whole epochs, at least this)")
+    bench.add_argument("--draw-rounds", type=int, default=6,
+                       help="rounds of one drawing in every tab for the latency with tabs open")
+    bench.add_argument("--browser-nice", type=int, default=0, metavar="N",
+                       help="run Chromium at this nice level, so that it takes less CPU from the "
+                            "server (a starved browser also polls less)")
     return parser
+
+
+def _tab_counts(text: str) -> list[int]:
+    try:
+        counts = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"comma-separated counts such as 0,1,5, not {text!r}") from None
+    if any(count < 0 for count in counts):
+        raise argparse.ArgumentTypeError("a count of tabs cannot be negative")
+    return counts
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -124,7 +146,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("\nstopping after this batch; the partial run is saved…", file=sys.stderr, flush=True)
         job.stop()
-        if not _wait_ignoring_interrupts(job, SHUTDOWN_GRACE_SECONDS):
+        if not _wait_ignoring_interrupts(job):
             snap = job.snapshot()
             print(f"mlpdash: the run did not finish saving within {SHUTDOWN_GRACE_SECONDS:.0f} s; "
                   f"{snap.run_dir or 'no run folder'} keeps its last finished epoch", file=sys.stderr)
@@ -157,14 +179,12 @@ def _watch(job: Any, config: TrainConfig) -> None:
             announced = True
 
 
-def _wait_ignoring_interrupts(job: Any, seconds: float) -> bool:
-    """Wait for a stopped job to save; a second Ctrl-C must not kill it half-way through."""
-    import time
-
-    deadline = time.monotonic() + seconds
+def _wait_ignoring_interrupts(job: Any) -> bool:
+    """Wait for a stopped job to save (until its save deadline); a second Ctrl-C must not kill it
+    half-way through."""
     while True:
         try:
-            return job.join(max(0.0, deadline - time.monotonic()))
+            return job.wait_for_save()
         except KeyboardInterrupt:
             print("still saving the run…", file=sys.stderr, flush=True)
 
@@ -221,7 +241,7 @@ def _existing_run(path: str) -> Path:
     if not run_dir.is_dir():
         raise UsageError(f"no run folder at {path}")
     if not (run_dir / "config.json").exists():
-        runs = list_runs(run_dir)
+        runs = [run for run in list_runs(run_dir, clean=False) if (run.path / "config.json").exists()]
         if len(runs) != 1:
             found = f"{len(runs)} runs" if runs else "no run"
             raise UsageError(f"{path} is not a run folder and holds {found}: name one run folder")
@@ -275,8 +295,11 @@ def _predict_line(result: dict[str, Any]) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.pairs < 1 or args.epochs < 1 or args.latency_calls < 1:
-        raise UsageError("--pairs, --epochs and --latency-calls must be at least 1")
+    if args.pairs < 1 or args.epochs < 1 or args.latency_calls < 1 or args.draw_rounds < 1:
+        raise UsageError("--pairs, --epochs, --latency-calls and --draw-rounds must be at least 1")
+    if args.memory_runs < 0 or args.tab_seconds <= 0 or not 0 <= args.browser_nice <= 19:
+        raise UsageError("--memory-runs cannot be negative, --tab-seconds must be positive and "
+                         "--browser-nice is 0 to 19")
     if args.data is not None:
         validate_source(args.data)
     from mlpdash import bench
@@ -284,6 +307,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not args.skip_training:
         bench.print_training_overhead(args.data, args.epochs, args.pairs)
     bench.print_latency(args.latency_calls)
+    if args.memory_runs:
+        bench.print_memory(args.data, args.memory_runs)
+    if args.tabs:
+        bench.print_tabs(args.tabs, args.data, args.tab_seconds, args.draw_rounds, args.browser_nice)
     return 0
 
 

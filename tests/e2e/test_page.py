@@ -199,9 +199,14 @@ def ensure_model(page: Page) -> None:
 def runs_csv(page: Page) -> list[dict[str, str]]:
     """The Runs table as its own 'Download as CSV' button gives it (the grid itself is a canvas)."""
     table = page.locator(".st-key-runs_table")
+    expect(table.get_by_test_id("stDataFrameResizable")).to_be_visible()
     table.hover()
+    download_button = table.get_by_role("button", name="Download as CSV")
+    expect(download_button).to_be_attached()
     with page.expect_download() as download:
-        table.get_by_role("button", name="Download as CSV").click()
+        # The grid's scroller may still cover the toolbar for a moment after the tab opens (lazy
+        # tabs render on a rerun): click the button itself rather than the point where it is drawn.
+        download_button.dispatch_event("click")
     with open(download.value.path(), encoding="utf-8-sig") as handle:
         return list(csv.DictReader(io.StringIO(handle.read())))
 

@@ -1,0 +1,56 @@
+"""The bench's own bookkeeping, without TensorFlow, a server or a browser."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from mlpdash import bench
+from mlpdash.cli import _tab_counts, main
+
+
+def test_tab_counts_parse_and_reject():
+    assert _tab_counts("0,1,5") == [0, 1, 5]
+    assert _tab_counts("") == []
+    with pytest.raises(argparse.ArgumentTypeError):
+        _tab_counts("one")
+    with pytest.raises(argparse.ArgumentTypeError):
+        _tab_counts("-1")
+
+
+def test_bad_bench_flags_are_one_line_errors(capsys):
+    assert main(["bench", "--memory-runs", "-1"]) == 2
+    assert main(["bench", "--browser-nice", "20"]) == 2
+    assert capsys.readouterr().err.count("\n") == 2
+
+
+def test_rss_is_read_from_proc():
+    assert 1 < bench.rss_mb() < 100_000
+
+
+def test_server_drawing_pairs_preprocessing_with_the_prediction_of_the_same_thread(tmp_path):
+    log = tmp_path / "timings.txt"
+    log.write_text("1 preprocess 10.0 10.1\n"
+                   "2 preprocess 10.05 10.2\n"
+                   "1 predict 10.1 10.3\n"
+                   "1 live 10.4 10.5\n"
+                   "2 predict 10.2 10.25\n"
+                   "3 predict 11.0 11.1\n")  # no preprocessing seen: not a drawing of ours
+    assert bench._server_drawing_seconds(log) == pytest.approx([0.3, 0.2])
+
+
+def test_rate_counts_calls_inside_the_window(tmp_path):
+    log = tmp_path / "timings.txt"
+    log.write_text("".join(f"1 live {t} {t + 0.01}\n" for t in (99.0, 100.5, 101.0, 102.0, 103.0)))
+    window = bench.Throughput(samples_per_s=1.0, epochs=1, window_s=2.0, pace=None, server_cpu_s=None,
+                              browser_cpu_s=None, ended=102.0)
+    assert bench._rate(log, "live", window) == pytest.approx(1.5)
+
+
+def test_cpu_seconds_of_this_process_grow():
+    import os
+
+    before = bench._cpu_seconds([os.getpid()])
+    sum(i * i for i in range(2_000_000))
+    assert bench._cpu_seconds([os.getpid(), 999_999_999]) > before
