@@ -297,6 +297,11 @@ def print_tabs(counts: list[int], data_spec: str | None, seconds: float, draw_ro
         print(f"  ratio {count} tab(s) / headless: {ratio:.3f}{goals.get(count, '')}", flush=True)
 
 
+# The page's charts refresh period (mlpdash/ui/panels.py: REFRESH_SECONDS x CHARTS_REFRESH_FACTOR), restated
+# here because the bench must not import Streamlit.
+CHARTS_REFRESH_S = 3.0
+
+
 def _throughput_line(result: Throughput) -> str:
     pace = f"{result.pace:,.0f}" if result.pace else "—"
     cpu = ""
@@ -306,7 +311,8 @@ def _throughput_line(result: Throughput) -> str:
             cpu += f", Chromium {result.browser_cpu_s:.1f} s"
     updates = "" if result.live_updates_per_s is None else f"; live updates {result.live_updates_per_s:.1f}/s"
     if result.tabs:
-        updates += f" (a tab polls once a second: {result.tabs}/s asked)"
+        updates += (f" (each of the {result.tabs} tab(s) asks every {CHARTS_REFRESH_S:g} s; tabs that show the "
+                    "same state share one figure)")
     return (f"{result.samples_per_s:,.0f} samples/s ({result.epochs} epochs in {result.window_s:.1f} s; "
             f"status line {pace}){cpu}{updates}")
 
