@@ -10,13 +10,12 @@
    (Playwright), a default-size run started from the page; training throughput read from the run
    folder against the same run headless; and with the most tabs, drawing -> prediction timed in the
    browser (mouse-up to the answer drawn) and in the server (preprocessing + probabilities, logged by
-   the server process itself, see serve_timed).
+   the server process itself, see mlpdash/ui/bench_server.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import re
 import resource
@@ -25,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -480,13 +478,13 @@ def _chromium(folder: Path, nice: int) -> str:
 @contextmanager
 def _streamlit_server(source: str, folder: Path) -> Iterator[_Server]:
     """`streamlit run app.py` on a free port, as the browser tests start it, with its drawing path
-    timed (serve_timed); stopped (the job saved) on leaving."""
-    port = _free_port()
+    timed (mlpdash.ui.bench_server); stopped (the job saved) on leaving."""
+    port = free_port()
     server = _Server(f"http://127.0.0.1:{port}", 0, folder / "runs", folder / "timings.txt")
     server.runs.mkdir()
     env = dict(os.environ, MLPDASH_DATA=source, MLPDASH_RUNS=str(server.runs), TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONUNBUFFERED="1", **{TIMINGS_ENV_VAR: str(server.timings)})
-    command = [sys.executable, "-c", "from mlpdash.bench import serve_timed; serve_timed()",
+    command = [sys.executable, "-c", "from mlpdash.ui.bench_server import serve_timed; serve_timed()",
                "run", "app.py", "--server.port", str(port), "--server.address", "127.0.0.1",
                "--server.headless", "true", "--server.fileWatcherType", "none",
                "--browser.gatherUsageStats", "false"]
@@ -494,7 +492,7 @@ def _streamlit_server(source: str, folder: Path) -> Iterator[_Server]:
     with open(log, "wb") as out:
         proc = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_healthy(server.url, proc, log)
+        wait_healthy(server.url, proc, log)
         yield dataclasses.replace(server, pid=proc.pid)
     finally:
         proc.terminate()  # the server stops the job, which saves the run: allow for it
@@ -503,41 +501,6 @@ def _streamlit_server(source: str, folder: Path) -> Iterator[_Server]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def serve_timed() -> None:
-    """`streamlit run ...` (the arguments after -c) with the page's drawing path (preprocessing and
-    prediction) and its loss chart logging their calls to $MLPDASH_BENCH_TIMINGS: the server's work
-    for a drawing timed inside the server, and the tabs' polls counted. Patched before the page first
-    imports them; nothing else changes."""
-    import mlpdash.figures as figures
-    import mlpdash.predict as predict
-    import mlpdash.preprocess as preprocess
-
-    log = Path(os.environ[TIMINGS_ENV_VAR])
-    preprocess.canvas_to_mnist = _logged(preprocess.canvas_to_mnist, log, "preprocess")
-    predict.predict_image = _logged(predict.predict_image, log, "predict")
-    # The live panel builds one loss chart each time a tab polls: counting them counts the polls.
-    figures.loss_figure = _logged(figures.loss_figure, log, "live")
-    from streamlit.web.cli import main
-
-    sys.argv = ["streamlit", *sys.argv[1:]]
-    main(prog_name="streamlit")
-
-
-def _logged(function: Callable[..., Any], log: Path, name: str) -> Callable[..., Any]:
-    @functools.wraps(function)
-    def timed(*args: Any, **kwargs: Any) -> Any:
-        # time.monotonic is system-wide on Linux: the bench compares it with its own windows.
-        began = time.monotonic()
-        try:
-            return function(*args, **kwargs)
-        finally:
-            ended = time.monotonic()
-            with open(log, "a") as out:
-                out.write(f"{threading.get_ident()} {name} {began:.6f} {ended:.6f}\n")
-
-    return timed
 
 
 def _server_drawing_seconds(log: Path) -> list[float]:
@@ -561,13 +524,16 @@ def _rate(log: Path, name: str, window: Throughput) -> float:
     return sum(window.ended - window.window_s <= t <= window.ended for t in began) / window.window_s
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for a test or bench server)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
+def wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
+    """Wait until a Streamlit server answers its health check; RuntimeError with its log if it
+    exits or takes longer than SERVER_START_TIMEOUT_S."""
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:

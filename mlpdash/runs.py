@@ -50,7 +50,6 @@ from mlpdash.files import (
     UnsafeFileError,
     fsync_dir,
     is_temporary,
-    load_npy_bytes,
     open_regular,
     read_json,
     read_npy,

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import BrowserContext, Page, expect
+
+from mlpdash.bench import free_port, wait_healthy
 
 VIEWPORT = {"width": 1400, "height": 1000}
 # While a fragment reruns, Streamlit keeps its previous elements in the page, marked data-stale and
@@ -21,35 +20,12 @@ ACTIVE_STATUS = re.compile(r"^(Loading data|Training|Finishing|Paused|Stopping|E
 # Streamlit scrolls inside its main block; a shot grows the viewport to the content, up to this.
 MAX_SHOT_HEIGHT = 6000
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# Importing TensorFlow alone takes 5 s here; a loaded 2-core machine may be far slower.
-SERVER_START_TIMEOUT_S = 120
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"streamlit not healthy after {SERVER_START_TIMEOUT_S} s:\n{log.read_text()[-4000:]}")
 
 
 def start_server(runs_dir: Path, log_path: Path, **env: str) -> tuple[subprocess.Popen, str]:
     """A Streamlit server running app.py on the bundled sample, on a free port; (process, URL) once
     it answers its health check. Its output goes to `log_path`."""
-    port = _free_port()
+    port = free_port()
     environment = dict(os.environ, MLPDASH_DATA="sample", MLPDASH_RUNS=str(runs_dir),
                        TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **env)
     command = [
@@ -64,7 +40,7 @@ def start_server(runs_dir: Path, log_path: Path, **env: str) -> tuple[subprocess
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(command, cwd=REPO_ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_healthy(url, proc, log_path)
+        wait_healthy(url, proc, log_path)
     except BaseException:
         stop_server(proc)
         raise

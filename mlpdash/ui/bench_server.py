@@ -1,0 +1,54 @@
+"""The bench's Streamlit server: `streamlit run` with the page's drawing path timed inside it.
+
+Started by `python -m mlpdash bench --tabs` (mlpdash/bench.py) in a process of its own; it lives here,
+in the UI layer, because it starts Streamlit. Nothing of the page changes but three functions that
+log when they run.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlpdash.bench import TIMINGS_ENV_VAR
+
+
+def serve_timed() -> None:
+    """`streamlit run ...` (the arguments after -c) with the page's drawing path (preprocessing and
+    prediction) and its loss chart logging their calls to $MLPDASH_BENCH_TIMINGS: the server's work
+    for a drawing timed inside the server, and the tabs' polls counted. Patched before the page first
+    imports them; nothing else changes."""
+    import mlpdash.figures as figures
+    import mlpdash.predict as predict
+    import mlpdash.preprocess as preprocess
+
+    log = Path(os.environ[TIMINGS_ENV_VAR])
+    preprocess.canvas_to_mnist = _logged(preprocess.canvas_to_mnist, log, "preprocess")
+    predict.predict_image = _logged(predict.predict_image, log, "predict")
+    # The live panel builds one loss chart each time a tab polls: counting them counts the polls.
+    figures.loss_figure = _logged(figures.loss_figure, log, "live")
+    from streamlit.web.cli import main
+
+    sys.argv = ["streamlit", *sys.argv[1:]]
+    main(prog_name="streamlit")
+
+
+def _logged(function: Callable[..., Any], log: Path, name: str) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        # time.monotonic is system-wide on Linux: the bench compares it with its own windows.
+        began = time.monotonic()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            ended = time.monotonic()
+            with open(log, "a") as out:
+                out.write(f"{threading.get_ident()} {name} {began:.6f} {ended:.6f}\n")
+
+    return timed
