@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
-from streamlit_page import VIEWPORT, full_page_screenshot, open_app, start_server, stop_any_run, stop_server
+from streamlit_page import VIEWPORT, full_page_screenshot, open_app, served, stop_any_run
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
@@ -51,15 +51,10 @@ def server_log(server_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def app_url(server_dir: Path, server_log: Path):
+def app_url(server_log: Path):
     """The URL of a Streamlit server running app.py on the sample, killed at the end."""
-    runs_dir = server_dir / "runs"
-    runs_dir.mkdir()
-    proc, url = start_server(runs_dir, server_log)
-    try:
+    with served(server_log) as url:
         yield url
-    finally:
-        stop_server(proc)
 
 
 @pytest.fixture(scope="session")

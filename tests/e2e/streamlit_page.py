@@ -6,6 +6,8 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from playwright.sync_api import BrowserContext, Page, expect
@@ -45,6 +47,19 @@ def start_server(runs_dir: Path, log_path: Path, **env: str) -> tuple[subprocess
         stop_server(proc)
         raise
     return proc, url
+
+
+@contextmanager
+def served(log_path: Path) -> Iterator[str]:
+    """The URL of a server (start_server) whose runs go to a `runs` folder beside `log_path`; the
+    server is stopped on leaving."""
+    runs_dir = log_path.parent / "runs"
+    runs_dir.mkdir()
+    proc, url = start_server(runs_dir, log_path)
+    try:
+        yield url
+    finally:
+        stop_server(proc)
 
 
 def stop_server(proc: subprocess.Popen) -> None:

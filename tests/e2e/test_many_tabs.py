@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
-from streamlit_page import FRESH, start_server, stop_server
+from streamlit_page import FRESH, served
+
+from mlpdash.bench import STROKE_SCRIPT
 
 TABS = 5
 LONG_RUN_EPOCHS = 200  # never over before the test stops it
@@ -41,13 +43,8 @@ def server_log(tmp_path_factory) -> Path:
 def app_url(server_log: Path):
     """A server of this module's own: the session's server stays idle for the page tests (their
     first view is of an idle page), whatever order the modules run in."""
-    runs = server_log.parent / "runs"
-    runs.mkdir()
-    proc, url = start_server(runs, server_log)
-    try:
+    with served(server_log) as url:
         yield url
-    finally:
-        stop_server(proc)
 
 
 # In the page: batches trained so far, read from the status line as the test_page helpers read it.
@@ -63,34 +60,19 @@ ADVANCED = f"""() => {{
     if (window.__firstBatch === undefined) window.__firstBatch = now;
     return now > window.__firstBatch ? [window.__firstBatch, now] : false;
 }}"""
-# A stroke through the points (fractions of the visible canvas; the column may clip its right side),
-# as mouse events dispatched to the canvas, which follows a stroke on the document once begun. A
-# probe notes the mouse-up and the first "Prediction: N" drawn after it.
-STROKE = """(canvas, points) => {
-    const probe = window.__answer = {up: null, seen: null};
-    new MutationObserver(() => {
+# The bench's stroke (mouse events dispatched to the canvas, which follows a stroke on the document
+# once begun), with a probe that notes its mouse-up and the first "Prediction: N" drawn after it. The
+# events are dispatched synchronously, so the time right after the stroke is its mouse-up.
+STROKE = f"""(canvas, points) => {{
+    const probe = window.__answer = {{up: null, seen: null}};
+    new MutationObserver(() => {{
         if (probe.up === null || probe.seen !== null) return;
         const box = document.querySelector('.st-key-prediction');
         if (box && /Prediction: \\d/.test(box.innerText)) probe.seen = performance.now();
-    }).observe(document.body, {subtree: true, childList: true, characterData: true});
-    canvas.scrollIntoView({block: 'center'});
-    const rect = canvas.getBoundingClientRect();
-    const holder = document.querySelector('.st-key-canvas').getBoundingClientRect();
-    const width = Math.min(rect.width, holder.right - rect.left);
-    const xy = points.map(([fx, fy]) => [rect.left + fx * width, rect.top + fy * rect.height]);
-    const fire = (type, [x, y]) => canvas.dispatchEvent(new MouseEvent(type, {
-        bubbles: true, composed: true, cancelable: true, view: window, clientX: x, clientY: y,
-        button: 0, buttons: type === 'mouseup' ? 0 : 1}));
-    fire('mousedown', xy[0]);
-    for (let i = 1; i < xy.length; i++) {
-        for (let k = 1; k <= 6; k++) {
-            const [x0, y0] = xy[i - 1], [x1, y1] = xy[i];
-            fire('mousemove', [x0 + (k / 6) * (x1 - x0), y0 + (k / 6) * (y1 - y0)]);
-        }
-    }
+    }}).observe(document.body, {{subtree: true, childList: true, characterData: true}});
+    ({STROKE_SCRIPT})(canvas, points);
     probe.up = performance.now();
-    fire('mouseup', xy[xy.length - 1]);
-}"""
+}}"""
 ANSWERED = """() => {
     const probe = window.__answer;
     return probe.seen !== null && (probe.seen - probe.up) / 1000;
