@@ -68,7 +68,9 @@ class JobManager:
         with self._lock:
             if self.active():
                 raise JobBusyError("a training run is already in progress: stop it or wait for it to end")
-            self._job = TrainingJob(config, data_spec, self.runs_dir, loader=self.load_data)
+            previous = self._job
+            spare = previous.release_model() if previous is not None else None
+            self._job = TrainingJob(config, data_spec, self.runs_dir, loader=self.load_data, spare=spare)
             return self._job.start()
 
     def load_data(self, spec: str | None) -> MnistSplits:

@@ -28,11 +28,20 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mlpdash.budgets import loss_history_points, snapshot_bytes
+from mlpdash.budgets import loss_history_points, return_freed_memory, snapshot_bytes
 from mlpdash.config import TrainConfig
 from mlpdash.data import MnistSplits, load_mnist
 from mlpdash.evaluate import TestReport, report_from_logits
-from mlpdash.model import build_model, first_layer_kernel, network_weights, to_model_input
+from mlpdash.model import (
+    SpareModel,
+    build_model,
+    first_layer_kernel,
+    graph_key,
+    network_weights,
+    reuse_model,
+    spare_model,
+    to_model_input,
+)
 from mlpdash.predict import Prediction, Predictor, predict_drawing
 from mlpdash.progress import LossHistory, Snapshot, Status
 from mlpdash.runs import RunInfo, RunWriter, compact_kernel
@@ -77,7 +86,8 @@ class TrainingJob:
 
     `data` is a source spec for `load_mnist` (None = the default source) or already-loaded splits.
     `strategy` is the `tf.distribute` strategy the model is built under (None = the current one, the
-    default strategy on one CPU or GPU).
+    default strategy on one CPU or GPU). `spare` is an ended job's compiled model
+    (`release_model`), used instead of a new one when it has this config's graph.
     """
 
     def __init__(
@@ -90,6 +100,7 @@ class TrainingJob:
         callbacks: Sequence[keras.callbacks.Callback] = (),
         loader: Callable[[str | None], MnistSplits] = load_mnist,
         strategy: tf.distribute.Strategy | None = None,
+        spare: SpareModel | None = None,
     ) -> None:
         self.config = config
         self._data = data
@@ -105,6 +116,7 @@ class TrainingJob:
         self._thread = threading.Thread(target=self._run, name="mlpdash-training", daemon=True)
         self._done = threading.Event()
         self._predictor: Predictor | None = None
+        self._spare = spare  # before _build: one offered to this job; after: this job's own model
         self._writer: RunWriter | None = None
         # Mutable progress, guarded by _lock; snapshot() copies it.
         self._status = Status.IDLE
@@ -236,10 +248,24 @@ class TrainingJob:
         """The live model's predictor (current weights), or None before the model exists."""
         return self._predictor
 
+    def release_model(self) -> SpareModel | None:
+        """Hand this ended job's compiled model to the next job (JobManager does, on the next Start),
+        so that retraining the same settings traces nothing new; the job answers no drawings after.
+        None while the job runs, or when it failed (its model may be half-updated)."""
+        if not self._done.is_set():
+            return None
+        with self._lock:
+            spare, self._spare = self._spare, None
+            if self._status is Status.FAILED:
+                return None
+            self._predictor = None
+        return spare
+
     def predict_drawing(self, drawing: np.ndarray) -> Prediction:
         """Classify a drawing with the weights as they are right now, even mid-training."""
         if self._predictor is None:
-            raise NotReadyError("the model is not built yet (still loading data)")
+            raise NotReadyError("no model: it is not built yet (still loading data), or this job's "
+                                "model went to a newer job")
         return predict_drawing(self._predictor, drawing)
 
     # --- the thread ------------------------------------------------------------------------------
@@ -264,6 +290,7 @@ class TrainingJob:
         finally:
             if self._writer is not None:
                 self._writer.close()
+            return_freed_memory()
             self._done.set()
 
     def _load(self) -> MnistSplits:
@@ -299,10 +326,22 @@ class TrainingJob:
         steps = math.ceil(len(data.x_train) / self.config.batch_size)
         # Seeds Python, NumPy and TensorFlow: the same config and data give the same metrics.
         keras.utils.set_random_seed(self.config.seed)
-        model = build_model(self.config, steps, self._strategy)
+        model = self._compiled_model(graph_key(self.config, steps), steps)
         self._predictor = Predictor(model)
         with self._lock:
             self._steps = steps
+        return model
+
+    def _compiled_model(self, key: tuple, steps: int) -> keras.Model:
+        """The offered spare model reset to this config's start when its graph fits, else a new one
+        (kept as this job's spare unless it was built under a strategy of the caller's)."""
+        offered, self._spare = self._spare, None
+        if offered is not None and offered.key == key:
+            self._spare = offered
+            return reuse_model(offered, self.config)
+        model = build_model(self.config, steps, self._strategy)
+        if self._strategy is None and not tf.distribute.has_strategy():
+            self._spare = spare_model(model, key)
         return model
 
     def _open_run(self, model: keras.Model, data: MnistSplits) -> None:

@@ -8,6 +8,7 @@ import pytest
 from mlpdash.config import TrainConfig
 from mlpdash.jobs import ByteBudgetCache, JobBusyError, JobManager
 from mlpdash.progress import Status
+from mlpdash.training import NotReadyError
 
 QUICK = TrainConfig(hidden=(16,), epochs=1, batch_size=64)
 LONG = TrainConfig(hidden=(16,), epochs=200, batch_size=8)
@@ -81,3 +82,67 @@ def test_the_byte_budget_cache_drops_the_oldest_but_keeps_one_oversized_value():
     assert cache.get("b", lambda: "reloaded", lambda _: 40) == "b"
     assert cache.get("big", lambda: "big", lambda _: 500) == "big"
     assert len(cache) == 1 and cache.nbytes == 500
+
+
+def _losses(job) -> list[float]:
+    return [epoch["loss"] for epoch in job.snapshot().history]
+
+
+def test_a_rerun_of_the_same_settings_reuses_the_compiled_model_and_learns_exactly_as_a_new_one(tmp_path):
+    """Reusing the ended job's model (so that TensorFlow traces no new training step) must not change
+    a single number: the second run of a config, and a run of another seed in between, train as they
+    would on a freshly built model in a fresh manager."""
+    config = TrainConfig(hidden=(16,), epochs=2, batch_size=64, dropout=0.2)
+    reseeded = TrainConfig(hidden=(16,), epochs=2, batch_size=64, dropout=0.2, seed=5)
+    manager = JobManager(tmp_path / "reused")
+    first = manager.start(config, "sample")
+    first.join(60)
+    first_model = first.predictor.model
+    other_seed = manager.start(reseeded, "sample")
+    other_seed.join(60)
+    again = manager.start(config, "sample")
+    again.join(60)
+    assert again.predictor.model is first_model  # reused, through the other seed's job
+    assert first.predictor is None  # a job whose model moved on answers nothing
+    with pytest.raises(NotReadyError, match="went to a newer job"):
+        first.predict_drawing(np.zeros((280, 280, 4), np.uint8))
+    assert _losses(again) == _losses(first)
+    assert again.snapshot().report.accuracy == first.snapshot().report.accuracy
+    fresh = JobManager(tmp_path / "fresh").start(reseeded, "sample")
+    fresh.join(60)
+    assert _losses(other_seed) == _losses(fresh)
+
+
+def test_a_different_graph_gets_a_new_model_and_a_failed_job_gives_none(tmp_path):
+    manager = JobManager(tmp_path)
+    first = manager.start(QUICK, "sample")
+    first.join(60)
+    model = first.predictor.model
+    wider = manager.start(TrainConfig(hidden=(32,), epochs=1, batch_size=64), "sample")
+    wider.join(60)
+    assert wider.predictor.model is not model
+    assert wider.snapshot().status == Status.FINISHED
+
+
+def test_a_failed_job_hands_over_no_model_and_a_running_one_none_yet(tmp_path, tiny_data):
+    import keras
+
+    from mlpdash.training import TrainingJob
+
+    class Boom(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            raise RuntimeError("boom")
+
+    failed = TrainingJob(QUICK, tiny_data, tmp_path, callbacks=[Boom()]).start()
+    failed.join(60)
+    assert failed.snapshot().status == Status.FAILED
+    assert failed.release_model() is None
+    running = TrainingJob(LONG, tiny_data, tmp_path).start()
+    try:
+        while running.snapshot().status != Status.TRAINING:
+            assert not running.join(0.05), running.snapshot().error
+        assert running.release_model() is None
+    finally:
+        running.stop()
+        running.join(60)
+    assert running.release_model() is not None
