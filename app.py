@@ -12,12 +12,15 @@ from mlpdash.config import TrainConfig
 from mlpdash.ui import get_manager, guarded, load_engine_after_first_view
 from mlpdash.ui.access import access_ui
 from mlpdash.ui.drawing import drawing_ui
-from mlpdash.ui.panels import confusion_ui, live_ui, runs_ui, weights_ui
+from mlpdash.ui.panels import charts_ui, result_ui, run_banner, status_ui
 from mlpdash.ui.sidebar import controls_ui, data_ui, estimate_ui, settings_ui
+from mlpdash.ui.style import page_style
+from mlpdash.ui.views import views_ui
 
 
 def main() -> None:
     st.set_page_config(page_title="mlpdash — MLP on MNIST", page_icon="🔢", layout="wide")
+    page_style()
     manager = get_manager()
     with st.sidebar, guarded("setup"):
         st.header("Setup")
@@ -25,28 +28,24 @@ def main() -> None:
         spec, data_problem = data_ui(locked=not allowed)
         config, _ = settings_ui(manager.job.config if manager.job else TrainConfig(), locked=not allowed)
         estimate_ui(None if data_problem else spec, config)
-        controls_ui(manager, None if data_problem else spec, config)
-    st.title("mlpdash")
-    st.caption("A multilayer perceptron learning handwritten digits (MNIST), live.")
-    training_col, drawing_col = st.columns([3, 2], gap="large")
-    with training_col:
-        live_ui(manager)
-    with drawing_col:
-        drawing_ui(manager)
-    # Lazy tabs: only the open one runs. The weights grid polls a ~1 MB figure while a job trains;
-    # computing and drawing it in every tab that merely has it hidden took CPU from training.
-    confusion_tab, weights_tab, runs_tab = st.tabs(["Confusion matrix", "First-layer weights", "Runs"],
-                                                   key="view_tab", on_change="rerun")
-    with confusion_tab:
-        if confusion_tab.open:
-            confusion_ui(manager)
-    with weights_tab:
-        if weights_tab.open:
-            weights_ui(manager)
-    with runs_tab, guarded("runs"):
-        if runs_tab.open:
-            runs_ui(manager)
+    st.markdown("### mlpdash &nbsp; :gray[<small>a multilayer perceptron learning handwritten digits "
+                "(MNIST), live</small>]", unsafe_allow_html=True)
+    # The control bar: what is happening, and the buttons that change it, on every screen size.
+    with st.container(key="control_bar"):
+        status_col, controls_col = st.columns([3, 2], vertical_alignment="top")
+        with status_col, st.container(key="status_column"):
+            status_ui(manager)
+        with controls_col, st.container(key="controls_column"), guarded("controls"):
+            controls_ui(manager, None if data_problem else spec, config)
+    run_banner(manager)
+    with st.container(key="main_row"):
+        training_col, drawing_col = st.columns([3, 2], gap="large")
+        with training_col, st.container(key="training_column"):
+            result_ui(manager)
+            charts_ui(manager)
+        with drawing_col, st.container(key="drawing_column"):
+            drawing_ui(manager)
+    views_ui(manager)
     load_engine_after_first_view()
-
 
 main()

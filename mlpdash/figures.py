@@ -59,13 +59,13 @@ BOTTOM_LEGEND = dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=
 MAX_LOSS_TICKS = 12
 # Below this the accuracy axis starts at 0: a run near chance must not look like it is learning.
 ZOOM_FROM_ACCURACY = 0.5
-LOSS_HEIGHT = 340
-ACCURACY_HEIGHT = 340
+LOSS_HEIGHT = 300
+ACCURACY_HEIGHT = 290
 CONFUSION_HEIGHT = 460
 PER_CLASS_HEIGHT = 340
 UNIT_HEIGHT = 420
-PROBABILITIES_HEIGHT = 240
-DIGIT_SIZE = 160
+PROBABILITIES_HEIGHT = 190
+DIGIT_SIZE = 140
 
 # The per-batch curve can reach ~40k points over a long run; a browser line of a few thousand points
 # looks the same on a ~1000-px-wide chart and keeps the once-a-second payload small.
@@ -517,7 +517,8 @@ def probabilities_figure(probabilities: Sequence[float] | None) -> go.Figure:
     ))
     _layout(
         fig, title="Probabilities", height=PROBABILITIES_HEIGHT, uirevision="probabilities",
-        xaxis=dict(title="digit", type="category"),
+        # Every digit labelled, however narrow the chart (Plotly would otherwise skip every other one).
+        xaxis=dict(title="digit", type="category", tickmode="array", tickvals=digits, ticktext=digits),
         yaxis=dict(title="probability", range=[0, 1.1], tickvals=[0, 0.25, 0.5, 0.75, 1.0]),
         showlegend=False,
     )
@@ -540,11 +541,12 @@ def digit_figure(image: np.ndarray | None) -> go.Figure:
         hovertemplate="row %{y}, col %{x}: %{z:.2f}<extra></extra>", name="digit",
     ))
     _layout(
-        fig, title="Model input, 28×28", height=DIGIT_SIZE, uirevision="digit",
-        margin=dict(l=5, r=5, t=35, b=5),
+        fig, title="Model input (28×28)", height=DIGIT_SIZE, width=DIGIT_SIZE, uirevision="digit",
+        margin=dict(l=5, r=5, t=30, b=5),
         xaxis=dict(constrain="domain", **_hidden_axis()),
         yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain", **_hidden_axis()),
     )
+    fig.update_layout(title_font_size=13)  # the whole title fits the figure's fixed width
     if image is None:
         _placeholder(fig, "draw a digit", color="#bbbbbb")
     return fig

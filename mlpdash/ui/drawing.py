@@ -16,7 +16,7 @@ from mlpdash.jobs import JobManager
 from mlpdash.predict import Prediction, predict_image
 from mlpdash.preprocess import canvas_png, canvas_to_mnist
 from mlpdash.runs import RunError
-from mlpdash.ui import guarded
+from mlpdash.ui import focus, guarded
 
 CANVAS_SIZE = 280
 DEFAULT_STROKE = 18
@@ -32,17 +32,20 @@ def drawing_ui(manager: JobManager) -> None:
 
 
 def _drawing(manager: JobManager) -> None:
-    st.subheader("Draw a digit")
+    st.markdown("#### Draw a digit")
     generation = st.session_state.setdefault("canvas_generation", 0)
-    stroke = st.slider("Stroke width", 6, 40, DEFAULT_STROKE, key="stroke_width")
+    stroke = st.session_state.get("stroke_width", DEFAULT_STROKE)
     with st.container(key="canvas"):
         result = _canvas(stroke, generation)
-    if st.button("Clear", key="clear_canvas"):
+    if st.button("Clear", key="clear_canvas", icon=":material/ink_eraser:"):
         st.session_state["canvas_generation"] = generation + 1
         st.rerun(scope="fragment")
+    # The answer comes right under the canvas, so that on a wide screen it is in view with it; the
+    # stroke setting, seldom changed, goes below.
+    _prediction_ui(manager, _canvas_image(result))
+    st.slider("Stroke width", 6, 40, DEFAULT_STROKE, key="stroke_width")
     st.caption("Draw large or small, anywhere: the drawing is cropped and centred as MNIST digits "
                "were. (Start strokes below the toolbar in the top-right corner.)")
-    _prediction_ui(manager, _canvas_image(result))
 
 
 def _canvas(stroke: int, generation: int):
@@ -85,7 +88,8 @@ def _prediction_ui(manager: JobManager, drawing: np.ndarray | None) -> None:
         prediction = _predict(manager, drawing)
         if prediction is None:
             return
-        text_col, digit_col = st.columns([3, 2])
+        focus.set_input(prediction.image)
+        text_col, digit_col = st.columns([3, 2], vertical_alignment="center")
         with text_col:
             if prediction.digit is None:
                 st.markdown("**Draw a digit** on the canvas to see what the model thinks.")
@@ -93,9 +97,10 @@ def _prediction_ui(manager: JobManager, drawing: np.ndarray | None) -> None:
                 st.markdown(f"### Prediction: {prediction.digit}")
                 st.caption(f"{prediction.confidence:.1%} confident")
         with digit_col:
-            st.plotly_chart(figures.digit_figure(prediction.image), key="digit_chart", theme=None)
+            st.plotly_chart(figures.digit_figure(prediction.image), key="digit_chart", theme=None,
+                            width="content", config={"displayModeBar": False})
         st.plotly_chart(figures.probabilities_figure(prediction.probabilities), key="probabilities_chart",
-                        theme=None)
+                        theme=None, config={"displayModeBar": False})
 
 
 def _predict(manager: JobManager, drawing: np.ndarray | None) -> Prediction | None:
@@ -120,7 +125,7 @@ def _predict(manager: JobManager, drawing: np.ndarray | None) -> Prediction | No
 
 def _predictor(manager: JobManager):
     """The run picked under Runs, else the current job's live model, else the newest saved one."""
-    picked = st.session_state.get("view_run")
+    picked = focus.picked_run()
     if picked:
         return manager.predictor_for_run(picked)
     return manager.answering_predictor()

@@ -10,7 +10,7 @@ from mlpdash import figures
 from mlpdash.jobs import JobManager
 from mlpdash.progress import Status
 from mlpdash.runs import RunError
-from mlpdash.ui import guarded, job_active, refresh_every, rerun_if_changed
+from mlpdash.ui import focus, guarded, job_active, refresh_every, rerun_if_changed
 from mlpdash.ui.access import may_control
 from mlpdash.views import RunView, status_line, view_of_run, view_of_snapshot
 
@@ -20,12 +20,12 @@ CHARTS_REFRESH_FACTOR = 3
 
 def current_view(manager: JobManager) -> RunView | None:
     """The run the panels show: the one picked under Runs, else the current job, else the newest."""
-    picked = st.session_state.get("view_run")
+    picked = focus.picked_run()
     if picked:
         try:
             return view_of_run(manager.saved_run(picked))
         except RunError as err:
-            st.session_state["view_run"] = None
+            focus.pick_run(None)
             st.error(f"Cannot show that run: {err}", icon=":material/warning:")
     job = manager.job
     if job is not None:
@@ -39,10 +39,8 @@ def current_view(manager: JobManager) -> RunView | None:
         return None
 
 
-def live_ui(manager: JobManager) -> None:
-    """Status line and progress, refreshed every second in training; the loss and accuracy charts in
-    a fragment of their own, refreshed less often (every redraw of a chart costs each open browser
-    a Plotly render, and the server its figure: on a shared machine that time is training's)."""
+def status_ui(manager: JobManager) -> None:
+    """The status line, then the progress bar or the result, refreshed every second in training."""
     was_active = job_active(manager)
 
     @st.fragment(run_every=refresh_every(was_active))
@@ -51,13 +49,36 @@ def live_ui(manager: JobManager) -> None:
         with guarded("training"):
             _live(manager)
 
+    live()
+
+
+def charts_ui(manager: JobManager) -> None:
+    """The loss and accuracy charts, in a fragment of their own refreshed less often than the status
+    (every redraw of a chart costs each open browser a Plotly render, and the server its figure: on a
+    shared machine that time is training's)."""
+    was_active = job_active(manager)
+
     @st.fragment(run_every=refresh_every(was_active, CHARTS_REFRESH_FACTOR))
     def charts() -> None:
         with guarded("training charts"), st.container(key="live_charts"):
             _charts(current_view(manager))
 
-    live()
     charts()
+
+
+def run_banner(manager: JobManager) -> None:
+    """When a saved run is picked, say so above everything it changes, with the way back."""
+    picked = focus.picked_run()
+    if picked is None:
+        return
+    with st.container(key="run_banner"):
+        text_col, button_col = st.columns([4, 1], vertical_alignment="center")
+        text_col.info(f"Showing saved run **{picked.name}**: the charts, the result, the views below "
+                      "and the answers to drawings are this run's, not the current job's.",
+                      icon=":material/history:")
+        if button_col.button("Back to the current run", key="view_current", width="stretch"):
+            focus.pick_run(None)
+            st.rerun()
 
 
 def _live(manager: JobManager) -> None:
@@ -71,23 +92,31 @@ def _live(manager: JobManager) -> None:
             st.markdown(f"**{line}**")
         if snap is not None and snap.data_reason:
             st.caption(f"Data: {snap.data_reason}")
-    view = current_view(manager)
-    # One keyed slot for progress or results: when one replaces the other at the end of a run,
-    # the old elements do not linger beside the new ones while the page reruns.
+    # The progress bar's slot stays keyed: when the run ends, the bar does not linger while the
+    # page reruns to show the result.
     with st.container(key="run_progress"):
         if snap is not None and snap.status.active:
             st.progress(snap.progress)
-        elif view is not None and view.test_accuracy is not None:
+
+
+def result_ui(manager: JobManager) -> None:
+    """The test result of the run the panels show, once it has one. Not polled: the end of a run
+    reruns the whole page."""
+    if manager.active() and focus.picked_run() is None:
+        return  # the current job has no result yet
+    view = current_view(manager)
+    if view is not None and view.test_accuracy is not None:
+        with st.container(key="result"):
             _result_metrics(view)
 
 
 def _result_metrics(view: RunView) -> None:
+    if view.title != "Current run":
+        st.caption(f"{view.title} ({view.config.architecture}):")
     accuracy, loss, epochs = st.columns(3)
     accuracy.metric("Test accuracy", f"{view.test_accuracy:.4f}")
     loss.metric("Test loss", f"{view.test_loss:.4f}")
     epochs.metric("Epochs", f"{len(view.history)} of {view.config.epochs}")
-    if view.title != "Current run":
-        st.caption(f"Showing {view.title} ({view.config.architecture}); pick another under Runs.")
 
 
 def _charts(view: RunView | None) -> None:
@@ -96,12 +125,12 @@ def _charts(view: RunView | None) -> None:
     identity = (view.title, str(view.run_dir)) if view else None
     history = view.history if view else ()
     steps = view.batch_steps if view is not None and view.batch_steps is not None else ()
-    loss_col, accuracy_col = st.columns(2)
-    with loss_col:
+    # Stacked, not side by side: each chart gets the column's full width.
+    with st.container():
         last_step = int(steps[-1]) if len(steps) else 0
         st.plotly_chart(_loss_figure((identity, len(history), len(steps), last_step), view),
                         key="loss_chart", theme=None)
-    with accuracy_col:
+    with st.container():
         st.plotly_chart(_accuracy_figure((identity, len(history)), history), key="accuracy_chart", theme=None)
 
 
@@ -230,11 +259,8 @@ def runs_ui(manager: JobManager) -> None:
     elif st.session_state.get("runs_table_applied") != (chosen and str(chosen.path)):
         st.session_state["runs_table_applied"] = chosen and str(chosen.path)
         if chosen is not None:
-            st.session_state["view_run"] = str(chosen.path)
+            focus.pick_run(chosen.path)
             st.rerun()
-    if st.session_state.get("view_run") and st.button("Back to the current run", key="view_current"):
-        st.session_state["view_run"] = None
-        st.rerun()
     _evaluate_ui(manager, chosen)
     st.caption("Select a row to load that run's curves, confusion matrix, weights and model. A run "
                "whose process was killed is listed as interrupted: it keeps every finished epoch.")
@@ -254,7 +280,7 @@ def _evaluate_ui(manager: JobManager, chosen) -> None:
             except (RunError, ValueError, OSError) as err:
                 st.error(f"Cannot evaluate {chosen.run_id}: {err}", icon=":material/warning:")
                 return
-        st.session_state["view_run"] = str(info.path)
+        focus.pick_run(info.path)
         st.rerun()
 
 

@@ -1,4 +1,5 @@
-"""Sidebar: the data source, the model and training settings, and the Start/Pause/Stop controls."""
+"""Setup: the data source and the model and training settings (in the sidebar), and the Start/Pause/Stop
+controls (in the page's control bar, where a phone reaches them without opening the sidebar)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from mlpdash.config import (
 from mlpdash.data import ENV_VAR, DataError, resolve_source
 from mlpdash.jobs import JobBusyError, JobManager
 from mlpdash.progress import Status
-from mlpdash.ui import job_active, refresh_every, rerun_if_changed
+from mlpdash.ui import focus, job_active, refresh_every, rerun_if_changed
 from mlpdash.ui.access import may_control
 
 DATA_KINDS = {
@@ -141,10 +142,10 @@ def controls_ui(manager: JobManager, spec: str | None, config: TrainConfig | Non
         job = manager.job
         status = job.status if job else Status.IDLE
         allowed = may_control()
-        start = st.button("Start training", key="start_training", type="primary", width="stretch",
-                          icon=":material/play_arrow:",
-                          disabled=config is None or spec is None or status.active or not allowed)
-        pause_col, stop_col = st.columns(2)
+        start_col, pause_col, stop_col = st.columns(3, gap="small")
+        start = start_col.button("Start", key="start_training", type="primary", width="stretch",
+                                 icon=":material/play_arrow:",
+                                 disabled=config is None or spec is None or status.active or not allowed)
         paused = status == Status.PAUSED
         # Callbacks run before the fragment redraws, so the buttons show the state they caused.
         with pause_col:
@@ -163,7 +164,7 @@ def controls_ui(manager: JobManager, spec: str | None, config: TrainConfig | Non
         if status.active:
             st.caption("A run is in progress: one trains at a time. Stop it to start another.")
         elif config is None:
-            st.caption("Fix the settings marked above to start.")
+            st.caption("Fix the settings marked in the sidebar to start.")
 
     controls()
 
@@ -189,5 +190,5 @@ def _start(manager: JobManager, spec: str | None, config: TrainConfig | None) ->
     except JobBusyError as err:
         st.warning(str(err), icon=":material/hourglass_top:")
         return
-    st.session_state["view_run"] = None  # show the new run, not an old one picked before
+    focus.pick_run(None)  # show the new run, not an old one picked before
     st.rerun(scope="app")

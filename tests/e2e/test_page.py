@@ -246,7 +246,7 @@ def test_invalid_setting_disables_start(page: Page, screenshot):
     where = error.bounding_box()
     assert field["y"] + field["height"] <= where["y"] + 1 and where["y"] + where["height"] <= below["y"] + 1
     expect(button(page, "start_training")).to_be_disabled()
-    expect(sidebar).to_contain_text("Fix the settings marked above to start.")
+    expect(page.locator(".st-key-control_bar")).to_contain_text("Fix the settings marked in the sidebar to start.")
     screenshot(page, "02-invalid-hidden-layers")
 
     set_input(page, "hidden", "700,500")
@@ -384,8 +384,12 @@ def test_pause_resume_and_stop(page: Page, screenshot):
     grid = page.locator(".st-key-runs_table [data-testid='data-grid-canvas']")
     box = grid.bounding_box()
     page.mouse.click(box["x"] + 15, box["y"] + 36 + 17)
-    expect(page.get_by_text(f"Showing Run {newest['run']}")).to_be_visible(timeout=30_000)
+    banner = page.locator(".st-key-run_banner")
+    expect(banner).to_contain_text(f"Showing saved run {newest['run']}", timeout=30_000)
     expect(button(page, "view_current")).to_be_visible()
+    # The banner sits above the result and charts it speaks for, under the control bar.
+    assert page.locator(".st-key-control_bar").bounding_box()["y"] < banner.bounding_box()["y"] \
+        < page.locator(".st-key-live_charts").bounding_box()["y"]
     page.locator(".st-key-runs_table").scroll_into_view_if_needed()
     screenshot(page, "11-runs-tab")
 

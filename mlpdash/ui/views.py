@@ -1,0 +1,40 @@
+"""The exploration views under the live panel: one tab each, computed only while open.
+
+A view is a name and a function that draws it; `VIEWS` is their order on the page. A new view (the
+explanation of a prediction, weights over time, units...) is one entry here and one module of its
+own; it finds the model and input it is about in `mlpdash.ui.focus`, as the others do. Only the open
+tab runs (Streamlit's lazy tabs, `on_change="rerun"` with `.open`), so a stroke on the canvas never
+pays for a view nobody is looking at.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import streamlit as st
+
+from mlpdash.jobs import JobManager
+from mlpdash.ui import guarded
+from mlpdash.ui.panels import confusion_ui, runs_ui, weights_ui
+
+
+@dataclass(frozen=True)
+class View:
+    name: str
+    draw: Callable[[JobManager], None]
+
+
+VIEWS: tuple[View, ...] = (
+    View("Confusion matrix", confusion_ui),
+    View("First-layer weights", weights_ui),
+    View("Runs", runs_ui),
+)
+
+
+def views_ui(manager: JobManager) -> None:
+    tabs = st.tabs([view.name for view in VIEWS], key="view_tab", on_change="rerun")
+    for view, tab in zip(VIEWS, tabs, strict=True):
+        with tab, guarded(view.name.lower()):
+            if tab.open:
+                view.draw(manager)
