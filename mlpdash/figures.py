@@ -90,7 +90,11 @@ COLORBAR_ALLOWANCE = 80
 GRID_MIN_HEIGHT = 240
 GRID_MAX_HEIGHT = 640
 
-CONFUSION_COLORSCALE = "Blues"
+# The mistakes in reds on a scale that ends at the largest one (at least 1 %), the diagonal apart.
+ERROR_COLORSCALE = "Reds"
+DIAGONAL_COLOR = "#e3e6ec"
+ERROR_BAR_COLOR = "#d9534f"
+MIN_ERROR_SCALE = 0.01
 DIGIT_COLORSCALE = "gray"  # black -> white: ink white on black, as MNIST is usually shown
 
 
@@ -252,16 +256,11 @@ def accuracy_figure(history: Sequence[Mapping[str, float]]) -> go.Figure:
 # --- test report ------------------------------------------------------------------------------------
 
 
-def _rate_text(rate: float) -> str:
-    if rate == 0:
-        return ""  # blank zeros keep the eye on the diagonal and on the real confusions
-    if rate < 0.005:
-        return "<.01"  # "0.00" would read as none at all
-    return f"{rate:.2f}"
-
-
 def confusion_figure(confusion: np.ndarray) -> go.Figure:
-    """The row-normalised confusion matrix (rows true digit, columns predicted), counts on hover."""
+    """The confusion matrix with the errors as what the eye sees: off-diagonal cells coloured by
+    their share of the true digit on a scale of their own (up to the largest error), labelled with
+    their counts; the diagonal apart, in grey, labelled with each digit's accuracy. Rates and counts
+    on hover. Rows are the true digit, columns the prediction."""
     counts = np.asarray(confusion)
     if counts.ndim != 2 or counts.shape[0] != counts.shape[1]:
         raise ValueError(f"expected a square confusion matrix, got shape {counts.shape}")
@@ -270,19 +269,32 @@ def confusion_figure(confusion: np.ndarray) -> go.Figure:
     # A digit absent from the test split has an all-zero row: rates 0, not 0/0.
     rates = counts / np.maximum(totals, 1)[:, None]
     digits = list(range(n))
-    text = [[_rate_text(float(r)) for r in row] for row in rates]
-
-    fig = go.Figure(go.Heatmap(
-        z=rates, x=digits, y=digits, zmin=0.0, zmax=1.0, colorscale=CONFUSION_COLORSCALE,
-        text=text, texttemplate="%{text}", textfont=dict(size=11),
-        colorbar=dict(title="rate", thickness=12), hoverinfo="skip", name="rates",
+    diagonal = np.eye(n, dtype=bool)
+    errors = np.where(diagonal, np.nan, rates)
+    worst = float(np.nanmax(errors)) if n > 1 else 0.0
+    fig = go.Figure()
+    fig.add_trace(go.Heatmap(
+        z=errors, x=digits, y=digits, zmin=0.0, zmax=max(worst, MIN_ERROR_SCALE),
+        colorscale=ERROR_COLORSCALE, hoverinfo="skip", name="errors",
+        text=[[str(int(c)) if c and not d else "" for c, d in zip(row, drow)]
+              for row, drow in zip(counts, diagonal)],
+        texttemplate="%{text}", textfont=dict(size=11),
+        colorbar=dict(title=dict(text="error share", side="right"), tickformat=".1%", thickness=12),
+    ))
+    fig.add_trace(go.Heatmap(
+        z=np.where(diagonal, 1.0, np.nan), x=digits, y=digits, zmin=0.0, zmax=1.0,
+        colorscale=[[0, DIAGONAL_COLOR], [1, DIAGONAL_COLOR]], showscale=False, hoverinfo="skip",
+        name="correct", text=[[f"{100 * rates[i, i]:.0f}%" if totals[i] and i == j else "" for j in digits]
+                              for i in digits],
+        texttemplate="%{text}", textfont=dict(size=10, color="#333333"),
     ))
     true, predicted = np.divmod(np.arange(n * n), n)
     hover = []
     for t, p in zip(true, predicted):
         count, total = int(counts[t, p]), int(totals[t])
         share = f"{100 * count / total:.1f}%" if total else "no test images"
-        hover.append(f"true {t}, predicted {p}: {count} of {total} ({share})")
+        what = "read right" if t == p else f"read as {p}"
+        hover.append(f"true {t}, predicted {p}: {count} of {total} ({share}) {what}")
     plot_side = CONFUSION_HEIGHT - MARGIN["t"] - MARGIN["b"]
     fig.add_trace(go.Scatter(
         x=predicted, y=true, mode="markers", name="cells",
@@ -293,34 +305,37 @@ def confusion_figure(confusion: np.ndarray) -> go.Figure:
     ticks = dict(tickmode="array", tickvals=digits, ticktext=[str(d) for d in digits],
                  showgrid=False, zeroline=False)
     return _layout(
-        fig, title="Confusion matrix (share of each true digit)", height=CONFUSION_HEIGHT,
-        uirevision="confusion",
+        fig, title="Confusion matrix: the mistakes", height=CONFUSION_HEIGHT, uirevision="confusion",
         xaxis=dict(title="Predicted", constrain="domain", **ticks),
         yaxis=dict(title="True digit", autorange="reversed", scaleanchor="x", constrain="domain", **ticks),
     )
 
 
 def per_class_figure(per_class_accuracy: Sequence[float | None]) -> go.Figure:
-    """Accuracy (recall) of each true digit as horizontal bars, digit 0 on top; None/NaN is "n/a"."""
+    """The error rate of each true digit (1 - its accuracy) as horizontal bars from 0, digit 0 on
+    top: a bar twice as long is twice as many mistakes. None/NaN is "n/a"."""
     values = np.array([np.nan if v is None else float(v) for v in per_class_accuracy], float)
     digits = [str(d) for d in range(len(values))]
     known = np.isfinite(values)
+    errors = 1.0 - values
     fig = go.Figure(go.Bar(
-        x=[float(v) if ok else None for v, ok in zip(values, known)], y=digits, orientation="h",
-        marker_color=BAR_COLOR,
-        text=[f"{v:.1%}" if ok else "" for v, ok in zip(values, known)],
-        textposition="inside", insidetextanchor="end",
-        hovertemplate="digit %{y}: %{x:.2%}<extra></extra>", name="accuracy",
+        x=[float(e) if ok else None for e, ok in zip(errors, known)], y=digits, orientation="h",
+        marker_color=ERROR_BAR_COLOR,
+        text=[f"{e:.1%}" if ok else "" for e, ok in zip(errors, known)], textposition="outside",
+        cliponaxis=False,
+        customdata=[float(v) if ok else None for v, ok in zip(values, known)],
+        hovertemplate="digit %{y}: %{x:.2%} wrong (accuracy %{customdata:.2%})<extra></extra>",
+        name="error rate",
     ))
-    x_range = _zoomed_range(values[known], min_pad=0.01) if known.any() else [0.0, 1.0]
+    top = float(np.max(errors[known])) if known.any() else 0.0
+    x_range = [0.0, max(top * 1.25, MIN_ERROR_SCALE)]
     for digit, ok in zip(digits, known):
         if not ok:
-            # The bar is absent; say why at the left edge of the visible range.
-            fig.add_annotation(x=x_range[0], y=digit, text="n/a", showarrow=False, xanchor="left",
+            fig.add_annotation(x=0, y=digit, text="n/a", showarrow=False, xanchor="left",
                                font=dict(color=PLACEHOLDER_COLOR))
     _layout(
-        fig, title="Accuracy per digit", height=PER_CLASS_HEIGHT, uirevision="per-class",
-        xaxis=dict(title="accuracy", tickformat=".0%", range=x_range),
+        fig, title="Error rate per digit", height=PER_CLASS_HEIGHT, uirevision="per-class",
+        xaxis=dict(title="share of the digit's test images read wrong", tickformat=".0%", range=x_range),
         yaxis=dict(title="digit", type="category", autorange="reversed"),
         bargap=0.25,
     )
@@ -420,12 +435,13 @@ def grid_png(grid: np.ndarray, value_range: float) -> bytes:
 
 
 def weights_grid_figure(kernel: np.ndarray, columns: int | None = None,
-                        value_range: float | None = None) -> go.Figure:
+                        value_range: float | None = None, quantity: str = "weight") -> go.Figure:
     """All first-layer units as 28x28 tiles in one image on a shared symmetric colour range.
 
     The grid is one `go.Image` (a PNG coloured here), so 700 units cost the browser one bitmap rather
     than 600k heatmap cells. Trace 1 is an invisible scatter with one square marker per tile centre:
     hover names the unit, a selection returns `customdata` = unit index; it also owns the colour bar.
+    `quantity` names what the tiles show ("weight", "change since step 0"...) on the colour bar.
     """
     kernel = _check_kernel(kernel)
     units = kernel.shape[1]
@@ -455,7 +471,7 @@ def weights_grid_figure(kernel: np.ndarray, columns: int | None = None,
             symbol="square", size=max(4.0, IMAGE_SIDE * scale), opacity=0,
             # The colour bar for the image: the markers are invisible, their colour values irrelevant.
             color=np.zeros(units, np.float32), colorscale=WEIGHT_COLORSCALE, cmin=-r, cmax=r,
-            showscale=True, colorbar=dict(title="weight", thickness=12, len=0.9),
+            showscale=True, colorbar=dict(title=_side_title(quantity), thickness=12, len=0.9),
         ),
     ))
     return _layout(
@@ -467,7 +483,13 @@ def weights_grid_figure(kernel: np.ndarray, columns: int | None = None,
     )
 
 
-def unit_figure(weights: np.ndarray, unit: int, value_range: float | None = None) -> go.Figure:
+def _side_title(text: str) -> dict:
+    # Along the bar, not above it: above, a narrow figure cut "weight" to "wei".
+    return dict(text=text, side="right")
+
+
+def unit_figure(weights: np.ndarray, unit: int, value_range: float | None = None,
+                quantity: str = "weight") -> go.Figure:
     """One unit's 784 weights as a large 28x28 heatmap on the diverging weight scale.
 
     `weights` is that unit's weights ([784] or [28, 28]) or the whole kernel [784, units], from which
@@ -484,8 +506,9 @@ def unit_figure(weights: np.ndarray, unit: int, value_range: float | None = None
     tile = weights.reshape(IMAGE_SIDE, IMAGE_SIDE)
     r = _checked_range(value_range, tile)
     fig = go.Figure(go.Heatmap(
-        z=tile, zmin=-r, zmax=r, colorscale=WEIGHT_COLORSCALE, colorbar=dict(title="weight", thickness=12),
-        hovertemplate="row %{y}, col %{x}<br>weight %{z:.4f}<extra></extra>", name=f"unit {unit}",
+        z=tile, zmin=-r, zmax=r, colorscale=WEIGHT_COLORSCALE,
+        colorbar=dict(title=_side_title(quantity), thickness=12),
+        hovertemplate=f"row %{{y}}, col %{{x}}<br>{quantity} %{{z:.4f}}<extra></extra>", name=f"unit {unit}",
     ))
     return _layout(
         fig, title=f"Unit {unit}", height=UNIT_HEIGHT, uirevision="unit",

@@ -248,6 +248,17 @@ class TrainingJob:
         """The live model's predictor (current weights), or None before the model exists."""
         return self._predictor
 
+    def live_kernel(self) -> tuple[np.ndarray, int, int] | None:
+        """The first layer's kernel as it is now, mid-epoch included, float32 [784, units], with the
+        (epoch, batch) it was read at; None before the model exists. The read races the training
+        step, so it may mix two consecutive batches' values: fine for a picture, never saved."""
+        predictor = self._predictor
+        if predictor is None:
+            return None
+        with self._lock:
+            epoch, batch = self._epoch, self._batch
+        return first_layer_kernel(predictor.model), epoch, batch
+
     def release_model(self) -> SpareModel | None:
         """Hand this ended job's compiled model to the next job (JobManager does, on the next Start),
         so that retraining the same settings traces nothing new; the job answers no drawings after.

@@ -86,7 +86,7 @@ def test_every_figure_shares_the_look_and_keeps_the_users_view(name):
     assert fig.layout.template == pio.templates["plotly_white"]
     assert fig.layout.uirevision  # same value on every rebuild, so zoom survives the 1-s refresh
     assert fig.layout.uirevision == ALL_BUILDERS[name]().layout.uirevision
-    assert isinstance(fig.layout.height, int) and 150 <= fig.layout.height <= 700
+    assert isinstance(fig.layout.height, int) and 120 <= fig.layout.height <= 700
     fig.to_json()  # serialisable as Streamlit will send it
 
 
@@ -183,37 +183,40 @@ def test_accuracy_figure_placeholder():
 # --- confusion matrix -----------------------------------------------------------------------------
 
 
-def test_confusion_figure_against_a_hand_normalisation():
+def test_confusion_figure_colours_the_mistakes_and_sets_the_diagonal_apart():
     counts = np.zeros((10, 10), int)
     counts[3, 3], counts[3, 5], counts[3, 8] = 990, 12, 8  # 1010 threes
-    counts[0, 0], counts[0, 6] = 199, 1  # 0.5 % -> a small but non-zero rate
+    counts[0, 0], counts[0, 6] = 199, 1  # 0.5 %
     counts[1, 1] = 50
     # no 2s at all: row 2 stays zero
     for d in range(4, 10):
         counts[d, d] = 100
     fig = confusion_figure(counts)
-    assert [t.type for t in fig.data] == ["heatmap", "scatter"]
-    heat, cells = fig.data
+    assert [t.type for t in fig.data] == ["heatmap", "heatmap", "scatter"]
+    errors, correct, cells = fig.data
 
-    z = np.asarray(heat.z, float)
+    z = np.asarray(errors.z, float)
+    assert np.isnan(np.diag(z)).all()  # the diagonal is not on the error scale
     expected = np.zeros((10, 10))
-    expected[3, 3], expected[3, 5], expected[3, 8] = 990 / 1010, 12 / 1010, 8 / 1010
-    expected[0, 0], expected[0, 6] = 199 / 200, 1 / 200
-    expected[1, 1] = 1.0
-    for d in range(4, 10):
-        expected[d, d] = 1.0
-    np.testing.assert_allclose(z, expected)
-    assert not np.isnan(z).any()
-    row_sums = z.sum(axis=1)
-    np.testing.assert_allclose(np.delete(row_sums, 2), 1.0)
-    assert row_sums[2] == 0
-    assert heat.zmin == 0 and heat.zmax == 1
+    expected[3, 5], expected[3, 8], expected[0, 6] = 12 / 1010, 8 / 1010, 1 / 200
+    off = ~np.eye(10, dtype=bool)
+    np.testing.assert_allclose(z[off], expected[off])
+    # The error scale ends at the largest mistake, so a 1 % confusion is strongly coloured.
+    assert errors.zmin == 0 and errors.zmax == pytest.approx(12 / 1010)
+    assert errors.text[3][5] == "12" and errors.text[0][6] == "1"
+    assert errors.text[3][0] == "" and errors.text[3][3] == ""  # zeros and the diagonal blank
+    assert errors.colorbar.tickformat == ".1%"
 
-    text = heat.text
-    assert text[3][3] == "0.98" and text[3][5] == "0.01" and text[3][8] == "0.01"
-    assert text[0][6] == "0.01" and text[0][0] == "0.99"  # 0.005 rounds up, still visibly non-zero
-    assert text[3][0] == "" and text[2][2] == ""  # zeros blank
-    assert heat.texttemplate == "%{text}"
+    diagonal = np.asarray(correct.z, float)
+    assert np.isnan(diagonal[off]).all() and (np.diag(diagonal) == 1).all()
+    assert not correct.showscale
+    assert correct.text[3][3] == "98%" and correct.text[1][1] == "100%"
+    assert correct.text[2][2] == ""  # no 2s tested: no accuracy to show
+
+
+def test_confusion_figure_without_mistakes_keeps_a_scale():
+    errors = confusion_figure(np.eye(10, dtype=int) * 30).data[0]
+    assert errors.zmax == pytest.approx(0.01) and all(t == "" for row in errors.text for t in row)
 
 
 def test_confusion_hover_lives_on_invisible_cell_markers():
@@ -222,15 +225,16 @@ def test_confusion_hover_lives_on_invisible_cell_markers():
     counts[7, 1] = 1
     counts[7, 7] = 999
     fig = confusion_figure(counts)
-    heat, cells = fig.data
-    assert heat.hoverinfo == "skip"  # Streamlit returns no selection for heatmap cells
+    errors, correct, cells = fig.data
+    assert errors.hoverinfo == correct.hoverinfo == "skip"  # Streamlit returns no selection for heatmaps
     assert len(cells.x) == 100 and cells.mode == "markers"
     assert cells.marker.symbol == "square" and cells.marker.opacity == 0
     i = 3 * 10 + 5
     assert (cells.x[i], cells.y[i]) == (5, 3)
-    assert cells.hovertext[i] == "true 3, predicted 5: 12 of 1010 (1.2%)"
+    assert cells.hovertext[i] == "true 3, predicted 5: 12 of 1010 (1.2%) read as 5"
+    assert cells.hovertext[3 * 10 + 3] == "true 3, predicted 3: 998 of 1010 (98.8%) read right"
     assert list(cells.customdata[i]) == [3, 5, 12]
-    assert cells.hovertext[7 * 10 + 1] == "true 7, predicted 1: 1 of 1000 (0.1%)"
+    assert cells.hovertext[7 * 10 + 1] == "true 7, predicted 1: 1 of 1000 (0.1%) read as 1"
     assert "0 of 0" in cells.hovertext[2 * 10 + 2]
     assert [list(c) for c in cells.customdata][:2] == [[0, 0, 0], [0, 1, 0]]
 
@@ -252,25 +256,29 @@ def test_confusion_refuses_a_non_square_matrix():
 # --- per-class accuracy ---------------------------------------------------------------------------
 
 
-def test_per_class_figure_marks_unknown_digits_and_zooms_in():
+def test_per_class_figure_shows_error_rates_from_zero_and_marks_unknown_digits():
     values = [0.99, None, 0.97, float("nan"), 0.985, 0.98, 0.99, 0.975, 0.96, 0.995]
     fig = per_class_figure(values)
     (bar,) = fig.data
     assert bar.type == "bar" and bar.orientation == "h"
     assert list(bar.y) == [str(d) for d in range(10)]
     assert fig.layout.yaxis.autorange == "reversed"  # digit 0 at the top
-    assert bar.x[1] is None and bar.x[3] is None and bar.x[0] == pytest.approx(0.99)
-    assert bar.text[1] == "" and bar.text[0] == "99.0%" and bar.text[8] == "96.0%"
+    assert bar.x[1] is None and bar.x[3] is None
+    assert bar.x[0] == pytest.approx(0.01) and bar.x[8] == pytest.approx(0.04)
+    assert bar.text[1] == "" and bar.text[0] == "1.0%" and bar.text[8] == "4.0%"
+    assert bar.customdata[8] == pytest.approx(0.96)  # the accuracy, on hover
     na = [a for a in fig.layout.annotations if a.text == "n/a"]
     assert sorted(a.y for a in na) == ["1", "3"]
     low, high = fig.layout.xaxis.range
-    assert 0.85 < low < 0.96 and 0.995 <= high <= 1.0
+    # From zero: twice the bar is twice the mistakes.
+    assert low == 0 and 0.04 < high <= 0.06
+    assert fig.layout.title.text == "Error rate per digit"
 
 
 def test_per_class_figure_with_nothing_known():
     fig = per_class_figure([None] * 10)
     assert annotation_texts(fig).count("n/a") == 10
-    assert list(fig.layout.xaxis.range) == [0.0, 1.0]
+    assert list(fig.layout.xaxis.range) == [0.0, 0.01]
 
 
 # --- weights grid ---------------------------------------------------------------------------------

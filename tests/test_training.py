@@ -185,6 +185,21 @@ def test_pause_holds_training_and_resume_continues(tiny_data, tmp_path):
     assert job.snapshot().status == Status.STOPPED
 
 
+def test_the_live_kernel_is_the_weights_mid_epoch_with_where_they_were_read(tiny_data, tmp_path):
+    job = TrainingJob(SLOW.replace(epochs=2), tiny_data, tmp_path).start()
+    wait_for(job, lambda s: s.batches_done >= 3)
+    assert job.pause()
+    time.sleep(0.3)  # let the batch in flight finish
+    snap = job.snapshot()
+    kernel, epoch, batch = job.live_kernel()
+    assert (epoch, batch) == (snap.epoch, snap.batch) and snap.epochs_completed == 0
+    assert kernel.dtype == np.float32 and kernel.shape == snap.kernels[0].shape
+    # Still epoch 1: the only snapshot is step 0's, and the live weights have moved from it.
+    assert len(snap.kernels) == 1 and np.abs(kernel - snap.kernels[0].astype(np.float32)).max() > 0
+    job.stop()
+    job.join(60)
+
+
 def test_predictions_during_training_use_the_current_weights(tiny_data, tmp_path):
     job = TrainingJob(SLOW.replace(epochs=3), tiny_data, tmp_path).start()
     wait_for(job, lambda s: s.status == Status.TRAINING and s.batches_done >= 2)

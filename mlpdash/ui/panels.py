@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import plotly.graph_objects as go
 import streamlit as st
@@ -15,6 +17,8 @@ from mlpdash.ui.access import may_control
 from mlpdash.views import RunView, status_line, view_of_run, view_of_snapshot
 
 WEIGHTS_REFRESH_FACTOR = 5
+# While a job trains, the weights panel shows the weights as they are, read at most this often.
+LIVE_WEIGHTS_SECONDS = 5.0
 CHARTS_REFRESH_FACTOR = 3
 
 
@@ -149,15 +153,15 @@ def _accuracy_figure(key: tuple, _history: tuple) -> go.Figure:
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _weights_grid(key: tuple, _kernel: np.ndarray,
-                  _initial: np.ndarray | None) -> tuple[go.Figure, float, np.ndarray]:
+def _weights_grid(key: tuple, _kernel: np.ndarray, _initial: np.ndarray | None,
+                  quantity: str) -> tuple[go.Figure, float, np.ndarray]:
     """The grid of one run's kernel at one epoch (raw or change since step 0): the heaviest figure
     of the page (~0.1-0.5 s), built once per epoch for every tab."""
     kernel = np.asarray(_kernel, np.float32)
     if _initial is not None:
         kernel = kernel - np.asarray(_initial, np.float32)
     value_range = figures.weight_range(kernel)
-    return figures.weights_grid_figure(kernel, value_range=value_range), value_range, kernel
+    return figures.weights_grid_figure(kernel, value_range=value_range, quantity=quantity), value_range, kernel
 
 
 def confusion_ui(manager: JobManager) -> None:
@@ -176,13 +180,15 @@ def _confusion(manager: JobManager) -> None:
         st.info("The confusion matrix appears when a run has been tested (at its end).", icon=":material/info:")
         return
     matrix_col, class_col = st.columns([3, 2])
-    with matrix_col:
+    with matrix_col, st.container(key="confusion_column"):
         st.plotly_chart(figures.confusion_figure(view.confusion), key="confusion_chart", theme=None)
-    with class_col:
+    with class_col, st.container(key="per_class_column"):
         st.plotly_chart(figures.per_class_figure(view.per_class_accuracy), key="per_class_chart",
                         theme=None)
-    st.caption("Rows are the true digit, columns the prediction; each row sums to 1. "
-               "Hover a cell for its count.")
+    st.caption("Rows are the true digit, columns the prediction. Red cells are the mistakes: their "
+               "colour is the share of that digit's test images read that way (the scale ends at the "
+               "largest mistake), their number how many images. The grey diagonal gives each digit's "
+               "accuracy. Hover a cell for its count and share.")
 
 
 def weights_ui(manager: JobManager) -> None:
@@ -198,29 +204,56 @@ def weights_ui(manager: JobManager) -> None:
     weights()
 
 
+CHANGE = "Change since initialisation"
+
+
 def _weights(manager: JobManager) -> None:
     view = current_view(manager)
     if view is None or view.kernel is None:
         st.info("The first-layer weights appear once a model is built.", icon=":material/info:")
         return
     change = st.segmented_control(
-        "Show", ["Weights", "Change since initialisation"], default="Weights", key="weights_mode",
-        help="Training moves the weights only a little from their random start; the change shows "
-             "what each unit has learned to look for.") == "Change since initialisation"
-    key = (view.title, str(view.run_dir), view.kernel_epoch, change)
-    grid, value_range, kernel = _weights_grid(key, view.kernel, view.initial_kernel if change else None)
-    units = kernel.shape[1]
+        "Show", [CHANGE, "Weights"], default=CHANGE, key="weights_mode",
+        help="Training moves the weights only a little from their random start, so the raw weights "
+             "look like noise; the change shows what each unit has learned to look for.") != "Weights"
+    kernel, when, stamp = _shown_kernel(manager, view)
+    key = (view.title, str(view.run_dir), stamp, change)
+    grid, value_range, shown = _weights_grid(key, kernel, view.initial_kernel if change else None,
+                                             "change since step 0" if change else "weight")
+    units = shown.shape[1]
     _take_clicked_unit(units)
     grid_col, unit_col = st.columns([3, 1])
     with grid_col:
-        when = "initial weights" if view.kernel_epoch == 0 else f"after epoch {view.kernel_epoch}"
-        st.caption(f"{units} units of the first layer ({when}). Red: ink there raises the unit's "
-                   "input; blue: lowers it. Hover to name a unit, click to enlarge it.")
+        what = "change of each weight since initialisation" if change else "weights"
+        st.caption(f"{units} units of the first layer, {what} ({when}). Red: ink there raises the "
+                   "unit's input; blue: lowers it. Hover to name a unit, click to enlarge it.")
         st.plotly_chart(grid, key="weights_grid", theme=None, on_select="rerun", selection_mode=("points",))
     with unit_col:
         unit = st.number_input("Unit", min_value=0, max_value=units - 1, step=1, key="weights_unit")
-        st.plotly_chart(figures.unit_figure(kernel, int(unit), value_range=value_range),
+        st.plotly_chart(figures.unit_figure(shown, int(unit), value_range=value_range,
+                                            quantity="change" if change else "weight"),
                         key="unit_chart", theme=None)
+
+
+def _shown_kernel(manager: JobManager, view: RunView) -> tuple[np.ndarray, str, tuple]:
+    """(kernel, when it is from, a cache stamp): the live job's weights as they are now, mid-epoch
+    included, while it trains; else the newest epoch's snapshot."""
+    job = manager.job
+    if view.title == "Current run" and job is not None and job.status in (Status.TRAINING, Status.PAUSED):
+        live = _live_kernel(str(view.run_dir), int(time.monotonic() // LIVE_WEIGHTS_SECONDS), job)
+        if live is not None:
+            kernel, epoch, batch = live
+            return kernel, f"live: epoch {epoch}, batch {batch}", ("live", epoch, batch)
+    epoch = view.kernel_epoch
+    when = "initial weights" if epoch == 0 else f"after epoch {epoch}"
+    return view.kernel, when, ("epoch", epoch)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _live_kernel(run: str, window: int, _job) -> tuple[np.ndarray, int, int] | None:
+    """The live kernel, read once per LIVE_WEIGHTS_SECONDS window for every tab (each read copies
+    the layer while it trains)."""
+    return _job.live_kernel()
 
 
 def _take_clicked_unit(units: int) -> None:

@@ -305,7 +305,8 @@ def test_short_run_finishes_with_charts(page: Page, screenshot):
     panel = open_tab(page, "First-layer weights")
     expect(chart(page, "weights_grid")).to_be_visible()
     expect(chart(page, "unit_chart")).to_be_visible()
-    expect(panel).to_contain_text("700 units of the first layer (after epoch 2)")
+    expect(panel).to_contain_text("700 units of the first layer, change of each weight since "
+                                  "initialisation (after epoch 2)")
     panel.scroll_into_view_if_needed()
     screenshot(page, "06-weights-tab")
 
@@ -354,9 +355,19 @@ def test_pause_resume_and_stop(page: Page, screenshot):
     wait_counter_past(page, first)
     pause = button(page, "pause_training")
     expect(pause).to_have_text(PAUSE_LABEL)
+    clicked = time.monotonic()
     pause.click()
+    # The button turns to Resume when the click's callback has paused the job on the server: the
+    # fragment that holds the controls reruns alone, not the whole page.
+    expect(pause).to_have_text(RESUME_LABEL, timeout=10_000)
+    step(f"pause click -> job paused and the button says so: {1000 * (time.monotonic() - clicked):.0f} ms")
     expect(status(page)).to_contain_text(re.compile(rf"^Paused — epoch \d+/{LONG_RUN_EPOCHS}, batch \d+/{BATCHES_PER_EPOCH}"), timeout=60_000)
-    expect(pause).to_have_text(RESUME_LABEL)
+    # While paused mid-epoch, the weights panel shows the weights as they are now, not the last
+    # epoch's (the model already reads drawings with them).
+    epoch, batch = re.search(r"epoch (\d+)/\d+, batch (\d+)/", status_text(page)).groups()
+    weights = open_tab(page, "First-layer weights")
+    expect(weights).to_contain_text(f"(live: epoch {epoch}, batch {batch})", timeout=20_000)
+    settle(page)  # the tab's rerun is over: a click now lands on the buttons it drew
     expect(button(page, "stop_training")).to_be_enabled()
     screenshot(page, "09-paused")
     paused_at = batches_done(status_text(page).replace("Paused", "Training", 1))
