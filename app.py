@@ -25,8 +25,9 @@ def main() -> None:
     with st.sidebar, guarded("setup"):
         st.header("Setup")
         allowed = access_ui()
-        spec, data_problem = data_ui(locked=not allowed)
-        config, _ = settings_ui(manager.job.config if manager.job else TrainConfig(), locked=not allowed)
+        job = manager.job
+        spec, data_problem = data_ui(locked=not allowed, job_spec=job.data_spec if job else None)
+        config, _ = settings_ui(job.config if job else TrainConfig(), locked=not allowed)
         estimate_ui(None if data_problem else spec, config)
     st.markdown("### mlpdash &nbsp; :gray[<small>a multilayer perceptron learning handwritten digits "
                 "(MNIST), live</small>]", unsafe_allow_html=True)

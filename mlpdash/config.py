@@ -21,6 +21,9 @@ MAX_UNITS = 4096
 MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 8192
 MAX_SEED = 2**31 - 1
+MAX_LEARNING_RATE = 10.0
+# Above this, training usually diverges; the page says so before Start.
+HIGH_LEARNING_RATE = 0.1
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,8 @@ def problems(values: Mapping[str, Any]) -> dict[str, str]:
         if v[name] not in allowed:
             found[name] = f"{_LABELS[name]} must be one of {', '.join(allowed)} (got {v[name]!r})"
     ranges = (
-        ("learning_rate", _is_number, lambda x: 0 < x <= 1, "above 0 and at most 1"),
+        # Up to 10, not 1: a rate that makes the loss blow up is a lesson worth seeing (the page warns).
+        ("learning_rate", _is_number, lambda x: 0 < x <= MAX_LEARNING_RATE, f"above 0 and at most {MAX_LEARNING_RATE:g}"),
         ("batch_size", _is_int, lambda x: 1 <= x <= MAX_BATCH_SIZE, f"1 to {MAX_BATCH_SIZE}"),
         ("epochs", _is_int, lambda x: 1 <= x <= MAX_EPOCHS, f"1 to {MAX_EPOCHS}"),
         ("dropout", _is_number, lambda x: 0 <= x < 1, "at least 0 and below 1"),

@@ -213,8 +213,18 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, images_name: str, labels
 
 
 def _check_folder(folder: Path) -> None:
+    """The folder exists and holds the four files (checked when the folder is named, not after
+    Start: a folder of something else must not pass for full MNIST)."""
     if not folder.is_dir():
         raise DataError(f"{folder}: IDX folder not found")
+    missing = [stem for stems in IDX_STEMS.values() for stem in stems
+               if not any((folder / name).is_file() for name in (f"{stem}.gz", stem))]
+    if len(missing) == 4:
+        raise DataError(f"{folder} holds no MNIST IDX files (expected train-images-idx3-ubyte and "
+                        "the three others, gzipped or not)")
+    if missing:
+        raise DataError("MNIST IDX file not found (gzipped or not): "
+                        + ", ".join(str(folder / stem) for stem in missing))
 
 
 def split_train(

@@ -57,6 +57,14 @@ BOTTOM_LEGEND = dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=
 # Log-axis labels as full numbers (Plotly's own minor labels read "5" for 0.5): 1-2-5 steps over a
 # few decades, whole decades beyond, never more than about this many.
 MAX_LOSS_TICKS = 12
+# Hover notes for the per-epoch points: the training one is a mean over the epoch's batches, which
+# is why it sits off the per-batch curve.
+EPOCH_POINT_NOTE = {
+    "training": "training: mean over the epoch's batches",
+    "validation": "validation: whole validation split, end of epoch",
+}
+# The loss axis before the first batch: from a little under chance (ln 10) to where training heads.
+EMPTY_LOSS_RANGE = (0.01, 3.0)
 # Below this the accuracy axis starts at 0: a run near chance must not look like it is learning.
 ZOOM_FROM_ACCURACY = 0.5
 LOSS_HEIGHT = 300
@@ -162,8 +170,12 @@ def log_ticks(low: float, high: float) -> list[float]:
 
 
 def loss_figure(history: Sequence[Mapping[str, float]], batch_loss: np.ndarray | None = None,
-                batches_per_epoch: int = 0, batch_steps: np.ndarray | None = None) -> go.Figure:
+                batches_per_epoch: int = 0, batch_steps: np.ndarray | None = None,
+                epochs: int | None = None) -> go.Figure:
     """Training and validation loss per epoch, over the smoothed per-batch loss in fractional epochs.
+
+    `epochs` (the run's setting) fixes the x axis at 0..epochs from the start, so the chart shows how
+    much of the run is done.
 
     `batch_loss` is the already-smoothed per-batch series; `batch_steps` numbers each point's batch
     over the run from 1 (by default 1, 2, 3...: every batch). Batch s sits at x = s / batches_per_epoch,
@@ -184,24 +196,24 @@ def loss_figure(history: Sequence[Mapping[str, float]], batch_loss: np.ndarray |
             x=(steps[keep] / batches_per_epoch).astype(np.float32), y=batches[keep],
             mode="lines", name="training (per batch, smoothed)",
             line=dict(color=BATCH_COLOR, width=1),
-            hovertemplate="epoch %{x:.2f}<br>loss %{y:.4g}<extra>per batch</extra>",
+            hovertemplate="epoch %{x:.2f}<br>loss %{y:.4g}<extra>per batch, smoothed</extra>",
         ))
     values = [batches]
     if history:
-        epochs = [int(row["epoch"]) for row in history]
+        done = [int(row["epoch"]) for row in history]
         for key, name, color in (("loss", "training", TRAIN_COLOR), ("val_loss", "validation", VAL_COLOR)):
             ys = [float(row[key]) for row in history]
             values.append(np.asarray(ys, np.float64))
             fig.add_trace(go.Scatter(
-                x=epochs, y=ys, mode="markers+lines", name=name,
+                x=done, y=ys, mode="markers+lines", name=name,
                 line=dict(color=color, width=2), marker=dict(size=7),
-                hovertemplate="epoch %{x}<br>loss %{y:.4g}<extra>" + name + "</extra>",
+                hovertemplate="epoch %{x}<br>loss %{y:.4g}<extra>" + EPOCH_POINT_NOTE[name] + "</extra>",
             ))
     # Cross-entropy falls from ~2.3 to a few hundredths: on a linear axis every epoch after the first
     # would be a flat line at the bottom.
     _layout(
         fig, title="Loss", height=LOSS_HEIGHT, uirevision="loss",
-        xaxis=dict(title="epoch", rangemode="tozero"),
+        xaxis=_epoch_axis(epochs),
         yaxis=dict(title="loss (log scale)", type="log"),
         legend=BOTTOM_LEGEND,
     )
@@ -212,27 +224,37 @@ def loss_figure(history: Sequence[Mapping[str, float]], batch_loss: np.ndarray |
         fig.update_layout(yaxis=dict(tickvals=ticks, ticktext=[f"{t:g}" for t in ticks]))
     if not len(batches) and not history:
         _placeholder(fig, "waiting for the first batch")
-        # A log axis with no data shows nonsense ticks; show where the curve will start instead.
-        fig.update_layout(yaxis=dict(type="linear", range=[0, 2.5], tickvals=None, ticktext=None))
+        # The log axis the curve will have, over where it starts (ln 10 = 2.3) and where it heads.
+        ticks = log_ticks(*EMPTY_LOSS_RANGE)
+        fig.update_layout(yaxis=dict(range=[math.log10(v) for v in EMPTY_LOSS_RANGE], tickvals=ticks,
+                                     ticktext=[f"{t:g}" for t in ticks]))
     return fig
 
 
-def accuracy_figure(history: Sequence[Mapping[str, float]]) -> go.Figure:
-    """Training and validation accuracy per epoch, the y axis zoomed in on the values."""
+def _epoch_axis(epochs: int | None) -> dict:
+    """The x axis over the whole run when its length is known, else over the epochs so far."""
+    if epochs:
+        return dict(title="epoch", range=[0, epochs], dtick=1 if epochs <= 10 else None)
+    return dict(title="epoch", rangemode="tozero")
+
+
+def accuracy_figure(history: Sequence[Mapping[str, float]], epochs: int | None = None) -> go.Figure:
+    """Training and validation accuracy per epoch, the y axis zoomed in on the values; `epochs` as
+    for `loss_figure`."""
     fig = go.Figure()
     yaxis = dict(title="accuracy", tickformat=".1%")
     if history:
-        epochs = [int(row["epoch"]) for row in history]
+        done = [int(row["epoch"]) for row in history]
         values = []
         for key, name, color in (("accuracy", "training", TRAIN_COLOR),
                                  ("val_accuracy", "validation", VAL_COLOR)):
             ys = [float(row[key]) for row in history]
             values.extend(ys)
             fig.add_trace(go.Scatter(
-                x=epochs, y=ys, mode="markers+lines", name=name,
+                x=done, y=ys, mode="markers+lines", name=name,
                 line=dict(color=color, width=2), marker=dict(size=7),
                 cliponaxis=False,  # a marker at exactly 100 % would be cut in half at the top edge
-                hovertemplate="epoch %{x}<br>accuracy %{y:.2%}<extra>" + name + "</extra>",
+                hovertemplate="epoch %{x}<br>accuracy %{y:.2%}<extra>" + EPOCH_POINT_NOTE[name] + "</extra>",
             ))
         finite = np.asarray(values, float)
         finite = finite[np.isfinite(finite)]
@@ -244,7 +266,8 @@ def accuracy_figure(history: Sequence[Mapping[str, float]]) -> go.Figure:
         yaxis["range"] = [0.0, 1.0]
     _layout(
         fig, title="Accuracy", height=ACCURACY_HEIGHT, uirevision="accuracy",
-        xaxis=dict(title="epoch", rangemode="tozero", dtick=1 if len(history) <= 10 else None),
+        xaxis=_epoch_axis(epochs) if epochs else dict(title="epoch", rangemode="tozero",
+                                                      dtick=1 if len(history) <= 10 else None),
         yaxis=yaxis,
         legend=BOTTOM_LEGEND,
     )

@@ -248,6 +248,11 @@ class TrainingJob:
         """The live model's predictor (current weights), or None before the model exists."""
         return self._predictor
 
+    @property
+    def data_spec(self) -> str | None:
+        """The data source as it was asked for (None: the default), or None for splits handed in."""
+        return self._data if isinstance(self._data, str) else None
+
     def live_kernel(self) -> tuple[np.ndarray, int, int] | None:
         """The first layer's kernel as it is now, mid-epoch included, float32 [784, units], with the
         (epoch, batch) it was read at; None before the model exists. The read races the training

@@ -87,6 +87,50 @@ def test_a_missing_idx_folder_is_explained_and_blocks_start(app):
     assert app.button(key="start_training").disabled
 
 
+def test_a_folder_without_idx_files_is_refused_when_chosen_and_no_missing_path_is_suggested(
+        app, tmp_path, monkeypatch):
+    import mlpdash.ui.sidebar as sidebar
+
+    # A machine without the usual folder (a fresh clone): the field starts empty and says what to enter.
+    monkeypatch.setattr(sidebar, "DEFAULT_IDX_FOLDER", str(tmp_path / "no-shared-folder"))
+    app.selectbox(key="data_kind").set_value("idx").run()
+    assert app.text_input(key="idx_folder").value == ""
+    assert [i.value for i in app.info if "Name the folder" in i.value]
+    assert app.button(key="start_training").disabled
+    empty = tmp_path / "not-mnist"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("nothing here")
+    app.text_input(key="idx_folder").input(str(empty)).run()
+    assert [e.value for e in app.error if "holds no MNIST IDX files" in e.value]
+    assert not [c.value for c in app.caption if c.value.startswith("Uses:")]
+    assert app.button(key="start_training").disabled
+
+
+def test_the_learning_rate_shows_the_value_used_and_a_high_one_is_warned_not_refused(app):
+    field = app.number_input(key="learning_rate")
+    assert field.format == "%g"  # 5e-05 shows as 5e-05, not a rounded 0.0001
+    field.set_value(0.5).run()
+    assert [w.value for w in app.warning if "likely diverge" in w.value]
+    assert not app.button(key="start_training").disabled  # a lesson worth seeing: allowed
+    app.number_input(key="learning_rate").set_value(5e-05).run()
+    assert not app.warning and app.number_input(key="learning_rate").value == pytest.approx(5e-05)
+
+
+def test_a_new_tab_shows_the_running_jobs_data_source(app, monkeypatch):
+    app.selectbox(key="data_kind").set_value("sample").run()
+    configure(app, epochs=200)
+    app.button(key="start_training").click().run()
+    try:
+        # Without MLPDASH_DATA a new page would offer "auto"; this server's job trains on the sample,
+        # and a new tab (or a reload) says so instead of quietly offering another source.
+        monkeypatch.delenv("MLPDASH_DATA")
+        other_tab = AppTest.from_file(APP, default_timeout=60).run()
+        assert other_tab.selectbox(key="data_kind").value == "sample"
+    finally:
+        app.button(key="stop_training").click().run()
+    wait_until(app, "Stopped")
+
+
 def test_a_short_run_shows_live_charts_then_its_results(app):
     configure(app, epochs=2)
     app.button(key="start_training").click().run()

@@ -160,6 +160,13 @@ def test_missing_idx_folder_is_named_by_validate_and_load(tmp_path):
         assert str(folder) in str(caught.value)
 
 
+def test_a_folder_without_idx_files_is_refused_when_named_not_after_loading(tmp_path):
+    (tmp_path / "notes.txt").write_text("not MNIST")
+    with pytest.raises(DataError, match="holds no MNIST IDX files") as caught:
+        resolve_source(f"idx:{tmp_path}")
+    assert str(tmp_path) in str(caught.value)
+
+
 def test_read_idx_rejects_garbage_and_missing_files(tmp_path):
     (tmp_path / "junk").write_bytes(b"PK\x03\x04 definitely not IDX")
     with pytest.raises(DataError, match="magic"):

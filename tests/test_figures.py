@@ -3,6 +3,8 @@ the weights grid's PNG decoded back to pixels."""
 
 from __future__ import annotations
 
+import math
+
 import base64
 import io
 
@@ -150,6 +152,25 @@ def test_loss_figure_with_only_batches_and_with_nothing():
     assert annotation_texts(nothing) == ["waiting for the first batch"]
     assert nothing.layout.xaxis.title.text == "epoch" and nothing.layout.yaxis.title.text
     assert loss_figure([], np.zeros(0)).layout.annotations  # an empty series is nothing too
+
+
+def test_empty_charts_match_the_settings_before_the_first_batch():
+    loss = loss_figure([], epochs=3)
+    # The axis is the log axis it says it is, over where a loss starts (ln 10 = 2.3) and heads.
+    assert loss.layout.yaxis.type == "log" and "log scale" in loss.layout.yaxis.title.text
+    low, high = loss.layout.yaxis.range
+    assert 10 ** low <= 0.05 and 10 ** high >= math.log(10)
+    assert list(loss.layout.xaxis.range) == [0, 3]
+    accuracy = accuracy_figure([], epochs=25)
+    assert list(accuracy.layout.xaxis.range) == [0, 25]
+
+
+def test_the_epoch_points_say_what_they_average():
+    history = [{"epoch": 1, "loss": 0.5, "val_loss": 0.4, "accuracy": 0.9, "val_accuracy": 0.92}]
+    for fig in (loss_figure(history, epochs=2), accuracy_figure(history, epochs=2)):
+        training, validation = (t for t in fig.data if t.name in ("training", "validation"))
+        assert "mean over the epoch" in training.hovertemplate
+        assert "validation split" in validation.hovertemplate
 
 
 def test_loss_figure_needs_batches_per_epoch_for_a_batch_curve():

@@ -19,6 +19,8 @@ from mlpdash.views import RunView, status_line, view_of_run, view_of_snapshot
 WEIGHTS_REFRESH_FACTOR = 5
 # While a job trains, the weights panel shows the weights as they are, read at most this often.
 LIVE_WEIGHTS_SECONDS = 5.0
+# Plotly's toolbar covered chart titles on a phone; zoom by dragging and reset by double-click remain.
+CHART_CONFIG = {"displayModeBar": False}
 CHARTS_REFRESH_FACTOR = 3
 
 
@@ -132,10 +134,12 @@ def _charts(view: RunView | None) -> None:
     # Stacked, not side by side: each chart gets the column's full width.
     with st.container():
         last_step = int(steps[-1]) if len(steps) else 0
-        st.plotly_chart(_loss_figure((identity, len(history), len(steps), last_step), view),
-                        key="loss_chart", theme=None)
+        epochs = view.config.epochs if view is not None else None
+        st.plotly_chart(_loss_figure((identity, len(history), len(steps), last_step, epochs), view),
+                        key="loss_chart", theme=None, config=CHART_CONFIG)
     with st.container():
-        st.plotly_chart(_accuracy_figure((identity, len(history)), history), key="accuracy_chart", theme=None)
+        st.plotly_chart(_accuracy_figure((identity, len(history), epochs), history, epochs),
+                        key="accuracy_chart", theme=None, config=CHART_CONFIG)
 
 
 # cache_resource hands every session the same object (no copy): the figures are only read afterwards.
@@ -144,12 +148,13 @@ def _charts(view: RunView | None) -> None:
 def _loss_figure(key: tuple, _view: RunView | None) -> go.Figure:
     if _view is None:
         return figures.loss_figure(())
-    return figures.loss_figure(_view.history, _view.batch_loss, _view.batches_per_epoch, _view.batch_steps)
+    return figures.loss_figure(_view.history, _view.batch_loss, _view.batches_per_epoch, _view.batch_steps,
+                               epochs=_view.config.epochs)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _accuracy_figure(key: tuple, _history: tuple) -> go.Figure:
-    return figures.accuracy_figure(_history)
+def _accuracy_figure(key: tuple, _history: tuple, epochs: int | None) -> go.Figure:
+    return figures.accuracy_figure(_history, epochs)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -181,10 +186,11 @@ def _confusion(manager: JobManager) -> None:
         return
     matrix_col, class_col = st.columns([3, 2])
     with matrix_col, st.container(key="confusion_column"):
-        st.plotly_chart(figures.confusion_figure(view.confusion), key="confusion_chart", theme=None)
+        st.plotly_chart(figures.confusion_figure(view.confusion), key="confusion_chart", theme=None,
+                        config=CHART_CONFIG)
     with class_col, st.container(key="per_class_column"):
         st.plotly_chart(figures.per_class_figure(view.per_class_accuracy), key="per_class_chart",
-                        theme=None)
+                        theme=None, config=CHART_CONFIG)
     st.caption("Rows are the true digit, columns the prediction. Red cells are the mistakes: their "
                "colour is the share of that digit's test images read that way (the scale ends at the "
                "largest mistake), their number how many images. The grey diagonal gives each digit's "

@@ -4,12 +4,14 @@ controls (in the page's control bar, where a phone reaches them without opening 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import streamlit as st
 
 from mlpdash.budgets import long_run_warning
 from mlpdash.config import (
     ACTIVATIONS,
+    HIGH_LEARNING_RATE,
     LR_SCHEDULES,
     OPTIMIZERS,
     TrainConfig,
@@ -30,18 +32,26 @@ DATA_KINDS = {
 }
 DEFAULTS = TrainConfig()
 IDLE_CHECK_SECONDS = 5.0
+# Where this project's machines keep full MNIST (beside the repository); suggested only if present.
+DEFAULT_IDX_FOLDER = "../shared/data/mnist"
 # Training digits per source, for the time estimate before a run (the data is loaded only at Start).
 SAMPLE_TRAIN_SIZE = 6_000
 FULL_TRAIN_SIZE = 50_000
 
 
-def _default_data() -> tuple[str, str]:
-    """(kind, idx folder) from $MLPDASH_DATA, so the page starts where the CLI would."""
-    env = os.environ.get(ENV_VAR, "").strip()
-    kind, _, folder = env.partition(":")
+def _default_data(job_spec: str | None = None) -> tuple[str, str]:
+    """(kind, idx folder) of the job the page shows, else from $MLPDASH_DATA, so that a reload or a
+    second tab shows the source the job trains on, and a new page starts where the CLI would."""
+    spec = (job_spec or os.environ.get(ENV_VAR, "")).strip()
+    kind, _, folder = spec.partition(":")
     if kind.lower() == "idx":
         return "idx", folder
-    return (env.lower() if env.lower() in DATA_KINDS else "auto"), ""
+    return (spec.lower() if spec.lower() in DATA_KINDS else "auto"), ""
+
+
+def _suggested_idx_folder() -> str:
+    """The usual folder of the full MNIST files when it is there; never a path that does not exist."""
+    return DEFAULT_IDX_FOLDER if Path(DEFAULT_IDX_FOLDER).is_dir() else ""
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -53,16 +63,22 @@ def _resolve(spec: str) -> tuple[str | None, str]:
         return None, str(err)
 
 
-def data_ui(locked: bool = False) -> tuple[str | None, str | None]:
-    """The data source spec and, when it cannot be used, why."""
-    kind_default, folder_default = _default_data()
+def data_ui(locked: bool = False, job_spec: str | None = None) -> tuple[str | None, str | None]:
+    """The data source spec and, when it cannot be used, why. `job_spec` is the current job's
+    source: a new session's widgets start from it."""
+    kind_default, folder_default = _default_data(job_spec)
     kind = st.selectbox("Data", list(DATA_KINDS), index=list(DATA_KINDS).index(kind_default),
                         format_func=DATA_KINDS.get, key="data_kind", disabled=locked)
     spec = kind
     if kind == "idx":
-        folder = st.text_input("IDX folder", value=folder_default or "../shared/data/mnist",
-                               key="idx_folder", help="The folder with the four MNIST IDX files",
+        folder = st.text_input("IDX folder", value=folder_default or _suggested_idx_folder(),
+                               key="idx_folder", placeholder="folder with the four MNIST IDX files",
+                               help="train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+                                    "t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte, gzipped or not",
                                disabled=locked)
+        if not folder.strip():
+            st.info("Name the folder that holds the four MNIST IDX files.", icon=":material/folder:")
+            return None, "no IDX folder named"
         spec = f"idx:{folder}"
     source, reason = _resolve(spec)
     if source is None:
@@ -96,8 +112,11 @@ def settings_ui(defaults: TrainConfig = DEFAULTS,
     field("optimizer", st.selectbox("Optimizer", OPTIMIZERS, key="optimizer", **lock,
                                     index=OPTIMIZERS.index(defaults.optimizer),
                                     help="adam, or sgd with momentum 0.9"))
+    # %g shows the rate that will be used (0.001, 5e-05), never a rounded 0.0000.
     field("learning_rate", st.number_input("Learning rate", value=defaults.learning_rate, step=1e-4,
-                                           format="%.4f", key="learning_rate", **lock))
+                                           format="%g", key="learning_rate", **lock,
+                                           help="Adam's default is 0.001. Above 0.1 training usually "
+                                                "diverges, which is worth seeing once."))
     field("lr_schedule", st.selectbox("Learning-rate schedule", LR_SCHEDULES, key="lr_schedule", **lock,
                                       index=LR_SCHEDULES.index(defaults.lr_schedule),
                                       help="cosine decays the rate to 0 over the run; constant is the tutorial"))
@@ -116,6 +135,10 @@ def settings_ui(defaults: TrainConfig = DEFAULTS,
     config, problems = config_from_form(values)
     for name, message in problems.items():
         errors[name].error(message, icon=":material/warning:")
+    if config is not None and config.learning_rate > HIGH_LEARNING_RATE:
+        errors["learning_rate"].warning(f"A learning rate above {HIGH_LEARNING_RATE:g} usually makes "
+                                        "the loss blow up: the run will likely diverge.",
+                                        icon=":material/warning:")
     return config, problems
 
 
@@ -165,6 +188,8 @@ def controls_ui(manager: JobManager, spec: str | None, config: TrainConfig | Non
             st.caption("A run is in progress: one trains at a time. Stop it to start another.")
         elif config is None:
             st.caption("Fix the settings marked in the sidebar to start.")
+        elif spec is None:
+            st.caption("Choose a data source that can be used (in the sidebar) to start.")
 
     controls()
 
