@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -37,9 +39,12 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m mlpdash", description="Train and probe an MLP on MNIST.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    common = _Parser(add_help=False)
+    common.add_argument("--verbose", action="store_true",
+                        help="show TensorFlow's own start-up and progress messages on stderr")
 
     defaults = TrainConfig()
-    train = commands.add_parser("train", help="train a model and save the run")
+    train = commands.add_parser("train", parents=[common], help="train a model and save the run")
     train.add_argument("--data", default=None, help="tfds | idx:DIR | keras | sample | auto")
     train.add_argument("--hidden", default=",".join(map(str, defaults.hidden)),
                        help="hidden layer sizes, e.g. 700,500; 0 for the linear classifier")
@@ -57,18 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--deterministic", action="store_true",
                        help="TensorFlow op determinism (also across thread schedules; slower)")
 
-    evaluate = commands.add_parser("evaluate", help="evaluate a saved run on the test split")
+    evaluate = commands.add_parser("evaluate", parents=[common], help="evaluate a saved run on the test split")
     evaluate.add_argument("--model", required=True, metavar="RUN_DIR",
                           help="a run folder (as `train` prints it), or a folder holding exactly one run")
     evaluate.add_argument("--data", default=None)
 
-    predict = commands.add_parser("predict", help="classify images of handwritten digits")
+    predict = commands.add_parser("predict", parents=[common], help="classify images of handwritten digits")
     predict.add_argument("--model", required=True, metavar="RUN_DIR",
                          help="a run folder, or a folder holding exactly one run")
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
-    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("images", nargs="+", metavar="IMAGE",
+                         help="image files, or folders whose images are all read")
 
-    bench = commands.add_parser("bench", help="measure the engine's overhead and the drawing latency")
+    bench = commands.add_parser("bench", parents=[common], help="measure the engine's overhead and the drawing latency")
     bench.add_argument("--data", default=None)
     bench.add_argument("--epochs", type=int, default=defaults.epochs)
     bench.add_argument("--pairs", type=int, default=3)
@@ -108,6 +114,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_BAD_INPUT
 
 
+def import_tensorflow(verbose: bool) -> None:
+    """Import TensorFlow and let it find its devices, keeping its start-up noise off stderr unless
+    `verbose` (on a machine without a GPU: "failed call to cuInit: ... CUDA error", cudart and oneDNN
+    notices, absl's pre-init warning). C++ writes these straight to file descriptor 2, so the
+    descriptor itself is pointed elsewhere meanwhile; if the import fails, what it wrote is shown."""
+    if verbose:
+        import tensorflow  # noqa: F401 - imported for its side effects, with its messages
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # probes CUDA, which logs on a machine without one
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    tf.get_logger().setLevel("ERROR")  # Python-side warnings (retracing notices and the like)
+
+
 # --- train ---------------------------------------------------------------------------------------
 
 
@@ -130,6 +164,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.data is not None:
         validate_source(args.data)
     # Imported here: TensorFlow loads only after the input is checked.
+    import_tensorflow(args.verbose)
     from mlpdash.training import SHUTDOWN_GRACE_SECONDS, TrainingJob
 
     if args.deterministic:
@@ -216,6 +251,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = _existing_run(args.model)
     if args.data is not None:
         validate_source(args.data)
+    import_tensorflow(args.verbose)
     from mlpdash.data import load_mnist
     from mlpdash.evaluate import report_from_logits
     from mlpdash.model import to_model_input
@@ -260,6 +296,8 @@ def _existing_run(path: str) -> Path:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     run_dir = _existing_run(args.model)
+    files = _image_files(args.images)
+    import_tensorflow(args.verbose)
     from mlpdash.predict import Predictor, predict_drawing, read_image
     from mlpdash.runs import RunError, load_run_model
 
@@ -268,7 +306,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except RunError as err:
         raise UsageError(str(err)) from None
     failures = 0
-    for file in args.images:
+    for file in files:
         result: dict[str, Any] = {"file": file, "digit": None, "probabilities": None, "error": None}
         try:
             prediction = predict_drawing(predictor, read_image(file))
@@ -279,14 +317,36 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 result["probabilities"] = [round(float(p), 6) for p in prediction.probabilities]
         except ValueError as err:
             result["error"] = str(err)
-        failures += result["error"] is not None
-        print(json.dumps(result) if args.json else _predict_line(result), flush=True)
+        if result["error"] is not None:
+            failures += 1
+            # Errors go to stderr; a JSON reader still gets one line per file, with its error field.
+            print(f"mlpdash: {file}: {result['error']}", file=sys.stderr, flush=True)
+            if args.json:
+                print(json.dumps(result), flush=True)
+        else:
+            print(json.dumps(result) if args.json else _predict_line(result), flush=True)
     return EXIT_FAILED if failures else 0
 
 
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+
+
+def _image_files(paths: Sequence[str]) -> list[str]:
+    """The files to read: each file as given, each folder's image files (by suffix, sorted)."""
+    files: list[str] = []
+    for path in paths:
+        folder = Path(path)
+        if not folder.is_dir():
+            files.append(path)
+            continue
+        found = sorted(str(f) for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise UsageError(f"{path}: a folder with no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        files.extend(found)
+    return files
+
+
 def _predict_line(result: dict[str, Any]) -> str:
-    if result["error"]:
-        return f"{result['file']}: error: {result['error']}"
     confidence = max(result["probabilities"])
     return f"{result['file']}: {result['digit']} ({confidence:.1%})"
 
@@ -302,6 +362,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                          "--browser-nice is 0 to 19")
     if args.data is not None:
         validate_source(args.data)
+    import_tensorflow(args.verbose)
     from mlpdash import bench
 
     if not args.skip_training:

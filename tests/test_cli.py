@@ -78,6 +78,9 @@ def test_bad_input_from_a_real_process_has_no_traceback():
 def test_train_prints_one_line_per_epoch_and_the_run_folder(tmp_path):
     result = run_cli("train", "--data", "sample", "--hidden", "32", "--epochs", "2", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr
+    # TensorFlow's start-up noise (CUDA probing on a machine without a GPU and the like) is kept off
+    # stderr without --verbose.
+    assert "cuInit" not in result.stderr and "E0000" not in result.stderr and "I0000" not in result.stderr
     out = result.stdout
     assert "bundled" in out and "784-32-10" in out
     assert out.count("val_accuracy") == 2  # Keras' one line per epoch, not a terminal progress bar
@@ -127,8 +130,13 @@ def test_predict_answers_good_files_and_explains_bad_ones(run_dir, sample_data, 
     Image.new("L", (50, 50), 255).save(blank)
     files = [*good, text, truncated, huge, large, blank, tmp_path / "missing.png"]
     code = main(["predict", "--model", str(run_dir), "--json", *map(str, files)])
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
     assert code == 1
+    # Each failure is also one line on stderr, naming the file.
+    problems = captured.err.splitlines()
+    assert len(problems) == len(files) - len(good)
+    assert all(line.startswith("mlpdash: ") for line in problems) and str(blank) in captured.err
     assert [line["file"] for line in lines] == list(map(str, files))
     answered = lines[: len(good)]
     assert all(line["error"] is None and len(line["probabilities"]) == 10 for line in answered)
@@ -150,6 +158,27 @@ def test_predict_plain_output(run_dir, sample_data, tmp_path, capsys):
     assert main(["predict", "--model", str(run_dir), str(path)]) == 0
     line = capsys.readouterr().out.strip()
     assert line.startswith(f"{path}: ") and line.endswith("%)")
+
+
+def test_predict_errors_go_to_stderr_and_a_folder_is_read_for_its_images(run_dir, sample_data, tmp_path,
+                                                                          capsys):
+    folder = tmp_path / "drawings"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(sample_data.x_test[i]).save(folder / f"d{i}.png")
+    (folder / "notes.txt").write_text("not an image, and not read: only image files are")
+    bad = tmp_path / "bad.png"
+    bad.write_text("not an image")
+    assert main(["predict", "--model", str(run_dir), str(folder), str(bad)]) == 1
+    captured = capsys.readouterr()
+    answered = captured.out.splitlines()
+    assert [line.split(":")[0] for line in answered] == [str(folder / f"d{i}.png") for i in range(3)]
+    assert captured.err.splitlines() == [f"mlpdash: {bad}: " + captured.err.split(f"{bad}: ", 1)[1].strip()]
+    assert "bad.png" not in captured.out
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["predict", "--model", str(run_dir), str(empty)]) == 2
+    assert "no image files" in capsys.readouterr().err
 
 
 def test_evaluate_accepts_the_folder_train_out_made_when_it_holds_one_run(run_dir, capsys):
