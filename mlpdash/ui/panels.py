@@ -67,7 +67,8 @@ def charts_ui(manager: JobManager) -> None:
     @st.fragment(run_every=refresh_every(was_active, CHARTS_REFRESH_FACTOR))
     def charts() -> None:
         with guarded("training charts"), st.container(key="live_charts"):
-            _charts(current_view(manager))
+            # A run in progress is drawn over its whole length; an ended one over what it did.
+            _charts(current_view(manager), live=manager.active() and focus.picked_run() is None)
 
     charts()
 
@@ -125,7 +126,7 @@ def _result_metrics(view: RunView) -> None:
     epochs.metric("Epochs", f"{len(view.history)} of {view.config.epochs}")
 
 
-def _charts(view: RunView | None) -> None:
+def _charts(view: RunView | None, live: bool) -> None:
     # Every open tab redraws these every second while a job trains: tabs showing the same state of
     # the same run share one figure (built once) instead of each building its own.
     identity = (view.title, str(view.run_dir)) if view else None
@@ -134,7 +135,7 @@ def _charts(view: RunView | None) -> None:
     # Stacked, not side by side: each chart gets the column's full width.
     with st.container():
         last_step = int(steps[-1]) if len(steps) else 0
-        epochs = view.config.epochs if view is not None else None
+        epochs = view.config.epochs if view is not None and live else None
         st.plotly_chart(_loss_figure((identity, len(history), len(steps), last_step, epochs), view),
                         key="loss_chart", theme=None, config=CHART_CONFIG)
     with st.container():
@@ -149,7 +150,7 @@ def _loss_figure(key: tuple, _view: RunView | None) -> go.Figure:
     if _view is None:
         return figures.loss_figure(())
     return figures.loss_figure(_view.history, _view.batch_loss, _view.batches_per_epoch, _view.batch_steps,
-                               epochs=_view.config.epochs)
+                               epochs=key[-1])
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
