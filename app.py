@@ -13,7 +13,7 @@ from mlpdash.ui import get_manager, guarded, load_engine_after_first_view
 from mlpdash.ui.access import access_ui
 from mlpdash.ui.drawing import drawing_ui
 from mlpdash.ui.panels import charts_ui, result_ui, run_banner, status_ui
-from mlpdash.ui.sidebar import controls_ui, data_ui, estimate_ui, settings_ui
+from mlpdash.ui.sidebar import controls_ui, data_ui, estimate_ui, lessons_ui, settings_ui
 from mlpdash.ui.style import page_style
 from mlpdash.ui.views import views_ui
 
@@ -25,6 +25,7 @@ def main() -> None:
     with st.sidebar, guarded("setup"):
         st.header("Setup")
         allowed = access_ui()
+        lessons_ui(locked=not allowed)
         job = manager.job
         spec, data_problem = data_ui(locked=not allowed, job_spec=job.data_spec if job else None)
         config, _ = settings_ui(job.config if job else TrainConfig(), locked=not allowed)

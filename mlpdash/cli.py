@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=int, default=defaults.epochs)
     train.add_argument("--dropout", type=float, default=defaults.dropout)
     train.add_argument("--seed", type=int, default=defaults.seed)
+    train.add_argument("--train-digits", type=int, default=defaults.train_digits, metavar="N",
+                       help="train on only the first N training digits (0: all); a small set shows "
+                            "overfitting")
     train.add_argument("--out", default=None, metavar="RUNS_DIR",
                        help="the folder in which the run's own timestamped folder is made "
                             "(default $MLPDASH_RUNS or ./runs); the run folder is printed at the end")
@@ -156,6 +159,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         epochs=args.epochs,
         dropout=args.dropout,
         seed=args.seed,
+        train_digits=args.train_digits,
     )
 
 

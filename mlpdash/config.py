@@ -22,6 +22,8 @@ MAX_EPOCHS = 1000
 MAX_BATCH_SIZE = 8192
 MAX_SEED = 2**31 - 1
 MAX_LEARNING_RATE = 10.0
+MIN_TRAIN_DIGITS = 100
+MAX_TRAIN_DIGITS = 1_000_000
 # Above this, training usually diverges; the page says so before Start.
 HIGH_LEARNING_RATE = 0.1
 
@@ -39,6 +41,8 @@ class TrainConfig:
     epochs: int = 10
     dropout: float = 0.0
     seed: int = 22
+    # 0: the whole training split; N: only its first N digits (a small set shows overfitting).
+    train_digits: int = 0
     # Adam's constants as the tutorial states them; SGD uses `momentum`.
     beta_1: float = 0.9
     beta_2: float = 0.999
@@ -140,11 +144,14 @@ def problems(values: Mapping[str, Any]) -> dict[str, str]:
             found[name] = f"{_LABELS[name]} must be one of {', '.join(allowed)} (got {v[name]!r})"
     ranges = (
         # Up to 10, not 1: a rate that makes the loss blow up is a lesson worth seeing (the page warns).
-        ("learning_rate", _is_number, lambda x: 0 < x <= MAX_LEARNING_RATE, f"above 0 and at most {MAX_LEARNING_RATE:g}"),
+        ("learning_rate", _is_number, lambda x: 0 < x <= MAX_LEARNING_RATE,
+         f"above 0 and at most {MAX_LEARNING_RATE:g}"),
         ("batch_size", _is_int, lambda x: 1 <= x <= MAX_BATCH_SIZE, f"1 to {MAX_BATCH_SIZE}"),
         ("epochs", _is_int, lambda x: 1 <= x <= MAX_EPOCHS, f"1 to {MAX_EPOCHS}"),
         ("dropout", _is_number, lambda x: 0 <= x < 1, "at least 0 and below 1"),
         ("seed", _is_int, lambda x: 0 <= x <= MAX_SEED, f"an integer from 0 to {MAX_SEED}"),
+        ("train_digits", _is_int, lambda x: x == 0 or MIN_TRAIN_DIGITS <= x <= MAX_TRAIN_DIGITS,
+         f"0 (all) or {MIN_TRAIN_DIGITS} to {MAX_TRAIN_DIGITS:,}"),
         ("beta_1", _is_number, lambda x: 0 <= x < 1, "at least 0 and below 1"),
         ("beta_2", _is_number, lambda x: 0 <= x < 1, "at least 0 and below 1"),
         ("momentum", _is_number, lambda x: 0 <= x < 1, "at least 0 and below 1"),
@@ -162,6 +169,7 @@ _LABELS = {
     "hidden": "hidden layers", "activation": "activation", "optimizer": "optimizer",
     "lr_schedule": "learning-rate schedule", "learning_rate": "learning rate",
     "batch_size": "batch size", "epochs": "epochs", "dropout": "dropout", "seed": "seed",
+    "train_digits": "training digits",
     "beta_1": "beta_1", "beta_2": "beta_2", "momentum": "momentum", "epsilon": "epsilon",
 }
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}

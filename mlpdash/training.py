@@ -15,6 +15,7 @@ finished. And since the thread is a daemon, which the interpreter kills at exit 
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import math
 import threading
 import time
@@ -311,6 +312,10 @@ class TrainingJob:
 
     def _load(self) -> MnistSplits:
         data = self._data if isinstance(self._data, MnistSplits) else self._loader(self._data)
+        if self.config.train_digits:
+            # The first N of the split (a view: the loaded arrays are shared with other jobs).
+            n = self.config.train_digits
+            data = dataclasses.replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
         with self._lock:
             self._source = (data.source, data.reason)
             self._train_size = len(data.x_train)

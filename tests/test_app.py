@@ -131,6 +131,23 @@ def test_a_new_tab_shows_the_running_jobs_data_source(app, monkeypatch):
     wait_until(app, "Stopped")
 
 
+def test_a_lesson_preset_fills_the_settings_says_what_to_watch_and_does_not_start(app):
+    app.selectbox(key="lesson").set_value("Overfitting").run()
+    assert not app.exception and not app.warning
+    assert app.number_input(key="train_digits").value == 1000
+    assert app.number_input(key="epochs").value == 40
+    assert app.number_input(key="dropout").value == 0
+    assert app.selectbox(key="lr_schedule").value == "constant"
+    assert [c.value for c in app.caption if c.value.startswith("**Watch:**") and "memorises" in c.value]
+    assert "Idle" in status_text(app) and not app.button(key="start_training").disabled
+    app.selectbox(key="lesson").set_value("A linear classifier").run()
+    assert app.text_input(key="hidden").value == "0"
+    assert app.number_input(key="train_digits").value == 0  # a preset sets every setting
+    # What the preset filled is still the person's to change.
+    app.number_input(key="epochs").set_value(3).run()
+    assert app.number_input(key="epochs").value == 3 and not app.error
+
+
 def test_a_short_run_shows_live_charts_then_its_results(app):
     configure(app, epochs=2)
     app.button(key="start_training").click().run()

@@ -29,6 +29,7 @@ def test_defaults_are_the_tutorial_recipe_with_cosine_decay():
         ({"learning_rate": 0}, "learning_rate", "learning rate must be above 0"),
         ({"learning_rate": math.nan}, "learning_rate", "learning rate"),
         ({"learning_rate": 50.0}, "learning_rate", "at most 10"),
+        ({"train_digits": 50}, "train_digits", "or 100 to 1,000,000"),
         ({"dropout": 1.0}, "dropout", "below 1"),
         ({"dropout": -0.1}, "dropout", "at least 0"),
         ({"hidden": (700, 0)}, "hidden", "1 to 4096 units"),

@@ -200,6 +200,17 @@ def test_the_live_kernel_is_the_weights_mid_epoch_with_where_they_were_read(tiny
     job.join(60)
 
 
+def test_train_digits_trains_on_the_first_n_and_leaves_the_shared_data_whole(tiny_data, tmp_path):
+    config = TrainConfig(hidden=(16,), epochs=1, batch_size=100, train_digits=300)
+    job = TrainingJob(config, tiny_data, tmp_path).start()
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.status == Status.FINISHED and snap.train_size == 300
+    assert snap.batches_per_epoch == 3
+    assert len(tiny_data.x_train) == 2000  # the loaded splits are shared with other jobs
+    assert json.loads((snap.run_dir / "config.json").read_text())["config"]["train_digits"] == 300
+
+
 def test_predictions_during_training_use_the_current_weights(tiny_data, tmp_path):
     job = TrainingJob(SLOW.replace(epochs=3), tiny_data, tmp_path).start()
     wait_for(job, lambda s: s.status == Status.TRAINING and s.batches_done >= 2)

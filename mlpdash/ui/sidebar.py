@@ -19,6 +19,7 @@ from mlpdash.config import (
 )
 from mlpdash.data import ENV_VAR, DataError, resolve_source
 from mlpdash.jobs import JobBusyError, JobManager
+from mlpdash.lessons import LESSONS, lesson_named
 from mlpdash.progress import Status
 from mlpdash.ui import focus, job_active, refresh_every, rerun_if_changed
 from mlpdash.ui.access import may_control
@@ -88,6 +89,31 @@ def data_ui(locked: bool = False, job_spec: str | None = None) -> tuple[str | No
     return spec, None
 
 
+def lessons_ui(locked: bool = False) -> None:
+    """One-click presets for a lesson: they fill the settings below; Start stays a person's click."""
+    st.selectbox("Lesson preset", [lesson.name for lesson in LESSONS], index=None, key="lesson",
+                 placeholder="Set up a classic experiment…", on_change=_apply_lesson, disabled=locked,
+                 help="Fills the settings for a classic experiment; you press Start.")
+    chosen = st.session_state.get("lesson")
+    if chosen:
+        st.caption(f"**Watch:** {lesson_named(chosen).watch}")
+
+
+def _apply_lesson() -> None:
+    chosen = st.session_state.get("lesson")
+    if not chosen or not may_control():
+        return
+    config = lesson_named(chosen).config
+    # The widgets read their keys on the rerun this callback precedes.
+    st.session_state.update({
+        "hidden": ",".join(map(str, config.hidden)) or "0",
+        "activation": config.activation, "optimizer": config.optimizer,
+        "learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule,
+        "batch_size": config.batch_size, "epochs": config.epochs, "dropout": config.dropout,
+        "seed": config.seed, "train_digits": config.train_digits,
+    })
+
+
 def settings_ui(defaults: TrainConfig = DEFAULTS,
                 locked: bool = False) -> tuple[TrainConfig | None, dict[str, str]]:
     """The model and training settings, each problem shown under its widget.
@@ -98,9 +124,15 @@ def settings_ui(defaults: TrainConfig = DEFAULTS,
     values: dict[str, object] = {}
     errors: dict[str, st.delta_generator.DeltaGenerator] = {}
 
-    def field(name: str, widget) -> None:
+    def field(name: str, widget, paired: bool = False) -> None:
         values[name] = widget
-        errors[name] = st.empty()
+        if not paired:
+            errors[name] = st.empty()
+
+    def pair_errors(*names: str) -> None:
+        # Under the pair, full width: in a half-width column a message wrapped a word to a line.
+        for name in names:
+            errors[name] = st.empty()
 
     lock = {"disabled": locked}
 
@@ -108,30 +140,43 @@ def settings_ui(defaults: TrainConfig = DEFAULTS,
                                   key="hidden", **lock,
                                   help="Units per hidden layer, e.g. 700,500; 0 for the linear classifier"))
     field("activation", st.selectbox("Activation", ACTIVATIONS, key="activation", **lock,
-                                     index=ACTIVATIONS.index(defaults.activation)))
+                                     index=ACTIVATIONS.index(defaults.activation),
+                                     help="The function each hidden unit applies to its input"))
     field("optimizer", st.selectbox("Optimizer", OPTIMIZERS, key="optimizer", **lock,
                                     index=OPTIMIZERS.index(defaults.optimizer),
                                     help="adam, or sgd with momentum 0.9"))
     # %g shows the rate that will be used (0.001, 5e-05), never a rounded 0.0000.
     field("learning_rate", st.number_input("Learning rate", value=defaults.learning_rate, step=1e-4,
                                            format="%g", key="learning_rate", **lock,
-                                           help="Adam's default is 0.001. Above 0.1 training usually "
-                                                "diverges, which is worth seeing once."))
+                                           help="How far each step moves the weights. Adam's default is "
+                                                "0.001; above 0.1 training usually diverges, which is "
+                                                "worth seeing once."))
     field("lr_schedule", st.selectbox("Learning-rate schedule", LR_SCHEDULES, key="lr_schedule", **lock,
                                       index=LR_SCHEDULES.index(defaults.lr_schedule),
                                       help="cosine decays the rate to 0 over the run; constant is the tutorial"))
     left, right = st.columns(2)
     with left:
-        field("batch_size", st.number_input("Batch size", value=defaults.batch_size, step=1,
-                                            key="batch_size", **lock))
+        field("batch_size", st.number_input("Batch size", value=defaults.batch_size, step=1, key="batch_size",
+                                            help="Digits per training step (one batch)", **lock), paired=True)
     with right:
-        field("epochs", st.number_input("Epochs", value=defaults.epochs, step=1, key="epochs", **lock))
+        field("epochs", st.number_input("Epochs", value=defaults.epochs, step=1, key="epochs",
+                                        help="Passes over the training digits", **lock), paired=True)
+    pair_errors("batch_size", "epochs")
     left, right = st.columns(2)
     with left:
         field("dropout", st.number_input("Dropout", value=defaults.dropout, step=0.05, format="%.2f",
-                                         key="dropout", **lock))
+                                         key="dropout", help="Share of hidden units switched off at random "
+                                         "in each training step (0: none); it fights overfitting", **lock),
+              paired=True)
     with right:
-        field("seed", st.number_input("Seed", value=defaults.seed, step=1, key="seed", **lock))
+        field("seed", st.number_input("Seed", value=defaults.seed, step=1, key="seed",
+                                      help="Fixes the random start and order: the same seed, the same run",
+                                      **lock), paired=True)
+    pair_errors("dropout", "seed")
+    field("train_digits", st.number_input("Training digits (0: all)", value=defaults.train_digits, step=100,
+                                          key="train_digits", **lock,
+                                          help="Train on only the first N training digits: a small set "
+                                               "with no dropout shows overfitting"))
     config, problems = config_from_form(values)
     for name, message in problems.items():
         errors[name].error(message, icon=":material/warning:")
