@@ -40,8 +40,15 @@ NUM_CLASSES = 10
 TEMPLATE = "plotly_white"
 # The default template is applied as a figure is created, from a template object built once; naming
 # it in every update_layout rebuilt and deep-copied it each time (about 12 of a figure's ~20 ms,
-# and the page rebuilds figures every few seconds for every open tab).
+# and the page rebuilds figures every few seconds for every open tab). Importing Streamlit sets the
+# default to its own template, so every figure is made through _figure, which puts ours back.
 pio.templates.default = TEMPLATE
+
+
+def _figure(*args: object, **kwargs: object) -> go.Figure:
+    if pio.templates.default != TEMPLATE:
+        pio.templates.default = TEMPLATE
+    return go.Figure(*args, **kwargs)
 MARGIN = dict(l=50, r=20, t=40, b=40)
 TIGHT_MARGIN = dict(l=10, r=10, t=40, b=10)
 TRAIN_COLOR = pcolors.qualitative.Plotly[0]
@@ -89,11 +96,12 @@ GAP_RGB = (190, 190, 190)  # mid grey: distinct from the near-white of a zero we
 # A few large weights would otherwise squeeze everything else into the pale middle of the scale.
 ROBUST_PERCENTILE = 99.5
 TILE_GAP = 1
+MAX_LABELLED_TILES = 20
 # Wider than tall suits a wide dashboard: 700 units -> 37 x 19 tiles, 10 units -> 5 x 2.
 GRID_ASPECT = 2.0
 # Figure pixel sizes are decided in the browser; the builder assumes a wide column of this width to
 # pick a height and a hover-marker size that roughly match a tile.
-ASSUMED_FIGURE_WIDTH = 1100
+ASSUMED_FIGURE_WIDTH = 700
 COLORBAR_ALLOWANCE = 80
 GRID_MIN_HEIGHT = 240
 GRID_MAX_HEIGHT = 640
@@ -185,7 +193,7 @@ def loss_figure(history: Sequence[Mapping[str, float]], batch_loss: np.ndarray |
     steps = np.arange(1, len(batches) + 1) if batch_steps is None else np.asarray(batch_steps).ravel()
     if len(steps) != len(batches):
         raise ValueError(f"{len(steps)} batch steps for {len(batches)} batch losses")
-    fig = go.Figure()
+    fig = _figure()
     if len(batches):
         if batches_per_epoch <= 0:
             raise ValueError("batches_per_epoch must be positive when batch_loss is given "
@@ -241,7 +249,7 @@ def _epoch_axis(epochs: int | None) -> dict:
 def accuracy_figure(history: Sequence[Mapping[str, float]], epochs: int | None = None) -> go.Figure:
     """Training and validation accuracy per epoch, the y axis zoomed in on the values; `epochs` as
     for `loss_figure`."""
-    fig = go.Figure()
+    fig = _figure()
     yaxis = dict(title="accuracy", tickformat=".1%")
     if history:
         done = [int(row["epoch"]) for row in history]
@@ -295,7 +303,7 @@ def confusion_figure(confusion: np.ndarray) -> go.Figure:
     diagonal = np.eye(n, dtype=bool)
     errors = np.where(diagonal, np.nan, rates)
     worst = float(np.nanmax(errors)) if n > 1 else 0.0
-    fig = go.Figure()
+    fig = _figure()
     fig.add_trace(go.Heatmap(
         z=errors, x=digits, y=digits, zmin=0.0, zmax=max(worst, MIN_ERROR_SCALE),
         colorscale=ERROR_COLORSCALE, hoverinfo="skip", name="errors",
@@ -341,7 +349,7 @@ def per_class_figure(per_class_accuracy: Sequence[float | None]) -> go.Figure:
     digits = [str(d) for d in range(len(values))]
     known = np.isfinite(values)
     errors = 1.0 - values
-    fig = go.Figure(go.Bar(
+    fig = _figure(go.Bar(
         x=[float(e) if ok else None for e, ok in zip(errors, known)], y=digits, orientation="h",
         marker_color=ERROR_BAR_COLOR,
         text=[f"{e:.1%}" if ok else "" for e, ok in zip(errors, known)], textposition="outside",
@@ -458,13 +466,19 @@ def grid_png(grid: np.ndarray, value_range: float) -> bytes:
 
 
 def weights_grid_figure(kernel: np.ndarray, columns: int | None = None,
-                        value_range: float | None = None, quantity: str = "weight") -> go.Figure:
+                        value_range: float | None = None, quantity: str = "weight",
+                        unit_ids: Sequence[int] | None = None, labels: Sequence[str] | None = None,
+                        highlight: int | None = None) -> go.Figure:
     """All first-layer units as 28x28 tiles in one image on a shared symmetric colour range.
 
     The grid is one `go.Image` (a PNG coloured here), so 700 units cost the browser one bitmap rather
     than 600k heatmap cells. Trace 1 is an invisible scatter with one square marker per tile centre:
     hover names the unit, a selection returns `customdata` = unit index; it also owns the colour bar.
     `quantity` names what the tiles show ("weight", "change since step 0"...) on the colour bar.
+    `unit_ids` are the units the kernel's columns are (a page of a sorted layer; default 0..n-1),
+    `labels` their hover names (default "unit k"); the tile of unit `highlight` gets a frame.
+    `labels` are also written over the tiles when there are at most MAX_LABELLED_TILES of them (the
+    ten digit templates of the linear model).
     """
     kernel = _check_kernel(kernel)
     units = kernel.shape[1]
@@ -480,15 +494,18 @@ def weights_grid_figure(kernel: np.ndarray, columns: int | None = None,
     scale = min(scale, (height - TIGHT_MARGIN["t"] - TIGHT_MARGIN["b"]) / grid_height)
 
     pitch = IMAGE_SIDE + TILE_GAP
-    unit_ids = np.arange(units)
+    unit_ids = np.arange(units) if unit_ids is None else np.asarray(unit_ids, np.int64)
+    if len(unit_ids) != units:
+        raise ValueError(f"{len(unit_ids)} unit ids for {units} tiles")
+    names = [f"unit {k}" for k in unit_ids] if labels is None else list(labels)
     centre = (IMAGE_SIDE - 1) / 2  # image pixel (i, j) is centred on (x=j, y=i)
-    fig = go.Figure(go.Image(
+    fig = _figure(go.Image(
         source=source, x0=0, y0=0, dx=1, dy=1, hoverinfo="skip", zsmooth=False, name="weights",
     ))
     fig.add_trace(go.Scatter(
         x=(unit_ids % columns) * pitch + centre, y=(unit_ids // columns) * pitch + centre,
         mode="markers", name="units", showlegend=False,
-        customdata=unit_ids, text=[f"unit {k}" for k in unit_ids],
+        customdata=unit_ids, text=names,
         hovertemplate="%{text}<extra></extra>",
         marker=dict(
             symbol="square", size=max(4.0, IMAGE_SIDE * scale), opacity=0,
@@ -497,6 +514,17 @@ def weights_grid_figure(kernel: np.ndarray, columns: int | None = None,
             showscale=True, colorbar=dict(title=_side_title(quantity), thickness=12, len=0.9),
         ),
     ))
+    slots = {int(k): i for i, k in enumerate(unit_ids)}
+    if highlight is not None and int(highlight) in slots:
+        i = slots[int(highlight)]
+        x0, y0 = (i % columns) * pitch - 0.5, (i // columns) * pitch - 0.5
+        fig.add_shape(type="rect", x0=x0 - 0.5, y0=y0 - 0.5, x1=x0 + IMAGE_SIDE + 0.5, y1=y0 + IMAGE_SIDE + 0.5,
+                      line=dict(color=HIGHLIGHT_COLOR, width=3))
+    if labels is not None and units <= MAX_LABELLED_TILES:
+        for i, name in enumerate(names):
+            fig.add_annotation(x=(i % columns) * pitch, y=(i // columns) * pitch, text=name,
+                               showarrow=False, xanchor="left", yanchor="top", font=dict(size=12),
+                               bgcolor="rgba(255,255,255,0.75)")
     return _layout(
         fig, title=f"First-layer weights ({units} units, colour range ±{r:.3g})", height=height,
         uirevision=f"weights-{units}-{columns}",  # a new architecture resets the view, a new epoch does not
@@ -528,13 +556,13 @@ def unit_figure(weights: np.ndarray, unit: int, value_range: float | None = None
                          f"got shape {weights.shape}")
     tile = weights.reshape(IMAGE_SIDE, IMAGE_SIDE)
     r = _checked_range(value_range, tile)
-    fig = go.Figure(go.Heatmap(
+    fig = _figure(go.Heatmap(
         z=tile, zmin=-r, zmax=r, colorscale=WEIGHT_COLORSCALE,
         colorbar=dict(title=_side_title(quantity), thickness=12),
         hovertemplate=f"row %{{y}}, col %{{x}}<br>{quantity} %{{z:.4f}}<extra></extra>", name=f"unit {unit}",
     ))
     return _layout(
-        fig, title=f"Unit {unit}", height=UNIT_HEIGHT, uirevision="unit",
+        fig, title=f"Unit {unit}", height=UNIT_HEIGHT, uirevision="unit", margin=TIGHT_MARGIN,
         xaxis=dict(constrain="domain", **_hidden_axis()),
         yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain", **_hidden_axis()),
     )
@@ -557,7 +585,7 @@ def probabilities_figure(probabilities: Sequence[float] | None) -> go.Figure:
         best = int(np.argmax(values))
         colors = [HIGHLIGHT_COLOR if d == best else BAR_COLOR for d in range(NUM_CLASSES)]
         text = [f"{v:.2f}" for v in values]
-    fig = go.Figure(go.Bar(
+    fig = _figure(go.Bar(
         x=digits, y=values, marker_color=colors, text=text, textposition="outside", cliponaxis=False,
         hovertemplate="digit %{x}: %{y:.3f}<extra></extra>", name="probability",
     ))
@@ -582,7 +610,7 @@ def digit_figure(image: np.ndarray | None) -> go.Figure:
         if pixels.size != PIXELS:  # [28, 28], [784] and [28, 28, 1] are all the same image
             raise ValueError(f"expected a {IMAGE_SIDE}x{IMAGE_SIDE} image, got shape {pixels.shape}")
         pixels = pixels.reshape(IMAGE_SIDE, IMAGE_SIDE)
-    fig = go.Figure(go.Heatmap(
+    fig = _figure(go.Heatmap(
         z=pixels, zmin=0.0, zmax=1.0, colorscale=DIGIT_COLORSCALE, showscale=False,
         hovertemplate="row %{y}, col %{x}: %{z:.2f}<extra></extra>", name="digit",
     ))

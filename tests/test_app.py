@@ -55,6 +55,8 @@ def test_defaults_are_the_recipe_and_start_is_ready(app):
     assert app.number_input(key="seed").value == 22
     assert app.selectbox(key="data_kind").value == "sample"  # from MLPDASH_DATA
     assert any("bundled 10,000-digit MNIST sample" in c.value for c in app.caption)
+    # Training on the sample is said plainly, with the way to full MNIST.
+    assert any("6,000 of them to train on" in c.value and "TensorFlow Datasets" in c.value for c in app.caption)
     assert not app.button(key="start_training").disabled
     assert app.button(key="pause_training").disabled and app.button(key="stop_training").disabled
     assert "Idle" in status_text(app)

@@ -426,6 +426,23 @@ def test_linear_model_grid():
     assert len(fig.data[1].x) == 10
 
 
+def test_weights_grid_of_a_page_names_its_units_frames_the_picked_one_and_labels_digit_templates():
+    kernel = glorot_kernel(6)
+    fig = weights_grid_figure(kernel, columns=3, unit_ids=[40, 7, 12, 3, 99, 0], highlight=12)
+    markers = fig.data[1]
+    assert list(markers.customdata) == [40, 7, 12, 3, 99, 0] and markers.text[0] == "unit 40"
+    (frame,) = fig.layout.shapes
+    # Unit 12 is the third tile: column 2 of row 0.
+    assert frame.x0 < 2 * 29 < frame.x1 and frame.y0 < 0 < frame.y1
+    assert not fig.layout.annotations
+    assert not weights_grid_figure(kernel, unit_ids=range(6), highlight=500).layout.shapes
+    digits = weights_grid_figure(glorot_kernel(10), labels=[f"digit {d}" for d in range(10)])
+    assert [a.text for a in digits.layout.annotations] == [f"digit {d}" for d in range(10)]
+    assert digits.data[1].text[3] == "digit 3"
+    with pytest.raises(ValueError, match="unit ids"):
+        weights_grid_figure(kernel, unit_ids=[1, 2])
+
+
 def test_weights_grid_refuses_a_bad_range():
     with pytest.raises(ValueError, match="value_range"):
         weights_grid_figure(glorot_kernel(4), value_range=0.0)

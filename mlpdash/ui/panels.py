@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -19,6 +20,8 @@ from mlpdash.views import RunView, status_line, view_of_run, view_of_snapshot
 WEIGHTS_REFRESH_FACTOR = 5
 # While a job trains, the weights panel shows the weights as they are, read at most this often.
 LIVE_WEIGHTS_SECONDS = 5.0
+# Units per page of the weights grid: 16 x 8 tiles of at least 28 px in the grid's column at 1024 px.
+TILES_PER_PAGE = 128
 # Plotly's toolbar covered chart titles on a phone; zoom by dragging and reset by double-click remain.
 CHART_CONFIG = {"displayModeBar": False}
 CHARTS_REFRESH_FACTOR = 3
@@ -159,15 +162,14 @@ def _accuracy_figure(key: tuple, _history: tuple, epochs: int | None) -> go.Figu
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
-def _weights_grid(key: tuple, _kernel: np.ndarray, _initial: np.ndarray | None,
-                  quantity: str) -> tuple[go.Figure, float, np.ndarray]:
-    """The grid of one run's kernel at one epoch (raw or change since step 0): the heaviest figure
-    of the page (~0.1-0.5 s), built once per epoch for every tab."""
+def _layer(key: tuple, _kernel: np.ndarray, _initial: np.ndarray | None) -> tuple[np.ndarray, float, np.ndarray]:
+    """One run's first layer at one moment, as shown (raw, or change since step 0): (values, the
+    colour range over the whole layer, the units most changed first). Computed once for every tab."""
     kernel = np.asarray(_kernel, np.float32)
     if _initial is not None:
         kernel = kernel - np.asarray(_initial, np.float32)
-    value_range = figures.weight_range(kernel)
-    return figures.weights_grid_figure(kernel, value_range=value_range, quantity=quantity), value_range, kernel
+    order = np.argsort(-np.linalg.norm(np.nan_to_num(kernel), axis=0), kind="stable")
+    return kernel, figures.weight_range(kernel), order
 
 
 def confusion_ui(manager: JobManager) -> None:
@@ -224,22 +226,54 @@ def _weights(manager: JobManager) -> None:
         help="Training moves the weights only a little from their random start, so the raw weights "
              "look like noise; the change shows what each unit has learned to look for.") != "Weights"
     kernel, when, stamp = _shown_kernel(manager, view)
-    key = (view.title, str(view.run_dir), stamp, change)
-    grid, value_range, shown = _weights_grid(key, kernel, view.initial_kernel if change else None,
-                                             "change since step 0" if change else "weight")
+    quantity = "change since step 0" if change else "weight"
+    shown, value_range, order = _layer(
+        (view.title, str(view.run_dir), stamp, change), kernel, view.initial_kernel if change else None)
     units = shown.shape[1]
-    _take_clicked_unit(units)
-    grid_col, unit_col = st.columns([3, 1])
+    linear = not view.config.hidden
+    page_ids = _page_of_units(order, units, linear)
+    unit = _take_clicked_unit(units)
+    # The enlarged unit's column is wide enough for a tile of 280 px or more beside its colour bar.
+    grid_col, unit_col = st.columns([3, 2])
     with grid_col:
-        what = "change of each weight since initialisation" if change else "weights"
-        st.caption(f"{units} units of the first layer, {what} ({when}). Red: ink there raises the "
-                   "unit's input; blue: lowers it. Hover to name a unit, click to enlarge it.")
-        st.plotly_chart(grid, key="weights_grid", theme=None, on_select="rerun", selection_mode=("points",))
+        if linear:
+            what = ("The linear model's ten units are the ten digits: each tile is that digit's template "
+                    "(red: ink there argues for the digit; blue: against it)")
+        else:
+            what = (f"{len(page_ids)} of the {units} first-layer units (red: ink there raises the unit's "
+                    "input; blue: lowers it)")
+        st.caption(f"{what}; {'the change of each weight since initialisation' if change else 'the weights'}, "
+                   f"{when}. Hover to name a unit, click to enlarge it.")
+        labels = [f"digit {k}" for k in page_ids] if linear else None
+        grid = figures.weights_grid_figure(shown[:, page_ids], value_range=value_range, quantity=quantity,
+                                           unit_ids=page_ids, labels=labels, highlight=unit)
+        st.plotly_chart(grid, key="weights_grid", theme=None, on_select="rerun", selection_mode=("points",),
+                        config=CHART_CONFIG)
     with unit_col:
-        unit = st.number_input("Unit", min_value=0, max_value=units - 1, step=1, key="weights_unit")
-        st.plotly_chart(figures.unit_figure(shown, int(unit), value_range=value_range,
-                                            quantity="change" if change else "weight"),
-                        key="unit_chart", theme=None)
+        unit = st.number_input("Digit" if linear else "Unit", min_value=0, max_value=units - 1, step=1,
+                               key="weights_unit")
+        tile = figures.unit_figure(shown, int(unit), value_range=value_range,
+                                   quantity="change" if change else "weight")
+        if linear:
+            tile.update_layout(title_text=f"Digit {int(unit)}")
+        st.plotly_chart(tile, key="unit_chart", theme=None, config=CHART_CONFIG)
+
+
+def _page_of_units(order: np.ndarray, units: int, linear: bool) -> np.ndarray:
+    """The units of the page chosen: tiles stay large enough to see strokes (TILES_PER_PAGE at a
+    time), sorted by how much they changed (most first) or by number."""
+    if units <= TILES_PER_PAGE:
+        return np.arange(units) if linear else order[:units]
+    order_col, page_col = st.columns([1, 1])
+    by_norm = order_col.segmented_control(
+        "Order", ["most changed first", "by number"], default="most changed first", key="weights_order",
+        help="Most changed: the units training shaped most, by the size of their weights' change (or "
+             "of their weights)")
+    ranked = order if by_norm != "by number" else np.arange(units)
+    pages = math.ceil(units / TILES_PER_PAGE)
+    page = page_col.slider("Page", 1, pages, 1, key="weights_page",
+                           help=f"{TILES_PER_PAGE} units a page, so that each tile is big enough to see")
+    return ranked[(page - 1) * TILES_PER_PAGE: page * TILES_PER_PAGE]
 
 
 def _shown_kernel(manager: JobManager, view: RunView) -> tuple[np.ndarray, str, tuple]:
@@ -263,8 +297,9 @@ def _live_kernel(run: str, window: int, _job) -> tuple[np.ndarray, int, int] | N
     return _job.live_kernel()
 
 
-def _take_clicked_unit(units: int) -> None:
-    """A click on the grid picks the unit shown large (the number input stays the one source)."""
+def _take_clicked_unit(units: int) -> int:
+    """A click on the grid picks the unit shown large (the number input stays the one source);
+    returns that unit."""
     state = st.session_state.get("weights_grid") or {}
     points = state.get("selection", {}).get("points", [])
     clicked = [p.get("customdata") for p in points if p.get("customdata") is not None]
@@ -276,6 +311,7 @@ def _take_clicked_unit(units: int) -> None:
     st.session_state.setdefault("weights_unit", 0)
     if st.session_state["weights_unit"] >= units:  # a narrower model than the last one shown
         st.session_state["weights_unit"] = 0
+    return int(st.session_state["weights_unit"])
 
 
 def runs_ui(manager: JobManager) -> None:

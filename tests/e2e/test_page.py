@@ -305,8 +305,13 @@ def test_short_run_finishes_with_charts(page: Page, screenshot):
     panel = open_tab(page, "First-layer weights")
     expect(chart(page, "weights_grid")).to_be_visible()
     expect(chart(page, "unit_chart")).to_be_visible()
-    expect(panel).to_contain_text("700 units of the first layer, change of each weight since "
-                                  "initialisation (after epoch 2)")
+    expect(panel).to_contain_text("128 of the 700 first-layer units")
+    expect(panel).to_contain_text("the change of each weight since initialisation, after epoch 2")
+    # Tiles big enough to see strokes (16 columns of 28 px tiles and 1 px gaps), the enlarged unit
+    # at least 280 px across.
+    grid_px = chart(page, "weights_grid").evaluate("plot => plot._fullLayout.xaxis._length")
+    assert grid_px / (16 * 29 - 1) * 28 >= 28, grid_px
+    assert chart(page, "unit_chart").evaluate("plot => plot._fullLayout.xaxis._length") >= 280
     panel.scroll_into_view_if_needed()
     screenshot(page, "06-weights-tab")
 
