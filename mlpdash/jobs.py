@@ -60,8 +60,10 @@ class JobManager:
         """The current or most recent job (None before the first Start)."""
         return self._job
 
-    def start(self, config: TrainConfig, data_spec: str | None = None) -> TrainingJob:
-        """Start a job for `config`; JobBusyError while another one is active."""
+    def start(self, config: TrainConfig, data_spec: str | None = None,
+              pace: float | None = None) -> TrainingJob:
+        """Start a job for `config` (at `pace` samples/s in slow motion; None: full speed);
+        JobBusyError while another one is active."""
         # Imported here: TensorFlow loads on the first Start, not on page load.
         from mlpdash.training import TrainingJob
 
@@ -70,7 +72,8 @@ class JobManager:
                 raise JobBusyError("a training run is already in progress: stop it or wait for it to end")
             previous = self._job
             spare = previous.release_model() if previous is not None else None
-            self._job = TrainingJob(config, data_spec, self.runs_dir, loader=self.load_data, spare=spare)
+            self._job = TrainingJob(config, data_spec, self.runs_dir, loader=self.load_data, spare=spare,
+                                    pace=pace)
             return self._job.start()
 
     def load_data(self, spec: str | None) -> MnistSplits:

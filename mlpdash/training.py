@@ -88,7 +88,8 @@ class TrainingJob:
     `data` is a source spec for `load_mnist` (None = the default source) or already-loaded splits.
     `strategy` is the `tf.distribute` strategy the model is built under (None = the current one, the
     default strategy on one CPU or GPU). `spare` is an ended job's compiled model
-    (`release_model`), used instead of a new one when it has this config's graph.
+    (`release_model`), used instead of a new one when it has this config's graph. `pace` is slow
+    motion (`set_pace`).
     """
 
     def __init__(
@@ -102,6 +103,7 @@ class TrainingJob:
         loader: Callable[[str | None], MnistSplits] = load_mnist,
         strategy: tf.distribute.Strategy | None = None,
         spare: SpareModel | None = None,
+        pace: float | None = None,
     ) -> None:
         self.config = config
         self._data = data
@@ -117,6 +119,8 @@ class TrainingJob:
         self._thread = threading.Thread(target=self._run, name="mlpdash-training", daemon=True)
         self._done = threading.Event()
         self._predictor: Predictor | None = None
+        self._pace: float | None = None
+        self.set_pace(pace)
         self._spare = spare  # before _build: one offered to this job; after: this job's own model
         self._writer: RunWriter | None = None
         # Mutable progress, guarded by _lock; snapshot() copies it.
@@ -248,6 +252,18 @@ class TrainingJob:
     def predictor(self) -> Predictor | None:
         """The live model's predictor (current weights), or None before the model exists."""
         return self._predictor
+
+    @property
+    def pace(self) -> float | None:
+        """Slow motion: the samples a second training is held to, or None for full speed."""
+        return self._pace
+
+    def set_pace(self, samples_per_second: float | None) -> None:
+        """Slow the training down to `samples_per_second` (None or 0: full speed), at once, mid-run
+        included, so that a class can watch the curves form. It changes no result, only the wall time."""
+        if samples_per_second is not None and samples_per_second < 0:
+            raise ValueError(f"a pace is a positive number of samples a second (got {samples_per_second})")
+        self._pace = samples_per_second or None
 
     @property
     def data_spec(self) -> str | None:
@@ -476,6 +492,15 @@ class TrainingJob:
             self._kernel_epochs = [self._kernel_epochs[i] for i in keep]
         return dropped
 
+    def _hold_pace(self, samples: int, took: float) -> bool:
+        """Slow motion: make a batch of `samples` that took `took` s last samples/pace seconds; True
+        if it waited. A stop ends the wait at once; a pause pressed meanwhile takes effect after it."""
+        pace = self._pace
+        if not pace:
+            return False
+        self._stop.wait(max(0.0, samples / pace - took))
+        return True
+
     def _wait_while_paused(self) -> float:
         """Block while paused; returns the seconds spent waiting."""
         if self._unpaused.is_set():
@@ -532,9 +557,11 @@ class _Reporter(keras.callbacks.Callback):
         if not math.isfinite(loss) or loss > DIVERGED_BATCH_LOSS:
             raise DivergedError(f"Diverged: the loss reached {loss:.3g} in epoch {self.epoch}, batch "
                                 f"{self.batches} — {DIVERGENCE_ADVICE}")
+        held = self.job._hold_pace(size, now - self.mark)
         waited = self.job._wait_while_paused()
         self.paused += waited
-        self.mark = time.perf_counter() if waited else now
+        # The next batch is timed from here: neither a pause nor slow motion is its compute time.
+        self.mark = time.perf_counter() if waited or held else now
         if self.job.stop_requested:
             self.model.stop_training = True
 

@@ -211,6 +211,29 @@ def test_train_digits_trains_on_the_first_n_and_leaves_the_shared_data_whole(tin
     assert json.loads((snap.run_dir / "config.json").read_text())["config"]["train_digits"] == 300
 
 
+def test_slow_motion_holds_the_pace_changes_mid_run_and_a_stop_cuts_it_short(tiny_data, tmp_path):
+    config = TrainConfig(hidden=(16,), epochs=50, batch_size=50)
+    job = TrainingJob(config, tiny_data, tmp_path, pace=500).start()  # 10 batches a second
+    wait_for(job, lambda s: s.batches_done >= 3)
+    start, batches = time.monotonic(), job.snapshot().batches_done
+    time.sleep(1.5)
+    slow = (job.snapshot().batches_done - batches) / (time.monotonic() - start)
+    assert 5 <= slow <= 12, slow  # about 10 batches a second, not hundreds
+    job.set_pace(None)  # full speed, at once
+    start, batches = time.monotonic(), job.snapshot().batches_done
+    time.sleep(1.0)
+    fast = (job.snapshot().batches_done - batches) / (time.monotonic() - start)
+    assert fast > 3 * slow, (slow, fast)
+    job.set_pace(1)  # one digit a second: a batch would take 50 s
+    time.sleep(0.3)
+    began = time.monotonic()
+    job.stop()
+    assert job.join(30) and time.monotonic() - began < 10  # the stop does not wait out the slow batch
+    assert job.snapshot().status == Status.STOPPED
+    with pytest.raises(ValueError, match="positive"):
+        job.set_pace(-5)
+
+
 def test_predictions_during_training_use_the_current_weights(tiny_data, tmp_path):
     job = TrainingJob(SLOW.replace(epochs=3), tiny_data, tmp_path).start()
     wait_for(job, lambda s: s.status == Status.TRAINING and s.batches_done >= 2)

@@ -255,6 +255,13 @@ def test_invalid_setting_disables_start(page: Page, screenshot):
 
 
 def test_short_run_finishes_with_charts(page: Page, screenshot):
+    # Slow motion (2,000 digits a second: 3 s an epoch of the sample) so that the run is watched
+    # training, however fast this machine is.
+    speed = page.locator(".st-key-pace input")
+    speed.focus()
+    speed.press("ArrowRight")
+    expect(page.locator(".st-key-pace")).to_contain_text("2,000 digits/s")
+    settle(page)
     start_run(page, 2)
     loss_seen = chart_points(page, "loss_chart")
     seen_counters = []
