@@ -223,7 +223,7 @@ def controls_ui(manager: JobManager, spec: str | None, config: TrainConfig | Non
         job = manager.job
         status = job.status if job else Status.IDLE
         allowed = may_control()
-        start_col, pause_col, stop_col = st.columns(3, gap="small")
+        start_col, pause_col, stop_col, speed_col = st.columns([1, 1, 1, 1.4], gap="small")
         start = start_col.button("Start", key="start_training", type="primary", width="stretch",
                                  icon=":material/play_arrow:",
                                  disabled=config is None or spec is None or status.active or not allowed)
@@ -244,11 +244,12 @@ def controls_ui(manager: JobManager, spec: str | None, config: TrainConfig | Non
             _start(manager, spec, config)
         # A new tab or a reload shows the running job's speed.
         st.session_state.setdefault("pace", _pace_label(job.pace if job and status.active else None))
-        st.select_slider("Speed", list(PACES), key="pace", on_change=_set_pace, args=(manager,),
-                         disabled=not allowed,
-                         help="Slow motion, so that a class can watch the curves form: the digits "
-                              "trained a second. It changes no result, only how long the run takes; "
-                              "it applies at once, mid-run too.")
+        speed_col.selectbox("Speed", list(PACES), key="pace", on_change=_set_pace, args=(manager,),
+                            disabled=not allowed, label_visibility="collapsed",
+                            format_func=lambda label: f"Speed: {label}",
+                            help="Slow motion, so that a class can watch the curves form: the digits "
+                                 "trained a second. It changes no result, only how long the run takes; "
+                                 "it applies at once, mid-run too.")
         if status.active:
             st.caption("A run is in progress: one trains at a time. Stop it to start another.")
         elif config is None:

@@ -13,8 +13,8 @@ import streamlit as st
 # about 380 px squeezes its legend and ticks.
 TRAINING_MIN_PX = 380
 DRAWING_MIN_PX = 300
-# Start, Pause and Stop side by side with their labels whole.
-CONTROLS_MIN_PX = 330
+# Start, Pause, Stop and the speed side by side with their labels whole.
+CONTROLS_MIN_PX = 440
 
 _RULES = f"""
 <style>

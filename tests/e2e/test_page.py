@@ -257,10 +257,10 @@ def test_invalid_setting_disables_start(page: Page, screenshot):
 def test_short_run_finishes_with_charts(page: Page, screenshot):
     # Slow motion (2,000 digits a second: 3 s an epoch of the sample) so that the run is watched
     # training, however fast this machine is.
-    speed = page.locator(".st-key-pace input")
-    speed.focus()
-    speed.press("ArrowRight")
-    expect(page.locator(".st-key-pace")).to_contain_text("2,000 digits/s")
+    speed = page.get_by_role("combobox", name="Speed")
+    speed.click()
+    page.get_by_role("option", name="Speed: 2,000 digits/s").click()
+    expect(speed).to_have_value("Speed: 2,000 digits/s")
     settle(page)
     start_run(page, 2)
     loss_seen = chart_points(page, "loss_chart")
@@ -378,7 +378,7 @@ def test_pause_resume_and_stop(page: Page, screenshot):
     # epoch's (the model already reads drawings with them).
     epoch, batch = re.search(r"epoch (\d+)/\d+, batch (\d+)/", status_text(page)).groups()
     weights = open_tab(page, "First-layer weights")
-    expect(weights).to_contain_text(f"(live: epoch {epoch}, batch {batch})", timeout=20_000)
+    expect(weights).to_contain_text(f"live: epoch {epoch}, batch {batch}.", timeout=20_000)
     settle(page)  # the tab's rerun is over: a click now lands on the buttons it drew
     expect(button(page, "stop_training")).to_be_enabled()
     screenshot(page, "09-paused")

@@ -46,6 +46,9 @@ def assert_nothing_cut(page: Page) -> None:
     for key in ("start_training", "pause_training", "stop_training"):
         label = button(page, key).locator("p")
         assert label.evaluate("e => e.scrollWidth <= e.clientWidth + 1"), key
+    speed = page.locator(".st-key-pace").bounding_box()
+    stop = page.locator(".st-key-stop_training").bounding_box()
+    assert speed["x"] >= stop["x"] + stop["width"] - 1 or speed["y"] >= stop["y"] + stop["height"] - 1
     lines = prediction_heading(page).evaluate("""e => {
         // Lines of the heading's own text (Streamlit adds an anchor icon beside it).
         const walker = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
