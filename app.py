@@ -44,7 +44,7 @@ def main() -> None:
         training_col, drawing_col = st.columns([3, 2], gap="large")
         with training_col, st.container(key="training_column"):
             result_ui(manager)
-            charts_ui(manager)
+            charts_ui(manager, planned_epochs=config.epochs if config else None)
         with drawing_col, st.container(key="drawing_column"):
             drawing_ui(manager)
     views_ui(manager)

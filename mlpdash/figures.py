@@ -587,7 +587,8 @@ def probabilities_figure(probabilities: Sequence[float] | None) -> go.Figure:
         text = [f"{v:.2f}" for v in values]
     fig = _figure(go.Bar(
         x=digits, y=values, marker_color=colors, text=text, textposition="outside", cliponaxis=False,
-        hovertemplate="digit %{x}: %{y:.3f}<extra></extra>", name="probability",
+        hovertemplate="digit %{x}: %{y:.3f}<extra>softmax of the logits: sums to 1</extra>",
+        name="probability",
     ))
     _layout(
         fig, title="Probabilities", height=PROBABILITIES_HEIGHT, uirevision="probabilities",

@@ -150,6 +150,17 @@ def test_a_lesson_preset_fills_the_settings_says_what_to_watch_and_does_not_star
     assert app.number_input(key="epochs").value == 3 and not app.error
 
 
+def test_the_empty_charts_span_the_epochs_that_are_set(app):
+    import json
+
+    app.number_input(key="epochs").set_value(25).run()
+    specs = [json.loads(chart.proto.spec) for chart in app.get("plotly_chart")]
+    loss = next(spec for spec in specs if spec["layout"]["title"]["text"] == "Loss")
+    accuracy = next(spec for spec in specs if spec["layout"]["title"]["text"] == "Accuracy")
+    assert loss["layout"]["xaxis"]["range"] == [0, 25] == accuracy["layout"]["xaxis"]["range"]
+    assert loss["layout"]["yaxis"]["type"] == "log"
+
+
 def test_a_short_run_shows_live_charts_then_its_results(app):
     configure(app, epochs=2)
     app.button(key="start_training").click().run()

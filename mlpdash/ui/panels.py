@@ -61,17 +61,19 @@ def status_ui(manager: JobManager) -> None:
     live()
 
 
-def charts_ui(manager: JobManager) -> None:
+def charts_ui(manager: JobManager, planned_epochs: int | None = None) -> None:
     """The loss and accuracy charts, in a fragment of their own refreshed less often than the status
     (every redraw of a chart costs each open browser a Plotly render, and the server its figure: on a
-    shared machine that time is training's)."""
+    shared machine that time is training's). With no run to show, the empty charts span
+    `planned_epochs`, the sidebar's setting."""
     was_active = job_active(manager)
 
     @st.fragment(run_every=refresh_every(was_active, CHARTS_REFRESH_FACTOR))
     def charts() -> None:
         with guarded("training charts"), st.container(key="live_charts"):
             # A run in progress is drawn over its whole length; an ended one over what it did.
-            _charts(current_view(manager), live=manager.active() and focus.picked_run() is None)
+            _charts(current_view(manager), live=manager.active() and focus.picked_run() is None,
+                    planned_epochs=planned_epochs)
 
     charts()
 
@@ -129,7 +131,7 @@ def _result_metrics(view: RunView) -> None:
     epochs.metric("Epochs", f"{len(view.history)} of {view.config.epochs}")
 
 
-def _charts(view: RunView | None, live: bool) -> None:
+def _charts(view: RunView | None, live: bool, planned_epochs: int | None = None) -> None:
     # Every open tab redraws these every second while a job trains: tabs showing the same state of
     # the same run share one figure (built once) instead of each building its own.
     identity = (view.title, str(view.run_dir)) if view else None
@@ -138,7 +140,7 @@ def _charts(view: RunView | None, live: bool) -> None:
     # Stacked, not side by side: each chart gets the column's full width.
     with st.container():
         last_step = int(steps[-1]) if len(steps) else 0
-        epochs = view.config.epochs if view is not None and live else None
+        epochs = (view.config.epochs if live else None) if view is not None else planned_epochs
         st.plotly_chart(_loss_figure((identity, len(history), len(steps), last_step, epochs), view),
                         key="loss_chart", theme=None, config=CHART_CONFIG)
     with st.container():
@@ -151,7 +153,7 @@ def _charts(view: RunView | None, live: bool) -> None:
 @st.cache_resource(max_entries=8, show_spinner=False)
 def _loss_figure(key: tuple, _view: RunView | None) -> go.Figure:
     if _view is None:
-        return figures.loss_figure(())
+        return figures.loss_figure((), epochs=key[-1])
     return figures.loss_figure(_view.history, _view.batch_loss, _view.batches_per_epoch, _view.batch_steps,
                                epochs=key[-1])
 
