@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import gc
 import os
+from collections.abc import Callable
 
 from mlpdash.config import TrainConfig
 
@@ -92,10 +94,16 @@ def return_freed_memory() -> None:
     its arenas, so a long-lived server's RSS would ratchet up by several MB a job. A no-op where the C
     library is not glibc."""
     gc.collect()
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim if name else None
-    except (OSError, AttributeError):
-        trim = None
+    trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    # find_library runs a subprocess (ldconfig): once a process is enough.
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None

@@ -343,7 +343,11 @@ def _image_files(paths: Sequence[str]) -> list[str]:
         if not folder.is_dir():
             files.append(path)
             continue
-        found = sorted(str(f) for f in folder.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        try:
+            found = sorted(str(f) for f in folder.iterdir()
+                           if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file())
+        except OSError as err:
+            raise UsageError(f"{path}: cannot read the folder ({err.strerror or err})") from err
         if not found:
             raise UsageError(f"{path}: a folder with no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
         files.extend(found)

@@ -502,8 +502,9 @@ def weights_grid_figure(kernel: np.ndarray, columns: int | None = None,
     fig = _figure(go.Image(
         source=source, x0=0, y0=0, dx=1, dy=1, hoverinfo="skip", zsmooth=False, name="weights",
     ))
+    slot = np.arange(units)  # a marker sits on its tile's place on this page, whatever unit the tile shows
     fig.add_trace(go.Scatter(
-        x=(unit_ids % columns) * pitch + centre, y=(unit_ids // columns) * pitch + centre,
+        x=(slot % columns) * pitch + centre, y=(slot // columns) * pitch + centre,
         mode="markers", name="units", showlegend=False,
         customdata=unit_ids, text=names,
         hovertemplate="%{text}<extra></extra>",

@@ -70,6 +70,9 @@ MIN_STUCK_STEPS = 100
 DIVERGENCE_ADVICE = "lower the learning rate (a tenth of it is a good next try)"
 # How long an exiting process waits for a stopped job to evaluate and save.
 SHUTDOWN_GRACE_SECONDS = 30.0
+# An ended job's thread still closes its files and returns memory (milliseconds); a next Start waits
+# this long for it to hand over its model.
+RELEASE_WAIT_SECONDS = 5.0
 
 _live_jobs: weakref.WeakSet[TrainingJob] = weakref.WeakSet()
 
@@ -120,6 +123,7 @@ class TrainingJob:
         self._done = threading.Event()
         self._predictor: Predictor | None = None
         self._pace: float | None = None
+        self._pace_changed = threading.Event()  # wakes a slow-motion hold: new pace or a stop
         self.set_pace(pace)
         self._spare = spare  # before _build: one offered to this job; after: this job's own model
         self._writer: RunWriter | None = None
@@ -179,6 +183,7 @@ class TrainingJob:
             if self._status not in (Status.LOADING_DATA, Status.TRAINING, Status.PAUSED):
                 return False
             self._stop.set()
+            self._pace_changed.set()
             self._unpaused.set()
             self._status = Status.STOPPING
             if self._batches_at_stop is None:
@@ -264,6 +269,7 @@ class TrainingJob:
         if samples_per_second is not None and samples_per_second < 0:
             raise ValueError(f"a pace is a positive number of samples a second (got {samples_per_second})")
         self._pace = samples_per_second or None
+        self._pace_changed.set()
 
     @property
     def data_spec(self) -> str | None:
@@ -285,7 +291,8 @@ class TrainingJob:
         """Hand this ended job's compiled model to the next job (JobManager does, on the next Start),
         so that retraining the same settings traces nothing new; the job answers no drawings after.
         None while the job runs, or when it failed (its model may be half-updated)."""
-        if not self._done.is_set():
+        # A job that has ended has a moment of cleanup left before its thread is done: wait it out.
+        if self.status.active or not self._done.wait(RELEASE_WAIT_SECONDS):
             return None
         with self._lock:
             spare, self._spare = self._spare, None
@@ -321,17 +328,22 @@ class TrainingJob:
         except Exception as err:  # anything at all must reach the reader, not die with the thread
             self._fail(err, Status.FAILED)
         finally:
-            if self._writer is not None:
-                self._writer.close()
-            return_freed_memory()
-            self._done.set()
+            try:
+                if self._writer is not None:
+                    self._writer.close()
+                return_freed_memory()
+            finally:
+                self._done.set()  # whatever happened above: a waiter must never hang on this job
 
     def _load(self) -> MnistSplits:
         data = self._data if isinstance(self._data, MnistSplits) else self._loader(self._data)
         if self.config.train_digits:
             # The first N of the split (a view: the loaded arrays are shared with other jobs).
             n = self.config.train_digits
-            data = dataclasses.replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n])
+            have = len(data.x_train)
+            reason = (f"{data.reason}; training on the first {n:,} digits" if n <= have else
+                      f"{data.reason}; {n:,} training digits asked for, the split has {have:,}: all are used")
+            data = dataclasses.replace(data, x_train=data.x_train[:n], y_train=data.y_train[:n], reason=reason)
         with self._lock:
             self._source = (data.source, data.reason)
             self._train_size = len(data.x_train)
@@ -373,11 +385,13 @@ class TrainingJob:
         """The offered spare model reset to this config's start when its graph fits, else a new one
         (kept as this job's spare unless it was built under a strategy of the caller's)."""
         offered, self._spare = self._spare, None
-        if offered is not None and offered.key == key:
+        own_graph = self._strategy is None and not tf.distribute.has_strategy()
+        # A spare was built outside any strategy: a caller's strategy gets a model built under it.
+        if offered is not None and offered.key == key and own_graph:
             self._spare = offered
             return reuse_model(offered, self.config)
         model = build_model(self.config, steps, self._strategy)
-        if self._strategy is None and not tf.distribute.has_strategy():
+        if own_graph:
             self._spare = spare_model(model, key)
         return model
 
@@ -492,14 +506,24 @@ class TrainingJob:
             self._kernel_epochs = [self._kernel_epochs[i] for i in keep]
         return dropped
 
-    def _hold_pace(self, samples: int, took: float) -> bool:
-        """Slow motion: make a batch of `samples` that took `took` s last samples/pace seconds; True
-        if it waited. A stop ends the wait at once; a pause pressed meanwhile takes effect after it."""
-        pace = self._pace
-        if not pace:
-            return False
-        self._stop.wait(max(0.0, samples / pace - took))
-        return True
+    def _hold_pace(self, samples: int, took: float) -> float:
+        """Slow motion: make a batch of `samples` that took `took` s last samples/pace seconds;
+        returns the seconds held. A new pace applies at once (the wait is recomputed from it) and a
+        stop ends the wait; a pause pressed meanwhile takes effect after it."""
+        if not self._pace:
+            return 0.0
+        began = time.perf_counter()
+        while not self._stop.is_set():
+            # Cleared before the pace is read, so that a set_pace() in between still wakes the wait.
+            self._pace_changed.clear()
+            pace = self._pace
+            if not pace:
+                break
+            left = samples / pace - took - (time.perf_counter() - began)
+            if left <= 0:
+                break
+            self._pace_changed.wait(left)
+        return time.perf_counter() - began
 
     def _wait_while_paused(self) -> float:
         """Block while paused; returns the seconds spent waiting."""
@@ -540,6 +564,7 @@ class _Reporter(keras.callbacks.Callback):
         self.mean_loss = 0.0
         self.started = self.mark = time.perf_counter()
         self.paused = 0.0
+        self.held = 0.0  # slow motion's waits: not training time, as pauses are not
         self.pace: deque[tuple[float, int]] = deque(maxlen=PACE_WINDOW)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
@@ -560,6 +585,7 @@ class _Reporter(keras.callbacks.Callback):
         held = self.job._hold_pace(size, now - self.mark)
         waited = self.job._wait_while_paused()
         self.paused += waited
+        self.held += held
         # The next batch is timed from here: neither a pause nor slow motion is its compute time.
         self.mark = time.perf_counter() if waited or held else now
         if self.job.stop_requested:
@@ -597,7 +623,7 @@ class _Reporter(keras.callbacks.Callback):
             "accuracy": float(logs["accuracy"]),
             "val_loss": float(logs["val_loss"]),
             "val_accuracy": float(logs["val_accuracy"]),
-            "seconds": time.perf_counter() - self.started - self.paused,
+            "seconds": time.perf_counter() - self.started - self.paused - self.held,
         }
         self.job._record_epoch(row, self.model)
         self._check_divergence(row)

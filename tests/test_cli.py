@@ -173,12 +173,27 @@ def test_predict_errors_go_to_stderr_and_a_folder_is_read_for_its_images(run_dir
     captured = capsys.readouterr()
     answered = captured.out.splitlines()
     assert [line.split(":")[0] for line in answered] == [str(folder / f"d{i}.png") for i in range(3)]
-    assert captured.err.splitlines() == [f"mlpdash: {bad}: " + captured.err.split(f"{bad}: ", 1)[1].strip()]
+    (problem,) = captured.err.splitlines()
+    assert problem.startswith(f"mlpdash: {bad}: ") and "not a readable image" in problem
     assert "bad.png" not in captured.out
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["predict", "--model", str(run_dir), str(empty)]) == 2
     assert "no image files" in capsys.readouterr().err
+
+
+def test_predict_on_a_folder_it_cannot_list_says_so(run_dir, tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+
+    def refuse(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    # chmod 000 does not stop root, who runs CI: refuse the listing itself.
+    monkeypatch.setattr(Path, "iterdir", refuse)
+    assert main(["predict", "--model", str(run_dir), str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder}: cannot read the folder (Permission denied)" in err and "Traceback" not in err
 
 
 def test_evaluate_accepts_the_folder_train_out_made_when_it_holds_one_run(run_dir, capsys):

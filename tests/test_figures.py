@@ -431,6 +431,10 @@ def test_weights_grid_of_a_page_names_its_units_frames_the_picked_one_and_labels
     fig = weights_grid_figure(kernel, columns=3, unit_ids=[40, 7, 12, 3, 99, 0], highlight=12)
     markers = fig.data[1]
     assert list(markers.customdata) == [40, 7, 12, 3, 99, 0] and markers.text[0] == "unit 40"
+    # Each marker sits on the tile's place on the page (where a click lands), not at the unit's number.
+    centre = 27 / 2
+    assert list(markers.x) == [c * 29 + centre for c in (0, 1, 2, 0, 1, 2)]
+    assert list(markers.y) == [r * 29 + centre for r in (0, 0, 0, 1, 1, 1)]
     (frame,) = fig.layout.shapes
     # Unit 12 is the third tile: column 2 of row 0.
     assert frame.x0 < 2 * 29 < frame.x1 and frame.y0 < 0 < frame.y1

@@ -113,7 +113,7 @@ def test_a_rerun_of_the_same_settings_reuses_the_compiled_model_and_learns_exact
     assert _losses(other_seed) == _losses(fresh)
 
 
-def test_a_different_graph_gets_a_new_model_and_a_failed_job_gives_none(tmp_path):
+def test_a_different_graph_gets_a_new_model(tmp_path):
     manager = JobManager(tmp_path)
     first = manager.start(QUICK, "sample")
     first.join(60)
@@ -122,6 +122,22 @@ def test_a_different_graph_gets_a_new_model_and_a_failed_job_gives_none(tmp_path
     wider.join(60)
     assert wider.predictor.model is not model
     assert wider.snapshot().status == Status.FINISHED
+
+
+def test_a_spare_model_is_not_used_under_a_callers_strategy(tmp_path, tiny_data):
+    import tensorflow as tf
+
+    from mlpdash.training import TrainingJob
+
+    first = TrainingJob(QUICK, tiny_data, tmp_path).start()
+    assert first.join(60)
+    spare = first.release_model()
+    assert spare is not None
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    job = TrainingJob(QUICK, tiny_data, tmp_path, strategy=strategy, spare=spare).start()
+    assert job.join(60) and job.snapshot().status == Status.FINISHED
+    assert job.predictor.model is not spare.model  # built under the strategy, as asked
+    assert job.release_model() is None  # and not offered on: it belongs to the caller's strategy
 
 
 def test_a_failed_job_hands_over_no_model_and_a_running_one_none_yet(tmp_path, tiny_data):

@@ -209,6 +209,16 @@ def test_train_digits_trains_on_the_first_n_and_leaves_the_shared_data_whole(tin
     assert snap.batches_per_epoch == 3
     assert len(tiny_data.x_train) == 2000  # the loaded splits are shared with other jobs
     assert json.loads((snap.run_dir / "config.json").read_text())["config"]["train_digits"] == 300
+    assert "training on the first 300 digits" in snap.data_reason
+
+
+def test_more_training_digits_than_the_split_has_uses_all_and_says_so(tiny_data, tmp_path):
+    job = TrainingJob(TrainConfig(hidden=(16,), epochs=1, batch_size=100, train_digits=5000), tiny_data,
+                      tmp_path).start()
+    assert job.join(60)
+    snap = job.snapshot()
+    assert snap.status == Status.FINISHED and snap.train_size == 2000
+    assert "5,000 training digits asked for, the split has 2,000" in snap.data_reason
 
 
 def test_slow_motion_holds_the_pace_changes_mid_run_and_a_stop_cuts_it_short(tiny_data, tmp_path):
@@ -226,12 +236,28 @@ def test_slow_motion_holds_the_pace_changes_mid_run_and_a_stop_cuts_it_short(tin
     assert fast > 3 * slow, (slow, fast)
     job.set_pace(1)  # one digit a second: a batch would take 50 s
     time.sleep(0.3)
+    held_at = job.snapshot().batches_done
+    job.set_pace(None)  # a faster pace ends the hold at once, not after the 50 s
+    wait_for(job, lambda s: s.batches_done >= held_at + 5, timeout=5)
+    job.set_pace(1)
+    time.sleep(0.3)
     began = time.monotonic()
     job.stop()
     assert job.join(30) and time.monotonic() - began < 10  # the stop does not wait out the slow batch
     assert job.snapshot().status == Status.STOPPED
     with pytest.raises(ValueError, match="positive"):
         job.set_pace(-5)
+
+
+def test_slow_motion_is_not_counted_as_training_time(tiny_data, tmp_path):
+    # 2,000 digits at 1,000 a second: each epoch is held about 2 s; its compute is a fraction of that.
+    job = TrainingJob(TrainConfig(hidden=(16,), epochs=2, batch_size=100), tiny_data, tmp_path,
+                      pace=1000).start()
+    began = time.monotonic()
+    assert job.join(60)
+    assert time.monotonic() - began > 3.5  # it was held
+    rows = [json.loads(line) for line in (job.snapshot().run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert len(rows) == 2 and rows[1]["seconds"] < 1.0, rows
 
 
 def test_predictions_during_training_use_the_current_weights(tiny_data, tmp_path):

@@ -242,8 +242,11 @@ def controls_ui(manager: JobManager, spec: str | None, config: TrainConfig | Non
                       on_click=_stop, args=(manager,))
         if start:
             _start(manager, spec, config)
-        # A new tab or a reload shows the running job's speed.
-        st.session_state.setdefault("pace", _pace_label(job.pace if job and status.active else None))
+        # While a job runs, the box shows its speed, whichever tab set it; idle, it keeps this tab's
+        # choice for the next Start.
+        if job is not None and status.active:
+            st.session_state["pace"] = _pace_label(job.pace)
+        st.session_state.setdefault("pace", FULL_SPEED)
         speed_col.selectbox("Speed", list(PACES), key="pace", on_change=_set_pace, args=(manager,),
                             disabled=not allowed, label_visibility="collapsed",
                             format_func=lambda label: f"Speed: {label}",
