@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image, ImageDraw, ImageFilter
 
 SCHEMES = ("grey", "rgb_dark_on_white", "rgba_opaque_black", "rgba_transparent")
 """grey white-on-black (H, W); RGB dark ink on white; RGBA white ink on an opaque
@@ -180,3 +180,35 @@ def _render(ink: np.ndarray, scheme: str, colour: tuple[int, int, int]) -> np.nd
         alpha = np.round(ink * 255).astype(np.uint8)[:, :, np.newaxis]
         return np.concatenate([rgb, alpha], axis=2)
     raise ValueError(f"unknown colour scheme {scheme!r}; expected one of {SCHEMES}")
+
+
+PEN_PATHS: dict[int, list[list[tuple[float, float]]]] = {
+    1: [[(0.55, 0.0), (0.5, 1.0)]],
+    7: [[(0.0, 0.0), (1.0, 0.0), (0.35, 1.0)]],
+    4: [[(0.6, 0.0), (0.0, 0.65), (1.0, 0.65)], [(0.75, 0.3), (0.75, 1.0)]],
+    2: [[(0.05, 0.25), (0.3, 0.0), (0.75, 0.0), (0.95, 0.25), (0.9, 0.45), (0.0, 1.0), (1.0, 1.0)]],
+    0: [[(0.5, 0.0), (0.95, 0.2), (1.0, 0.6), (0.8, 0.95), (0.4, 1.0), (0.05, 0.75), (0.0, 0.3),
+         (0.2, 0.05), (0.5, 0.0)]],
+    3: [[(0.0, 0.05), (0.8, 0.0), (0.9, 0.25), (0.35, 0.5), (0.95, 0.7), (0.8, 1.0), (0.0, 0.95)]],
+    5: [[(1.0, 0.0), (0.15, 0.0), (0.05, 0.45), (0.7, 0.4), (1.0, 0.7), (0.7, 1.0), (0.0, 0.95)]],
+    6: [[(0.8, 0.0), (0.2, 0.4), (0.0, 0.8), (0.3, 1.0), (0.8, 0.9), (0.8, 0.6), (0.3, 0.55), (0.05, 0.75)]],
+    9: [[(0.95, 0.15), (0.6, 0.0), (0.1, 0.1), (0.1, 0.4), (0.6, 0.45), (0.95, 0.15), (0.85, 1.0)]],
+}
+"""Nine digits as pen paths in a unit box (x right, y down), for drawings made as the canvas makes
+them: a round brush of a chosen width along a path."""
+
+
+def pen_digit(digit: int, height: int, brush: int, canvas: int = CANVAS_SIDE) -> np.ndarray:
+    """`digit` drawn with a round brush `brush` px wide, `height` px tall in all (the brush
+    included), centred on a transparent RGBA canvas in white: what the dashboard's canvas sends."""
+    image = Image.new("RGBA", (canvas, canvas), (0, 0, 0, 0))
+    pen = ImageDraw.Draw(image)
+    span = max(1, height - brush)  # the path's extent: the brush adds half its width at each end
+    width = span * (0.15 if digit == 1 else 0.6)
+    top, left = (canvas - span) / 2, (canvas - width) / 2
+    for path in PEN_PATHS[digit]:
+        points = [(left + x * width, top + y * span) for x, y in path]
+        pen.line(points, fill=(255, 255, 255, 255), width=brush, joint="curve")
+        for x, y in (points[0], points[-1]):
+            pen.ellipse((x - brush / 2, y - brush / 2, x + brush / 2, y + brush / 2), fill=(255, 255, 255, 255))
+    return np.asarray(image)
