@@ -31,7 +31,10 @@ import pandas  # noqa: F401, I001
 import plotly.colors as pcolors
 import plotly.graph_objects as go
 import plotly.io as pio
+from plotly.subplots import make_subplots
 from PIL import Image
+
+from mlpdash.preprocess import STROKE_RANGE, THICKEN_TO, THIN_TO, Preparation
 
 IMAGE_SIDE = 28
 PIXELS = IMAGE_SIDE * IMAGE_SIDE
@@ -76,11 +79,16 @@ EMPTY_LOSS_RANGE = (0.01, 3.0)
 ZOOM_FROM_ACCURACY = 0.5
 LOSS_HEIGHT = 300
 ACCURACY_HEIGHT = 290
-CONFUSION_HEIGHT = 460
+CONFUSION_HEIGHT = 520
+CONFUSION_MARGIN = dict(l=50, r=10, t=40, b=110)  # room for the colour bar under the matrix
 PER_CLASS_HEIGHT = 340
 UNIT_HEIGHT = 420
 PROBABILITIES_HEIGHT = 190
 DIGIT_SIZE = 140
+PREPARATION_HEIGHT = 200
+# A step's image is shown at most this many px a side: the panels are small, and a whole 280-px crop
+# would send 78k numbers a stroke.
+PREPARATION_SIDE = 84
 
 # The per-batch curve can reach ~40k points over a long run; a browser line of a few thousand points
 # looks the same on a ~1000-px-wide chart and keeps the once-a-second payload small.
@@ -310,7 +318,10 @@ def confusion_figure(confusion: np.ndarray) -> go.Figure:
         text=[[str(int(c)) if c and not d else "" for c, d in zip(row, drow)]
               for row, drow in zip(counts, diagonal)],
         texttemplate="%{text}", textfont=dict(size=11),
-        colorbar=dict(title=dict(text="error share", side="right"), tickformat=".1%", thickness=12),
+        # Under the matrix, not beside it: on a phone the matrix keeps the width, and its labels room.
+        colorbar=dict(title=dict(text="error share (of the true digit's images)", side="top"),
+                      tickformat=".1%", thickness=10, orientation="h", len=0.9, x=0.5, xanchor="center",
+                      y=-0.16, yanchor="top"),
     ))
     fig.add_trace(go.Heatmap(
         z=np.where(diagonal, 1.0, np.nan), x=digits, y=digits, zmin=0.0, zmax=1.0,
@@ -326,7 +337,7 @@ def confusion_figure(confusion: np.ndarray) -> go.Figure:
         share = f"{100 * count / total:.1f}%" if total else "no test images"
         what = "read right" if t == p else f"read as {p}"
         hover.append(f"true {t}, predicted {p}: {count} of {total} ({share}) {what}")
-    plot_side = CONFUSION_HEIGHT - MARGIN["t"] - MARGIN["b"]
+    plot_side = CONFUSION_HEIGHT - CONFUSION_MARGIN["t"] - CONFUSION_MARGIN["b"]
     fig.add_trace(go.Scatter(
         x=predicted, y=true, mode="markers", name="cells",
         marker=dict(symbol="square", size=0.9 * plot_side / n, opacity=0),
@@ -337,8 +348,11 @@ def confusion_figure(confusion: np.ndarray) -> go.Figure:
                  showgrid=False, zeroline=False)
     return _layout(
         fig, title="Confusion matrix: the mistakes", height=CONFUSION_HEIGHT, uirevision="confusion",
-        xaxis=dict(title="Predicted", constrain="domain", **ticks),
-        yaxis=dict(title="True digit", autorange="reversed", scaleanchor="x", constrain="domain", **ticks),
+        margin=CONFUSION_MARGIN,
+        # Fixed ranges: left to autorange, the hover markers' size would pad the axes and shrink the
+        # matrix (to 215 of 310 px on a phone).
+        xaxis=dict(title="Predicted", range=[-0.5, n - 0.5], constrain="domain", **ticks),
+        yaxis=dict(title="True digit", range=[n - 0.5, -0.5], scaleanchor="x", constrain="domain", **ticks),
     )
 
 
@@ -626,3 +640,48 @@ def digit_figure(image: np.ndarray | None) -> go.Figure:
     if image is None:
         _placeholder(fig, "draw a digit", color="#bbbbbb")
     return fig
+
+
+def preparation_figure(steps: Preparation) -> go.Figure:
+    """How a drawing became the model's input: the ink as drawn, its stroke made MNIST-like (or
+    kept), scaled to a 20-px box, and centred in 28x28 (see `preprocess.prepare`)."""
+    width = steps.stroke_in_digit
+    stroke = f"stroke {width:.1f} px"
+    if steps.stroke_change < 0:
+        adjusted = f"{stroke}:<br>thinned to {THIN_TO:g} px"
+    elif steps.stroke_change > 0:
+        adjusted = f"{stroke}:<br>thickened to {THICKEN_TO:g} px"
+    elif math.isfinite(width) and STROKE_RANGE[0] <= width <= STROKE_RANGE[1]:
+        adjusted = f"{stroke}:<br>as MNIST's, kept"
+    else:
+        adjusted = "a dot, not a stroke:<br>kept as drawn"
+    height, width = steps.crop.shape
+    panels = [
+        (steps.crop, f"drawn: the ink's<br>box, {width}×{height} px"),
+        (steps.adjusted, adjusted),
+        (steps.fitted, "scaled: longer<br>side 20 px"),
+        (steps.digit, "centred in 28×28:<br>the model's input"),
+    ]
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[title for _, title in panels],
+                        horizontal_spacing=0.04)
+    for column, (image, _) in enumerate(panels, start=1):
+        fig.add_trace(go.Heatmap(z=_shrunk(image), zmin=0.0, zmax=1.0, colorscale=DIGIT_COLORSCALE,
+                                 showscale=False, hoverinfo="skip"), row=1, col=column)
+        fig.update_xaxes(constrain="domain", row=1, col=column, **_hidden_axis())
+        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{column if column > 1 else ''}",
+                         constrain="domain", row=1, col=column, **_hidden_axis())
+    if pio.templates.default != TEMPLATE:
+        fig.update_layout(template=TEMPLATE)
+    fig.update_annotations(font_size=11)
+    return _layout(fig, title="How the drawing was prepared (stroke widths in 28×28 px)",
+                   height=PREPARATION_HEIGHT,
+                   uirevision="preparation", margin=dict(l=5, r=5, t=70, b=5))
+
+
+def _shrunk(image: np.ndarray) -> np.ndarray:
+    height, width = image.shape
+    scale = PREPARATION_SIDE / max(height, width)
+    if scale >= 1:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(np.asarray(image, np.float32)).resize(size, Image.Resampling.BOX))

@@ -263,8 +263,8 @@ def _stroke_change(stroke: float, longer_side: int) -> int:
     if low <= stroke * DIGIT_BOX / longer_side <= high:
         return 0
     extent = longer_side - stroke
-    if extent <= 0:
-        return 0  # a dot: nothing stroke-like to correct
+    if extent < stroke:
+        return 0  # no longer than it is wide: a dot or a dab, nothing stroke-like to correct
     goal = THICKEN_TO if stroke * DIGIT_BOX / longer_side < low else THIN_TO
     target = max(1.0, goal * extent / (DIGIT_BOX - goal))
     change = int(round((target - stroke) / 2))

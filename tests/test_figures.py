@@ -4,6 +4,7 @@ the weights grid's PNG decoded back to pixels."""
 from __future__ import annotations
 
 import math
+import re
 
 import base64
 import io
@@ -13,6 +14,7 @@ import plotly.colors as pcolors
 import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
+from drawings import pen_digit
 from PIL import Image
 
 from mlpdash import figures
@@ -23,11 +25,13 @@ from mlpdash.figures import (
     downsample_indices,
     loss_figure,
     per_class_figure,
+    preparation_figure,
     probabilities_figure,
     tile_grid,
     unit_figure,
     weights_grid_figure,
 )
+from mlpdash.preprocess import prepare
 
 PITCH = 29  # a 28-px tile plus its 1-px gap
 
@@ -78,6 +82,7 @@ ALL_BUILDERS = {
     "unit": lambda: unit_figure(glorot_kernel(12), 3),
     "probabilities": lambda: probabilities_figure(np.full(10, 0.1)),
     "digit": lambda: digit_figure(np.zeros((28, 28))),
+    "preparation": lambda: preparation_figure(prepare(pen_digit(1, 34, 18))),
 }
 
 
@@ -264,7 +269,8 @@ def test_confusion_axes():
     fig = confusion_figure(np.eye(10, dtype=int))
     x, y = fig.layout.xaxis, fig.layout.yaxis
     assert x.title.text == "Predicted" and y.title.text == "True digit"
-    assert y.autorange == "reversed"  # digit 0 on top
+    assert list(y.range) == [9.5, -0.5]  # digit 0 on top
+    assert list(x.range) == [-0.5, 9.5]  # the matrix fills the plot: no padding for the hover markers
     assert y.scaleanchor == "x"  # square cells
     assert list(x.tickvals) == list(range(10)) and list(y.ticktext) == [str(d) for d in range(10)]
 
@@ -553,3 +559,24 @@ def test_loss_figure_places_thinned_batches_at_their_own_steps():
     np.testing.assert_allclose(np.asarray(fig.data[0].x), [0.5, 1.0, 1.5, 2.0])
     with pytest.raises(ValueError, match="4 batch steps for 3 batch losses"):
         loss_figure([], np.ones(3), batches_per_epoch=4, batch_steps=steps)
+
+
+# --- how a drawing was prepared -------------------------------------------------------------------
+
+
+def test_preparation_shows_each_step_says_what_the_stroke_step_did_and_sends_small_images():
+    small = preparation_figure(prepare(pen_digit(1, 34, 18)))
+    titles = [a.text for a in small.layout.annotations]
+    assert len(small.data) == 4 and len(titles) == 4
+    assert "thinned to 4 px" in titles[1] and re.search(r"box, \d+×3[45] px", titles[0]), titles
+    assert "model's input" in titles[3]
+    # Each image shown no larger than the panel needs; the last is the 28x28 input itself.
+    assert all(max(np.shape(trace.z)) <= 84 for trace in small.data)
+    assert np.shape(small.data[3].z) == (28, 28)
+    thin = preparation_figure(prepare(pen_digit(7, 260, 4)))
+    assert "thickened to 3 px" in thin.layout.annotations[1].text
+    kept = preparation_figure(prepare(pen_digit(4, 150, 18)))
+    assert "as MNIST's, kept" in kept.layout.annotations[1].text
+    dot = np.zeros((280, 280), np.uint8)
+    dot[140, 140] = 255
+    assert "a dot" in preparation_figure(prepare(dot)).layout.annotations[1].text

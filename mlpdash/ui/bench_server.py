@@ -29,7 +29,7 @@ def serve_timed() -> None:
     import mlpdash.preprocess as preprocess
 
     log = Path(os.environ[TIMINGS_ENV_VAR])
-    preprocess.canvas_to_mnist = _logged(preprocess.canvas_to_mnist, log, "preprocess")
+    preprocess.prepare = _logged(preprocess.prepare, log, "preprocess")
     predict.predict_image = _logged(predict.predict_image, log, "predict")
     # The live panel builds one loss chart each time a tab polls: counting them counts the polls.
     figures.loss_figure = _logged(figures.loss_figure, log, "live")

@@ -14,7 +14,7 @@ from streamlit_drawable_canvas import st_canvas
 from mlpdash import figures
 from mlpdash.jobs import JobManager
 from mlpdash.predict import Prediction, predict_image
-from mlpdash.preprocess import canvas_png, canvas_to_mnist
+from mlpdash.preprocess import Preparation, canvas_png, prepare
 from mlpdash.runs import RunError
 from mlpdash.ui import focus, guarded
 
@@ -42,10 +42,17 @@ def _drawing(manager: JobManager) -> None:
         st.rerun(scope="fragment")
     # The answer comes right under the canvas, so that on a wide screen it is in view with it; the
     # stroke setting, seldom changed, goes below.
-    _prediction_ui(manager, _canvas_image(result))
+    drawing = _canvas_image(result)
+    steps = None if drawing is None else prepare(drawing)
+    _prediction_ui(manager, steps)
     st.slider("Stroke width", 6, 40, DEFAULT_STROKE, key="stroke_width")
-    st.caption("Draw large or small, anywhere: the drawing is cropped and centred as MNIST digits "
-               "were. (Start strokes below the toolbar in the top-right corner.)")
+    st.caption("Draw large or small, anywhere, with any stroke: the drawing is cropped, its stroke "
+               "made as thick as MNIST's, and centred as MNIST digits were. (Start strokes below the "
+               "toolbar in the top-right corner.)")
+    # Off by default: built only for those who ask, so that a stroke pays nothing for it.
+    if st.toggle("Show how the drawing was prepared", key="show_preparation") and steps is not None:
+        st.plotly_chart(figures.preparation_figure(steps), key="preparation_chart", theme=None,
+                        config={"displayModeBar": False})
 
 
 def _canvas(stroke: int, generation: int):
@@ -83,9 +90,9 @@ def _canvas_image(result) -> np.ndarray | None:
         return None
 
 
-def _prediction_ui(manager: JobManager, drawing: np.ndarray | None) -> None:
+def _prediction_ui(manager: JobManager, steps: Preparation | None) -> None:
     with st.container(key="prediction"):
-        prediction = _predict(manager, drawing)
+        prediction = _predict(manager, steps)
         if prediction is None:
             return
         focus.set_input(prediction.image)
@@ -103,13 +110,13 @@ def _prediction_ui(manager: JobManager, drawing: np.ndarray | None) -> None:
                         theme=None, config={"displayModeBar": False})
 
 
-def _predict(manager: JobManager, drawing: np.ndarray | None) -> Prediction | None:
+def _predict(manager: JobManager, steps: Preparation | None) -> Prediction | None:
     """The answer for the drawing; None (with a message shown) when there is no model to ask."""
     if not manager.has_model():
         st.info("Train a model first: the prediction uses the current model, even mid-training.",
                 icon=":material/info:")
         return None
-    image = None if drawing is None else canvas_to_mnist(drawing)
+    image = None if steps is None else steps.digit
     if image is None:
         return Prediction(None, None, None)  # no model needed, so no TensorFlow before a stroke
     try:

@@ -32,6 +32,7 @@ STOPPED = re.compile(r"^Stopped after (\d+) of (\d+) epochs — test accuracy 0\
 PREDICTION = re.compile(r"Prediction: (\d)")
 # Strokes as fractions of the canvas; they start below the toolbar over its top ~30 px.
 ONE = [(0.5, 0.18), (0.5, 0.4), (0.5, 0.65), (0.5, 0.88)]
+SMALL_ONE = [(0.5, 0.47), (0.5, 0.53)]  # 17 px of path: with the 18 px brush, 35 px tall
 SEVEN = [(0.2, 0.22), (0.5, 0.22), (0.8, 0.22), (0.62, 0.5), (0.45, 0.88)]  # a bar, then down-left
 # Buttons may carry a Material icon, whose ligature name is part of their text ("pausePause").
 PAUSE_LABEL = re.compile(r"Pause\s*$")
@@ -149,8 +150,9 @@ def chart_points(page: Page, key: str) -> list[int]:
         "plot => (plot.calcdata || []).map(trace => trace.length)")
 
 
-def draw(page: Page, points: list[tuple[float, float]]) -> None:
-    """One stroke through `points`, given as fractions of the visible canvas (x) and its height (y)."""
+def draw(page: Page, points: list[tuple[float, float]]) -> float:
+    """One stroke through `points`, given as fractions of the visible canvas (x) and its height (y);
+    returns the page's clock (performance.now(), ms) just before the mouse was released."""
     # Clear swaps in a new canvas widget: for a moment the old one may still be there.
     surface = page.locator(f".st-key-canvas .stElementContainer{FRESH} canvas.upper-canvas")
     expect(surface).to_have_count(1)
@@ -165,7 +167,31 @@ def draw(page: Page, points: list[tuple[float, float]]) -> None:
     page.mouse.down()
     for x, y in xy[1:]:
         page.mouse.move(x, y, steps=6)
+    released = page.evaluate("performance.now()")
     page.mouse.up()
+    return released
+
+
+def watch_for_answer(page: Page) -> None:
+    """From now on, note on the page's clock when a prediction heading first appears: Playwright's
+    own polling (100-1000 ms apart) is too coarse to time it."""
+    page.evaluate("""() => {
+        window.__answered = null;
+        const seen = () => {
+            const heading = document.querySelector('.st-key-prediction h3');
+            if (heading && /Prediction: \\d/.test(heading.textContent) && window.__answered === null) {
+                window.__answered = performance.now();
+                observer.disconnect();
+            }
+        };
+        const observer = new MutationObserver(seen);
+        observer.observe(document.body, {subtree: true, childList: true, characterData: true});
+    }""")
+
+
+def answered_at(page: Page) -> float:
+    page.wait_for_function("window.__answered !== null", timeout=60_000)
+    return page.evaluate("window.__answered")
 
 
 def prediction_heading(page: Page):
@@ -191,7 +217,10 @@ def ensure_model(page: Page) -> None:
     box = page.locator(".st-key-prediction")
     expect(box).to_contain_text(re.compile("Draw a digit|Train a model first"))
     if "Train a model first" in box.inner_text():
-        start_run(page, 2)
+        # Not start_run: two epochs of the sample can be over before the status line shows "Training".
+        step("train a 2-epoch model for the canvas")
+        set_input(page, "epochs", "2")
+        button(page, "start_training").click()
         expect(status(page)).to_contain_text(FINISHED, timeout=RUN_TIMEOUT_MS)
         expect(box).to_contain_text("Draw a digit", timeout=30_000)
 
@@ -336,9 +365,27 @@ def test_draw_digit_gets_a_prediction(page: Page, screenshot):
     expect(prediction).not_to_contain_text("Prediction:")
     expect(prediction).to_contain_text("Draw a digit on the canvas")
 
-    # A second digit after Clear is read afresh.
-    draw(page, SEVEN)
+    # A second digit after Clear is read afresh; timed from the mouse-up to the answer in the page.
+    watch_for_answer(page)
+    released = draw(page, SEVEN)
+    step(f"stroke -> prediction on screen: {answered_at(page) - released:.0f} ms (mouse-up to the "
+         "answer in the page, on the page's clock)")
     assert prediction_of(page) == 7, prediction.inner_text()
+
+    # A small 1 with the default broad brush (about 35 px tall): its stroke is thinned to MNIST's,
+    # and the page shows how.
+    button(page, "clear_canvas").click()
+    expect(prediction).not_to_contain_text("Prediction:")
+    draw(page, SMALL_ONE)
+    assert prediction_of(page) == 1, prediction.inner_text()
+    page.locator(".st-key-show_preparation").get_by_text("Show how the drawing was prepared").click()
+    steps = page.locator(".st-key-preparation_chart")
+    expect(steps).to_contain_text("thinned to 4 px")
+    expect(steps).to_contain_text("the model's input")
+    steps.scroll_into_view_if_needed()
+    screenshot(page, "07b-small-drawing-prepared")
+    page.locator(".st-key-show_preparation").get_by_text("Show how the drawing was prepared").click()
+    expect(steps).to_have_count(0)
 
 
 def test_draw_while_training(page: Page, screenshot):
@@ -359,6 +406,22 @@ def test_draw_while_training(page: Page, screenshot):
         page.wait_for_timeout(250)
     expect(prediction_heading(page)).to_be_visible()  # the live charts' reruns did not wipe the drawing
     screenshot(page, "08-draw-while-training")
+
+    # The Runs table lists this job as running, and picking an older run works while it trains.
+    open_tab(page, "Runs")
+    rows = runs_csv(page)
+    assert rows[0]["status"] == "training", rows[0]  # not "incomplete"
+    assert len(rows) >= 2, rows  # an earlier test's run (or the model made for the canvas)
+    grid = page.locator(".st-key-runs_table [data-testid='data-grid-canvas']")
+    box = grid.bounding_box()
+    picked = time.monotonic()
+    page.mouse.click(box["x"] + 15, box["y"] + 36 + 35 + 17)  # the second row's checkbox
+    banner = page.locator(".st-key-run_banner")
+    expect(banner).to_contain_text(f"Showing saved run {rows[1]['run']}", timeout=15_000)
+    step(f"picked a run while training: shown after {time.monotonic() - picked:.1f} s")
+    assert TRAINING.search(status_text(page)), status_text(page)  # the job trains on meanwhile
+    button(page, "view_current").click()
+    expect(banner).to_have_count(0, timeout=15_000)
     stop_run(page)
 
 
