@@ -12,8 +12,8 @@ from mlpdash.config import TrainConfig
 from mlpdash.ui import get_manager, guarded, load_engine_after_first_view
 from mlpdash.ui.access import access_ui
 from mlpdash.ui.drawing import drawing_ui
-from mlpdash.ui.panels import charts_ui, result_ui, run_banner, status_ui
-from mlpdash.ui.sidebar import controls_ui, data_ui, estimate_ui, lessons_ui, settings_ui
+from mlpdash.ui.panels import charts_ui, result_ui, run_banner
+from mlpdash.ui.sidebar import control_bar_ui, data_ui, estimate_ui, lessons_ui, settings_ui
 from mlpdash.ui.style import page_style
 from mlpdash.ui.views import views_ui
 
@@ -34,11 +34,7 @@ def main() -> None:
                 "(MNIST), live</small>]", unsafe_allow_html=True)
     # The control bar: what is happening, and the buttons that change it, on every screen size.
     with st.container(key="control_bar"):
-        status_col, controls_col = st.columns([3, 2], vertical_alignment="top")
-        with status_col, st.container(key="status_column"):
-            status_ui(manager)
-        with controls_col, st.container(key="controls_column"), guarded("controls"):
-            controls_ui(manager, None if data_problem else spec, config)
+        control_bar_ui(manager, None if data_problem else spec, config)
     run_banner(manager)
     with st.container(key="main_row"):
         training_col, drawing_col = st.columns([3, 2], gap="large")

@@ -48,17 +48,10 @@ def current_view(manager: JobManager) -> RunView | None:
         return None
 
 
-def status_ui(manager: JobManager) -> None:
-    """The status line, then the progress bar or the result, refreshed every second in training."""
-    was_active = job_active(manager)
-
-    @st.fragment(run_every=refresh_every(was_active))
-    def live() -> None:
-        rerun_if_changed(manager, was_active)
-        with guarded("training"):
-            _live(manager)
-
-    live()
+def status_panel(manager: JobManager) -> None:
+    """The status line, then the progress bar; the control bar's fragment reruns it every second
+    while a job runs."""
+    _live(manager)
 
 
 def charts_ui(manager: JobManager, planned_epochs: int | None = None) -> None:

@@ -21,8 +21,9 @@ from mlpdash.data import ENV_VAR, DataError, resolve_source
 from mlpdash.jobs import JobBusyError, JobManager
 from mlpdash.lessons import LESSONS, lesson_named
 from mlpdash.progress import Status
-from mlpdash.ui import focus, job_active, refresh_every, rerun_if_changed
+from mlpdash.ui import focus, guarded, job_active, refresh_every, rerun_if_changed
 from mlpdash.ui.access import may_control
+from mlpdash.ui.panels import status_panel
 
 DATA_KINDS = {
     "auto": "Automatic",
@@ -211,56 +212,68 @@ def estimate_ui(spec: str | None, config: TrainConfig | None) -> None:
         st.warning(warning, icon=":material/schedule:")
 
 
-def controls_ui(manager: JobManager, spec: str | None, config: TrainConfig | None) -> None:
-    """Start, Pause/Resume and Stop, kept in step with the job by a polling fragment."""
+def control_bar_ui(manager: JobManager, spec: str | None, config: TrainConfig | None) -> None:
+    """The control bar: the status line beside Start, Pause/Resume, Stop and the Speed, in one
+    fragment on one timer (every second while a job runs). One rerun a second for the whole bar, not
+    one for the status and one for the buttons: each rerun costs every open browser a render, and on a
+    machine that trains that time is training's."""
     was_active = job_active(manager)
 
     # While idle this fragment still looks every few seconds (it only reads the status), so that a
     # run started from another tab shows here without a click.
     @st.fragment(run_every=refresh_every(was_active) or IDLE_CHECK_SECONDS)
-    def controls() -> None:
+    def control_bar() -> None:
         rerun_if_changed(manager, was_active)
-        job = manager.job
-        status = job.status if job else Status.IDLE
-        allowed = may_control()
-        start_col, pause_col, stop_col, speed_col = st.columns([1, 1, 1, 1.4], gap="small")
-        start = start_col.button("Start", key="start_training", type="primary", width="stretch",
-                                 icon=":material/play_arrow:",
-                                 disabled=config is None or spec is None or status.active or not allowed)
-        paused = status == Status.PAUSED
-        # Callbacks run before the fragment redraws, so the buttons show the state they caused.
-        with pause_col:
-            st.button("Resume" if paused else "Pause", key="pause_training", width="stretch",
-                      icon=":material/play_arrow:" if paused else ":material/pause:",
-                      disabled=status not in (Status.TRAINING, Status.PAUSED) or not allowed
-                      or (job is not None and job.finishing),
-                      on_click=_toggle_pause, args=(manager,))
-        with stop_col:
-            st.button("Stop", key="stop_training", width="stretch", icon=":material/stop:",
-                      disabled=status not in (Status.LOADING_DATA, Status.TRAINING, Status.PAUSED)
-                      or not allowed,
-                      on_click=_stop, args=(manager,))
-        if start:
-            _start(manager, spec, config)
-        # While a job runs, the box shows its speed, whichever tab set it; idle, it keeps this tab's
-        # choice for the next Start.
-        if job is not None and status.active:
-            st.session_state["pace"] = _pace_label(job.pace)
-        st.session_state.setdefault("pace", FULL_SPEED)
-        speed_col.selectbox("Speed", list(PACES), key="pace", on_change=_set_pace, args=(manager,),
-                            disabled=not allowed, label_visibility="collapsed",
-                            format_func=lambda label: f"Speed: {label}",
-                            help="Slow motion, so that a class can watch the curves form: the digits "
-                                 "trained a second. It changes no result, only how long the run takes; "
-                                 "it applies at once, mid-run too.")
-        if status.active:
-            st.caption("A run is in progress: one trains at a time. Stop it to start another.")
-        elif config is None:
-            st.caption("Fix the settings marked in the sidebar to start.")
-        elif spec is None:
-            st.caption("Choose a data source that can be used (in the sidebar) to start.")
+        status_col, controls_col = st.columns([3, 2], vertical_alignment="top")
+        with status_col, st.container(key="status_column"), guarded("training"):
+            status_panel(manager)
+        with controls_col, st.container(key="controls_column"), guarded("controls"):
+            _controls(manager, spec, config)
 
-    controls()
+    control_bar()
+
+
+def _controls(manager: JobManager, spec: str | None, config: TrainConfig | None) -> None:
+    """Start, Pause/Resume and Stop, and the Speed, as the job's state allows."""
+    job = manager.job
+    status = job.status if job else Status.IDLE
+    allowed = may_control()
+    start_col, pause_col, stop_col, speed_col = st.columns([1, 1, 1, 1.4], gap="small")
+    start = start_col.button("Start", key="start_training", type="primary", width="stretch",
+                             icon=":material/play_arrow:",
+                             disabled=config is None or spec is None or status.active or not allowed)
+    paused = status == Status.PAUSED
+    # Callbacks run before the fragment redraws, so the buttons show the state they caused.
+    with pause_col:
+        st.button("Resume" if paused else "Pause", key="pause_training", width="stretch",
+                  icon=":material/play_arrow:" if paused else ":material/pause:",
+                  disabled=status not in (Status.TRAINING, Status.PAUSED) or not allowed
+                  or (job is not None and job.finishing),
+                  on_click=_toggle_pause, args=(manager,))
+    with stop_col:
+        st.button("Stop", key="stop_training", width="stretch", icon=":material/stop:",
+                  disabled=status not in (Status.LOADING_DATA, Status.TRAINING, Status.PAUSED)
+                  or not allowed,
+                  on_click=_stop, args=(manager,))
+    if start:
+        _start(manager, spec, config)
+    # While a job runs, the box shows its speed, whichever tab set it; idle, it keeps this tab's
+    # choice for the next Start.
+    if job is not None and status.active:
+        st.session_state["pace"] = _pace_label(job.pace)
+    st.session_state.setdefault("pace", FULL_SPEED)
+    speed_col.selectbox("Speed", list(PACES), key="pace", on_change=_set_pace, args=(manager,),
+                        disabled=not allowed, label_visibility="collapsed",
+                        format_func=lambda label: f"Speed: {label}",
+                        help="Slow motion, so that a class can watch the curves form: the digits "
+                             "trained a second. It changes no result, only how long the run takes; "
+                             "it applies at once, mid-run too.")
+    if status.active:
+        st.caption("A run is in progress: one trains at a time. Stop it to start another.")
+    elif config is None:
+        st.caption("Fix the settings marked in the sidebar to start.")
+    elif spec is None:
+        st.caption("Choose a data source that can be used (in the sidebar) to start.")
 
 
 def _pace_label(pace: float | None) -> str:
