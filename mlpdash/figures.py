@@ -648,13 +648,15 @@ def preparation_figure(steps: Preparation) -> go.Figure:
     width = steps.stroke_in_digit
     stroke = f"stroke {width:.1f} px"
     if steps.stroke_change < 0:
-        adjusted = f"{stroke}:<br>thinned to {THIN_TO:g} px"
+        adjusted = f"{stroke}:<br>thinned to about {THIN_TO:g}"
     elif steps.stroke_change > 0:
-        adjusted = f"{stroke}:<br>thickened to {THICKEN_TO:g} px"
-    elif math.isfinite(width) and STROKE_RANGE[0] <= width <= STROKE_RANGE[1]:
+        adjusted = f"{stroke}:<br>thickened to about {THICKEN_TO:g}"
+    elif steps.dab:
+        adjusted = "a dot or a dab,<br>not a stroke: as drawn"
+    elif STROKE_RANGE[0] <= width <= STROKE_RANGE[1]:
         adjusted = f"{stroke}:<br>as MNIST's, kept"
     else:
-        adjusted = "a dot, not a stroke:<br>kept as drawn"
+        adjusted = f"{stroke}:<br>kept as drawn"  # too little ink to thicken, or a change under 1 px
     height, width = steps.crop.shape
     panels = [
         (steps.crop, f"drawn: the ink's<br>box, {width}×{height} px"),

@@ -78,19 +78,24 @@ STROKE_RANGE = (1.85, 4.0)
 
 THIN_TO = 4.0
 """A stroke wider than the range is thinned to this width: to MNIST's thickest rather than its
-median, because thinning a small blobby drawing further erodes its loops and joins away (measured on
-300 small thick-pen drawings of MNIST test digits: 63 % read right thinned to 4 px, 50 % to 2.5 px,
-32 % left as drawn)."""
+median, because thinning a small blobby drawing further erodes its loops and joins away (chosen on
+300 small thick-pen drawings of MNIST test digits read by a 3-epoch model: 63 % right thinned to
+4 px, 50 % to 2.5 px, 32 % left as drawn; tests/test_full_mnist.py measures the default model)."""
 
 THICKEN_TO = 3.0
-"""A stroke thinner than the range is thickened to this width (300 large hairline drawings: 96 %
-read right, 94 % at 2.5 px, 88 % left as drawn)."""
+"""A stroke thinner than the range is thickened to this width (chosen likewise on 300 large hairline
+drawings: 96 % right, 94 % at 2.5 px, 88 % left as drawn)."""
 
 STROKE_INK = 0.5
 """Ink level taken as the stroke's edge when its width is measured."""
 
 STROKE_WORK_SIDE = 200
-"""Longer side (px) a crop is enlarged to, when smaller, before its stroke is measured or changed."""
+"""Longer side (px) a crop is resized to before its stroke is measured or changed."""
+
+DAB_LENGTH = 1.5
+"""Ink whose longer side is under this many stroke widths is a dot or a dab, left as drawn. (The
+width fit reads a disc about 30 % narrower than it is; a small 1 drawn with a broad brush, a pill
+over 1.5 times as long as wide, is still a stroke.)"""
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -139,16 +144,18 @@ class Preparation:
     """Every step from a drawing to the model's input, for showing how a drawing was read.
 
     `box` is the ink's bounding box on the canvas (top, bottom, left, right); `crop` the ink in it
-    (float32, 0-1); `stroke` the stroke width measured there (canvas px; NaN for a dot);
+    (float32, 0-1); `stroke` the stroke width measured there (canvas px; NaN for no ink); `dab`
+    whether it is a dot or a dab rather than a stroke (see `is_dab`);
     `stroke_change` the px per side the stroke was thickened (> 0) or thinned (< 0) by (in the crop
-    enlarged to STROKE_WORK_SIDE when it was smaller), 0 when it was already MNIST-like; `adjusted`
-    the crop after that (enlarged, when it was changed); `fitted` the ink scaled so that its longer
+    resized to STROKE_WORK_SIDE), 0 when it was left as drawn; `adjusted` the crop after that
+    (resized, when it was changed); `fitted` the ink scaled so that its longer
     side is 20 px; `digit` the 28x28 input with the ink's centre of mass at the centre.
     """
 
     box: tuple[int, int, int, int]
     crop: np.ndarray
     stroke: float
+    dab: bool
     stroke_change: int
     adjusted: np.ndarray
     fitted: np.ndarray
@@ -191,13 +198,15 @@ def prepare(image: np.ndarray) -> Preparation | None:
     # Convert only the crop to float: a big canvas is mostly empty background.
     crop = contrast[top:bottom, left:right].astype(np.float32) * np.float32(1.0 / peak)
     crop[crop < INK_THRESHOLD] = 0.0
-    # A stroke is measured and changed in steps of one pixel: a small crop is enlarged first, so
-    # that a step is a small part of a stroke (MNIST's range was measured the same way).
-    zoom = max(1.0, STROKE_WORK_SIDE / max(crop.shape))
-    work = crop if zoom == 1.0 else _resized(crop, zoom)
+    # The stroke is measured and changed in steps of one pixel, at one working size: a small crop is
+    # enlarged, so that a step is a small part of a stroke (MNIST's range was measured the same way),
+    # and a large one (a photo through the CLI) reduced, so that the work stays bounded.
+    zoom = STROKE_WORK_SIDE / max(crop.shape)
+    work = _resized(crop, zoom)
     thinner = _erosions(work)
     stroke = _width_from_erosions(thinner) / zoom
-    change = _stroke_change(stroke * zoom, max(work.shape))
+    dab = is_dab(work, stroke * zoom)
+    change = _stroke_change(stroke * zoom, max(work.shape), int(np.count_nonzero(work >= STROKE_INK)), dab)
     if change < 0:
         adjusted = _cropped(thinner[-change])
     elif change > 0:
@@ -205,7 +214,7 @@ def prepare(image: np.ndarray) -> Preparation | None:
     else:
         adjusted = crop
     fitted = _scale_to_box(adjusted)
-    return Preparation(box, crop, stroke, change, adjusted, fitted, _paste_centred(fitted))
+    return Preparation(box, crop, stroke, dab, change, adjusted, fitted, _paste_centred(fitted))
 
 
 def stroke_width(ink: np.ndarray) -> float:
@@ -250,22 +259,31 @@ def _width_from_erosions(series: list[np.ndarray]) -> float:
     return best
 
 
-def _stroke_change(stroke: float, longer_side: int) -> int:
+def is_dab(ink: np.ndarray, stroke: float) -> bool:
+    """True for a dot or a dab rather than a stroke: ink hardly longer than its stroke is wide.
+    Nothing stroke-like to change. (Blobs whose loops a broad brush closed are still thinned:
+    measured on small thick-pen drawings, that reads 0.50 of them right against 0.38.)"""
+    return not math.isfinite(stroke) or max(ink.shape) < DAB_LENGTH * stroke
+
+
+def _stroke_change(stroke: float, longer_side: int, ink_area: int, dab: bool) -> int:
     """Px per side to thicken (> 0) or thin (< 0) a stroke of width `stroke` in an ink box of
-    `longer_side` px so that, once the box is scaled to 20 px, it is THIN_TO or THICKEN_TO wide.
+    `longer_side` px so that, once the box is scaled to 20 px, it is about THIN_TO or THICKEN_TO wide.
 
     Thinning a stroke by d per side shortens the box by 2d too, so the target is solved for with the
     stroke's own extent fixed: the path spans `longer_side - stroke`, and a width w over it scales to
-    w * 20 / (extent + w) px. A stroke is never thinned below 1 px."""
-    if not math.isfinite(stroke):
+    w * 20 / (extent + w) px. A stroke is never thinned below 1 px; ink too scant to span its box with
+    a 1-px line (stray specks) is not thickened."""
+    if dab:
         return 0
     low, high = STROKE_RANGE
     if low <= stroke * DIGIT_BOX / longer_side <= high:
         return 0
+    thin = stroke * DIGIT_BOX / longer_side < low
+    if thin and ink_area < longer_side:
+        return 0
     extent = longer_side - stroke
-    if extent < stroke:
-        return 0  # no longer than it is wide: a dot or a dab, nothing stroke-like to correct
-    goal = THICKEN_TO if stroke * DIGIT_BOX / longer_side < low else THIN_TO
+    goal = THICKEN_TO if thin else THIN_TO
     target = max(1.0, goal * extent / (DIGIT_BOX - goal))
     change = int(round((target - stroke) / 2))
     return max(change, -int((stroke - 1) // 2))

@@ -439,3 +439,33 @@ def test_thinning_never_erases_the_drawing() -> None:
     for image in (blob, pen_digit(0, 30, 26), pen_digit(4, 26, 24)):
         digit = canvas_to_mnist(image)
         assert digit is not None and (digit > 0.5).sum() >= 10
+
+
+def test_small_ones_of_every_height_are_thinned_not_only_some():
+    # No edge below which a pill-shaped 1 counts as a dab and stays fat.
+    for height in range(26, 46, 2):
+        steps = prepare(pen_digit(1, height, 18))
+        assert steps.stroke_change < 0 and not steps.dab, height
+        assert _bbox_sides(steps.digit > 0.5)[1] <= 8, height  # as drawn: 9-14 px wide
+
+
+def test_a_round_dab_and_stray_specks_are_left_as_drawn():
+    dot = np.zeros((280, 280), np.uint8)
+    rows, cols = np.indices(dot.shape)
+    dot[np.hypot(rows - 140, cols - 140) < 9] = 255  # one click with the 18 px brush
+    dab = prepare(dot)
+    assert dab.dab and dab.stroke_change == 0
+    specks = np.zeros((280, 280), np.uint8)
+    specks[20, 20] = specks[250, 250] = 255
+    steps = prepare(specks)
+    assert steps.stroke_change == 0  # not grown into a blob: there is no stroke to thicken
+
+
+def test_a_large_photo_is_measured_at_the_working_size():
+    # Through the CLI an image may be far larger than the canvas: the work stays at 200 px a side.
+    rows, cols = np.indices((1500, 1500))
+    radius = np.hypot(rows - 750, cols - 750)
+    ring = ((radius > 300) & (radius < 700)).astype(np.uint8) * 255  # a 400-px stroke: thinned
+    steps = prepare(ring)
+    assert steps.stroke == pytest.approx(400, rel=0.15) and not steps.dab and steps.stroke_change < 0
+    assert max(steps.adjusted.shape) <= 200 and steps.digit.shape == (28, 28)

@@ -257,7 +257,9 @@ def test_slow_motion_is_not_counted_as_training_time(tiny_data, tmp_path):
     assert job.join(60)
     assert time.monotonic() - began > 3.5  # it was held
     rows = [json.loads(line) for line in (job.snapshot().run_dir / "metrics.jsonl").read_text().splitlines()]
-    assert len(rows) == 2 and rows[1]["seconds"] < 1.0, rows
+    # Held about 2 s: counted, the epoch would say 2 s or more; its own work (a validation pass and
+    # a save included) is a fraction of a second, with room for a loaded machine.
+    assert len(rows) == 2 and rows[1]["seconds"] < 1.6, rows
 
 
 def test_predictions_during_training_use_the_current_weights(tiny_data, tmp_path):

@@ -380,7 +380,7 @@ def test_draw_digit_gets_a_prediction(page: Page, screenshot):
     assert prediction_of(page) == 1, prediction.inner_text()
     page.locator(".st-key-show_preparation").get_by_text("Show how the drawing was prepared").click()
     steps = page.locator(".st-key-preparation_chart")
-    expect(steps).to_contain_text("thinned to 4 px")
+    expect(steps).to_contain_text("thinned to about 4")
     expect(steps).to_contain_text("the model's input")
     steps.scroll_into_view_if_needed()
     screenshot(page, "07b-small-drawing-prepared")
