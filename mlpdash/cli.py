@@ -77,6 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("images", nargs="+", metavar="IMAGE",
                          help="image files, or folders whose images are all read")
 
+    explain = commands.add_parser(
+        "explain", parents=[common],
+        help="why a saved model reads each image as it does: the exact local linear form of a ReLU "
+             "network, the first-layer units that matter most, the nearest test digits")
+    explain.add_argument("--model", required=True, metavar="RUN_DIR",
+                         help="a run folder, or a folder holding exactly one run")
+    explain.add_argument("--data", default=None,
+                         help="the source whose test split gives the nearest digits (default: as for train)")
+    explain.add_argument("--json", action="store_true", help="one JSON object per image")
+    explain.add_argument("--attack", type=int, default=None, metavar="DIGIT",
+                         help="also find the smallest change (L-infinity budget) that makes it answer DIGIT")
+    explain.add_argument("--out", default=None, metavar="DIR",
+                         help="with --attack: write each changed 28x28 input there as a PNG")
+    explain.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders of them")
+
     bench = commands.add_parser("bench", parents=[common], help="measure the engine's overhead and the drawing latency")
     bench.add_argument("--data", default=None)
     bench.add_argument("--epochs", type=int, default=defaults.epochs)
@@ -90,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "e.g. 0,1,5, against headless; drawing latency with the most (empty: skip)")
     bench.add_argument("--tab-seconds", type=float, default=20.0,
                        help="how long each throughput window lasts (whole epochs, at least this)")
+    bench.add_argument("--explain", action="store_true",
+                       help="time the explanation of one input, the map's basis and the targeted attack")
+    bench.add_argument("--explain-model", default=None, metavar="RUN_DIR",
+                       help="with --explain: a saved run's model (default: train the default model on --data)")
+    bench.add_argument("--tab-repeats", type=int, default=1, metavar="N",
+                       help="measure headless and every tab count N times in turn and give the median "
+                            "ratio (one window's ratio moves by 0.1 on a shared machine)")
     bench.add_argument("--draw-rounds", type=int, default=6,
                        help="rounds of one drawing in every tab for the latency with tabs open")
     bench.add_argument("--browser-nice", type=int, default=0, metavar="N",
@@ -332,6 +354,103 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failures else 0
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    if args.attack is not None and not 0 <= args.attack <= 9:
+        raise UsageError(f"--attack takes a digit 0-9, got {args.attack}")
+    if args.out is not None and args.attack is None:
+        raise UsageError("--out writes the attacked images: give --attack DIGIT too")
+    run_dir = _existing_run(args.model)
+    files = _image_files(args.images)
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} exists and is not a folder")
+    if args.data is not None:
+        validate_source(args.data)
+    import_tensorflow(args.verbose)
+    from mlpdash.data import load_mnist
+    from mlpdash.explain import Network, attack, explain, fit_map, representation
+    from mlpdash.model import network_weights, to_model_input
+    from mlpdash.predict import read_image
+    from mlpdash.preprocess import canvas_to_mnist
+    from mlpdash.runs import RunError, load_run_model, read_info
+
+    try:
+        model = load_run_model(run_dir)
+    except RunError as err:
+        raise UsageError(str(err)) from None
+    network = Network.from_weights(network_weights(model), read_info(run_dir).config.activation)
+    data = load_mnist(args.data)
+    hidden_map = fit_map(network, to_model_input(data.x_test), data.y_test)
+    failures = 0
+    for file in files:
+        try:
+            image = canvas_to_mnist(read_image(file))
+            if image is None:
+                raise ValueError("no digit: the image is blank")
+        except ValueError as err:
+            failures += 1
+            print(f"mlpdash: {file}: {err}", file=sys.stderr, flush=True)
+            if args.json:
+                print(json.dumps({"file": file, "error": str(err)}), flush=True)
+            continue
+        e = explain(network, image)
+        result: dict[str, Any] = {
+            "file": file, "error": None, "digit": e.digit, "exact": e.exact,
+            "logits": [round(float(v), 5) for v in e.logits],
+            # Each class's contribution map summed, plus its effective bias: the logit, for ReLU.
+            "contributions_plus_bias": [round(float(e.contributions(c).sum() + e.effective_bias[c]), 5)
+                                        for c in range(10)],
+            "top_units": [{"unit": u, "activation": round(a, 5), "contribution": round(c, 5)}
+                          for u, a, c in e.top_units(e.digit)],
+            "nearest": [{"index": i, "label": int(data.y_test[i]), "distance": round(d, 4)}
+                        for i, d in hidden_map.nearest(representation(network, image[None])[0])],
+        }
+        if args.attack is not None:
+            result["attack"] = _attack_result(attack(network, image, args.attack), file, out)
+        print(json.dumps(result) if args.json else _explain_text(result), flush=True)
+    return EXIT_FAILED if failures else 0
+
+
+def _attack_result(found: Any, file: str, out: Path | None) -> dict[str, Any]:
+    result: dict[str, Any] = {"target": found.target, "epsilon": found.epsilon, "digit": found.digit,
+                              "png": None}
+    if out is not None and found.epsilon is not None:
+        import numpy as np
+        from PIL import Image
+
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / f"{Path(file).stem}-to-{found.target}.png"
+        Image.fromarray(np.round(found.image * 255).astype(np.uint8)).save(path)
+        result["png"] = str(path)
+    return result
+
+
+def _explain_text(result: dict[str, Any]) -> str:
+    digit = result["digit"]
+    form = ("exact: each logit = its contribution map summed + its effective bias" if result["exact"]
+            else "approximate (gradient x input: the activation is not ReLU)")
+    lines = [f"{result['file']}: {digit} ({form})",
+             "  logits:                  " + " ".join(f"{c}:{v:.3f}" for c, v in enumerate(result["logits"])),
+             "  contributions + bias:    " + " ".join(f"{c}:{v:.3f}" for c, v in
+                                                      enumerate(result["contributions_plus_bias"]))]
+    if result["top_units"]:
+        lines.append(f"  first-layer units adding most to {digit}: " + ", ".join(
+            f"{u['unit']} (activation {u['activation']:.3f}, {u['contribution']:+.3f})" for u in result["top_units"]))
+    lines.append("  nearest test digits: " + ", ".join(
+        f"#{n['index']} ({n['label']}, distance {n['distance']:.3f})" for n in result["nearest"]))
+    found = result.get("attack")
+    if found is not None:
+        if found["epsilon"] is None:
+            lines.append(f"  attack to {found['target']}: not reached on the ladder (answers {found['digit']})")
+        else:
+            wrote = f"; wrote {found['png']}" if found["png"] else ""
+            lines.append(f"  attack to {found['target']}: reached at epsilon {found['epsilon']:g}{wrote}")
+    return "\n".join(lines)
+
+
+EXPLAIN_DIGITS = 200  # inputs timed through the explanation
+EXPLAIN_ATTACKS = 200  # the measure: 200 test digits, random other targets
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 
 
@@ -363,8 +482,9 @@ def _predict_line(result: dict[str, Any]) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if args.pairs < 1 or args.epochs < 1 or args.latency_calls < 1 or args.draw_rounds < 1:
-        raise UsageError("--pairs, --epochs, --latency-calls and --draw-rounds must be at least 1")
+    if min(args.pairs, args.epochs, args.latency_calls, args.draw_rounds, args.tab_repeats) < 1:
+        raise UsageError("--pairs, --epochs, --latency-calls, --draw-rounds and --tab-repeats must be at "
+                         "least 1")
     if args.memory_runs < 0 or args.tab_seconds <= 0 or not 0 <= args.browser_nice <= 19:
         raise UsageError("--memory-runs cannot be negative, --tab-seconds must be positive and "
                          "--browser-nice is 0 to 19")
@@ -376,14 +496,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not args.skip_training:
         bench.print_training_overhead(args.data, args.epochs, args.pairs)
     bench.print_latency(args.latency_calls)
+    if args.explain:
+        bench.print_explain(args.data, args.explain_model and str(_existing_run(args.explain_model)),
+                            EXPLAIN_DIGITS, EXPLAIN_ATTACKS)
     if args.memory_runs:
         bench.print_memory(args.data, args.memory_runs)
     if args.tabs:
-        bench.print_tabs(args.tabs, args.data, args.tab_seconds, args.draw_rounds, args.browser_nice)
+        bench.print_tabs(args.tabs, args.data, args.tab_seconds, args.draw_rounds, args.browser_nice,
+                         args.tab_repeats)
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "bench": cmd_bench}
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "explain": cmd_explain,
+            "bench": cmd_bench}
 
 
 def run() -> NoReturn:

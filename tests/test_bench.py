@@ -54,3 +54,19 @@ def test_cpu_seconds_of_this_process_grow():
     before = bench._cpu_seconds([os.getpid()])
     sum(i * i for i in range(2_000_000))
     assert bench._cpu_seconds([os.getpid(), 999_999_999]) > before
+
+
+def test_bench_explain_prints_the_explanation_map_and_attack_figures(tiny_data, tmp_path, capsys, monkeypatch):
+    from mlpdash import cli
+    from mlpdash.config import TrainConfig
+    from mlpdash.training import TrainingJob
+
+    job = TrainingJob(TrainConfig(hidden=(32,), epochs=2, batch_size=64), tiny_data, tmp_path).start()
+    assert job.join(120)
+    monkeypatch.setattr(cli, "EXPLAIN_DIGITS", 5)
+    monkeypatch.setattr(cli, "EXPLAIN_ATTACKS", 5)
+    assert main(["bench", "--skip-training", "--latency-calls", "1", "--explain", "--explain-model",
+                 str(job.snapshot().run_dir), "--data", "sample"]) == 0
+    out = capsys.readouterr().out
+    assert "the map's basis" in out and "one input explained" in out and "5 canvas drawings" in out
+    assert "targeted attack on 5 test digits" in out and "median epsilon" in out and "random sign noise" in out

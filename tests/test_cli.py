@@ -235,3 +235,53 @@ def test_a_long_run_is_estimated_before_it_starts(tmp_path):
         proc.communicate(timeout=60)
     note = next(line for line in lines if line.startswith("note:"))
     assert "may take about" in note and "hours" in note
+
+
+def test_explain_gives_the_exact_form_units_neighbours_and_an_attack(run_dir, sample_data, tmp_path, capsys):
+    from mlpdash.predict import Predictor
+    from mlpdash.runs import load_run_model
+
+    paths = []
+    for i in range(3):
+        path = tmp_path / f"digit{i}.png"
+        Image.fromarray(sample_data.x_test[i]).save(path)
+        paths.append(path)
+    blank = tmp_path / "blank.png"
+    Image.new("L", (40, 40), 0).save(blank)
+    out = tmp_path / "attacked"
+    target = (int(sample_data.y_test[0]) + 1) % 10
+    code = main(["explain", "--model", str(run_dir), "--data", "sample", "--json", "--attack", str(target),
+                 "--out", str(out), *map(str, paths), str(blank)])
+    captured = capsys.readouterr()
+    lines = [json.loads(line) for line in captured.out.splitlines()]
+    assert code == 1 and len(lines) == 4  # the blank image is an error, on stderr too
+    assert lines[3]["error"].startswith("no digit") and f"{blank}: no digit" in captured.err
+    predictor = Predictor(load_run_model(run_dir))
+    for line, path in zip(lines, paths):
+        assert line["exact"] is True and line["error"] is None
+        # The reported logits are the model's own, and the exact form adds up to them.
+        from mlpdash.predict import read_image
+        from mlpdash.preprocess import canvas_to_mnist
+
+        keras_logits = predictor.logits(canvas_to_mnist(read_image(path))[None])[0]
+        np.testing.assert_allclose(line["logits"], keras_logits, rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(line["contributions_plus_bias"], line["logits"], rtol=1e-4, atol=1e-3)
+        assert line["digit"] == int(np.argmax(keras_logits))
+        assert len(line["top_units"]) == 5 and all(0 <= u["unit"] < 64 for u in line["top_units"])
+        nearest = line["nearest"]
+        assert len(nearest) == 5 and [n["distance"] for n in nearest] == sorted(n["distance"] for n in nearest)
+        assert all(n["label"] == int(sample_data.y_test[n["index"]]) for n in nearest)
+    found = lines[0]["attack"]
+    assert found["target"] == target
+    if found["epsilon"] is not None:
+        changed = np.asarray(Image.open(found["png"]), np.float32) / 255
+        assert int(np.argmax(predictor.logits(changed[None])[0])) == target
+
+
+def test_explain_refuses_bad_requests(run_dir, tmp_path, capsys):
+    image = tmp_path / "x.png"
+    Image.new("L", (28, 28), 0).save(image)
+    assert main(["explain", "--model", str(run_dir), "--attack", "12", str(image)]) == 2
+    assert "--attack takes a digit 0-9" in capsys.readouterr().err
+    assert main(["explain", "--model", str(run_dir), "--out", str(tmp_path), str(image)]) == 2
+    assert "give --attack DIGIT too" in capsys.readouterr().err
