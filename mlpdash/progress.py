@@ -67,6 +67,7 @@ class Snapshot:
     run_dir: Path | None = None
     train_seconds: float = 0.0  # time spent in training batches, pauses excluded
     finishing: bool = False  # the last batch is done: validation, testing and saving remain
+    holding: bool = False  # paused, and the batch that was running when Pause came has finished
 
     @property
     def total_batches(self) -> int:

@@ -144,6 +144,7 @@ class TrainingJob:
         self._train_seconds = 0.0
         self._samples_trained = 0
         self._finishing = False
+        self._holding = False  # the thread is waiting in a pause (not merely asked to)
         self._batches_trained = 0
         self._batches_at_stop: int | None = None  # batches trained when stop() was first called
         self._stop_deadline: float | None = None  # time.monotonic() by which a stopped job must be saved
@@ -251,6 +252,7 @@ class TrainingJob:
                 run_dir=self._writer.path if self._writer else None,
                 train_seconds=self._train_seconds,
                 finishing=self._finishing,
+                holding=self._holding,
             )
 
     @property
@@ -530,8 +532,14 @@ class TrainingJob:
         if self._unpaused.is_set():
             return 0.0
         began = time.perf_counter()
-        while not self._unpaused.wait(PAUSE_POLL_SECONDS):
-            pass
+        with self._lock:
+            self._holding = True
+        try:
+            while not self._unpaused.wait(PAUSE_POLL_SECONDS):
+                pass
+        finally:
+            with self._lock:
+                self._holding = False
         return time.perf_counter() - began
 
 

@@ -95,6 +95,11 @@ def status_line(snap: Snapshot | None) -> str:
         return f"Finishing — last batch done, validating · epoch {max(snap.epoch, 1)}/{epochs}"
     if snap.status == Status.TRAINING:
         return f"Training — {where}{_pace(snap)}"
+    if snap.status == Status.PAUSED and not snap.holding:
+        # The batch in flight when Pause came still finishes: the counter has one more step to go.
+        if snap.batch >= snap.batches_per_epoch:
+            return f"Pausing — after the validation of epoch {max(snap.epoch, 1)}"
+        return f"Pausing — finishing batch {snap.batch + 1} of epoch {max(snap.epoch, 1)}"
     if snap.status == Status.PAUSED:
         return f"Paused — {where}"
     if snap.status == Status.STOPPING:

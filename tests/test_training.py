@@ -168,11 +168,11 @@ def test_pause_holds_training_and_resume_continues(tiny_data, tmp_path):
     job = TrainingJob(SLOW.replace(epochs=2), tiny_data, tmp_path).start()
     wait_for(job, lambda s: s.batches_done >= 3)
     assert job.pause()
-    time.sleep(0.3)  # let the batch in flight finish
-    held = job.snapshot()
+    # Paused at once, holding once the batch in flight has finished (the page says "Pausing" till then).
+    held = wait_for(job, lambda s: s.holding, timeout=10)
     time.sleep(0.7)
     later = job.snapshot()
-    assert held.status == later.status == Status.PAUSED
+    assert held.status == later.status == Status.PAUSED and later.holding
     assert later.batches_done == held.batches_done
     # The model answers while paused.
     prediction = job.predict_drawing(drawing_of(tiny_data.x_test[0]))
@@ -180,6 +180,7 @@ def test_pause_holds_training_and_resume_continues(tiny_data, tmp_path):
     assert job.resume()
     assert job.snapshot().status == Status.TRAINING
     wait_for(job, lambda s: s.batches_done > later.batches_done + 3)
+    assert not job.snapshot().holding
     job.stop()
     job.join(60)
     assert job.snapshot().status == Status.STOPPED

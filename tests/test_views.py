@@ -31,7 +31,10 @@ def snap(status, **kw):
     [
         (None, "Idle — choose a model in the sidebar and press Start training"),
         (snap(Status.LOADING_DATA), "Loading data…"),
-        (snap(Status.PAUSED, epoch=3, batch=120, batches_per_epoch=391), "Paused — epoch 3/10, batch 120/391"),
+        (snap(Status.PAUSED, epoch=3, batch=120, batches_per_epoch=391, holding=True),
+         "Paused — epoch 3/10, batch 120/391"),
+        (snap(Status.PAUSED, epoch=3, batch=120, batches_per_epoch=391), "Pausing — finishing batch 121 of epoch 3"),
+        (snap(Status.PAUSED, epoch=3, batch=391, batches_per_epoch=391), "Pausing — after the validation of epoch 3"),
         (snap(Status.STOPPING, epoch=2, batch=7, batches_per_epoch=391),
          "Stopping — finishing batch 7 of epoch 2"),
         (snap(Status.FAILED, error="tfds: MNIST is not downloaded"), "Failed: tfds: MNIST is not downloaded"),
