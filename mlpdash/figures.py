@@ -31,9 +31,9 @@ import pandas  # noqa: F401, I001
 import plotly.colors as pcolors
 import plotly.graph_objects as go
 import plotly.io as pio
-from plotly.subplots import make_subplots
 from PIL import Image
 
+from mlpdash.explain import Attack, Explanation, HiddenMap
 from mlpdash.preprocess import STROKE_RANGE, THICKEN_TO, THIN_TO, Preparation
 
 IMAGE_SIDE = 28
@@ -52,6 +52,55 @@ def _figure(*args: object, **kwargs: object) -> go.Figure:
     if pio.templates.default != TEMPLATE:
         pio.templates.default = TEMPLATE
     return go.Figure(*args, **kwargs)
+
+
+class _Panels:
+    """Panels in a grid, each on its own pair of axes, the whole figure built in one go: Plotly's
+    make_subplots and an update per axis cost 25-40 ms a figure, and the explanation view draws
+    several on every stroke. Panels are images (square pixels, top row first) unless `image=False`."""
+
+    def __init__(self, rows: int, cols: int, titles: Sequence[str], *, hspace: float = 0.04,
+                 vspace: float = 0.1, row_heights: Sequence[float] | None = None) -> None:
+        self.cols = cols
+        self.traces: list[go.BaseTraceType] = []
+        self.axes: dict[str, dict] = {}
+        self.annotations: list[dict] = []
+        weights = list(row_heights or [1.0] * rows)
+        usable = 1.0 - vspace * (rows - 1)
+        width = (1.0 - hspace * (cols - 1)) / cols
+        self.domains: dict[int, tuple[list[float], list[float]]] = {}
+        top = 1.0
+        for r in range(rows):
+            height = usable * weights[r] / sum(weights)
+            for c in range(cols):
+                index = r * cols + c + 1
+                x0 = c * (width + hspace)
+                self.domains[index] = ([x0, x0 + width], [max(0.0, top - height), top])
+                if index - 1 < len(titles):
+                    self.annotations.append(dict(
+                        text=titles[index - 1], x=x0 + width / 2, y=top, xref="paper", yref="paper",
+                        xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=11)))
+            top -= height + vspace
+
+    def add(self, trace: go.BaseTraceType, row: int, col: int, *, image: bool = True,
+            x_range: list[float] | None = None, y_range: list[float] | None = None) -> None:
+        index = (row - 1) * self.cols + col
+        suffix = "" if index == 1 else str(index)
+        trace.update(xaxis=f"x{suffix}", yaxis=f"y{suffix}")
+        self.traces.append(trace)
+        x_domain, y_domain = self.domains[index]
+        x = dict(domain=x_domain, anchor=f"y{suffix}", **_hidden_axis())
+        y = dict(domain=y_domain, anchor=f"x{suffix}", **_hidden_axis())
+        if image:
+            x["constrain"] = "domain"
+            y.update(scaleanchor=f"x{suffix}", constrain="domain")
+        y.update(range=y_range, autorange=False) if y_range else y.update(autorange="reversed")
+        if x_range:
+            x["range"] = x_range
+        self.axes[f"xaxis{suffix}"], self.axes[f"yaxis{suffix}"] = x, y
+
+    def figure(self, **layout: object) -> go.Figure:
+        return _figure(data=self.traces, layout=dict(annotations=self.annotations, **self.axes, **layout))
 MARGIN = dict(l=50, r=20, t=40, b=40)
 TIGHT_MARGIN = dict(l=10, r=10, t=40, b=10)
 TRAIN_COLOR = pcolors.qualitative.Plotly[0]
@@ -642,9 +691,11 @@ def digit_figure(image: np.ndarray | None) -> go.Figure:
     return fig
 
 
-def preparation_figure(steps: Preparation) -> go.Figure:
+def preparation_figure(steps: Preparation, naive: tuple[np.ndarray, int] | None = None) -> go.Figure:
     """How a drawing became the model's input: the ink as drawn, its stroke made MNIST-like (or
-    kept), scaled to a 20-px box, and centred in 28x28 (see `preprocess.prepare`)."""
+    kept), scaled to a 20-px box, and centred in 28x28 (see `preprocess.prepare`); with `naive`
+    (the whole canvas shrunk to 28x28, and the model's answer for it) a last panel shows what the
+    model would have been given without that."""
     width = steps.stroke_in_digit
     stroke = f"stroke {width:.1f} px"
     if steps.stroke_change < 0:
@@ -664,18 +715,13 @@ def preparation_figure(steps: Preparation) -> go.Figure:
         (steps.fitted, "scaled: longer<br>side 20 px"),
         (steps.digit, "centred in 28×28:<br>the model's input"),
     ]
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[title for _, title in panels],
-                        horizontal_spacing=0.04)
+    if naive is not None:
+        panels.append((naive[0], f"the whole canvas<br>shrunk: read as {naive[1]}"))
+    grid = _Panels(1, len(panels), [title for _, title in panels])
     for column, (image, _) in enumerate(panels, start=1):
-        fig.add_trace(go.Heatmap(z=_shrunk(image), zmin=0.0, zmax=1.0, colorscale=DIGIT_COLORSCALE,
-                                 showscale=False, hoverinfo="skip"), row=1, col=column)
-        fig.update_xaxes(constrain="domain", row=1, col=column, **_hidden_axis())
-        fig.update_yaxes(autorange="reversed", scaleanchor=f"x{column if column > 1 else ''}",
-                         constrain="domain", row=1, col=column, **_hidden_axis())
-    if pio.templates.default != TEMPLATE:
-        fig.update_layout(template=TEMPLATE)
-    fig.update_annotations(font_size=11)
-    return _layout(fig, title="How the drawing was prepared (stroke widths in 28×28 px)",
+        grid.add(go.Heatmap(z=_shrunk(image), zmin=0.0, zmax=1.0, colorscale=DIGIT_COLORSCALE,
+                            showscale=False, hoverinfo="skip"), 1, column)
+    return _layout(grid.figure(), title="How the drawing was prepared (stroke widths in 28×28 px)",
                    height=PREPARATION_HEIGHT,
                    uirevision="preparation", margin=dict(l=5, r=5, t=70, b=5))
 
@@ -687,3 +733,167 @@ def _shrunk(image: np.ndarray) -> np.ndarray:
         return image
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     return np.asarray(Image.fromarray(np.asarray(image, np.float32)).resize(size, Image.Resampling.BOX))
+
+
+# --- inside a prediction ----------------------------------------------------------------------------
+
+EXPLANATION_HEIGHT = 560
+ACTIVATION_ROW = 50  # units a row in a layer's activation image
+MAP_HEIGHT = 460
+MAP_POINT_DECIMALS = 2  # the 10,000 points are sent on every stroke: no more digits than a screen shows
+DIGITS_ROW_HEIGHT = 190
+ATTACK_HEIGHT = 230
+CLASS_COLORS = pcolors.qualitative.D3  # ten distinct colours, one a digit
+
+
+def explanation_figure(e: Explanation) -> go.Figure:
+    """The predicted digit's and the runner-up's effective templates (J's columns, or the gradients)
+    and contribution maps (input times template), each pair on one symmetric scale, with the sums."""
+    kind = "template" if e.exact else "gradient"
+    titles, images = [], []
+    for digit in (e.digit, e.runner_up):
+        total = float(e.contributions(digit).sum())
+        bias = float(e.effective_bias[digit])
+        titles += [f"{kind} of {digit}", f"contributions to {digit}: Σ {total:.2f} + b_eff {bias:.2f}"
+                   f" = {total + bias:.2f}"]
+        images += [e.template(digit), e.contributions(digit)]
+    grid = _Panels(2, 2, titles, hspace=0.12, vspace=0.1)
+    template_range = _symmetric(np.stack(images[0::2]))
+    contribution_range = _symmetric(np.stack(images[1::2]))
+    for i, image in enumerate(images):
+        row, col = divmod(i, 2)
+        axis = "coloraxis" if col == 0 else "coloraxis2"
+        grid.add(go.Heatmap(z=image, coloraxis=axis, name=titles[i],
+                            hovertemplate="row %{y}, col %{x}: %{z:.4f}<extra></extra>"), row + 1, col + 1)
+    bar = dict(thickness=10, len=0.9, y=0.5)
+    return _layout(
+        grid.figure(), title="What it looks for: templates (left) and each pixel's part of the logit (right)",
+        height=EXPLANATION_HEIGHT, uirevision="explanation", margin=dict(l=10, r=10, t=70, b=10),
+        coloraxis=dict(colorscale=WEIGHT_COLORSCALE, cmin=-template_range, cmax=template_range,
+                       colorbar=dict(title=dict(text=kind, side="right"), x=0.44, **bar)),
+        coloraxis2=dict(colorscale=WEIGHT_COLORSCALE, cmin=-contribution_range, cmax=contribution_range,
+                        colorbar=dict(title=dict(text="contribution", side="right"), x=1.0, **bar)),
+    )
+
+
+def activations_figure(activations: Sequence[np.ndarray]) -> go.Figure:
+    """Each hidden layer's outputs for one input as an image, units in their fixed order row by row
+    (so that successive strokes can be compared), with how many are active."""
+    layers = [np.asarray(a, np.float32) for a in activations]
+    titles = [f"layer {i}: {int(np.count_nonzero(a > 0))} of {a.size} units active"
+              for i, a in enumerate(layers, start=1)]
+    rows = [math.ceil(a.size / ACTIVATION_ROW) for a in layers]
+    panels = _Panels(len(layers), 1, titles, vspace=0.12, row_heights=[max(r, 1) for r in rows])
+    top = max((float(a.max()) for a in layers if a.size), default=1.0) or 1.0
+    for i, (a, n) in enumerate(zip(layers, rows), start=1):
+        grid = np.full(n * ACTIVATION_ROW, np.nan, np.float32)
+        grid[: a.size] = a
+        unit_ids = np.arange(n * ACTIVATION_ROW).reshape(n, ACTIVATION_ROW)
+        panels.add(go.Heatmap(z=grid.reshape(n, ACTIVATION_ROW), customdata=unit_ids, zmin=0, zmax=top,
+                              colorscale="Blues", showscale=i == 1,
+                              colorbar=dict(title=dict(text="output", side="right"), thickness=10),
+                              name=f"layer {i}",
+                              hovertemplate="unit %{customdata}: %{z:.3f}<extra></extra>"), i, 1, image=False)
+    height = 90 + sum(12 * r + 40 for r in rows)
+    return _layout(panels.figure(), title="The hidden layers' outputs (white: switched off)", height=min(max(height, 180), 600),
+                   uirevision="activations", margin=dict(l=10, r=10, t=60, b=10))
+
+
+def hidden_map_figure(hidden_map: HiddenMap, point: np.ndarray, neighbours: Sequence[int]) -> go.Figure:
+    """The test digits on the two main axes of the last hidden layer, coloured by their label; the
+    input as a star and its nearest digits ringed."""
+    points = np.round(hidden_map.points, MAP_POINT_DECIMALS)
+    labels = np.asarray(hidden_map.labels)
+    fig = _figure()
+    for digit in range(10):
+        mine = labels == digit
+        fig.add_trace(go.Scattergl(
+            x=points[mine, 0], y=points[mine, 1], mode="markers", name=str(digit),
+            marker=dict(size=4, color=CLASS_COLORS[digit], opacity=0.45),
+            hovertemplate=f"a test {digit}<extra></extra>",
+        ))
+    near = np.asarray(list(neighbours), np.int64)
+    if near.size:
+        fig.add_trace(go.Scatter(
+            x=points[near, 0], y=points[near, 1], mode="markers", name="nearest",
+            marker=dict(size=12, color="rgba(0,0,0,0)", line=dict(color="black", width=2)),
+            customdata=near, hovertemplate="test digit #%{customdata}<extra>nearest</extra>",
+        ))
+    fig.add_trace(go.Scatter(
+        x=[float(point[0])], y=[float(point[1])], mode="markers", name="this input",
+        marker=dict(size=18, symbol="star", color="black", line=dict(color="white", width=1)),
+        hovertemplate="this input<extra></extra>",
+    ))
+    first, second = hidden_map.explained
+    return _layout(
+        fig, title="The last hidden layer, flattened to its two main directions", height=MAP_HEIGHT,
+        uirevision="hidden-map",  # the axes stay put between strokes
+        xaxis=dict(title=f"first direction ({first:.0%} of the spread)", zeroline=False),
+        yaxis=dict(title=f"second ({second:.0%})", zeroline=False),
+        legend=dict(title="digit", itemsizing="constant"),
+    )
+
+
+def digits_row_figure(images: Sequence[np.ndarray], titles: Sequence[str], title: str) -> go.Figure:
+    """A few 28x28 digits side by side (uint8 0-255 or float 0-1), each with its own caption."""
+    count = max(1, len(images))
+    grid = _Panels(1, count, list(titles), hspace=0.03)
+    for i, image in enumerate(images, start=1):
+        pixels = np.asarray(image, np.float32)
+        pixels = pixels / 255.0 if pixels.max() > 1.0 else pixels
+        grid.add(go.Heatmap(z=pixels, zmin=0, zmax=1, colorscale=DIGIT_COLORSCALE, showscale=False,
+                            hoverinfo="skip"), 1, i)
+    return _layout(grid.figure(), title=title, height=DIGITS_ROW_HEIGHT, uirevision="digits-row",
+                   margin=dict(l=5, r=5, t=75, b=5))
+
+
+def attack_figure(found: Attack, noisy: np.ndarray | None, noise_answer: int | None) -> go.Figure:
+    """The input, the attack's change (on its own symmetric scale), the changed input and the model's
+    answer; beside them random noise of the same size and what the model reads then."""
+    epsilon = found.epsilon or 0.0
+    panels = [(found.original, "the input", "digit"),
+              (found.change, f"the change (each pixel ±{epsilon:g} at most)", "change"),
+              (found.image, f"input + change: read as {found.digit}", "digit")]
+    if noisy is not None:
+        panels.append((noisy, f"random noise as large:<br>read as {noise_answer}", "digit"))
+    grid = _Panels(1, len(panels), [p[1] for p in panels])
+    for i, (image, _, kind) in enumerate(panels, start=1):
+        if kind == "change":
+            r = max(epsilon, 1e-6)
+            trace = go.Heatmap(z=image, zmin=-r, zmax=r, colorscale=WEIGHT_COLORSCALE, showscale=False,
+                               hovertemplate="row %{y}, col %{x}: %{z:+.3f}<extra></extra>")
+        else:
+            trace = go.Heatmap(z=image, zmin=0, zmax=1, colorscale=DIGIT_COLORSCALE, showscale=False,
+                               hoverinfo="skip")
+        grid.add(trace, 1, i)
+    target = f"read as {found.target}" if found.epsilon is not None else f"not reached: {found.target}"
+    return _layout(grid.figure(), title=f"Change its mind: {target}", height=ATTACK_HEIGHT, uirevision="attack",
+                   margin=dict(l=5, r=5, t=80, b=5))
+
+
+def unit_tiles_figure(weights: np.ndarray, unit_ids: Sequence[int], titles: Sequence[str]) -> go.Figure:
+    """A few first-layer units' 28x28 weights side by side on one symmetric scale, each with its
+    caption; a click on a tile selects its unit (an invisible marker over it carries the id)."""
+    weights = np.asarray(weights, np.float32)
+    count = len(unit_ids)
+    if weights.shape != (PIXELS, count):
+        raise ValueError(f"expected ({PIXELS}, {count}) weights for {count} units, got {weights.shape}")
+    r = _symmetric(weights)
+    grid = _Panels(1, max(count, 1), list(titles), hspace=0.03)
+    centre = (IMAGE_SIDE - 1) / 2
+    # Fixed ranges: the invisible markers must not pad the axes around the tiles.
+    ranges = dict(x_range=[-0.5, IMAGE_SIDE - 0.5], y_range=[IMAGE_SIDE - 0.5, -0.5])
+    for i, unit in enumerate(unit_ids, start=1):
+        grid.add(go.Heatmap(z=weights[:, i - 1].reshape(IMAGE_SIDE, IMAGE_SIDE), zmin=-r, zmax=r,
+                            colorscale=WEIGHT_COLORSCALE, showscale=i == count, hoverinfo="skip",
+                            colorbar=dict(title=dict(text="weight", side="right"), thickness=10)), 1, i, **ranges)
+        grid.add(go.Scatter(x=[centre], y=[centre], mode="markers", customdata=[int(unit)],
+                            marker=dict(symbol="square", size=60, opacity=0), showlegend=False,
+                            hovertemplate=f"unit {int(unit)}: click to see it large<extra></extra>"), 1, i, **ranges)
+    return _layout(grid.figure(), title=f"Their weights (colour range ±{r:.3g})", height=DIGITS_ROW_HEIGHT + 20,
+                   uirevision="unit-tiles", margin=dict(l=5, r=5, t=95, b=5))
+
+
+def _symmetric(values: np.ndarray) -> float:
+    finite = np.abs(values[np.isfinite(values)])
+    return float(finite.max()) if finite.size and finite.max() > 0 else 1.0

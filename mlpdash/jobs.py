@@ -19,6 +19,7 @@ import numpy as np
 from mlpdash.budgets import cache_bytes
 from mlpdash.config import TrainConfig
 from mlpdash.data import MnistSplits, load_mnist, resolve_source
+from mlpdash.explain import HiddenMap, Network, fit_map
 from mlpdash.progress import Status
 from mlpdash.runs import (
     RunError,
@@ -38,6 +39,20 @@ if TYPE_CHECKING:
 
 class JobBusyError(RuntimeError):
     """A job is already running; only one trains at a time."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInFocus:
+    """The model the exploration views are about, as arrays (`explain.Network`): the current job's
+    (its weights as they are now, mid-training too) or a saved run's. `data_spec` names the data it
+    learned from (its test split is what the views compare with); `state` changes whenever what was
+    fitted to the model (the hidden-space map) must be fitted again: a new job, an epoch's end, another
+    run."""
+
+    network: Network
+    title: str
+    data_spec: str | None
+    state: tuple
 
 
 class JobManager:
@@ -108,6 +123,46 @@ class JobManager:
             return live
         newest = self._newest_model_run()
         return self.predictor_for_run(newest.path) if newest else None
+
+    def model_in_focus(self, picked: Path | None = None) -> ModelInFocus | None:
+        """The run picked under Runs, else the current job's model, else the newest saved run's;
+        None when there is none (or the current job has not built its model yet)."""
+        if picked is not None:
+            return self._saved_focus(Path(picked))
+        job, live = self._job, self._live_predictor()
+        if job is not None and live is not None:
+            from mlpdash.model import network_weights  # TensorFlow, already loaded by the job
+
+            snap = job.snapshot()
+            if snap.status.active:
+                title = f"The current run, live (epoch {max(snap.epoch, 1)}, batch {snap.batch})"
+            else:
+                title = f"The current run ({snap.epochs_completed} epochs)"
+            return ModelInFocus(Network.from_weights(network_weights(live.model), job.config.activation),
+                                title, job.data_spec or snap.data_source, ("job", id(job), snap.epochs_completed))
+        newest = self._newest_model_run()
+        return self._saved_focus(newest.path) if newest else None
+
+    def hidden_map(self, model: ModelInFocus) -> HiddenMap:
+        """The hidden-space map of `model` over its data's test split, fitted once per model state."""
+        from mlpdash.model import to_model_input
+
+        def fit() -> HiddenMap:
+            data = self.load_data(model.data_spec)
+            return fit_map(model.network, to_model_input(data.x_test), data.y_test)
+
+        return self._cache.get(("map", model.state, model.data_spec), fit,
+                               lambda m: m.features.nbytes + m.points.nbytes)
+
+    def _saved_focus(self, path: Path) -> ModelInFocus:
+        from mlpdash.model import network_weights
+
+        info = read_info(path)
+        if info.config is None or not info.can_answer:
+            raise RunError(f"{info.run_id} has no model to explain ({info.label})")
+        model = self.predictor_for_run(path).model
+        return ModelInFocus(Network.from_weights(network_weights(model), info.config.activation),
+                            f"Saved run {info.run_id}", info.data_source, ("run", str(path), _stamp(path)))
 
     def saved_run(self, path: Path) -> SavedRun:
         """A run folder read back once (its weight snapshots are megabytes); RunError if damaged."""

@@ -143,7 +143,8 @@ def canvas_png(png: bytes, width: int, height: int) -> np.ndarray:
 class Preparation:
     """Every step from a drawing to the model's input, for showing how a drawing was read.
 
-    `box` is the ink's bounding box on the canvas (top, bottom, left, right); `crop` the ink in it
+    `box` is the ink's bounding box on the canvas (top, bottom, left, right), `canvas_shape` the
+    canvas's (height, width); `crop` the ink in it
     (float32, 0-1); `stroke` the stroke width measured there (canvas px; NaN for no ink); `dab`
     whether it is a dot or a dab rather than a stroke (see `is_dab`);
     `stroke_change` the px per side the stroke was thickened (> 0) or thinned (< 0) by (in the crop
@@ -153,6 +154,7 @@ class Preparation:
     """
 
     box: tuple[int, int, int, int]
+    canvas_shape: tuple[int, int]
     crop: np.ndarray
     stroke: float
     dab: bool
@@ -160,6 +162,15 @@ class Preparation:
     adjusted: np.ndarray
     fitted: np.ndarray
     digit: np.ndarray
+
+    def naive(self) -> np.ndarray:
+        """The whole canvas shrunk to 28x28 as it is, without cropping, scaling or centring: what a
+        model would see without MNIST's normalisation (float32, 0-1)."""
+        canvas = np.zeros(self.canvas_shape, np.float32)
+        top, bottom, left, right = self.box
+        canvas[top:bottom, left:right] = self.crop
+        small = Image.fromarray(canvas).resize((MNIST_SIDE, MNIST_SIDE), RESAMPLE)
+        return np.clip(np.asarray(small, np.float32), 0.0, 1.0)
 
     @property
     def stroke_in_digit(self) -> float:
@@ -214,7 +225,7 @@ def prepare(image: np.ndarray) -> Preparation | None:
     else:
         adjusted = crop
     fitted = _scale_to_box(adjusted)
-    return Preparation(box, crop, stroke, dab, change, adjusted, fitted, _paste_centred(fitted))
+    return Preparation(box, contrast.shape, crop, stroke, dab, change, adjusted, fitted, _paste_centred(fitted))
 
 
 def stroke_width(ink: np.ndarray) -> float:

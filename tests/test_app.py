@@ -231,3 +231,35 @@ def test_reruns_leave_the_training_engines_keras_state_alone(app, monkeypatch):
         app.run()
     assert not app.exception
     assert calls == []
+
+
+def test_inside_a_prediction_follows_the_drawing_and_a_test_digit(app, sample_data):
+    app.session_state["view_tab"] = "Inside a prediction"
+    app.run()
+    assert any("Train a model first" in i.value for i in app.info)
+    configure(app, hidden="64,32", epochs=2)
+    app.button(key="start_training").click().run()
+    wait_until(app, "Finished")
+    assert any("Draw a digit on the canvas above" in i.value for i in app.info)
+    index = int(np.flatnonzero(sample_data.y_test == 3)[0])
+    app.session_state["canvas_0"] = drawing_state(sample_data.x_test[index])
+    app.run()
+    assert not app.exception
+    explained = [c.value for c in app.caption if "input: your drawing" in c.value]
+    assert explained and "read as **" in explained[0]
+    # The numbers: for the answer and the runner-up, the pixels' sum plus the bias is the logit.
+    (table,) = [frame.value for frame in app.dataframe if "logit" in frame.value.columns]
+    assert len(table) == 2 and list(table["sum"]) == pytest.approx(list(table["logit"]), abs=2e-3)
+    assert any("a linear classifier with these templates" in m.value for m in app.markdown)
+    headings = [m.value for m in app.markdown if m.value.startswith("##### ")]
+    assert [h.split(" · ")[0] for h in headings] == [f"##### {n}" for n in range(1, 6)], headings
+    # A test digit instead of the drawing, and an attack towards another digit.
+    app.segmented_control(key="explain_source").set_value("A test digit").run()
+    app.number_input(key="explain_index").set_value(5).run()
+    assert [c.value for c in app.caption if f"test digit #5 (labelled {int(sample_data.y_test[5])})" in c.value]
+    answer = int([c.value for c in app.caption if "test digit #5" in c.value][0].split("read as **")[1][0])
+    target = str((answer + 1) % 10)
+    app.selectbox(key="explain_target").set_value(target).run()
+    assert not app.exception
+    said = [c.value for c in app.caption if "Changing each pixel by at most" in c.value or "Not even" in c.value]
+    assert said, [c.value for c in app.caption]

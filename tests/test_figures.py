@@ -26,6 +26,12 @@ from mlpdash.figures import (
     loss_figure,
     per_class_figure,
     preparation_figure,
+    explanation_figure,
+    activations_figure,
+    hidden_map_figure,
+    digits_row_figure,
+    attack_figure,
+    unit_tiles_figure,
     probabilities_figure,
     tile_grid,
     unit_figure,
@@ -83,7 +89,41 @@ ALL_BUILDERS = {
     "probabilities": lambda: probabilities_figure(np.full(10, 0.1)),
     "digit": lambda: digit_figure(np.zeros((28, 28))),
     "preparation": lambda: preparation_figure(prepare(pen_digit(1, 34, 18))),
+    "explanation": lambda: explanation_figure(_explained()),
+    "activations": lambda: activations_figure(_explained().activations),
+    "hidden-map": lambda: hidden_map_figure(_map(), np.zeros(2), [0, 1]),
+    "digits-row": lambda: digits_row_figure([np.zeros((28, 28), np.uint8)] * 3, ["a", "b", "c"], "t"),
+    "attack": lambda: attack_figure(_attacked(), np.zeros((28, 28)), 4),
+    "unit-tiles": lambda: unit_tiles_figure(glorot_kernel(3), [5, 9, 2], ["a", "b", "c"]),
 }
+
+
+def _network():
+    from mlpdash.explain import Network
+
+    rng = np.random.default_rng(0)
+    return Network.from_weights([rng.normal(0, 0.05, (784, 60)), np.zeros(60), rng.normal(0, 0.1, (60, 10)),
+                                 np.zeros(10)])
+
+
+def _explained():
+    from mlpdash.explain import explain
+
+    return explain(_network(), np.random.default_rng(1).random((28, 28)))
+
+
+def _map():
+    from mlpdash.explain import fit_map
+
+    rng = np.random.default_rng(2)
+    return fit_map(_network(), rng.random((40, 28, 28)), rng.integers(0, 10, 40))
+
+
+def _attacked():
+    from mlpdash.explain import Attack
+
+    original = np.zeros((28, 28), np.float32)
+    return Attack(3, 0.1, original, original + 0.1, 3)
 
 
 @pytest.mark.parametrize("name", ALL_BUILDERS)
@@ -580,3 +620,67 @@ def test_preparation_shows_each_step_says_what_the_stroke_step_did_and_sends_sma
     dot = np.zeros((280, 280), np.uint8)
     dot[140, 140] = 255
     assert "a dot or a dab" in preparation_figure(prepare(dot)).layout.annotations[1].text
+
+
+
+# --- inside a prediction ----------------------------------------------------------------------------
+
+
+def test_the_explanation_shows_templates_and_contributions_on_symmetric_scales_with_the_sums():
+    e = _explained()
+    fig = explanation_figure(e)
+    assert len(fig.data) == 4
+    assert [t.coloraxis for t in fig.data] == ["coloraxis", "coloraxis2"] * 2
+    layout = fig.layout
+    assert layout.coloraxis.cmin == -layout.coloraxis.cmax and layout.coloraxis2.cmin == -layout.coloraxis2.cmax
+    np.testing.assert_allclose(np.asarray(fig.data[1].z), e.contributions(e.digit), rtol=1e-6)
+    titles = [a.text for a in layout.annotations]
+    total = float(e.contributions(e.digit).sum() + e.effective_bias[e.digit])
+    assert titles[0] == f"template of {e.digit}" and f"= {total:.2f}" in titles[1]
+    assert titles[2] == f"template of {e.runner_up}"
+    # Every panel is its own pair of axes, with square pixels.
+    assert fig.layout.yaxis4.scaleanchor == "x4" and fig.data[3].xaxis == "x4"
+
+
+def test_activations_are_one_image_a_layer_in_fixed_unit_order():
+    layers = (np.arange(120, dtype=np.float32) - 60, np.ones(30, np.float32))
+    fig = activations_figure(layers)
+    assert len(fig.data) == 2
+    first = np.asarray(fig.data[0].z, dtype=float)
+    assert first.shape == (3, 50) and np.isnan(first[2, 20:]).all()
+    assert list(np.asarray(fig.data[0].customdata)[1, :3]) == [50, 51, 52]
+    assert [a.text for a in fig.layout.annotations] == ["layer 1: 59 of 120 units active",
+                                                        "layer 2: 30 of 30 units active"]
+
+
+def test_the_map_colours_digits_by_class_and_marks_the_input_and_its_neighbours():
+    hidden_map = _map()
+    fig = hidden_map_figure(hidden_map, np.array([1.5, -2.0]), [3, 7])
+    classes = [t for t in fig.data if t.name in [str(d) for d in range(10)]]
+    assert len(classes) == 10 and sum(len(t.x) for t in classes) == 40
+    (near,) = [t for t in fig.data if t.name == "nearest"]
+    assert list(near.customdata) == [3, 7]
+    (here,) = [t for t in fig.data if t.name == "this input"]
+    assert (here.x[0], here.y[0]) == (1.5, -2.0)
+    assert fig.layout.uirevision == "hidden-map"
+
+
+def test_the_attack_shows_the_change_on_its_budgets_scale_and_the_noise():
+    fig = attack_figure(_attacked(), np.zeros((28, 28)), 4)
+    assert len(fig.data) == 4
+    assert (fig.data[1].zmin, fig.data[1].zmax) == (-0.1, 0.1)
+    titles = [a.text for a in fig.layout.annotations]
+    assert "read as 3" in titles[2] and "read as 4" in titles[3]
+    assert len(attack_figure(_attacked(), None, None).data) == 3
+
+
+def test_unit_tiles_carry_their_unit_for_a_click_and_share_one_scale():
+    kernel = glorot_kernel(3)
+    fig = unit_tiles_figure(kernel, [5, 9, 2], ["a", "b", "c"])
+    markers = [t for t in fig.data if isinstance(t, go.Scatter)]
+    assert [int(t.customdata[0]) for t in markers] == [5, 9, 2]
+    heatmaps = [t for t in fig.data if isinstance(t, go.Heatmap)]
+    assert len({(t.zmin, t.zmax) for t in heatmaps}) == 1 and heatmaps[0].zmin == -heatmaps[0].zmax
+    assert list(fig.layout.xaxis.range) == [-0.5, 27.5]  # the markers do not pad the tiles
+    with pytest.raises(ValueError, match="weights for 2 units"):
+        unit_tiles_figure(kernel, [1, 2], ["a", "b"])

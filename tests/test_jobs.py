@@ -162,3 +162,26 @@ def test_a_failed_job_hands_over_no_model_and_a_running_one_none_yet(tmp_path, t
         running.stop()
         running.join(60)
     assert running.release_model() is not None
+
+
+def test_the_model_in_focus_is_the_jobs_then_a_picked_runs_and_its_map_is_fitted_once(tmp_path, sample_data):
+    from mlpdash.model import to_model_input
+    from mlpdash.runs import RunError
+
+    manager = JobManager(tmp_path)
+    assert manager.model_in_focus() is None
+    job = manager.start(QUICK, "sample")
+    assert job.join(60)
+    focus = manager.model_in_focus()
+    images = to_model_input(sample_data.x_test[:20])
+    np.testing.assert_allclose(focus.network.logits(images), job.predictor.logits(images), rtol=1e-4, atol=1e-4)
+    assert focus.title.startswith("The current run") and focus.data_spec == "sample"
+    first = manager.hidden_map(focus)
+    assert manager.hidden_map(manager.model_in_focus()) is first  # same model state: not refitted
+    assert len(first.points) == len(sample_data.x_test)
+    picked = manager.model_in_focus(job.snapshot().run_dir)
+    assert picked.title == f"Saved run {job.snapshot().run_dir.name}" and picked.state != focus.state
+    empty = tmp_path / "not-a-run"
+    empty.mkdir()
+    with pytest.raises(RunError):
+        manager.model_in_focus(empty)

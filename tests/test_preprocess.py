@@ -469,3 +469,11 @@ def test_a_large_photo_is_measured_at_the_working_size():
     steps = prepare(ring)
     assert steps.stroke == pytest.approx(400, rel=0.15) and not steps.dab and steps.stroke_change < 0
     assert max(steps.adjusted.shape) <= 200 and steps.digit.shape == (28, 28)
+
+
+def test_the_naive_resize_shrinks_the_whole_canvas_as_it_is():
+    steps = prepare(pen_digit(1, 60, 18))  # a small 1 in the middle of the canvas
+    naive = steps.naive()
+    assert naive.shape == (28, 28) and naive.dtype == np.float32
+    # Not cropped or scaled: the ink stays a few px tall in the middle, unlike the model's input.
+    assert _bbox_sides(naive > 0.3)[0] <= 8 < _bbox_sides(steps.digit > 0.3)[0]

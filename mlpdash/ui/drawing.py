@@ -17,6 +17,7 @@ from mlpdash.predict import Prediction, predict_image
 from mlpdash.preprocess import Preparation, canvas_png, prepare
 from mlpdash.runs import RunError
 from mlpdash.ui import focus, guarded
+from mlpdash.ui.views import open_view_follows_drawing
 
 CANVAS_SIZE = 280
 DEFAULT_STROKE = 18
@@ -44,6 +45,8 @@ def _drawing(manager: JobManager) -> None:
     # stroke setting, seldom changed, goes below.
     drawing = _canvas_image(result)
     steps = None if drawing is None else prepare(drawing)
+    previous = focus.drawing()
+    focus.set_drawing(steps)
     _prediction_ui(manager, steps)
     st.slider("Stroke width", 6, 40, DEFAULT_STROKE, key="stroke_width")
     st.caption("Draw large or small, anywhere, with any stroke: the drawing is cropped, its stroke "
@@ -53,6 +56,15 @@ def _drawing(manager: JobManager) -> None:
     if st.toggle("Show how the drawing was prepared", key="show_preparation") and steps is not None:
         st.plotly_chart(figures.preparation_figure(steps), key="preparation_chart", theme=None,
                         config={"displayModeBar": False})
+    # A stroke reruns only this fragment; a view below that follows the drawing needs the page.
+    if _changed(previous, steps) and open_view_follows_drawing():
+        st.rerun(scope="app")
+
+
+def _changed(before: Preparation | None, after: Preparation | None) -> bool:
+    if before is None or after is None:
+        return before is not after
+    return not np.array_equal(before.digit, after.digit)
 
 
 def _canvas(stroke: int, generation: int):
@@ -95,7 +107,6 @@ def _prediction_ui(manager: JobManager, steps: Preparation | None) -> None:
         prediction = _predict(manager, steps)
         if prediction is None:
             return
-        focus.set_input(prediction.image)
         text_col, digit_col = st.columns([3, 2], vertical_alignment="center")
         with text_col:
             if prediction.digit is None:

@@ -1,29 +1,22 @@
 """Which model and which input the page is about: one place for every panel and view.
 
 The model is the saved run picked under Runs, else the current job's live model (else, for drawings,
-the newest saved run). The input is the current drawing as the model sees it (28x28); a view that
-lets a person pick a test digit sets it here too. Panels read both through these functions, never
-through the session keys, so that a new view finds them where the others do.
+the newest saved run): `JobManager.model_in_focus(picked_run())`. The input is the current drawing,
+every step of its preparation kept (`drawing()`), or a test digit a view picks. Panels read them
+through these functions, never through the session keys, so that a new view finds them where the
+others do.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
+from mlpdash.preprocess import Preparation
+
 RUN_KEY = "view_run"
-INPUT_KEY = "focus_input"
-
-
-@dataclass(frozen=True)
-class FocusInput:
-    """An input the views explain: the model's 28x28 float image and where it came from."""
-
-    image: np.ndarray
-    origin: str  # "your drawing", "test digit 123", ...
+DRAWING_KEY = "focus_drawing"
 
 
 def picked_run() -> Path | None:
@@ -37,9 +30,10 @@ def pick_run(path: Path | None) -> None:
     st.session_state[RUN_KEY] = str(path) if path is not None else None
 
 
-def current_input() -> FocusInput | None:
-    return st.session_state.get(INPUT_KEY)
+def drawing() -> Preparation | None:
+    """The drawing on the canvas, as prepared for the model (None: nothing drawn)."""
+    return st.session_state.get(DRAWING_KEY)
 
 
-def set_input(image: np.ndarray | None, origin: str = "your drawing") -> None:
-    st.session_state[INPUT_KEY] = None if image is None else FocusInput(np.asarray(image), origin)
+def set_drawing(steps: Preparation | None) -> None:
+    st.session_state[DRAWING_KEY] = steps

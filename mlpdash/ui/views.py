@@ -16,6 +16,7 @@ import streamlit as st
 
 from mlpdash.jobs import JobManager
 from mlpdash.ui import guarded
+from mlpdash.ui.explain_view import explain_ui
 from mlpdash.ui.panels import confusion_ui, runs_ui, weights_ui
 
 
@@ -23,17 +24,26 @@ from mlpdash.ui.panels import confusion_ui, runs_ui, weights_ui
 class View:
     name: str
     draw: Callable[[JobManager], None]
+    follows_drawing: bool = False  # redrawn on every stroke while open
 
 
 VIEWS: tuple[View, ...] = (
     View("Confusion matrix", confusion_ui),
+    View("Inside a prediction", explain_ui, follows_drawing=True),
     View("First-layer weights", weights_ui),
     View("Runs", runs_ui),
 )
+TAB_KEY = "view_tab"
+
+
+def open_view_follows_drawing() -> bool:
+    """Whether the tab open now shows the drawing (so that a stroke must redraw it too)."""
+    name = st.session_state.get(TAB_KEY) or VIEWS[0].name
+    return any(view.follows_drawing for view in VIEWS if view.name == name)
 
 
 def views_ui(manager: JobManager) -> None:
-    tabs = st.tabs([view.name for view in VIEWS], key="view_tab", on_change="rerun")
+    tabs = st.tabs([view.name for view in VIEWS], key=TAB_KEY, on_change="rerun")
     for view, tab in zip(VIEWS, tabs, strict=True):
         with tab, guarded(view.name.lower()):
             if tab.open:

@@ -173,16 +173,22 @@ def draw(page: Page, points: list[tuple[float, float]]) -> float:
 
 
 def watch_for_answer(page: Page) -> None:
-    """From now on, note on the page's clock when a prediction heading first appears: Playwright's
-    own polling (100-1000 ms apart) is too coarse to time it."""
+    """From now on, note on the page's clock when a prediction heading first appears, and when the
+    explanation view (if open) has drawn its last section: Playwright's own polling (100-1000 ms
+    apart) is too coarse to time them."""
     page.evaluate("""() => {
         window.__answered = null;
+        window.__explained = null;
         const seen = () => {
             const heading = document.querySelector('.st-key-prediction h3');
             if (heading && /Prediction: \\d/.test(heading.textContent) && window.__answered === null) {
                 window.__answered = performance.now();
-                observer.disconnect();
             }
+            const view = document.querySelector('.st-key-explain');
+            if (view && view.textContent.includes('Change its mind') && window.__explained === null) {
+                window.__explained = performance.now();
+            }
+            if (window.__answered !== null && window.__explained !== null) observer.disconnect();
         };
         const observer = new MutationObserver(seen);
         observer.observe(document.body, {subtree: true, childList: true, characterData: true});
@@ -513,3 +519,49 @@ def test_reload_and_second_tab_follow_the_run(page: Page, screenshot, context, a
         expect(status(page)).to_contain_text(STOPPED, timeout=60_000)
     finally:
         other.context.close()
+
+
+def test_inside_a_prediction(page: Page, screenshot):
+    ensure_model(page)
+    view = open_tab(page, "Inside a prediction")
+    expect(view).to_contain_text("Draw a digit on the canvas above")
+    settle(page)
+    watch_for_answer(page)
+    released = draw(page, SEVEN)
+    explained = page.locator(".st-key-explain")
+    expect(explained).to_be_visible(timeout=30_000)
+    answered = answered_at(page)
+    page.wait_for_function("window.__explained !== null", timeout=60_000)
+    drawn = page.evaluate("window.__explained")
+    step(f"stroke -> prediction on screen {answered - released:.0f} ms; -> the explanation view's last "
+         f"section {drawn - released:.0f} ms (page's clock)")
+    # A second stroke, the view already open: the view follows the drawing.
+    button(page, "clear_canvas").click()
+    expect(explained).to_have_count(0, timeout=20_000)
+    watch_for_answer(page)
+    released = draw(page, ONE)
+    answered = answered_at(page)
+    page.wait_for_function("window.__explained !== null", timeout=60_000)
+    step(f"second stroke -> prediction {answered - released:.0f} ms; -> explanation "
+         f"{page.evaluate('window.__explained') - released:.0f} ms")
+    expect(explained).to_contain_text("input: your drawing · read as 1")
+    for words in ("From your drawing to the model's input", "a linear classifier with these templates",
+                  "The hidden layers", "Where it sits among the digits", "Change its mind"):
+        expect(explained).to_contain_text(words)
+    expect(explained.locator(".js-plotly-plot")).to_have_count(7, timeout=20_000)
+    # Change its mind: the smallest change that makes it read a 3.
+    settle(page)
+    target = page.get_by_role("combobox", name="Make it read")
+    target.scroll_into_view_if_needed()
+    target.click()
+    page.keyboard.type("3")
+    page.keyboard.press("Enter")
+    expect(explained).to_contain_text(re.compile(r"Changing each pixel by at most \*?\*?[\d.]+|Not even"),
+                                      timeout=30_000)
+    expect(explained.locator(".js-plotly-plot")).to_have_count(8, timeout=20_000)
+    settle(page)
+    explained.scroll_into_view_if_needed()
+    screenshot(page, "12-inside-a-prediction-1440")
+    page.set_viewport_size({"width": 1024, "height": 768})
+    settle(page)
+    screenshot(page, "13-inside-a-prediction-1024")

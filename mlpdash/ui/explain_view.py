@@ -1,0 +1,177 @@
+"""Inside a prediction: one input followed through the network, for the model the page is about.
+
+Every number comes from `mlpdash.explain` (NumPy on the model's weights) and every figure from
+`mlpdash.figures`; this module only lays them out. It runs only while its tab is open.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from mlpdash import figures
+from mlpdash.explain import EPSILON_LADDER, Explanation, HiddenMap, attack, explain, sign_noise
+from mlpdash.data import DataError
+from mlpdash.jobs import JobManager, ModelInFocus
+from mlpdash.preprocess import Preparation
+from mlpdash.runs import RunError
+from mlpdash.ui import focus
+
+DRAWING = "Your drawing"
+TEST_DIGIT = "A test digit"
+CHART_CONFIG = {"displayModeBar": False}
+NO_TARGET = "—"
+
+
+def explain_ui(manager: JobManager) -> None:
+    try:
+        model = manager.model_in_focus(focus.picked_run())
+    except RunError as err:
+        st.error(f"That run's model cannot be explained: {err}", icon=":material/warning:")
+        return
+    if model is None:
+        st.info("Train a model first: this view follows an input through the current model, even "
+                "mid-training, or through the run picked under Runs.", icon=":material/info:")
+        return
+    try:
+        data = manager.load_data(model.data_spec)
+    except DataError as err:
+        st.error(f"The test digits of {model.data_spec} cannot be loaded: {err}", icon=":material/warning:")
+        return
+    source = st.segmented_control("Input", [DRAWING, TEST_DIGIT], default=DRAWING, key="explain_source",
+                                  help="Your drawing on the canvas above, or a digit of the test split")
+    steps: Preparation | None = None
+    if source == TEST_DIGIT:
+        index = _test_digit_picker(len(data.x_test))
+        image = data.x_test[index].astype(np.float32) / 255.0  # as model.to_model_input, without TF
+        origin = f"test digit #{index} (labelled {int(data.y_test[index])})"
+    else:
+        steps = focus.drawing()
+        if steps is None:
+            st.info("Draw a digit on the canvas above, or choose a test digit.", icon=":material/draw:")
+            return
+        image, origin = steps.digit, "your drawing"
+    e = explain(model.network, image)
+    hidden_map = manager.hidden_map(model)
+    with st.container(key="explain"):
+        st.caption(f"{model.title} · input: {origin} · read as **{e.digit}** "
+                   f"({float(e.probabilities[e.digit]):.1%})")
+        if steps is not None:
+            _preparation(model, steps)
+        _exact(e)
+        _hidden(model, e)
+        _map(hidden_map, model, e, data.x_test)
+        _change_its_mind(model, e)
+
+
+def _test_digit_picker(count: int) -> int:
+    index_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
+    if button_col.button("Random", key="explain_random", icon=":material/casino:", width="stretch"):
+        st.session_state["explain_index"] = int(np.random.default_rng().integers(count))
+    return int(index_col.number_input(f"Test digit (0–{count - 1})", min_value=0, max_value=count - 1,
+                                      step=1, key="explain_index"))
+
+
+def _preparation(model: ModelInFocus, steps: Preparation) -> None:
+    st.markdown("##### 1 · From your drawing to the model's input")
+    naive = steps.naive()
+    answer = int(np.argmax(model.network.logits(naive[None])[0]))
+    st.plotly_chart(figures.preparation_figure(steps, naive=(naive, answer)), key="explain_preparation",
+                    theme=None, config=CHART_CONFIG)
+    st.caption("MNIST digits were cropped to their ink, scaled to 20 px and centred by their centre of "
+               f"mass; the whole canvas shrunk as it is (last) is read as **{answer}** — which is why "
+               "the drawing is normalised the same way.")
+
+
+def _exact(e: Explanation) -> None:
+    st.markdown("##### 2 · Why: " + ("an exact explanation" if e.exact else "an approximation"))
+    if e.exact:
+        st.markdown("For this input the network acts as **a linear classifier with these templates**: "
+                    "with its units' on/off pattern fixed, each logit is exactly the sum of the input "
+                    "times its template, plus a bias — the linear classifier of the classic second "
+                    "tutorial, made local.")
+    else:
+        st.markdown("With tanh or sigmoid units there is no exact linear form: the templates are the "
+                    "gradients of the logits, and gradient × input **approximates** each pixel's part.")
+    st.plotly_chart(figures.explanation_figure(e), key="explain_templates", theme=None, config=CHART_CONFIG)
+    rows = []
+    for digit in (e.digit, e.runner_up):
+        total = float(e.contributions(digit).sum())
+        rows.append({"digit": digit, "pixels' contributions (Σ)": round(total, 4),
+                     "bias carried through (b_eff)": round(float(e.effective_bias[digit]), 4),
+                     "sum": round(total + float(e.effective_bias[digit]), 4),
+                     "logit": round(float(e.logits[digit]), 4)})
+    st.dataframe(rows, hide_index=True, key="explain_numbers")
+
+
+def _hidden(model: ModelInFocus, e: Explanation) -> None:
+    if not e.activations:
+        return
+    st.markdown("##### 3 · The hidden layers")
+    st.plotly_chart(figures.activations_figure(e.activations), key="explain_activations", theme=None,
+                    config=CHART_CONFIG)
+    top = e.top_units(e.digit)
+    kernel = model.network.kernels[0]
+    units = [u for u, _, _ in top]
+    titles = [f"unit {u}<br>{a:.2f} → {c:+.2f}" for u, a, c in top]
+    tiles_col, large_col = st.columns([3, 2])
+    with tiles_col:
+        st.caption(f"The first-layer units that add most to the logit of {e.digit}: each one's output "
+                   "for this input → what it adds to the logit through the layers above (its output "
+                   "times its effective weight to the logit). Click a tile to see it large.")
+        st.plotly_chart(figures.unit_tiles_figure(kernel[:, units], units, titles), key="explain_units",
+                        theme=None, on_select="rerun", selection_mode=("points",), config=CHART_CONFIG)
+    clicked = _clicked_unit("explain_units")
+    unit = clicked if clicked is not None and 0 <= clicked < kernel.shape[1] else units[0]
+    with large_col:
+        st.plotly_chart(figures.unit_figure(kernel, unit), key="explain_unit", theme=None, config=CHART_CONFIG)
+
+
+def _clicked_unit(key: str) -> int | None:
+    points = (st.session_state.get(key) or {}).get("selection", {}).get("points", [])
+    picked = [p.get("customdata") for p in points if p.get("customdata") is not None]
+    return int(np.ravel(picked[0])[0]) if picked else None
+
+
+def _map(hidden_map: HiddenMap, model: ModelInFocus, e: Explanation, test_images: np.ndarray) -> None:
+    st.markdown("##### 4 · Where it sits among the digits")
+    here = e.activations[-1] if e.activations else e.logits
+    near = hidden_map.nearest(here)
+    map_col, near_col = st.columns([3, 2])
+    with map_col:
+        st.plotly_chart(figures.hidden_map_figure(hidden_map, hidden_map.place(here), [i for i, _ in near]),
+                        key="explain_map", theme=None, config=CHART_CONFIG)
+    with near_col:
+        st.plotly_chart(figures.digits_row_figure(
+            [test_images[i] for i, _ in near],
+            [f"a {int(hidden_map.labels[i])}<br>#{i}" for i, _ in near],
+            title="Its five nearest test digits"), key="explain_neighbours", theme=None, config=CHART_CONFIG)
+        st.caption("Nearest in the last hidden layer's space (distances "
+                   + ", ".join(f"{d:.2f}" for _, d in near) + "), where the network has put what it learned; "
+                   "the map is that space's two main directions (PCA over the test digits, refitted when "
+                   "an epoch ends).")
+
+
+def _change_its_mind(model: ModelInFocus, e: Explanation) -> None:
+    st.markdown("##### 5 · Change its mind")
+    choices = [NO_TARGET] + [str(d) for d in range(10) if d != e.digit]
+    target = st.selectbox("Make it read", choices, key="explain_target",
+                          help="A targeted attack: small steps on every pixel (at most ε each) in the "
+                               "direction that raises the target's probability, with the smallest ε "
+                               "that works")
+    if target == NO_TARGET:
+        st.caption("Pick a digit: the smallest change to the pixels that makes the network read it.")
+        return
+    found = attack(model.network, e.image, int(target))
+    noisy = None
+    if found.epsilon:
+        noisy = sign_noise(e.image, found.epsilon, np.random.default_rng(0))
+    noise_answer = None if noisy is None else int(np.argmax(model.network.logits(noisy[None])[0]))
+    st.plotly_chart(figures.attack_figure(found, noisy, noise_answer), key="explain_attack", theme=None,
+                    config=CHART_CONFIG)
+    if found.epsilon is None:
+        st.caption(f"Not even ε = {EPSILON_LADDER[-1]:g} made it read {target}.")
+    else:
+        st.caption(f"Changing each pixel by at most **{found.epsilon:g}** (of 1) makes it read "
+                   f"**{found.digit}**; random changes of the same size leave it at **{noise_answer}**. "
+                   "What the network relies on is not what we see.")
