@@ -264,7 +264,7 @@ def test_first_view(page: Page, screenshot):
     expect(page.locator(".st-key-live_charts")).to_contain_text("waiting for the first batch")
     expect(page.locator(".st-key-canvas canvas.upper-canvas")).to_be_visible()
     expect(page.locator(".st-key-prediction")).to_contain_text("Train a model first")
-    expect(page.get_by_role("tab")).to_have_text(["Confusion matrix", "First-layer weights", "Runs"])
+    expect(page.get_by_role("tab")).to_have_text(["Confusion matrix", "Inside a prediction", "First-layer weights", "Runs"])
     expect(page.get_by_test_id("stException")).to_have_count(0)
     screenshot(page, "01-idle-first-view")
 
