@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--model", required=True, metavar="RUN_DIR",
                          help="a run folder, or a folder holding exactly one run")
     explain.add_argument("--data", default=None,
-                         help="the source whose test split gives the nearest digits (default: as for train)")
+                         help="the source whose test split gives the nearest digits (default: the run's own)")
     explain.add_argument("--json", action="store_true", help="one JSON object per image")
     explain.add_argument("--attack", type=int, default=None, metavar="DIGIT",
                          help="also find the smallest change (L-infinity budget) that makes it answer DIGIT")
@@ -378,11 +378,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
         model = load_run_model(run_dir)
     except RunError as err:
         raise UsageError(str(err)) from None
-    network = Network.from_weights(network_weights(model), read_info(run_dir).config.activation)
-    data = load_mnist(args.data)
+    info = read_info(run_dir)
+    network = Network.from_weights(network_weights(model), info.config.activation)
+    # The neighbours come from the test split of the data the run learned from, unless told otherwise.
+    data = load_mnist(args.data or info.data_source)
     hidden_map = fit_map(network, to_model_input(data.x_test), data.y_test)
     failures = 0
-    for file in files:
+    for number, file in enumerate(files, start=1):
         try:
             image = canvas_to_mnist(read_image(file))
             if image is None:
@@ -406,22 +408,26 @@ def cmd_explain(args: argparse.Namespace) -> int:
                         for i, d in hidden_map.nearest(representation(network, image[None])[0])],
         }
         if args.attack is not None:
-            result["attack"] = _attack_result(attack(network, image, args.attack), file, out)
+            result["attack"] = _attack_result(attack(network, image, args.attack), network, number, file, out)
         print(json.dumps(result) if args.json else _explain_text(result), flush=True)
     return EXIT_FAILED if failures else 0
 
 
-def _attack_result(found: Any, file: str, out: Path | None) -> dict[str, Any]:
+def _attack_result(found: Any, network: Any, number: int, file: str, out: Path | None) -> dict[str, Any]:
     result: dict[str, Any] = {"target": found.target, "epsilon": found.epsilon, "digit": found.digit,
-                              "png": None}
+                              "png": None, "png_digit": None}
     if out is not None and found.epsilon is not None:
         import numpy as np
         from PIL import Image
 
         out.mkdir(parents=True, exist_ok=True)
-        path = out / f"{Path(file).stem}-to-{found.target}.png"
-        Image.fromarray(np.round(found.image * 255).astype(np.uint8)).save(path)
+        # Numbered: two inputs may share a name (a/1.png and b/1.png, 1.png and 1.jpg).
+        path = out / f"{number:03d}-{Path(file).stem}-to-{found.target}.png"
+        pixels = np.round(found.image * 255).astype(np.uint8)
+        Image.fromarray(pixels).save(path)
         result["png"] = str(path)
+        # What the model reads in the file itself, 8-bit pixels and all.
+        result["png_digit"] = int(np.argmax(network.logits(pixels[None].astype(np.float32) / 255)[0]))
     return result
 
 
@@ -444,6 +450,8 @@ def _explain_text(result: dict[str, Any]) -> str:
             lines.append(f"  attack to {found['target']}: not reached on the ladder (answers {found['digit']})")
         else:
             wrote = f"; wrote {found['png']}" if found["png"] else ""
+            if found["png"] and found["png_digit"] != found["target"]:
+                wrote += f" (rounded to 8-bit pixels it reads as {found['png_digit']})"
             lines.append(f"  attack to {found['target']}: reached at epsilon {found['epsilon']:g}{wrote}")
     return "\n".join(lines)
 

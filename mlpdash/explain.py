@@ -173,6 +173,7 @@ class HiddenMap:
     not move between strokes. `points` [N, 2] are the digits on it, `features` [N, units] their
     representations (for the nearest-neighbour search)."""
 
+    network: Network  # the weights it was fitted with: inputs are placed with these, not newer ones
     mean: np.ndarray
     axes: np.ndarray  # [units, 2]
     explained: tuple[float, float]  # share of the variance along each axis
@@ -180,6 +181,10 @@ class HiddenMap:
     squared_norms: np.ndarray
     points: np.ndarray
     labels: np.ndarray
+
+    def represent(self, image: np.ndarray) -> np.ndarray:
+        """An input's representation under the map's own weights (a live model's move on meanwhile)."""
+        return representation(self.network, np.asarray(image, np.float32)[None])[0]
 
     def place(self, representation: np.ndarray) -> np.ndarray:
         """One input's representation [units] -> its point [2] on the map."""
@@ -211,12 +216,16 @@ def fit_map(network: Network, images: np.ndarray, labels: np.ndarray) -> HiddenM
     values, vectors = np.linalg.eigh(covariance.astype(np.float64))
     order = np.argsort(values)[::-1][:2]
     axes = vectors[:, order].astype(np.float32)
+    if axes.shape[1] < 2:  # a one-unit layer: a line, drawn along the first axis
+        axes = np.pad(axes, ((0, 0), (0, 2 - axes.shape[1])))
+        order = np.pad(order, (0, 2 - len(order)), constant_values=order[0])
     # An eigenvector's sign is arbitrary: fix it so that a refit of a similar model does not mirror.
     axes *= np.where(axes[np.abs(axes).argmax(axis=0), range(axes.shape[1])] < 0, -1, 1)
     total = float(values.sum())
-    explained = tuple(float(values[i] / total) if total > 0 else 0.0 for i in order)
+    explained = tuple(float(values[i] / total) if total > 0 and k < len(values) else 0.0
+                      for k, i in enumerate(order))
     points = centred @ axes
-    return HiddenMap(mean, axes, explained, features, np.einsum("ij,ij->i", features, features), points,
+    return HiddenMap(network, mean, axes, explained, features, np.einsum("ij,ij->i", features, features), points,
                      np.asarray(labels))
 
 

@@ -776,26 +776,31 @@ def explanation_figure(e: Explanation) -> go.Figure:
     )
 
 
-def activations_figure(activations: Sequence[np.ndarray]) -> go.Figure:
+def activations_figure(activations: Sequence[np.ndarray], activation: str = "relu") -> go.Figure:
     """Each hidden layer's outputs for one input as an image, units in their fixed order row by row
-    (so that successive strokes can be compared), with how many are active."""
+    (so that successive strokes can be compared), with how many are active (ReLU: above zero) or,
+    for tanh and sigmoid, above the middle of their range."""
     layers = [np.asarray(a, np.float32) for a in activations]
-    titles = [f"layer {i}: {int(np.count_nonzero(a > 0))} of {a.size} units active"
+    middle, low, high, scale = {"relu": (0.0, 0.0, None, "Blues"), "tanh": (0.0, -1.0, 1.0, WEIGHT_COLORSCALE),
+                                "sigmoid": (0.5, 0.0, 1.0, "Blues")}[activation]
+    word = "active" if activation == "relu" else f"above {middle:g}"
+    titles = [f"layer {i}: {int(np.count_nonzero(a > middle))} of {a.size} units {word}"
               for i, a in enumerate(layers, start=1)]
     rows = [math.ceil(a.size / ACTIVATION_ROW) for a in layers]
     panels = _Panels(len(layers), 1, titles, vspace=0.12, row_heights=[max(r, 1) for r in rows])
-    top = max((float(a.max()) for a in layers if a.size), default=1.0) or 1.0
+    top = high if high is not None else max((float(a.max()) for a in layers if a.size), default=1.0) or 1.0
     for i, (a, n) in enumerate(zip(layers, rows), start=1):
         grid = np.full(n * ACTIVATION_ROW, np.nan, np.float32)
         grid[: a.size] = a
         unit_ids = np.arange(n * ACTIVATION_ROW).reshape(n, ACTIVATION_ROW)
-        panels.add(go.Heatmap(z=grid.reshape(n, ACTIVATION_ROW), customdata=unit_ids, zmin=0, zmax=top,
-                              colorscale="Blues", showscale=i == 1,
+        panels.add(go.Heatmap(z=grid.reshape(n, ACTIVATION_ROW), customdata=unit_ids, zmin=low, zmax=top,
+                              colorscale=scale, showscale=i == 1,
                               colorbar=dict(title=dict(text="output", side="right"), thickness=10),
                               name=f"layer {i}",
                               hovertemplate="unit %{customdata}: %{z:.3f}<extra></extra>"), i, 1, image=False)
     height = 90 + sum(12 * r + 40 for r in rows)
-    return _layout(panels.figure(), title="The hidden layers' outputs (white: switched off)", height=min(max(height, 180), 600),
+    what = "white: switched off" if activation == "relu" else f"{activation} outputs"
+    return _layout(panels.figure(), title=f"The hidden layers' outputs ({what})", height=min(max(height, 180), 600),
                    uirevision="activations", margin=dict(l=10, r=10, t=60, b=10))
 
 
@@ -850,9 +855,10 @@ def digits_row_figure(images: Sequence[np.ndarray], titles: Sequence[str], title
 def attack_figure(found: Attack, noisy: np.ndarray | None, noise_answer: int | None) -> go.Figure:
     """The input, the attack's change (on its own symmetric scale), the changed input and the model's
     answer; beside them random noise of the same size and what the model reads then."""
-    epsilon = found.epsilon or 0.0
+    # Not reached: the largest budget tried is what the change shows.
+    epsilon = found.epsilon if found.epsilon else float(np.abs(found.change).max())
     panels = [(found.original, "the input", "digit"),
-              (found.change, f"the change (each pixel ±{epsilon:g} at most)", "change"),
+              (found.change, f"the change (each pixel ±{epsilon:.3g} at most)", "change"),
               (found.image, f"input + change: read as {found.digit}", "digit")]
     if noisy is not None:
         panels.append((noisy, f"random noise as large:<br>read as {noise_answer}", "digit"))

@@ -62,6 +62,7 @@ class JobManager:
         self.runs_dir = runs_root(runs_dir)
         self._lock = threading.Lock()
         self._job: TrainingJob | None = None
+        self._job_serial = 0
         # One byte budget for everything loaded on demand (full MNIST ~55 MB, a saved run's
         # snapshots up to hundreds of MB, a model ~4 bytes a parameter): oldest out first.
         self._cache = ByteBudgetCache(cache_bytes())
@@ -87,6 +88,7 @@ class JobManager:
                 raise JobBusyError("a training run is already in progress: stop it or wait for it to end")
             previous = self._job
             spare = previous.release_model() if previous is not None else None
+            self._job_serial += 1  # names the job in caches: an id() may be reused once it is freed
             self._job = TrainingJob(config, data_spec, self.runs_dir, loader=self.load_data, spare=spare,
                                     pace=pace)
             return self._job.start()
@@ -139,7 +141,8 @@ class JobManager:
             else:
                 title = f"The current run ({snap.epochs_completed} epochs)"
             return ModelInFocus(Network.from_weights(network_weights(live.model), job.config.activation),
-                                title, job.data_spec or snap.data_source, ("job", id(job), snap.epochs_completed))
+                                title, job.data_spec or snap.data_source,
+                                ("job", self._job_serial, snap.epochs_completed))
         newest = self._newest_model_run()
         return self._saved_focus(newest.path) if newest else None
 

@@ -275,7 +275,8 @@ def test_explain_gives_the_exact_form_units_neighbours_and_an_attack(run_dir, sa
     assert found["target"] == target
     if found["epsilon"] is not None:
         changed = np.asarray(Image.open(found["png"]), np.float32) / 255
-        assert int(np.argmax(predictor.logits(changed[None])[0])) == target
+        assert int(np.argmax(predictor.logits(changed[None])[0])) == found["png_digit"]
+        assert found["png"].endswith(f"001-digit0-to-{target}.png")
 
 
 def test_explain_refuses_bad_requests(run_dir, tmp_path, capsys):

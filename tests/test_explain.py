@@ -178,3 +178,18 @@ def test_bad_weights_are_refused():
         network.logits(np.zeros((3, 27, 27)))
     with pytest.raises(ValueError, match="digit 0-9"):
         attack(network, np.zeros((28, 28)), 12)
+
+
+def test_the_map_places_inputs_with_the_weights_it_was_fitted_with_and_handles_a_one_unit_layer(trained, digits):
+    _, network = trained
+    images, labels = digits
+    hidden_map = fit_map(network, images, labels)
+    moved = Network.from_weights([w * 1.5 for pair in zip(network.kernels, network.biases) for w in pair])
+    assert hidden_map.network is network
+    np.testing.assert_allclose(hidden_map.represent(images[4]), representation(network, images[4:5])[0])
+    assert not np.allclose(hidden_map.represent(images[4]), representation(moved, images[4:5])[0])
+    rng = np.random.default_rng(0)
+    narrow = Network.from_weights([rng.normal(size=(784, 1)), np.zeros(1), rng.normal(size=(1, 10)), np.zeros(10)])
+    line = fit_map(narrow, images, labels)
+    assert line.points.shape == (len(images), 2) and np.all(line.points[:, 1] == 0)
+    assert line.explained[1] == 0.0

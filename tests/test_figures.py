@@ -684,3 +684,20 @@ def test_unit_tiles_carry_their_unit_for_a_click_and_share_one_scale():
     assert list(fig.layout.xaxis.range) == [-0.5, 27.5]  # the markers do not pad the tiles
     with pytest.raises(ValueError, match="weights for 2 units"):
         unit_tiles_figure(kernel, [1, 2], ["a", "b"])
+
+
+def test_tanh_activations_are_shown_on_their_own_range():
+    fig = activations_figure((np.array([-0.5, 0.2, 0.9], np.float32),), "tanh")
+    assert (fig.data[0].zmin, fig.data[0].zmax) == (-1.0, 1.0)
+    assert fig.layout.annotations[0].text == "layer 1: 2 of 3 units above 0"
+    assert "tanh outputs" in fig.layout.title.text
+
+
+def test_an_attack_that_failed_shows_the_change_it_tried():
+    from mlpdash.explain import Attack
+
+    original = np.zeros((28, 28), np.float32)
+    failed = Attack(3, None, original, original + 0.3, 5)
+    fig = attack_figure(failed, None, None)
+    assert (fig.data[1].zmin, fig.data[1].zmax) == pytest.approx((-0.3, 0.3))
+    assert "±0.3 at most" in fig.layout.annotations[1].text and "not reached" in fig.layout.title.text

@@ -179,6 +179,9 @@ def test_the_model_in_focus_is_the_jobs_then_a_picked_runs_and_its_map_is_fitted
     first = manager.hidden_map(focus)
     assert manager.hidden_map(manager.model_in_focus()) is first  # same model state: not refitted
     assert len(first.points) == len(sample_data.x_test)
+    again = manager.start(QUICK, "sample")  # a new job: a new map, whatever id() the job object got
+    assert again.join(60)
+    assert manager.model_in_focus().state[:2] != focus.state[:2]
     picked = manager.model_in_focus(job.snapshot().run_dir)
     assert picked.title == f"Saved run {job.snapshot().run_dir.name}" and picked.state != focus.state
     empty = tmp_path / "not-a-run"

@@ -21,6 +21,8 @@ DRAWING = "Your drawing"
 TEST_DIGIT = "A test digit"
 CHART_CONFIG = {"displayModeBar": False}
 NO_TARGET = "—"
+UNIT_KEY = "explain_unit"
+ATTACK_MEMO = "explain_attack_memo"
 
 
 def explain_ui(manager: JobManager) -> None:
@@ -95,10 +97,11 @@ def _exact(e: Explanation) -> None:
                     "gradients of the logits, and gradient × input **approximates** each pixel's part.")
     st.plotly_chart(figures.explanation_figure(e), key="explain_templates", theme=None, config=CHART_CONFIG)
     rows = []
+    bias = "bias carried through (b_eff)" if e.exact else "remainder (logit − Σ, not a bias)"
     for digit in (e.digit, e.runner_up):
         total = float(e.contributions(digit).sum())
         rows.append({"digit": digit, "pixels' contributions (Σ)": round(total, 4),
-                     "bias carried through (b_eff)": round(float(e.effective_bias[digit]), 4),
+                     bias: round(float(e.effective_bias[digit]), 4),
                      "sum": round(total + float(e.effective_bias[digit]), 4),
                      "logit": round(float(e.logits[digit]), 4)})
     st.dataframe(rows, hide_index=True, key="explain_numbers")
@@ -108,8 +111,8 @@ def _hidden(model: ModelInFocus, e: Explanation) -> None:
     if not e.activations:
         return
     st.markdown("##### 3 · The hidden layers")
-    st.plotly_chart(figures.activations_figure(e.activations), key="explain_activations", theme=None,
-                    config=CHART_CONFIG)
+    st.plotly_chart(figures.activations_figure(e.activations, model.network.activation),
+                    key="explain_activations", theme=None, config=CHART_CONFIG)
     top = e.top_units(e.digit)
     kernel = model.network.kernels[0]
     units = [u for u, _, _ in top]
@@ -119,23 +122,26 @@ def _hidden(model: ModelInFocus, e: Explanation) -> None:
         st.caption(f"The first-layer units that add most to the logit of {e.digit}: each one's output "
                    "for this input → what it adds to the logit through the layers above (its output "
                    "times its effective weight to the logit). Click a tile to see it large.")
+        # The click is kept by a callback: while a run trains the figure changes on every rerun and
+        # Streamlit would forget the chart's selection with it.
         st.plotly_chart(figures.unit_tiles_figure(kernel[:, units], units, titles), key="explain_units",
-                        theme=None, on_select="rerun", selection_mode=("points",), config=CHART_CONFIG)
-    clicked = _clicked_unit("explain_units")
-    unit = clicked if clicked is not None and 0 <= clicked < kernel.shape[1] else units[0]
+                        theme=None, on_select=_remember_unit, selection_mode=("points",), config=CHART_CONFIG)
+    picked = st.session_state.get(UNIT_KEY)
+    unit = picked if picked in units else units[0]
     with large_col:
         st.plotly_chart(figures.unit_figure(kernel, unit), key="explain_unit", theme=None, config=CHART_CONFIG)
 
 
-def _clicked_unit(key: str) -> int | None:
-    points = (st.session_state.get(key) or {}).get("selection", {}).get("points", [])
+def _remember_unit() -> None:
+    points = (st.session_state.get("explain_units") or {}).get("selection", {}).get("points", [])
     picked = [p.get("customdata") for p in points if p.get("customdata") is not None]
-    return int(np.ravel(picked[0])[0]) if picked else None
+    if picked:
+        st.session_state[UNIT_KEY] = int(np.ravel(picked[0])[0])
 
 
 def _map(hidden_map: HiddenMap, model: ModelInFocus, e: Explanation, test_images: np.ndarray) -> None:
     st.markdown("##### 4 · Where it sits among the digits")
-    here = e.activations[-1] if e.activations else e.logits
+    here = hidden_map.represent(e.image)
     near = hidden_map.nearest(here)
     map_col, near_col = st.columns([3, 2])
     with map_col:
@@ -148,8 +154,22 @@ def _map(hidden_map: HiddenMap, model: ModelInFocus, e: Explanation, test_images
             title="Its five nearest test digits"), key="explain_neighbours", theme=None, config=CHART_CONFIG)
         st.caption("Nearest in the last hidden layer's space (distances "
                    + ", ".join(f"{d:.2f}" for _, d in near) + "), where the network has put what it learned; "
-                   "the map is that space's two main directions (PCA over the test digits, refitted when "
-                   "an epoch ends).")
+                   "the map is that space's two main directions (PCA over the test digits). While a run "
+                   "trains, the map and this input's place on it use the weights of the last finished "
+                   "epoch, refitted when an epoch ends, so that the axes do not jump between strokes.")
+
+
+def _attack(model: ModelInFocus, image: np.ndarray, target: int):
+    """The attack, remembered for this tab while the weights, the input and the target stay the same
+    (up to 400 PGD steps: not on every unrelated rerun)."""
+    weights = model.network.kernels[-1]
+    key = (hash(weights.tobytes()), hash(model.network.biases[-1].tobytes()), hash(image.tobytes()), target)
+    memo = st.session_state.get(ATTACK_MEMO)
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    found = attack(model.network, image, target)
+    st.session_state[ATTACK_MEMO] = (key, found)
+    return found
 
 
 def _change_its_mind(model: ModelInFocus, e: Explanation) -> None:
@@ -162,7 +182,7 @@ def _change_its_mind(model: ModelInFocus, e: Explanation) -> None:
     if target == NO_TARGET:
         st.caption("Pick a digit: the smallest change to the pixels that makes the network read it.")
         return
-    found = attack(model.network, e.image, int(target))
+    found = _attack(model, e.image, int(target))
     noisy = None
     if found.epsilon:
         noisy = sign_noise(e.image, found.epsilon, np.random.default_rng(0))
