@@ -116,12 +116,13 @@ def _hidden(model: ModelInFocus, e: Explanation) -> None:
     top = e.top_units(e.digit)
     kernel = model.network.kernels[0]
     units = [u for u, _, _ in top]
-    titles = [f"unit {u}<br>{a:.2f} → {c:+.2f}" for u, a, c in top]
+    titles = [f"unit {u}<br>{a:.2f}<br>→ {c:+.2f}" for u, a, c in top]  # short lines: five fit at 1024 px
     tiles_col, large_col = st.columns([3, 2])
     with tiles_col:
-        st.caption(f"The first-layer units that add most to the logit of {e.digit}: each one's output "
-                   "for this input → what it adds to the logit through the layers above (its output "
-                   "times its effective weight to the logit). Click a tile to see it large.")
+        st.caption(f"The first-layer units that add most to the logit of {e.digit}: under each unit's "
+                   "number, its output for this input → what it adds to the logit through the layers "
+                   "above (its output times its effective weight to the logit). Click a tile to see it "
+                   "large.")
         # The click is kept by a callback: while a run trains the figure changes on every rerun and
         # Streamlit would forget the chart's selection with it.
         st.plotly_chart(figures.unit_tiles_figure(kernel[:, units], units, titles), key="explain_units",
