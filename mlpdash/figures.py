@@ -740,7 +740,9 @@ def _shrunk(image: np.ndarray) -> np.ndarray:
 EXPLANATION_HEIGHT = 560
 ACTIVATION_ROW = 50  # units a row in a layer's activation image
 MAP_HEIGHT = 460
-MAP_POINT_DECIMALS = 2  # the 10,000 points are sent on every stroke: no more digits than a screen shows
+MAP_RASTER = (640, 440)  # px of the digits' image: about the plot's size on a wide screen
+MAP_DOT = 1  # a digit is a (2 * MAP_DOT + 1)-px square
+MAP_DOT_ALPHA = 170
 DIGITS_ROW_HEIGHT = 190
 ATTACK_HEIGHT = 230
 CLASS_COLORS = pcolors.qualitative.D3  # ten distinct colours, one a digit
@@ -806,17 +808,18 @@ def activations_figure(activations: Sequence[np.ndarray], activation: str = "rel
 
 def hidden_map_figure(hidden_map: HiddenMap, point: np.ndarray, neighbours: Sequence[int]) -> go.Figure:
     """The test digits on the two main axes of the last hidden layer, coloured by their label; the
-    input as a star and its nearest digits ringed."""
-    points = np.round(hidden_map.points, MAP_POINT_DECIMALS)
+    input as a star and its nearest digits ringed.
+
+    The digits are one raster image under the axes, not 10,000 markers: the figure is sent and drawn
+    again on every stroke, and a WebGL scatter of them cost the browser about 170 ms each time."""
+    points = np.asarray(hidden_map.points, np.float32)
     labels = np.asarray(hidden_map.labels)
+    here = np.asarray(point, np.float32)
+    (x0, x1), (y0, y1) = _map_extent(np.vstack([points, here[None]]))
     fig = _figure()
-    for digit in range(10):
-        mine = labels == digit
-        fig.add_trace(go.Scattergl(
-            x=points[mine, 0], y=points[mine, 1], mode="markers", name=str(digit),
-            marker=dict(size=4, color=CLASS_COLORS[digit], opacity=0.45),
-            hovertemplate=f"a test {digit}<extra></extra>",
-        ))
+    for digit in range(10):  # legend entries only: the digits themselves are in the raster
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=str(digit),
+                                 marker=dict(size=8, color=CLASS_COLORS[digit])))
     near = np.asarray(list(neighbours), np.int64)
     if near.size:
         fig.add_trace(go.Scatter(
@@ -825,18 +828,48 @@ def hidden_map_figure(hidden_map: HiddenMap, point: np.ndarray, neighbours: Sequ
             customdata=near, hovertemplate="test digit #%{customdata}<extra>nearest</extra>",
         ))
     fig.add_trace(go.Scatter(
-        x=[float(point[0])], y=[float(point[1])], mode="markers", name="this input",
+        x=[float(here[0])], y=[float(here[1])], mode="markers", name="this input",
         marker=dict(size=18, symbol="star", color="black", line=dict(color="white", width=1)),
         hovertemplate="this input<extra></extra>",
     ))
+    fig.add_layout_image(source=_map_raster(points, labels, (x0, x1), (y0, y1)), xref="x", yref="y",
+                         x=x0, y=y1, sizex=x1 - x0, sizey=y1 - y0, sizing="stretch", layer="below")
     first, second = hidden_map.explained
     return _layout(
         fig, title="The last hidden layer, flattened to its two main directions", height=MAP_HEIGHT,
         uirevision="hidden-map",  # the axes stay put between strokes
-        xaxis=dict(title=f"first direction ({first:.0%} of the spread)", zeroline=False),
-        yaxis=dict(title=f"second ({second:.0%})", zeroline=False),
+        xaxis=dict(title=f"first direction ({first:.0%} of the spread)", range=[x0, x1], zeroline=False,
+                   showgrid=False),
+        yaxis=dict(title=f"second ({second:.0%})", range=[y0, y1], zeroline=False, showgrid=False),
         legend=dict(title="digit", itemsizing="constant"),
     )
+
+
+def _map_extent(points: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:
+    low, high = points.min(axis=0), points.max(axis=0)
+    pad = np.maximum(0.05 * (high - low), 1e-3)
+    return (float(low[0] - pad[0]), float(high[0] + pad[0])), (float(low[1] - pad[1]), float(high[1] + pad[1]))
+
+
+def _map_raster(points: np.ndarray, labels: np.ndarray, xs: tuple[float, float], ys: tuple[float, float]) -> str:
+    """The digits as MAP_RASTER dots coloured by label on a transparent PNG (a data URL); the row 0
+    of the image is the top of the plot."""
+    width, height = MAP_RASTER
+    image = np.zeros((height, width, 4), np.uint8)
+    cols = np.clip(((points[:, 0] - xs[0]) / (xs[1] - xs[0]) * (width - 1)).round().astype(int), 0, width - 1)
+    rows = np.clip(((ys[1] - points[:, 1]) / (ys[1] - ys[0]) * (height - 1)).round().astype(int), 0, height - 1)
+    colours = np.array([_rgba(c) for c in CLASS_COLORS], np.uint8)[np.asarray(labels, np.int64) % 10]
+    for dr in range(-MAP_DOT, MAP_DOT + 1):
+        for dc in range(-MAP_DOT, MAP_DOT + 1):
+            image[np.clip(rows + dr, 0, height - 1), np.clip(cols + dc, 0, width - 1)] = colours
+    buffer = io.BytesIO()
+    Image.fromarray(image, "RGBA").save(buffer, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _rgba(colour: str) -> tuple[int, int, int, int]:
+    red, green, blue = pcolors.hex_to_rgb(colour) if colour.startswith("#") else pcolors.unlabel_rgb(colour)
+    return int(red), int(green), int(blue), MAP_DOT_ALPHA
 
 
 def digits_row_figure(images: Sequence[np.ndarray], titles: Sequence[str], title: str) -> go.Figure:

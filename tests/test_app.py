@@ -263,3 +263,22 @@ def test_inside_a_prediction_follows_the_drawing_and_a_test_digit(app, sample_da
     assert not app.exception
     said = [c.value for c in app.caption if "Changing each pixel by at most" in c.value or "Not even" in c.value]
     assert said, [c.value for c in app.caption]
+
+
+def test_inside_a_prediction_explains_the_live_model_mid_training(app, sample_data):
+    configure(app, hidden="32", epochs=200)
+    app.session_state["view_tab"] = "Inside a prediction"
+    app.session_state["canvas_0"] = drawing_state(sample_data.x_test[0])
+    app.button(key="start_training").click().run()
+    try:
+        deadline = time.monotonic() + 120
+        while not [c for c in app.caption if "The current run, live" in c.value]:
+            assert time.monotonic() < deadline, [c.value for c in app.caption]
+            time.sleep(0.3)
+            app.run()
+        assert not app.exception
+        (table,) = [frame.value for frame in app.dataframe if "logit" in frame.value.columns]
+        assert list(table["sum"]) == pytest.approx(list(table["logit"]), abs=2e-3)
+    finally:
+        app.button(key="stop_training").click().run()
+    wait_until(app, "Stopped")

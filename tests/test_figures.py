@@ -657,12 +657,26 @@ def test_the_map_colours_digits_by_class_and_marks_the_input_and_its_neighbours(
     hidden_map = _map()
     fig = hidden_map_figure(hidden_map, np.array([1.5, -2.0]), [3, 7])
     classes = [t for t in fig.data if t.name in [str(d) for d in range(10)]]
-    assert len(classes) == 10 and sum(len(t.x) for t in classes) == 40
+    assert len(classes) == 10  # the legend; the digits are one image under the axes
     (near,) = [t for t in fig.data if t.name == "nearest"]
     assert list(near.customdata) == [3, 7]
     (here,) = [t for t in fig.data if t.name == "this input"]
     assert (here.x[0], here.y[0]) == (1.5, -2.0)
     assert fig.layout.uirevision == "hidden-map"
+    # Every digit is a dot of its label's colour where its point is, in the axes' own coordinates.
+    (raster,) = fig.layout.images
+    pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(raster.source.split(",", 1)[1]))))
+    height, width = pixels.shape[:2]
+    x0, x1 = fig.layout.xaxis.range
+    y0, y1 = fig.layout.yaxis.range
+    assert (raster.x, raster.y, raster.sizex, raster.sizey) == pytest.approx((x0, y1, x1 - x0, y1 - y0))
+    for k in (0, 11, 25):
+        px, py = hidden_map.points[k]
+        col = round((px - x0) / (x1 - x0) * (width - 1))
+        row = round((y1 - py) / (y1 - y0) * (height - 1))
+        assert pixels[row, col, 3] > 0  # a dot is there (the last one drawn on a shared spot wins)
+    assert (pixels[..., 3] > 0).sum() <= 40 * 9  # small dots, nothing else
+    assert x0 <= 1.5 <= x1 and y0 <= -2.0 <= y1  # the input is always inside the view
 
 
 def test_the_attack_shows_the_change_on_its_budgets_scale_and_the_noise():
