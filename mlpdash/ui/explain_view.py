@@ -10,8 +10,8 @@ import numpy as np
 import streamlit as st
 
 from mlpdash import figures
-from mlpdash.explain import EPSILON_LADDER, Explanation, HiddenMap, attack, explain, sign_noise
 from mlpdash.data import DataError
+from mlpdash.explain import EPSILON_LADDER, Explanation, HiddenMap, attack, explain, sign_noise
 from mlpdash.jobs import JobManager, ModelInFocus
 from mlpdash.preprocess import Preparation
 from mlpdash.runs import RunError
