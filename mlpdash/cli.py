@@ -282,17 +282,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from mlpdash.evaluate import report_from_logits
     from mlpdash.model import to_model_input
     from mlpdash.predict import Predictor
-    from mlpdash.runs import RunError, load_run_model
 
-    try:
-        model = load_run_model(run_dir)
-    except RunError as err:
-        raise UsageError(str(err)) from None
+    model = _run_model(run_dir)
     data = load_mnist(args.data)
     report = report_from_logits(Predictor(model).logits(to_model_input(data.x_test)), data.y_test)
     summary = {"run": str(run_dir), "data_source": data.source, **report.summary()}
     print(json.dumps(summary))
     return 0
+
+
+def _run_model(run_dir: Path) -> Any:
+    """The run's Keras model; a run folder that cannot give one is the user's input error."""
+    from mlpdash.runs import RunError, load_run_model
+
+    try:
+        return load_run_model(run_dir)
+    except RunError as err:
+        raise UsageError(str(err)) from None
 
 
 def _existing_run(path: str) -> Path:
@@ -325,12 +331,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     files = _image_files(args.images)
     import_tensorflow(args.verbose)
     from mlpdash.predict import Predictor, predict_drawing, read_image
-    from mlpdash.runs import RunError, load_run_model
 
-    try:
-        predictor = Predictor(load_run_model(run_dir))
-    except RunError as err:
-        raise UsageError(str(err)) from None
+    predictor = Predictor(_run_model(run_dir))
     failures = 0
     for file in files:
         result: dict[str, Any] = {"file": file, "digit": None, "probabilities": None, "error": None}
@@ -372,12 +374,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from mlpdash.model import network_weights, to_model_input
     from mlpdash.predict import read_image
     from mlpdash.preprocess import canvas_to_mnist
-    from mlpdash.runs import RunError, load_run_model, read_info
+    from mlpdash.runs import read_info
 
-    try:
-        model = load_run_model(run_dir)
-    except RunError as err:
-        raise UsageError(str(err)) from None
+    model = _run_model(run_dir)
     info = read_info(run_dir)
     network = Network.from_weights(network_weights(model), info.config.activation)
     # The neighbours come from the test split of the data the run learned from, unless told otherwise.
