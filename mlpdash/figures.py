@@ -19,6 +19,7 @@ import base64
 import io
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -806,16 +807,40 @@ def activations_figure(activations: Sequence[np.ndarray], activation: str = "rel
                    uirevision="activations", margin=dict(l=10, r=10, t=60, b=10))
 
 
-def hidden_map_figure(hidden_map: HiddenMap, point: np.ndarray, neighbours: Sequence[int]) -> go.Figure:
+@dataclass(frozen=True)
+class MapRaster:
+    """The map's digits drawn as one image (a PNG data URL) and the axes' extent it covers."""
+
+    source: str
+    xs: tuple[float, float]
+    ys: tuple[float, float]
+
+
+def map_raster(hidden_map: HiddenMap) -> MapRaster:
+    """The digits of `hidden_map` as MAP_RASTER dots coloured by label on a transparent image. It
+    depends on the map alone, so a page can keep it for every stroke on one model state."""
+    points = np.asarray(hidden_map.points, np.float32)
+    (x0, x1), (y0, y1) = _map_extent(points)
+    return MapRaster(_map_raster(points, np.asarray(hidden_map.labels), (x0, x1), (y0, y1)), (x0, x1), (y0, y1))
+
+
+def hidden_map_figure(hidden_map: HiddenMap, point: np.ndarray, neighbours: Sequence[int],
+                      raster: MapRaster | None = None) -> go.Figure:
     """The test digits on the two main axes of the last hidden layer, coloured by their label; the
-    input as a star and its nearest digits ringed.
+    input as a star and its nearest digits ringed. `raster` is `map_raster(hidden_map)`, made here
+    when not given.
 
     The digits are one raster image under the axes, not 10,000 markers: the figure is sent and drawn
     again on every stroke, and a WebGL scatter of them cost the browser about 170 ms each time."""
+    raster = raster or map_raster(hidden_map)
     points = np.asarray(hidden_map.points, np.float32)
-    labels = np.asarray(hidden_map.labels)
     here = np.asarray(point, np.float32)
-    (x0, x1), (y0, y1) = _map_extent(np.vstack([points, here[None]]))
+    # The axes take in the input wherever it lands; the image keeps the digits' own extent.
+    if raster.xs[0] <= here[0] <= raster.xs[1] and raster.ys[0] <= here[1] <= raster.ys[1]:
+        (x0, x1), (y0, y1) = raster.xs, raster.ys
+    else:
+        corners = np.array([[raster.xs[0], raster.ys[0]], [raster.xs[1], raster.ys[1]], here], np.float32)
+        (x0, x1), (y0, y1) = _map_extent(corners)
     fig = _figure()
     for digit in range(10):  # legend entries only: the digits themselves are in the raster
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name=str(digit),
@@ -832,8 +857,9 @@ def hidden_map_figure(hidden_map: HiddenMap, point: np.ndarray, neighbours: Sequ
         marker=dict(size=18, symbol="star", color="black", line=dict(color="white", width=1)),
         hovertemplate="this input<extra></extra>",
     ))
-    fig.add_layout_image(source=_map_raster(points, labels, (x0, x1), (y0, y1)), xref="x", yref="y",
-                         x=x0, y=y1, sizex=x1 - x0, sizey=y1 - y0, sizing="stretch", layer="below")
+    (rx0, rx1), (ry0, ry1) = raster.xs, raster.ys
+    fig.add_layout_image(source=raster.source, xref="x", yref="y", x=rx0, y=ry1, sizex=rx1 - rx0,
+                         sizey=ry1 - ry0, sizing="stretch", layer="below")
     first, second = hidden_map.explained
     return _layout(
         fig, title="The last hidden layer, flattened to its two main directions", height=MAP_HEIGHT,

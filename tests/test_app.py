@@ -248,7 +248,7 @@ def test_inside_a_prediction_follows_the_drawing_and_a_test_digit(app, sample_da
     explained = [c.value for c in app.caption if "input: your drawing" in c.value]
     assert explained and "read as **" in explained[0]
     # The numbers: for the answer and the runner-up, the pixels' sum plus the bias is the logit.
-    (table,) = [frame.value for frame in app.dataframe if "logit" in frame.value.columns]
+    (table,) = [frame.value for frame in app.table if "logit" in frame.value.columns]
     assert len(table) == 2 and list(table["sum"]) == pytest.approx(list(table["logit"]), abs=2e-3)
     assert any("a linear classifier with these templates" in m.value for m in app.markdown)
     headings = [m.value for m in app.markdown if m.value.startswith("##### ")]
@@ -277,8 +277,9 @@ def test_inside_a_prediction_explains_the_live_model_mid_training(app, sample_da
             time.sleep(0.3)
             app.run()
         assert not app.exception
-        (table,) = [frame.value for frame in app.dataframe if "logit" in frame.value.columns]
+        (table,) = [frame.value for frame in app.table if "logit" in frame.value.columns]
         assert list(table["sum"]) == pytest.approx(list(table["logit"]), abs=2e-3)
     finally:
         app.button(key="stop_training").click().run()
     wait_until(app, "Stopped")
+

@@ -29,6 +29,7 @@ from mlpdash.figures import (
     explanation_figure,
     activations_figure,
     hidden_map_figure,
+    map_raster,
     digits_row_figure,
     attack_figure,
     unit_tiles_figure,
@@ -667,16 +668,36 @@ def test_the_map_colours_digits_by_class_and_marks_the_input_and_its_neighbours(
     (raster,) = fig.layout.images
     pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(raster.source.split(",", 1)[1]))))
     height, width = pixels.shape[:2]
-    x0, x1 = fig.layout.xaxis.range
-    y0, y1 = fig.layout.yaxis.range
-    assert (raster.x, raster.y, raster.sizex, raster.sizey) == pytest.approx((x0, y1, x1 - x0, y1 - y0))
+    # The image covers the digits' extent, in the axes' own coordinates.
+    x0, x1, y1 = raster.x, raster.x + raster.sizex, raster.y
+    y0 = y1 - raster.sizey
+    points = hidden_map.points
+    assert x0 < points[:, 0].min() and points[:, 0].max() < x1 and y0 < points[:, 1].min() and points[:, 1].max() < y1
     for k in (0, 11, 25):
         px, py = hidden_map.points[k]
         col = round((px - x0) / (x1 - x0) * (width - 1))
         row = round((y1 - py) / (y1 - y0) * (height - 1))
         assert pixels[row, col, 3] > 0  # a dot is there (the last one drawn on a shared spot wins)
     assert (pixels[..., 3] > 0).sum() <= 40 * 9  # small dots, nothing else
-    assert x0 <= 1.5 <= x1 and y0 <= -2.0 <= y1  # the input is always inside the view
+    ax0, ax1 = fig.layout.xaxis.range
+    ay0, ay1 = fig.layout.yaxis.range
+    assert ax0 <= 1.5 <= ax1 and ay0 <= -2.0 <= ay1  # the input is always inside the view
+
+
+def test_the_map_keeps_its_digits_image_and_widens_its_axes_for_an_input_far_out():
+    hidden_map = _map()
+    kept = map_raster(hidden_map)
+    inside = hidden_map_figure(hidden_map, hidden_map.points[0], [], kept)
+    assert inside.layout.images[0].source == kept.source
+    assert tuple(inside.layout.xaxis.range) == kept.xs and tuple(inside.layout.yaxis.range) == kept.ys
+    far = np.array([kept.xs[1] + 50.0, kept.ys[0] - 50.0])
+    fig = hidden_map_figure(hidden_map, far, [], kept)
+    (image,) = fig.layout.images
+    assert image.source == kept.source  # the digits stay where they were ...
+    assert (image.x, image.sizex) == pytest.approx((kept.xs[0], kept.xs[1] - kept.xs[0]))
+    x0, x1 = fig.layout.xaxis.range
+    y0, y1 = fig.layout.yaxis.range
+    assert x0 <= kept.xs[0] and far[0] < x1 and y0 < far[1] and kept.ys[1] <= y1  # ... the view takes in both
 
 
 def test_the_attack_shows_the_change_on_its_budgets_scale_and_the_noise():

@@ -17,12 +17,11 @@ from mlpdash.preprocess import Preparation
 from mlpdash.runs import RunError
 from mlpdash.ui import focus
 
-DRAWING = "Your drawing"
-TEST_DIGIT = "A test digit"
 CHART_CONFIG = {"displayModeBar": False}
 NO_TARGET = "—"
 UNIT_KEY = "explain_unit"
 ATTACK_MEMO = "explain_attack_memo"
+RASTER_MEMO = "explain_map_raster"
 
 
 def explain_ui(manager: JobManager) -> None:
@@ -40,10 +39,11 @@ def explain_ui(manager: JobManager) -> None:
     except DataError as err:
         st.error(f"The test digits of {model.data_spec} cannot be loaded: {err}", icon=":material/warning:")
         return
-    source = st.segmented_control("Input", [DRAWING, TEST_DIGIT], default=DRAWING, key="explain_source",
+    source = st.segmented_control("Input", [focus.DRAWING_INPUT, focus.TEST_DIGIT_INPUT],
+                                  default=focus.DRAWING_INPUT, key=focus.INPUT_KEY,
                                   help="Your drawing on the canvas above, or a digit of the test split")
     steps: Preparation | None = None
-    if source == TEST_DIGIT:
+    if source == focus.TEST_DIGIT_INPUT:
         index = _test_digit_picker(len(data.x_test))
         image = data.x_test[index].astype(np.float32) / 255.0  # as model.to_model_input, without TF
         origin = f"test digit #{index} (labelled {int(data.y_test[index])})"
@@ -67,11 +67,12 @@ def explain_ui(manager: JobManager) -> None:
 
 
 def _test_digit_picker(count: int) -> int:
+    focus.test_digit(count)  # within this split before the widget reads it: out of range would raise
     index_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
-    if button_col.button("Random", key="explain_random", icon=":material/casino:", width="stretch"):
-        st.session_state["explain_index"] = int(np.random.default_rng().integers(count))
+    button_col.button("Random", key="explain_random", icon=":material/casino:", width="stretch",
+                      on_click=lambda: focus.pick_test_digit(int(np.random.default_rng().integers(count))))
     return int(index_col.number_input(f"Test digit (0–{count - 1})", min_value=0, max_value=count - 1,
-                                      step=1, key="explain_index"))
+                                      step=1, key=focus.TEST_INDEX_KEY))
 
 
 def _preparation(model: ModelInFocus, steps: Preparation) -> None:
@@ -104,7 +105,8 @@ def _exact(e: Explanation) -> None:
                      bias: round(float(e.effective_bias[digit]), 4),
                      "sum": round(total + float(e.effective_bias[digit]), 4),
                      "logit": round(float(e.logits[digit]), 4)})
-    st.dataframe(rows, hide_index=True, key="explain_numbers")
+    # A static table: a stroke redraws it, and the interactive grid costs the browser a canvas each time.
+    st.table(rows, hide_index=True, border="horizontal", width="content")
 
 
 def _hidden(model: ModelInFocus, e: Explanation) -> None:
@@ -146,7 +148,8 @@ def _map(hidden_map: HiddenMap, model: ModelInFocus, e: Explanation, test_images
     near = hidden_map.nearest(here)
     map_col, near_col = st.columns([3, 2])
     with map_col:
-        st.plotly_chart(figures.hidden_map_figure(hidden_map, hidden_map.place(here), [i for i, _ in near]),
+        st.plotly_chart(figures.hidden_map_figure(hidden_map, hidden_map.place(here), [i for i, _ in near],
+                                                  _raster(hidden_map)),
                         key="explain_map", theme=None, config=CHART_CONFIG)
     with near_col:
         st.plotly_chart(figures.digits_row_figure(
@@ -158,6 +161,17 @@ def _map(hidden_map: HiddenMap, model: ModelInFocus, e: Explanation, test_images
                    "the map is that space's two main directions (PCA over the test digits). While a run "
                    "trains, the map and this input's place on it use the weights of the last finished "
                    "epoch, refitted when an epoch ends, so that the axes do not jump between strokes.")
+
+
+def _raster(hidden_map: HiddenMap) -> figures.MapRaster:
+    """The map's digits as an image, remembered for this tab while the map stays (one model state):
+    a tenth of a stroke's figure work otherwise."""
+    key = hash(np.asarray(hidden_map.points).tobytes())
+    memo = st.session_state.get(RASTER_MEMO)
+    if memo is None or memo[0] != key:
+        memo = (key, figures.map_raster(hidden_map))
+        st.session_state[RASTER_MEMO] = memo
+    return memo[1]
 
 
 def _attack(model: ModelInFocus, image: np.ndarray, target: int):

@@ -17,6 +17,12 @@ from mlpdash.preprocess import Preparation
 
 RUN_KEY = "view_run"
 DRAWING_KEY = "focus_drawing"
+# The explanation view's input: its choice widget and test-digit index, which other views set to hand
+# it a digit.
+INPUT_KEY = "explain_source"
+TEST_INDEX_KEY = "explain_index"
+DRAWING_INPUT = "Your drawing"
+TEST_DIGIT_INPUT = "A test digit"
 
 
 def picked_run() -> Path | None:
@@ -37,3 +43,19 @@ def drawing() -> Preparation | None:
 
 def set_drawing(steps: Preparation | None) -> None:
     st.session_state[DRAWING_KEY] = steps
+
+
+def pick_test_digit(index: int) -> None:
+    """Make test digit `index` the input of the explanation view. Call it from a widget's callback
+    (Streamlit lets a widget's value be set only before the widget is drawn in a run)."""
+    st.session_state[INPUT_KEY] = TEST_DIGIT_INPUT
+    st.session_state[TEST_INDEX_KEY] = int(index)
+
+
+def test_digit(count: int) -> int:
+    """The picked test digit's index, within a split of `count` digits (one picked on another data
+    source may be past its end: the last digit then)."""
+    index = st.session_state.get(TEST_INDEX_KEY, 0)
+    index = min(max(int(index), 0), count - 1) if isinstance(index, (int, float)) else 0
+    st.session_state[TEST_INDEX_KEY] = index
+    return index
