@@ -6,6 +6,7 @@ each store that grows with the runs has a byte budget, overridable by an environ
 | variable                 | default | what it bounds                                                   |
 |--------------------------|---------|------------------------------------------------------------------|
 | MLPDASH_SNAPSHOT_MB      | 256     | a live job's first-layer snapshots (and so its snapshots on disk) |
+| MLPDASH_TIMELINE_MB      | 64      | a live job's every-layer records over time (and those on disk)    |
 | MLPDASH_LOSS_HISTORY_MB  | 1       | a live job's per-batch loss history (every k-th batch beyond it)  |
 | MLPDASH_CACHE_MB         | 1024    | the server's loaded datasets, saved runs and their models         |
 
@@ -30,9 +31,12 @@ from mlpdash.config import TrainConfig
 
 MB = 1 << 20
 SNAPSHOT_ENV = "MLPDASH_SNAPSHOT_MB"
+TIMELINE_ENV = "MLPDASH_TIMELINE_MB"
 LOSS_HISTORY_ENV = "MLPDASH_LOSS_HISTORY_MB"
 CACHE_ENV = "MLPDASH_CACHE_MB"
 DEFAULT_SNAPSHOT_MB = 256
+# 32 records of the default model (1.8 MB each, float16) fit; a 10-epoch run keeps all 11 in 20 MB.
+DEFAULT_TIMELINE_MB = 64
 DEFAULT_LOSS_HISTORY_MB = 1
 DEFAULT_CACHE_MB = 1024
 # Bytes per recorded batch in the loss history: an int64 step and two float32 values.
@@ -60,6 +64,12 @@ def budget_bytes(variable: str, default_mb: float) -> int:
 
 def snapshot_bytes() -> int:
     return budget_bytes(SNAPSHOT_ENV, DEFAULT_SNAPSHOT_MB)
+
+
+def timeline_bytes() -> int:
+    """Every layer's weights over time (timeline.EpochRecord), in memory for a live job and in its
+    run folder alike."""
+    return budget_bytes(TIMELINE_ENV, DEFAULT_TIMELINE_MB)
 
 
 def loss_history_points() -> int:

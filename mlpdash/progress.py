@@ -14,6 +14,7 @@ import numpy as np
 
 from mlpdash.config import TrainConfig
 from mlpdash.evaluate import TestReport
+from mlpdash.timeline import Timeline
 
 
 class Status(str, Enum):
@@ -63,6 +64,7 @@ class Snapshot:
     batch_loss_smoothed: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     kernels: tuple[np.ndarray, ...] = ()  # first-layer kernels [784, units], float16 (float32 if huge)
     kernel_epochs: tuple[int, ...] = ()  # the epoch after which each kernel was taken (0 = initial)
+    timeline: Timeline | None = None  # every layer's weights and the validation answers over time
     report: TestReport | None = None
     run_dir: Path | None = None
     train_seconds: float = 0.0  # time spent in training batches, pauses excluded

@@ -9,6 +9,13 @@ Layout of `runs/<YYYYmmdd-HHMMSS>-<id>/`:
   snapshots/kernel-EEEEE.npy
                         the first-layer kernel [784, units] at step 0 and after each epoch (float16,
                         float32 where a weight is beyond float16's range); thinned like the live ones
+  timeline/epoch-EEEEE.npz
+                        every layer's weights (`w0`, `w1`, ... as above; float16, float32 where needed)
+                        at step 0 and after each epoch, with the validation split's answers then
+                        (`predictions` uint8, `confidences` float16); thinned like the live ones
+  timeline/confusions.npz
+                        `epochs` and `confusions` [E, 10, 10]: the validation confusion matrix of every
+                        epoch, rewritten at each epoch's end (runs older than these files lack both)
   test_predictions.npz  `labels`, `predictions`, `confidences` for every test image, in test order
   mistakes.json         the misclassified test images: index, label, prediction, confidence
   model.keras           the Keras model, for use outside mlpdash (mlpdash itself never loads it)
@@ -36,7 +43,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +51,9 @@ from typing import Any
 
 import numpy as np
 
-from mlpdash.budgets import snapshot_bytes
+from mlpdash.budgets import snapshot_bytes, timeline_bytes
 from mlpdash.config import MAX_EPOCHS, TrainConfig
+from mlpdash.timeline import EpochRecord, Timeline, compact
 from mlpdash.files import (
     UnsafeFileError,
     fsync_dir,
@@ -73,9 +81,11 @@ LEGACY_MODEL = "model.keras"
 LEGACY_WEIGHTS = "weights.npz"
 SNAPSHOT_DIR = "snapshots"
 SNAPSHOT_NAME = re.compile(r"^kernel-(\d{5})\.npy$")
+TIMELINE_DIR = "timeline"
+RECORD_NAME = re.compile(r"^epoch-(\d{5})\.npz$")
+CONFUSIONS_FILE = "confusions.npz"
 NUM_CLASSES = 10
 PIXELS = 784
-FLOAT16_MAX = float(np.finfo(np.float16).max)
 # A metrics row is ~150 bytes; 1000 epochs fit many times over.
 MAX_METRICS_BYTES = 4 << 20
 MAX_TEST_RESULTS_BYTES = 64 << 20
@@ -111,15 +121,6 @@ def _first_units(config: TrainConfig) -> int:
     return config.hidden[0] if config.hidden else NUM_CLASSES
 
 
-def compact_kernel(kernel: np.ndarray) -> np.ndarray:
-    """float16 halves a snapshot, but turns weights beyond ±65504 into inf: keep those in float32."""
-    kernel = np.asarray(kernel)
-    finite = kernel[np.isfinite(kernel)]
-    if finite.size and np.abs(finite).max() > FLOAT16_MAX:
-        return kernel.astype(np.float32)
-    return kernel.astype(np.float16)
-
-
 # --- writing a run -------------------------------------------------------------------------------
 
 
@@ -142,6 +143,7 @@ class RunWriter:
             write_json_atomic(building / "config.json",
                               {"config": config.to_dict(), "data_source": data_source, "created": created})
             (building / SNAPSHOT_DIR).mkdir()
+            (building / TIMELINE_DIR).mkdir()
             os.rename(building, base / name)
             fsync_dir(base)
         except BaseException:
@@ -188,10 +190,22 @@ class RunWriter:
                          **{f"w{i}": np.asarray(w, np.float32) for i, w in enumerate(weights)})
 
     def write_snapshot(self, kernel: np.ndarray, epoch: int) -> None:
-        write_npy_atomic(self.path / SNAPSHOT_DIR / f"kernel-{epoch:05d}.npy", compact_kernel(kernel))
+        write_npy_atomic(self.path / SNAPSHOT_DIR / f"kernel-{epoch:05d}.npy", compact(kernel))
 
     def remove_snapshot(self, epoch: int) -> None:
         remove_entry(self.path / SNAPSHOT_DIR / f"kernel-{epoch:05d}.npy")
+
+    def write_record(self, record: EpochRecord) -> None:
+        arrays = {f"w{i}": w for i, w in enumerate(record.weights)}
+        write_npz_atomic(self.path / TIMELINE_DIR / f"epoch-{record.epoch:05d}.npz", compress=False,
+                         predictions=record.predictions, confidences=record.confidences, **arrays)
+
+    def remove_record(self, epoch: int) -> None:
+        remove_entry(self.path / TIMELINE_DIR / f"epoch-{epoch:05d}.npz")
+
+    def write_confusions(self, epochs: Sequence[int], confusions: Sequence[np.ndarray]) -> None:
+        write_npz_atomic(self.path / TIMELINE_DIR / CONFUSIONS_FILE, epochs=np.asarray(epochs, np.int64),
+                         confusions=np.asarray(confusions, np.int64).reshape(len(epochs), NUM_CLASSES, NUM_CLASSES))
 
     def write_test_results(self, predictions: Mapping[str, np.ndarray], mistakes: Mapping[str, list]) -> None:
         write_npz_atomic(self.path / "test_predictions.npz", **predictions)
@@ -547,7 +561,7 @@ def _lock_held(path: Path) -> bool:
 
 def _clean_leftovers(path: Path) -> None:
     """Temporary files of writes that a crash interrupted (no one is writing: the lock is ours)."""
-    for folder in (path, path / SNAPSHOT_DIR):
+    for folder in (path, path / SNAPSHOT_DIR, path / TIMELINE_DIR):
         if not folder.is_dir() or folder.is_symlink():
             continue
         for entry in folder.iterdir():
@@ -609,6 +623,57 @@ def _read_snapshots(path: Path, config: TrainConfig) -> tuple[np.ndarray | None,
             raise RunError(f"{path / LEGACY_WEIGHTS}: unreadable weight snapshots (wrong arrays)")
         return kernels, epochs.astype(np.int64)
     return None, None
+
+
+def read_timeline(path: str | Path) -> Timeline | None:
+    """The weights and validation answers a run kept over time; None for a run saved before they
+    were recorded. Raises RunError naming a damaged file. All records together may hold at most twice
+    the timeline budget, checked before any is read."""
+    info = read_info(Path(path))
+    if info.status == "damaged" or info.config is None:
+        raise RunError(info.error or f"{path}: damaged run folder")
+    folder = info.path / TIMELINE_DIR
+    if not folder.is_dir() or folder.is_symlink():
+        return None
+    files = sorted((int(m.group(1)), folder / m.group(0)) for m in map(RECORD_NAME.match, os.listdir(folder)) if m)
+    cap = 2 * timeline_bytes()
+    total = sum(file.lstat().st_size for _, file in files)
+    if total > cap:
+        raise RunError(f"{folder}: {len(files)} records of {total:,} bytes, more than the {cap:,} allowed "
+                       "(MLPDASH_TIMELINE_MB)")
+    records = [_read_record(file, epoch, info.config, cap) for epoch, file in files]
+    if len({len(r.predictions) for r in records}) > 1:
+        raise RunError(f"{folder}: the records answer for validation splits of different sizes")
+    epochs, confusions = _read_confusions(folder / CONFUSIONS_FILE)
+    return Timeline(tuple(records), epochs, confusions)
+
+
+def _read_record(file: Path, epoch: int, config: TrainConfig, cap: int) -> EpochRecord:
+    arrays = _read_npz(file, cap)
+    sizes = [PIXELS, *config.hidden, NUM_CLASSES]
+    expected = [shape for a, b in zip(sizes, sizes[1:]) for shape in ((a, b), (b,))]
+    weights = [arrays.get(f"w{i}") for i in range(len(expected))]
+    predictions, confidences = arrays.get("predictions"), arrays.get("confidences")
+    if any(w is None or w.shape != shape or w.dtype not in (np.float16, np.float32)
+           for w, shape in zip(weights, expected)) or len(arrays) != len(expected) + 2:
+        raise RunError(f"{file}: the weights do not match the run's layers {sizes}")
+    if (predictions is None or confidences is None or predictions.dtype != np.uint8 or predictions.ndim != 1
+            or confidences.shape != predictions.shape or confidences.dtype != np.float16
+            or (predictions.size and predictions.max() >= NUM_CLASSES)):
+        raise RunError(f"{file}: unreadable validation answers")
+    return EpochRecord(epoch, tuple(weights), predictions, confidences)
+
+
+def _read_confusions(file: Path) -> tuple[np.ndarray, np.ndarray]:
+    if not _exists(file):
+        return np.zeros(0, np.int64), np.zeros((0, NUM_CLASSES, NUM_CLASSES), np.int64)
+    arrays = _read_npz(file, 1 << 20)
+    epochs, confusions = arrays.get("epochs"), arrays.get("confusions")
+    if (epochs is None or confusions is None or epochs.ndim != 1 or not np.issubdtype(epochs.dtype, np.integer)
+            or confusions.shape != (len(epochs), NUM_CLASSES, NUM_CLASSES)
+            or not np.issubdtype(confusions.dtype, np.integer) or (confusions < 0).any()):
+        raise RunError(f"{file}: unreadable confusion matrices")
+    return epochs.astype(np.int64), confusions.astype(np.int64)
 
 
 def _load_legacy_weights(model: Any, file: Path, limit: int) -> str | None:

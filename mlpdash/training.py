@@ -29,7 +29,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mlpdash.budgets import loss_history_points, return_freed_memory, snapshot_bytes
+from mlpdash.budgets import loss_history_points, return_freed_memory, snapshot_bytes, timeline_bytes
 from mlpdash.config import TrainConfig
 from mlpdash.data import MnistSplits, load_mnist
 from mlpdash.evaluate import TestReport, report_from_logits
@@ -43,9 +43,10 @@ from mlpdash.model import (
     spare_model,
     to_model_input,
 )
-from mlpdash.predict import Prediction, Predictor, predict_drawing
+from mlpdash.predict import EVAL_BATCH, Prediction, Predictor, predict_drawing
 from mlpdash.progress import LossHistory, Snapshot, Status
-from mlpdash.runs import RunInfo, RunWriter, compact_kernel
+from mlpdash.runs import RunInfo, RunWriter
+from mlpdash.timeline import MAX_RECORDS, EpochRecord, Timeline, compact, thinned
 
 __all__ = ["NotReadyError", "Snapshot", "Status", "TrainingJob"]
 
@@ -140,6 +141,11 @@ class TrainingJob:
         self._losses = LossHistory(loss_history_points())
         self._kernels: list[np.ndarray] = []
         self._kernel_epochs: list[int] = []
+        self._records: list[EpochRecord] = []  # thinned; the confusions are kept for every epoch
+        self._confusion_epochs: list[int] = []
+        self._confusions: list[np.ndarray] = []
+        self._val_images: np.ndarray | None = None
+        self._val_labels: np.ndarray | None = None
         self._report: TestReport | None = None
         self._train_seconds = 0.0
         self._samples_trained = 0
@@ -248,12 +254,21 @@ class TrainingJob:
                 batch_loss_smoothed=smoothed,
                 kernels=tuple(self._kernels),
                 kernel_epochs=tuple(self._kernel_epochs),
+                timeline=self._timeline(),
                 report=self._report,
                 run_dir=self._writer.path if self._writer else None,
                 train_seconds=self._train_seconds,
                 finishing=self._finishing,
                 holding=self._holding,
             )
+
+    def _timeline(self) -> Timeline | None:
+        """The records and confusions so far (called under the lock); None before step 0's."""
+        if not self._records:
+            return None
+        epochs = np.asarray(self._confusion_epochs, np.int64)
+        confusions = np.stack(self._confusions) if self._confusions else np.zeros((0, 10, 10), np.int64)
+        return Timeline(tuple(self._records), epochs, confusions)
 
     @property
     def predictor(self) -> Predictor | None:
@@ -400,6 +415,8 @@ class TrainingJob:
     def _open_run(self, model: keras.Model, data: MnistSplits) -> None:
         self._writer = RunWriter(self._runs_dir, self.config, data.source)
         self._keep_kernel(first_layer_kernel(model), 0)
+        self._val_images, self._val_labels = to_model_input(data.x_val), np.asarray(data.y_val)
+        self._validate(0, model)  # the model as initialised: where the views over time start
         with self._lock:
             if not self._stop.is_set():
                 self._status = Status.TRAINING
@@ -410,7 +427,8 @@ class TrainingJob:
             data.y_train,
             batch_size=self.config.batch_size,
             epochs=self.config.epochs,
-            validation_data=(to_model_input(data.x_val), data.y_val),
+            # The validation pass is ours (_validate, at each epoch's end): one pass gives Keras's
+            # metrics and the answers that the views over time need.
             callbacks=[_Reporter(self, len(data.x_train)), *self._extra_callbacks],
             shuffle=True,
             verbose=self._verbose,
@@ -476,6 +494,46 @@ class TrainingJob:
                 self._speed = speed
             self._finishing = self._finishing or last
 
+    def _validation_logits(self) -> np.ndarray | None:
+        """The model's logits for the validation split, or None when a stop came meanwhile (it is
+        checked between batches: a stop does not wait for the pass)."""
+        assert self._predictor is not None and self._val_images is not None
+        parts = []
+        for start in range(0, len(self._val_images), EVAL_BATCH):
+            if self._stop.is_set():
+                return None
+            parts.append(self._predictor.logits(self._val_images[start : start + EVAL_BATCH]))
+        return np.concatenate(parts) if parts else np.zeros((0, 10), np.float32)
+
+    def _validate(self, epoch: int, model: keras.Model) -> dict[str, float] | None:
+        """The end of an epoch's validation: its loss and accuracy (as Keras's own validation would
+        give them), with the model's record kept; None when a stop cut the pass short."""
+        logits = self._validation_logits()
+        if logits is None:
+            return None
+        assert self._val_labels is not None
+        report = report_from_logits(logits, self._val_labels)
+        record = EpochRecord.of(epoch, network_weights(model), report.predictions, report.confidences)
+        self._keep_record(record, report.confusion)
+        return {"val_loss": report.loss, "val_accuracy": report.accuracy}
+
+    def _keep_record(self, record: EpochRecord, confusion: np.ndarray) -> None:
+        """Keep an epoch's record in memory and in the run folder, thinning both the same way, and its
+        confusion matrix for good."""
+        assert self._writer is not None
+        self._writer.write_record(record)
+        with self._lock:
+            self._records.append(record)
+            keep = thinned([r.nbytes for r in self._records], MAX_RECORDS, timeline_bytes())
+            dropped = [r.epoch for i, r in enumerate(self._records) if i not in set(keep)]
+            self._records = [self._records[i] for i in keep]
+            self._confusion_epochs.append(record.epoch)
+            self._confusions.append(confusion)
+            epochs, confusions = list(self._confusion_epochs), list(self._confusions)
+        for gone in dropped:
+            self._writer.remove_record(gone)
+        self._writer.write_confusions(epochs, confusions)
+
     def _record_epoch(self, row: dict[str, float], model: keras.Model) -> None:
         self._keep_kernel(first_layer_kernel(model), int(row["epoch"]))
         with self._lock:
@@ -486,7 +544,7 @@ class TrainingJob:
 
     def _keep_kernel(self, kernel: np.ndarray, epoch: int) -> None:
         """Keep a snapshot in memory and in the run folder, thinning both the same way."""
-        kernel = compact_kernel(kernel)
+        kernel = compact(kernel)
         assert self._writer is not None
         self._writer.write_snapshot(kernel, epoch)
         with self._lock:
@@ -498,14 +556,10 @@ class TrainingJob:
 
     def _thin_kernels(self) -> list[int]:
         """Drop every other snapshot (never the first or the newest) while over count or bytes."""
-        budget, dropped = snapshot_bytes(), []
-        while len(self._kernels) > 2 and (
-            len(self._kernels) > MAX_KERNEL_SNAPSHOTS or sum(k.nbytes for k in self._kernels) > budget
-        ):
-            keep = [0, *range(2, len(self._kernels) - 1, 2), len(self._kernels) - 1]
-            dropped += [e for i, e in enumerate(self._kernel_epochs) if i not in set(keep)]
-            self._kernels = [self._kernels[i] for i in keep]
-            self._kernel_epochs = [self._kernel_epochs[i] for i in keep]
+        keep = thinned([k.nbytes for k in self._kernels], MAX_KERNEL_SNAPSHOTS, snapshot_bytes())
+        dropped = [e for i, e in enumerate(self._kernel_epochs) if i not in set(keep)]
+        self._kernels = [self._kernels[i] for i in keep]
+        self._kernel_epochs = [self._kernel_epochs[i] for i in keep]
         return dropped
 
     def _hold_pace(self, samples: int, took: float) -> float:
@@ -565,7 +619,6 @@ class _Reporter(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         # A pause pressed during the validation pass holds here, before the next epoch starts.
         self.job._wait_while_paused()
-        self.validation_cut = False
         self.epoch = epoch + 1
         self.batches = 0
         self.samples = 0
@@ -613,24 +666,22 @@ class _Reporter(keras.callbacks.Callback):
         self.ema = LOSS_SMOOTHING * self.ema + (1 - LOSS_SMOOTHING) * loss
         return self.ema / (1 - LOSS_SMOOTHING**self.ema_count)
 
-    def on_test_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.job.stop_requested:
-            # Skip the rest of the validation pass too: a stop should not wait for it. Its metrics
-            # then cover a few batches only, so that epoch is not recorded.
-            self.model.stop_evaluating = True
-            self.model.stop_training = True
-            self.validation_cut = True
-
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.batches < self.steps or self.validation_cut:
+        if self.batches < self.steps:
             return  # stopped mid-epoch: a partial epoch is no row of the history
+        validation = self.job._validate(epoch + 1, self.model)
+        if validation is None:  # a stop cut the validation short: no row for this epoch either
+            self.model.stop_training = True
+            return
+        if logs is not None:
+            # Shared with the callbacks after this one: Keras's progress line and History show them.
+            logs.update(validation)
         logs = logs or {}
         row = {
             "epoch": epoch + 1,
             "loss": float(logs["loss"]),
             "accuracy": float(logs["accuracy"]),
-            "val_loss": float(logs["val_loss"]),
-            "val_accuracy": float(logs["val_accuracy"]),
+            **validation,
             "seconds": time.perf_counter() - self.started - self.paused - self.held,
         }
         self.job._record_epoch(row, self.model)

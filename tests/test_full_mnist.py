@@ -45,6 +45,13 @@ def test_default_model_reaches_the_promised_accuracy(default_run):
     assert len(snap.history) == 10 and len(snap.kernels) == 11
     assert snap.kernels[0].shape == (784, 700)
     assert snap.report.confusion.sum() == 10_000
+    # Every layer's weights at step 0 and after each epoch, with the validation answers: all eleven
+    # kept, and the whole run folder within the documented 100 MB.
+    assert snap.timeline.epochs == list(range(11))
+    folder = sum(f.stat().st_size for f in snap.run_dir.rglob("*") if f.is_file())
+    timeline = sum(f.stat().st_size for f in (snap.run_dir / "timeline").iterdir())
+    print(f"default run folder: {folder / 2**20:.1f} MB, of which the timeline {timeline / 2**20:.1f} MB")
+    assert folder <= 100 * 2**20
 
 
 def test_saved_model_serves_raw_uint8_test_images(default_run, test_split):

@@ -99,6 +99,8 @@ def test_a_stale_temporary_file_is_cleaned_when_listed(tmp_path):
     leftover.write_text("half")
     keras_leftover = info.path / ".model.keras.0badf00d.tmp.keras"  # Keras insists on its suffix
     keras_leftover.write_text("half")
+    record_leftover = info.path / "timeline" / ".epoch-00002.npz.0badf00d.tmp"
+    record_leftover.write_text("half")
     mine = info.path / ".notes.tmp"  # not a name we write: not ours to delete
     mine.write_text("keep")
     abandoned = tmp_path / ".20261124-000000-abcdef.tmp"  # a run folder killed while being created
@@ -110,4 +112,5 @@ def test_a_stale_temporary_file_is_cleaned_when_listed(tmp_path):
     [again] = list_runs(tmp_path)
     assert again.status == "interrupted"
     assert not leftover.exists() and not keras_leftover.exists() and not abandoned.exists()
+    assert not record_leftover.exists()
     assert being_made.exists() and mine.exists()

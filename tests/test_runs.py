@@ -14,12 +14,12 @@ from mlpdash.config import TrainConfig
 from mlpdash.runs import (
     RunError,
     RunWriter,
-    compact_kernel,
     list_runs,
     load_run,
     read_info,
     write_bytes_atomic,
 )
+from mlpdash.timeline import compact
 
 CONFIG = TrainConfig(hidden=(16,), epochs=2)
 ROWS = [
@@ -215,8 +215,8 @@ def test_snapshots_never_overflow_to_infinity(tmp_path):
     writer.close()
     kernels = load_run(writer.path).kernels
     assert np.isfinite(kernels).all() and kernels[0, 0, 0] == 3e5 and kernels[1, 0, 0] == 0.25
-    assert compact_kernel(kernel).dtype == np.float32
-    assert compact_kernel(kernel / 1e5).dtype == np.float16
+    assert compact(kernel).dtype == np.float32
+    assert compact(kernel / 1e5).dtype == np.float16
 
 
 def test_a_run_of_the_first_release_still_loads(tmp_path):

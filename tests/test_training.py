@@ -388,11 +388,14 @@ def test_a_stop_while_the_data_loads_trains_nothing_and_saves_nothing(tiny_data,
 
 
 class _PauseDuringTheLastValidation(keras.callbacks.Callback):
+    """Pauses once the last batch is done (the job's own callback, first in the list, has noted it):
+    what is left is the validation, testing and saving."""
+
     def __init__(self, job_ref):
         super().__init__()
         self.job_ref, self.answers = job_ref, []
 
-    def on_test_begin(self, logs=None):
+    def on_train_batch_end(self, batch, logs=None):
         job = self.job_ref[0]
         if job.snapshot().finishing:
             self.answers.append(job.pause())
@@ -486,16 +489,20 @@ def test_a_stop_after_the_last_batch_of_the_last_epoch_still_counts_as_finished(
 
 
 def test_an_epoch_whose_validation_a_stop_cut_short_is_not_recorded(tmp_path):
+    from mlpdash.predict import Predictor
+
     job = TrainingJob(SMALL, None, tmp_path)
-    reporter = _Reporter(job, train_size=128)
-    reporter.set_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+    model = keras.Sequential([keras.Input((28, 28)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    job._predictor, job._val_images = Predictor(model), np.zeros((5000, 28, 28), np.float32)
+    reporter = _Reporter(job, train_size=SMALL.batch_size)
+    reporter.set_model(model)
     reporter.on_epoch_begin(0)
     reporter.on_train_batch_end(0, {"loss": 2.0})  # the epoch's one and only training batch
-    job._stop.set()
-    reporter.on_test_batch_end(0, {})
-    assert reporter.model.stop_evaluating and reporter.model.stop_training
-    reporter.on_epoch_end(0, {"loss": 2.0, "accuracy": 0.1, "val_loss": 9.0, "val_accuracy": 0.0})
-    assert job.snapshot().history == ()
+    job._stop.set()  # ... but a stop came before its validation: that must not run, and it is no row
+    reporter.on_epoch_end(0, {"loss": 2.0, "accuracy": 0.1})
+    assert reporter.batches == reporter.steps  # the epoch's training was complete ...
+    assert reporter.model.stop_training
+    assert job.snapshot().history == () and job.snapshot().timeline is None
 
 
 class _StopBeforeTheFirstBatchEnds(keras.callbacks.Callback):

@@ -1,0 +1,148 @@
+"""Weights over time: the records a run keeps, checked against Keras and against direct counts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from mlpdash.config import TrainConfig
+from mlpdash.runs import RunError, load_run, read_timeline
+from mlpdash.timeline import compact, per_class_accuracy, thinned
+from mlpdash.training import Status, TrainingJob
+
+SMALL = TrainConfig(hidden=(32, 16), epochs=3, batch_size=128)
+
+
+@pytest.fixture(scope="module")
+def small_run(tiny_data, tmp_path_factory):
+    job = TrainingJob(SMALL, tiny_data, tmp_path_factory.mktemp("runs"))
+    job.start().join(120)
+    snap = job.snapshot()
+    assert snap.status == Status.FINISHED, snap.error
+    return job, snap
+
+
+def _count(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
+    counts = np.zeros((10, 10), np.int64)
+    for t, p in zip(labels, predictions):
+        counts[int(t), int(p)] += 1
+    return counts
+
+
+def test_compact_halves_weights_and_keeps_huge_ones_exact():
+    weights = np.linspace(-1, 1, 12, dtype=np.float32)
+    assert compact(weights).dtype == np.float16
+    assert compact(weights * 1e6).dtype == np.float32  # beyond float16's 65504: inf otherwise
+
+
+@pytest.mark.parametrize(("sizes", "max_count", "budget", "kept"), [
+    ([1] * 5, 10, 100, [0, 1, 2, 3, 4]),  # within both: all of them
+    ([1] * 6, 4, 100, [0, 2, 4, 5]),  # too many: every other one, the first and the newest stay
+    ([1] * 9, 4, 100, [0, 4, 8]),  # still too many after one pass: again
+    ([10] * 5, 10, 35, [0, 2, 4]),  # too many bytes
+    ([50, 50], 1, 10, [0, 1]),  # two always stay
+])
+def test_thinning_keeps_the_first_and_the_newest(sizes, max_count, budget, kept):
+    assert thinned(sizes, max_count, budget) == kept
+
+
+def test_a_record_answers_as_the_keras_model_does(small_run, tiny_data):
+    job, snap = small_run
+    images = tiny_data.x_test.astype(np.float32) / 255.0
+    keras_logits = job.predictor.logits(images)
+    last = snap.timeline.records[-1]
+    assert last.epoch == SMALL.epochs
+    # float16 weights: the logits move by a little, the answers (nearly) never.
+    ours = last.network().logits(images)
+    np.testing.assert_allclose(ours, keras_logits, atol=0.05 * np.abs(keras_logits).max())
+    assert np.mean(ours.argmax(1) == keras_logits.argmax(1)) >= 0.99
+
+
+def test_every_epoch_keeps_its_weights_answers_and_confusion(small_run, tiny_data):
+    job, snap = small_run
+    timeline = snap.timeline
+    assert timeline.epochs == [0, 1, 2, 3]
+    assert list(timeline.confusion_epochs) == [0, 1, 2, 3]
+    labels = tiny_data.y_val
+    for record, row in zip(timeline.records, ({}, *snap.history)):
+        counts = _count(labels, record.predictions)
+        np.testing.assert_array_equal(timeline.confusion(record.epoch), counts)
+        assert record.predictions.dtype == np.uint8 and record.confidences.dtype == np.float16
+        assert np.all((record.confidences >= 0.1) & (record.confidences <= 1.0))  # the top of ten
+        # The record's bytes: float16 weights and three bytes a validation digit.
+        assert record.nbytes == 2 * SMALL.parameters + 3 * len(labels)
+        if row:  # the epoch's row and its record come from the same validation pass
+            assert row["val_accuracy"] == pytest.approx(np.trace(counts) / len(labels))
+    np.testing.assert_allclose(per_class_accuracy(timeline.confusion(3)),
+                               np.diag(_count(labels, timeline.records[-1].predictions))
+                               / np.bincount(labels, minlength=10))
+    assert timeline.per_class_accuracy().shape == (4, 10)
+    # Step 0 is the model as initialised: about chance, far below the trained one.
+    assert np.trace(timeline.confusion(0)) < np.trace(timeline.confusion(3))
+
+
+def test_the_validation_metrics_are_what_keras_reports(small_run, tiny_data):
+    job, snap = small_run
+    model = job.predictor.model
+    loss, accuracy = model.evaluate(tiny_data.x_val.astype(np.float32) / 255.0, tiny_data.y_val, verbose=0)
+    assert snap.history[-1]["val_loss"] == pytest.approx(loss, rel=1e-4)
+    assert snap.history[-1]["val_accuracy"] == pytest.approx(accuracy, abs=1e-6)
+
+
+def test_the_run_folder_holds_the_same_timeline(small_run):
+    _, snap = small_run
+    saved = read_timeline(snap.run_dir)
+    assert saved.epochs == snap.timeline.epochs
+    np.testing.assert_array_equal(saved.confusions, snap.timeline.confusions)
+    for ours, theirs in zip(saved.records, snap.timeline.records):
+        assert all(np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(ours.weights, theirs.weights))
+        np.testing.assert_array_equal(ours.predictions, theirs.predictions)
+        np.testing.assert_array_equal(ours.confidences, theirs.confidences)
+
+
+def test_records_are_thinned_alike_in_memory_and_on_disk(tiny_data, tmp_path, monkeypatch):
+    record_mb = (2 * TrainConfig(hidden=(16,)).parameters + 3 * len(tiny_data.y_val)) / 2**20
+    monkeypatch.setenv("MLPDASH_TIMELINE_MB", str(3.5 * record_mb))  # room for three records
+    job = TrainingJob(TrainConfig(hidden=(16,), epochs=5, batch_size=256), tiny_data, tmp_path)
+    job.start().join(120)
+    snap = job.snapshot()
+    assert snap.status == Status.FINISHED, snap.error
+    kept = snap.timeline.epochs
+    assert kept[0] == 0 and kept[-1] == 5 and len(kept) <= 3
+    assert read_timeline(snap.run_dir).epochs == kept
+    assert sorted(os.listdir(snap.run_dir / "timeline")) == sorted(
+        [f"epoch-{e:05d}.npz" for e in kept] + ["confusions.npz"])
+    assert list(snap.timeline.confusion_epochs) == [0, 1, 2, 3, 4, 5]  # every epoch's, thinned or not
+    assert snap.timeline.record(3).epoch <= 3  # a thinned epoch: the newest kept before it
+
+
+def test_a_run_saved_before_the_timeline_still_loads_and_says_it_has_none(small_run, tmp_path):
+    _, snap = small_run
+    old = tmp_path / snap.run_dir.name
+    shutil.copytree(snap.run_dir, old)
+    shutil.rmtree(old / "timeline")
+    assert read_timeline(old) is None
+    assert load_run(old).metrics == load_run(snap.run_dir).metrics
+
+
+def test_a_damaged_record_is_named(small_run, tmp_path):
+    _, snap = small_run
+    run = tmp_path / snap.run_dir.name
+    shutil.copytree(snap.run_dir, run)
+    record = run / "timeline" / "epoch-00001.npz"
+    arrays = dict(np.load(record))
+    arrays["w0"] = arrays["w0"][:, :5]  # a layer of the wrong size
+    np.savez(record, **arrays)
+    with pytest.raises(RunError, match="epoch-00001.npz: the weights do not match"):
+        read_timeline(run)
+    arrays = dict(np.load(snap.run_dir / "timeline" / "epoch-00001.npz"))
+    arrays["predictions"] = arrays["predictions"] + 20  # answers that are no digit
+    np.savez(record, **arrays)
+    with pytest.raises(RunError, match="unreadable validation answers"):
+        read_timeline(run)
+    record.write_bytes(b"not an archive")
+    with pytest.raises(RunError, match="epoch-00001.npz"):
+        read_timeline(run)
