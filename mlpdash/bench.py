@@ -197,6 +197,55 @@ def print_explain(data_spec: str | None, model_dir: str | None, digits: int, att
           flush=True)
 
 
+def print_over_time(epochs: int = 10, steps: int = 20) -> None:
+    """The server's work for one step of the weights-over-time view (the scrubber moved by one
+    epoch): the first layer's grid (700 units, change since step 0), the per-digit accuracy, the
+    layers' bands (their percentiles computed once a run), one unit's filmstrip and norm, and a
+    drawing answered by every epoch's model. On a timeline of the default model's shape with random
+    weights: the figures cost the same whatever the values."""
+    from mlpdash import figures
+    from mlpdash.config import TrainConfig
+    from mlpdash.timeline import SINCE_START, EpochRecord, Timeline, answers_over_time, first_layer_view, \
+        layer_bands, unit_over_time
+
+    config, rng = TrainConfig(), np.random.default_rng(0)
+    sizes = [784, *config.hidden, 10]
+    start = [rng.normal(0, 0.05, (a, b)).astype(np.float32) for a, b in zip(sizes, sizes[1:])]
+    records = []
+    for epoch in range(epochs + 1):  # each epoch drifts the weights a little, as training does
+        kernels = [k + rng.normal(0, 0.002 * epoch, k.shape).astype(np.float32) for k in start]
+        weights = [w for k in kernels for w in (k, np.zeros(k.shape[1], np.float32))]
+        records.append(EpochRecord.of(epoch, weights, rng.integers(0, 10, 10_000), rng.random(10_000)))
+    confusions = np.stack([np.diag(rng.integers(800, 1000, 10)) for _ in range(epochs + 1)])
+    timeline = Timeline(tuple(records), np.arange(epochs + 1), confusions)
+    began = time.perf_counter()
+    bands = [layer_bands(timeline, layer) for layer in range(len(sizes) - 1)]
+    value_range = max(figures.weight_range(first_layer_view(timeline, e, SINCE_START)) for e in range(1, epochs + 1))
+    once = time.perf_counter() - began
+    image = rng.random((28, 28)).astype(np.float32)
+    times = []
+    for step in range(steps):
+        epoch = step % (epochs + 1)
+        began = time.perf_counter()
+        figures.weights_grid_figure(first_layer_view(timeline, epoch, SINCE_START), value_range=value_range,
+                                    quantity="change since step 0").to_json()
+        figures.class_accuracy_figure(timeline.epochs, timeline.per_class_accuracy(), epoch).to_json()
+        figures.weight_bands_figure(timeline.epochs, bands, ["1", "2", "3"], epoch).to_json()
+        tiles = unit_over_time(timeline, 17, SINCE_START)
+        figures.weights_grid_figure(tiles.T, columns=len(tiles), value_range=figures.weight_range(tiles[1:]),
+                                    unit_ids=timeline.epochs, highlight=epoch).to_json()
+        figures.unit_norm_figure(timeline.epochs, np.linalg.norm(tiles, axis=1), 17, epoch).to_json()
+        figures.answers_over_time_figure(timeline.epochs, answers_over_time(timeline, image), epoch).to_json()
+        times.append(time.perf_counter() - began)
+    print(f"weights over time ({epochs + 1} records of the default model, {config.hidden[0]} first-layer units):",
+          flush=True)
+    print(f"  once a run: the layers' percentile bands and the grid's fixed colour range: {once * 1000:.0f} ms",
+          flush=True)
+    print(f"  one scrub step (grid, per-digit accuracy, bands, a unit's filmstrip and norm, a drawing "
+          f"answered by every epoch; {steps} steps): p50 {_ms(times, 50)} ms, p95 {_ms(times, 95)} ms "
+          "(goal <= 300 ms server side)", flush=True)
+
+
 def _explain_model(data_spec: str | None, model_dir: str | None) -> tuple[Any, str, str]:
     """A saved run's model, or the default model trained here on `data_spec` (a minute on the sample)."""
     if model_dir:

@@ -107,6 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how long each throughput window lasts (whole epochs, at least this)")
     bench.add_argument("--explain", action="store_true",
                        help="time the explanation of one input, the map's basis and the targeted attack")
+    bench.add_argument("--over-time", action="store_true",
+                       help="also time one step of the weights-over-time view (the server's part)")
     bench.add_argument("--explain-model", default=None, metavar="RUN_DIR",
                        help="with --explain: a saved run's model (default: train the default model on --data)")
     bench.add_argument("--tab-repeats", type=int, default=1, metavar="N",
@@ -503,6 +505,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if not args.skip_training:
         bench.print_training_overhead(args.data, args.epochs, args.pairs)
     bench.print_latency(args.latency_calls)
+    if args.over_time:
+        bench.print_over_time()
     if args.explain:
         bench.print_explain(args.data, args.explain_model and str(_existing_run(args.explain_model)),
                             EXPLAIN_DIGITS, EXPLAIN_ATTACKS)

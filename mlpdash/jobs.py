@@ -29,12 +29,18 @@ from mlpdash.runs import (
     load_run,
     load_run_model,
     read_info,
+    read_timeline,
     runs_root,
 )
+from mlpdash.timeline import Timeline
 
 if TYPE_CHECKING:
     from mlpdash.predict import Predictor
     from mlpdash.training import TrainingJob
+
+
+# Cached in place of a run's missing timeline (the cache keeps values, and None means "not cached").
+NO_TIMELINE = Timeline((), np.zeros(0, np.int64), np.zeros((0, 10, 10), np.int64))
 
 
 class JobBusyError(RuntimeError):
@@ -53,6 +59,20 @@ class ModelInFocus:
     title: str
     data_spec: str | None
     state: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class TimelineInFocus:
+    """What the views over time are about: the timeline of the current job or of a saved run (None
+    with `missing` saying why: a run saved before timelines were recorded, a job not started yet),
+    the run's title, data source and activation, and `state`, which changes with every new record."""
+
+    timeline: Timeline | None
+    title: str
+    data_spec: str | None
+    activation: str
+    state: tuple
+    missing: str | None = None
 
 
 class JobManager:
@@ -145,6 +165,38 @@ class JobManager:
                                 ("job", self._job_serial, snap.epochs_completed))
         newest = self._newest_model_run()
         return self._saved_focus(newest.path) if newest else None
+
+    def timeline_in_focus(self, picked: Path | None = None) -> TimelineInFocus | None:
+        """The timeline of the run picked under Runs, else of the current job, else of the newest
+        saved run; None when there is no run at all."""
+        job = self._job
+        if picked is None and job is not None and job.snapshot().run_dir is not None:
+            snap = job.snapshot()
+            title = "The current run" + (", live" if snap.status.active else "")
+            epochs = [] if snap.timeline is None else snap.timeline.epochs
+            return TimelineInFocus(snap.timeline, title, job.data_spec or snap.data_source, job.config.activation,
+                                   ("job", self._job_serial, tuple(epochs)),
+                                   None if snap.timeline else "the run has not recorded its start yet")
+        if picked is None:
+            newest = next(iter(self.runs()), None)
+            if newest is None:
+                return None
+            picked = newest.path
+        return self._saved_timeline(Path(picked))
+
+    def _saved_timeline(self, path: Path) -> TimelineInFocus:
+        info = read_info(path)
+        if info.config is None:
+            raise RunError(info.error or f"{path}: damaged run folder")
+        stamp = _stamp(path)
+        timeline = self._cache.get(("timeline", path, stamp), lambda: read_timeline(path) or NO_TIMELINE,
+                                   lambda t: 0 if t is NO_TIMELINE else sum(r.nbytes for r in t.records))
+        missing = None
+        if timeline is NO_TIMELINE:
+            timeline, missing = None, ("this run was saved before mlpdash recorded every layer over time; "
+                                       "its first layer's weights are under First-layer weights")
+        return TimelineInFocus(timeline, f"Saved run {info.run_id}", info.data_source, info.config.activation,
+                               ("run", str(path), stamp), missing)
 
     def hidden_map(self, model: ModelInFocus) -> HiddenMap:
         """The hidden-space map of `model` over its data's test split, fitted once per model state."""

@@ -36,7 +36,7 @@ def compact(values: np.ndarray) -> np.ndarray:
     return values.astype(np.float16)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # arrays: compared by identity, never element by element
 class EpochRecord:
     """The model after `epoch` epochs (0: as initialised) and its answers on the validation split."""
 
@@ -65,7 +65,7 @@ class EpochRecord:
         return confusion_matrix(labels, self.predictions)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Timeline:
     """What a run kept over time: the thinned records, oldest first, and the validation confusion
     matrix of every epoch (`confusion_epochs[i]` is the epoch of `confusions[i]`)."""
@@ -114,3 +114,60 @@ def thinned(sizes: Sequence[int], max_count: int, budget: int) -> list[int]:
     while len(keep) > 2 and (len(keep) > max_count or sum(sizes[i] for i in keep) > budget):
         keep = [keep[0], *keep[2:-1:2], keep[-1]]
     return keep
+
+
+# --- what the views over time compute ---------------------------------------------------------------
+
+# The distribution of a layer's weights, as TensorBoard's *distributions* draw it: bands between
+# these percentiles, and the median.
+BAND_PERCENTILES = (1, 5, 25, 50, 75, 95, 99)
+WEIGHTS, SINCE_START, SINCE_PREVIOUS = "weights", "since step 0", "since the previous epoch"
+
+
+def kernel(record: EpochRecord, layer: int = 0) -> np.ndarray:
+    """Layer `layer`'s kernel [inputs, units] (0: the first, whose inputs are the 784 pixels), float32."""
+    return np.asarray(record.weights[2 * layer], np.float32)
+
+
+def first_layer_view(timeline: Timeline, epoch: int, mode: str = WEIGHTS) -> np.ndarray:
+    """The first layer at `epoch` as the grid shows it: its weights, or their change since step 0 or
+    since the kept record before (no change for the first one)."""
+    records = timeline.records
+    record = timeline.record(epoch)
+    now = kernel(record)
+    if mode == WEIGHTS:
+        return now
+    if mode == SINCE_START:
+        return now - kernel(records[0])
+    if mode == SINCE_PREVIOUS:
+        index = next(i for i, r in enumerate(records) if r is record)
+        return now - kernel(records[max(index - 1, 0)])
+    raise ValueError(f"unknown view of the weights {mode!r}: one of {WEIGHTS!r}, {SINCE_START!r}, {SINCE_PREVIOUS!r}")
+
+
+def layer_bands(timeline: Timeline, layer: int) -> np.ndarray:
+    """[R, len(BAND_PERCENTILES)]: the percentiles of the layer's weights in each kept record."""
+    return np.stack([np.percentile(kernel(r, layer), BAND_PERCENTILES) for r in timeline.records])
+
+
+def unit_over_time(timeline: Timeline, unit: int, mode: str = WEIGHTS) -> np.ndarray:
+    """[R, 784]: first-layer unit `unit` in each kept record, as `first_layer_view` shows the layer."""
+    units = timeline.records[0].weights[0].shape[1]
+    if not 0 <= unit < units:
+        raise ValueError(f"unit {unit} is out of range: the first layer has {units} units")
+    tiles = np.stack([np.asarray(r.weights[0][:, unit], np.float32) for r in timeline.records])
+    if mode == WEIGHTS:
+        return tiles
+    if mode == SINCE_START:
+        return tiles - tiles[0]
+    if mode == SINCE_PREVIOUS:
+        return tiles - np.concatenate([tiles[:1], tiles[:-1]])
+    raise ValueError(f"unknown view of the weights {mode!r}: one of {WEIGHTS!r}, {SINCE_START!r}, {SINCE_PREVIOUS!r}")
+
+
+def answers_over_time(timeline: Timeline, image: np.ndarray, activation: str = "relu") -> np.ndarray:
+    """[R, 10]: the probabilities each kept record's model gives one 28x28 image in [0, 1]."""
+    image = np.asarray(image, np.float32).reshape(1, 28, 28)
+    logits = np.concatenate([r.network(activation).logits(image) for r in timeline.records])
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)

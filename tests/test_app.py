@@ -283,3 +283,39 @@ def test_inside_a_prediction_explains_the_live_model_mid_training(app, sample_da
         app.button(key="stop_training").click().run()
     wait_until(app, "Stopped")
 
+
+
+def test_weights_over_time_scrubs_the_epochs_and_follows_a_unit_and_a_digit(app, sample_data):
+    app.session_state["view_tab"] = "Weights over time"
+    app.run()
+    assert any("Train a model first" in i.value for i in app.info)
+    configure(app, hidden="48,16", epochs=3)
+    app.button(key="start_training").click().run()
+    wait_until(app, "Finished")
+    assert not app.exception
+    assert [c.value for c in app.caption if "4 kept states of the model, step 0 to epoch 3" in c.value]
+    slider = app.select_slider(key="weights_epoch")
+    assert slider.options == ["step 0", "epoch 1", "epoch 2", "epoch 3"] and slider.value == 3
+    slider.set_value(1).run()
+    assert not app.exception
+    assert app.select_slider(key="weights_epoch").value == 1
+    app.segmented_control(key="weights_time_mode").set_value("Change since step 0").run()
+    app.number_input(key="weights_follow_unit").set_value(7).run()
+    assert not app.exception
+    # The digit: nothing drawn yet, then a test digit, read by the model of every epoch.
+    assert any("Draw a digit on the canvas above" in i.value for i in app.info)
+    app.segmented_control(key="weights_digit_source").set_value("A test digit").run()
+    app.number_input(key="weights_digit_index").set_value(4).run()
+    said = [c.value for c in app.caption if "For test digit #4" in c.value]
+    assert said and f"(a {int(sample_data.y_test[4])})" in said[0] and "at epoch 1 the model reads" in said[0]
+    # Play starts at the beginning when the slider is at the end, and steps on by itself.
+    app.select_slider(key="weights_epoch").set_value(3).run()
+    app.button(key="weights_play").click().run()
+    assert app.session_state["weights_playing"]
+    assert app.select_slider(key="weights_epoch").value == 0
+    # Each timed rerun is one step; at the last epoch the play stops by itself.
+    for expected in (1, 2, 3):
+        app.run()
+        assert app.select_slider(key="weights_epoch").value == expected
+    app.run()
+    assert not app.session_state["weights_playing"] and app.select_slider(key="weights_epoch").value == 3

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import pytest
 
@@ -70,3 +71,11 @@ def test_bench_explain_prints_the_explanation_map_and_attack_figures(tiny_data, 
     out = capsys.readouterr().out
     assert "the map's basis" in out and "one input explained" in out and "5 canvas drawings" in out
     assert "targeted attack on 5 test digits" in out and "median epsilon" in out and "random sign noise" in out
+
+
+def test_bench_over_time_prints_the_scrub_step_and_the_once_a_run_work(capsys):
+    bench.print_over_time(epochs=2, steps=3)
+    out = capsys.readouterr().out
+    assert "weights over time (3 records of the default model, 700 first-layer units)" in out
+    assert re.search(r"once a run: .* \d+ ms", out)
+    assert re.search(r"one scrub step .*3 steps\): p50 [\d.]+ ms, p95 [\d.]+ ms \(goal <= 300 ms", out)

@@ -29,6 +29,10 @@ from mlpdash.figures import (
     explanation_figure,
     activations_figure,
     hidden_map_figure,
+    weight_bands_figure,
+    class_accuracy_figure,
+    answers_over_time_figure,
+    unit_norm_figure,
     map_raster,
     digits_row_figure,
     attack_figure,
@@ -736,3 +740,35 @@ def test_an_attack_that_failed_shows_the_change_it_tried():
     fig = attack_figure(failed, None, None)
     assert (fig.data[1].zmin, fig.data[1].zmax) == pytest.approx((-0.3, 0.3))
     assert "±0.3 at most" in fig.layout.annotations[1].text and "not reached" in fig.layout.title.text
+
+
+def test_the_weight_bands_have_three_bands_and_a_median_per_layer_and_mark_the_epoch():
+    epochs = [0, 1, 2]
+    bands = [np.sort(np.random.default_rng(k).normal(size=(3, 7)), axis=1) for k in range(2)]
+    fig = weight_bands_figure(epochs, bands, ["layer 1", "output"], marker=1)
+    assert len(fig.data) == 2 * 7  # per layer: three bands (two edges each) and the median
+    medians = [t for t in fig.data if t.name == "median"]
+    assert [list(t.y) for t in medians] == [list(b[:, 3]) for b in bands]
+    filled = [t for t in fig.data if t.fill == "tonexty"]
+    assert len(filled) == 6
+    assert [(s.x0, s.xref) for s in fig.layout.shapes] == [(1, "x"), (1, "x2")]
+    assert [a.text for a in fig.layout.annotations] == ["layer 1", "output"]
+    with pytest.raises(ValueError, match="percentiles"):
+        weight_bands_figure(epochs, [np.zeros((2, 7))], ["layer 1"])
+
+
+def test_accuracy_and_answers_over_time_draw_one_line_a_digit():
+    epochs = [0, 1, 3]
+    accuracy = np.linspace(0.1, 0.9, 30).reshape(3, 10)
+    fig = class_accuracy_figure(epochs, accuracy, marker=3)
+    assert len(fig.data) == 10 and list(fig.data[4].y) == list(accuracy[:, 4])
+    assert fig.layout.shapes[0].x0 == 3
+    probabilities = np.full((3, 10), 0.02)
+    probabilities[:, 7] = 0.82
+    probabilities[0, 7], probabilities[0, 1] = 0.02, 0.82  # first read as 1, then as 7
+    fig = answers_over_time_figure(epochs, probabilities, marker=0)
+    bold = [t.name for t in fig.data if t.line.width == 3]
+    assert bold == ["1", "7"]
+    assert unit_norm_figure(epochs, [1.0, 1.2, 1.3], unit=4).layout.title.text.startswith("Unit 4")
+    with pytest.raises(ValueError, match="probabilities"):
+        answers_over_time_figure(epochs, probabilities[:2])

@@ -10,7 +10,18 @@ import pytest
 
 from mlpdash.config import TrainConfig
 from mlpdash.runs import RunError, load_run, read_timeline
-from mlpdash.timeline import compact, per_class_accuracy, thinned
+from mlpdash.timeline import (
+    SINCE_PREVIOUS,
+    SINCE_START,
+    WEIGHTS,
+    answers_over_time,
+    compact,
+    first_layer_view,
+    layer_bands,
+    per_class_accuracy,
+    thinned,
+    unit_over_time,
+)
 from mlpdash.training import Status, TrainingJob
 
 SMALL = TrainConfig(hidden=(32, 16), epochs=3, batch_size=128)
@@ -146,3 +157,41 @@ def test_a_damaged_record_is_named(small_run, tmp_path):
     record.write_bytes(b"not an archive")
     with pytest.raises(RunError, match="epoch-00001.npz"):
         read_timeline(run)
+
+
+def test_the_first_layer_as_weights_and_as_change(small_run):
+    _, snap = small_run
+    timeline = snap.timeline
+    first, second, last = (np.asarray(timeline.record(e).weights[0], np.float32) for e in (0, 2, 3))
+    np.testing.assert_array_equal(first_layer_view(timeline, 3, WEIGHTS), last)
+    np.testing.assert_array_equal(first_layer_view(timeline, 3, SINCE_START), last - first)
+    np.testing.assert_array_equal(first_layer_view(timeline, 3, SINCE_PREVIOUS), last - second)
+    assert not np.any(first_layer_view(timeline, 0, SINCE_PREVIOUS))  # step 0 has no epoch before
+    unit = unit_over_time(timeline, 5, SINCE_START)
+    np.testing.assert_array_equal(unit[3], (last - first)[:, 5])
+    assert unit.shape == (4, 784) and not np.any(unit[0])
+    with pytest.raises(ValueError, match="unit 32 is out of range"):
+        unit_over_time(timeline, 32)
+    with pytest.raises(ValueError, match="unknown view"):
+        first_layer_view(timeline, 1, "sideways")
+
+
+def test_the_bands_are_each_records_percentiles(small_run):
+    _, snap = small_run
+    bands = layer_bands(snap.timeline, 1)
+    assert bands.shape == (4, 7)
+    values = np.sort(np.asarray(snap.timeline.records[2].weights[2], np.float32).ravel())
+    # The median of an even count: the mean of the middle two of the sorted weights.
+    assert bands[2, 3] == pytest.approx((values[len(values) // 2 - 1] + values[len(values) // 2]) / 2)
+    assert bands[2, 0] >= values[0] and bands[2, 6] <= values[-1]
+    assert np.all(np.diff(bands, axis=1) >= 0)
+
+
+def test_every_epochs_model_answers_a_digit_as_keras_did_then(small_run, tiny_data):
+    job, snap = small_run
+    image = tiny_data.x_test[3].astype(np.float32) / 255.0
+    answers = answers_over_time(snap.timeline, image)
+    assert answers.shape == (4, 10)
+    np.testing.assert_allclose(answers.sum(axis=1), 1.0, rtol=1e-5)
+    now = job.predictor.probabilities(image[None])[0]
+    np.testing.assert_allclose(answers[-1], now, atol=0.02)  # float16 weights, the final model's answer

@@ -626,9 +626,70 @@ def test_inside_a_prediction(page: Page, screenshot):
     expect(explained).to_contain_text(re.compile(r"Changing each pixel by at most \*?\*?[\d.]+|Not even"),
                                       timeout=30_000)
     expect(explained.locator(".js-plotly-plot")).to_have_count(8, timeout=20_000)
+    shots_wide_and_narrow(page, explained, screenshot, "12-inside-a-prediction-1440", "13-inside-a-prediction-1024")
+
+
+def shots_wide_and_narrow(page: Page, shown, screenshot, wide: str, narrow: str) -> None:
+    """Screenshots of the page scrolled to `shown`, as it is (1440-px class) and at 1024 px."""
     settle(page)
-    explained.scroll_into_view_if_needed()
-    screenshot(page, "12-inside-a-prediction-1440")
+    shown.scroll_into_view_if_needed()
+    screenshot(page, wide)
     page.set_viewport_size({"width": 1024, "height": 768})
     settle(page)
-    screenshot(page, "13-inside-a-prediction-1024")
+    screenshot(page, narrow)
+
+
+def _grid_image(page: Page) -> str:
+    """The weights grid's bitmap as the page shows it (a data URL), to see it change."""
+    image = page.locator(f".st-key-weights_time_grid{FRESH} .js-plotly-plot image").first
+    expect(image).to_be_attached(timeout=30_000)
+    return image.get_attribute("href") or ""
+
+
+def test_weights_over_time_scrubs_and_plays(page: Page, screenshot):
+    step("train 3 epochs for the timeline")
+    set_input(page, "epochs", "3")
+    button(page, "start_training").click()
+    expect(status(page)).to_contain_text(FINISHED, timeout=RUN_TIMEOUT_MS)
+    view = open_tab(page, "Weights over time")
+    expect(view).to_contain_text("4 kept states of the model, step 0 to epoch 3", timeout=30_000)
+    slider = view.get_by_role("slider", name="Epoch")
+    expect(slider).to_have_attribute("aria-valuetext", "epoch 3")
+    at_the_end = _grid_image(page)
+    # Scrub back one epoch with the keyboard: the tiles are those of epoch 2.
+    slider.focus()
+    began = time.monotonic()
+    page.keyboard.press("ArrowLeft")
+    expect(slider).to_have_attribute("aria-valuetext", "epoch 2")
+    expect(view).to_contain_text("First layer after epoch 2", timeout=30_000)
+    page.wait_for_function("""(old) => {
+        const image = document.querySelector('.st-key-weights_time_grid .js-plotly-plot image');
+        return image !== null && image.getAttribute('href') !== old;
+    }""", arg=at_the_end, timeout=30_000)
+    step(f"scrub one epoch back -> new tiles on screen in {1000 * (time.monotonic() - began):.0f} ms (Playwright's clock)")
+    assert _grid_image(page) != at_the_end
+    # Play goes on from the chosen epoch to the last, by itself, then stops; at the last epoch, Play
+    # starts again from step 0.
+    button(page, "weights_play").click()
+    expect(slider).to_have_attribute("aria-valuetext", "epoch 3", timeout=30_000)
+    expect(button(page, "weights_play")).to_contain_text("Play", timeout=30_000)
+    settle(page)
+    seen = []
+    button(page, "weights_play").click()
+    expect(button(page, "weights_play")).to_contain_text("Pause", timeout=30_000)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "Play" not in button(page, "weights_play").inner_text():
+        value = slider.get_attribute("aria-valuetext")
+        if not seen or seen[-1] != value:
+            seen.append(value)
+        page.wait_for_timeout(100)
+    step(f"played through {seen}")
+    assert seen[0] == "step 0" and seen[-1] == "epoch 3" and len(seen) >= 3, seen
+    settle(page)
+    expect(view.locator(".js-plotly-plot")).to_have_count(5, timeout=30_000)
+    expect(view).to_contain_text("Draw a digit on the canvas above")
+    # When did it learn my digit: a drawing, read by the model of every epoch.
+    draw(page, SEVEN)
+    expect(view).to_contain_text(re.compile(r"For your drawing: at epoch 3 the model reads \*?\*?\d"), timeout=30_000)
+    expect(view.locator(".js-plotly-plot")).to_have_count(6, timeout=30_000)
+    shots_wide_and_narrow(page, view, screenshot, "14-weights-over-time-1440", "15-weights-over-time-1024")

@@ -1,0 +1,252 @@
+"""Weights over time: scrub or play through a run's epochs and watch its weights form.
+
+Every number comes from `mlpdash.timeline` (the records the engine keeps at step 0 and after each
+epoch) and every figure from `mlpdash.figures`; this module lays them out. The view is one fragment:
+while it plays, or while the run it shows trains, it reruns on a timer, and nothing else does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from mlpdash import figures
+from mlpdash.data import DataError
+from mlpdash.jobs import JobManager, TimelineInFocus
+from mlpdash.runs import RunError
+from mlpdash.timeline import (
+    SINCE_PREVIOUS,
+    SINCE_START,
+    WEIGHTS,
+    Timeline,
+    answers_over_time,
+    first_layer_view,
+    layer_bands,
+    unit_over_time,
+)
+from mlpdash.ui import focus, guarded, job_active, refresh_every, rerun_if_changed
+
+EPOCH_KEY = "weights_epoch"
+PLAYING_KEY = "weights_playing"
+NEWEST_KEY = "weights_newest_epoch"
+PLAY_PRESSED_KEY = "weights_play_pressed"
+UNIT_KEY = "weights_follow_unit"
+GRID_KEY = "weights_time_grid"
+PLAY_SECONDS = 0.8  # a step of the play button: long enough to see each epoch's tiles
+REFRESH_FACTOR = 5  # while the run shown trains: a new record comes once an epoch
+CHART_CONFIG = {"displayModeBar": False}
+MODES = {"Weights": WEIGHTS, "Change since step 0": SINCE_START, "Change since the epoch before": SINCE_PREVIOUS}
+QUANTITY = {WEIGHTS: "weight", SINCE_START: "change since step 0", SINCE_PREVIOUS: "change since the epoch before"}
+DRAWING, TEST_DIGIT = focus.DRAWING_INPUT, focus.TEST_DIGIT_INPUT
+
+
+def over_time_ui(manager: JobManager) -> None:
+    was_active = job_active(manager)
+    playing = bool(st.session_state.get(PLAYING_KEY))
+    every = PLAY_SECONDS if playing else refresh_every(was_active, REFRESH_FACTOR)
+
+    @st.fragment(run_every=every)
+    def view() -> None:
+        rerun_if_changed(manager, was_active)
+        with guarded("weights over time"):
+            _view(manager, playing)
+
+    view()
+
+
+def _view(manager: JobManager, playing: bool) -> None:
+    if bool(st.session_state.get(PLAYING_KEY)) != playing:
+        st.rerun(scope="app")  # Play or its end: the fragment's timer is set when the page is drawn
+    try:
+        shown = manager.timeline_in_focus(focus.picked_run())
+    except RunError as err:
+        st.error(f"That run's weights over time cannot be read: {err}", icon=":material/warning:")
+        return
+    if shown is None:
+        st.info("Train a model first: this view follows a run's weights epoch by epoch, live while it "
+                "trains, or those of the run picked under Runs.", icon=":material/info:")
+        return
+    if shown.timeline is None:
+        st.info(f"{shown.title}: {shown.missing}.", icon=":material/history:")
+        return
+    timeline = shown.timeline
+    epochs = timeline.epochs
+    epoch = _epoch_picker(epochs, playing)
+    st.caption(f"{shown.title} · {len(epochs)} kept states of the model, step 0 to epoch {epochs[-1]}"
+               + ("" if epochs == list(range(epochs[-1] + 1)) else " (a long run keeps every other one)"))
+    mode = MODES[st.segmented_control("First layer", list(MODES), default="Change since step 0",
+                                      key="weights_time_mode",
+                                      help="Training moves the weights a little from their random start, so "
+                                           "the raw weights look like noise: the change shows what each unit "
+                                           "has learned, epoch by epoch")
+                 or "Change since step 0"]
+    grid_col, side_col = st.columns([3, 2])
+    with grid_col:
+        _grid(shown, timeline, epoch, mode)
+        _follow_unit(timeline, epoch, mode)
+    with side_col:
+        _class_accuracy(timeline, epoch)
+        st.plotly_chart(_bands(shown.state, timeline, epoch), key="weights_bands", theme=None, config=CHART_CONFIG)
+        st.caption("The spread of each layer's weights, as TensorBoard's distributions: the bands hold the "
+                   "middle 98, 90 and 50 % of them, the line is the median.")
+    _when_learned(manager, shown, timeline, epoch)
+
+
+def _epoch_picker(epochs: list[int], playing: bool) -> int:
+    """The chosen epoch: a slider over the kept epochs and a play button that steps through them."""
+    current = st.session_state.get(EPOCH_KEY)
+    # At the newest epoch (or none yet): stay at the newest as a live run adds epochs.
+    if current not in epochs or current == st.session_state.get(NEWEST_KEY):
+        current = epochs[-1]
+    st.session_state[NEWEST_KEY] = epochs[-1]
+    if playing and st.session_state.pop(PLAY_PRESSED_KEY, False):
+        pass  # the rerun of the click itself shows the epoch play starts from
+    elif playing:  # each timed rerun of the fragment is one step; the end stops the play
+        later = [e for e in epochs if e > current]
+        current = later[0] if later else current
+        if not later or len(later) == 1:
+            st.session_state[PLAYING_KEY] = False
+    st.session_state[EPOCH_KEY] = current
+    slider_col, button_col = st.columns([5, 1], vertical_alignment="bottom")
+    with slider_col:
+        if len(epochs) > 1:
+            st.select_slider("Epoch", options=epochs, key=EPOCH_KEY,
+                             format_func=lambda e: "step 0" if e == 0 else f"epoch {e}",
+                             help="The model as it was after this epoch (step 0: as initialised)")
+        else:
+            st.markdown("**Step 0** — the first epoch has not ended yet")
+    with button_col:
+        label, icon = ("Pause", ":material/pause:") if playing else ("Play", ":material/play_arrow:")
+        st.button(label, key="weights_play", icon=icon, width="stretch", disabled=len(epochs) < 2,
+                  on_click=_toggle_play, args=(epochs,))
+    return int(st.session_state[EPOCH_KEY])
+
+
+def _toggle_play(epochs: list[int]) -> None:
+    playing = not st.session_state.get(PLAYING_KEY)
+    if playing and st.session_state.get(EPOCH_KEY) == epochs[-1]:
+        st.session_state[EPOCH_KEY] = epochs[0]  # play from the start, as a video player does
+    st.session_state[PLAYING_KEY] = playing
+    st.session_state[PLAY_PRESSED_KEY] = playing
+
+
+def _grid(shown: TimelineInFocus, timeline: Timeline, epoch: int, mode: str) -> None:
+    value_range = _fixed_range(shown.state, timeline, mode)
+    kernel = first_layer_view(timeline, epoch, mode)
+    quantity = QUANTITY[mode]
+    fig = figures.weights_grid_figure(kernel, value_range=value_range, quantity=quantity,
+                                      highlight=st.session_state.get(UNIT_KEY))
+    when = "at step 0" if epoch == 0 else f"after epoch {epoch}"
+    fig.update_layout(title_text=f"First layer {when}: {kernel.shape[1]} units, ±{value_range:.3g}")
+    st.plotly_chart(fig, key=GRID_KEY, theme=None, on_select=_follow_clicked_unit,
+                    selection_mode=("points",), config=CHART_CONFIG)
+    st.caption(f"Red: ink there raises the unit's input; blue: lowers it. The colour scale (±{value_range:.3g}) "
+               "is symmetric around zero and the same at every epoch, so a tile changes only when its "
+               "weights do. Click a tile to follow that unit below.")
+
+
+def _follow_clicked_unit() -> None:
+    points = (st.session_state.get(GRID_KEY) or {}).get("selection", {}).get("points", [])
+    picked = [p.get("customdata") for p in points if p.get("customdata") is not None]
+    if picked:
+        st.session_state[UNIT_KEY] = int(np.ravel(picked[0])[0])
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _fixed_range(state: tuple, _timeline: Timeline, mode: str) -> float:
+    """One colour range for every epoch of the run: the largest of each epoch's robust range (a
+    change of zero, step 0's since itself, has none)."""
+    views = (first_layer_view(_timeline, e, mode) for e in _timeline.epochs)
+    return max((figures.weight_range(v) for v in views if np.any(v)), default=1.0)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _layer_bands(state: tuple, _timeline: Timeline) -> list[np.ndarray]:
+    layers = len(_timeline.records[0].weights) // 2
+    return [layer_bands(_timeline, layer) for layer in range(layers)]
+
+
+def _bands(state: tuple, timeline: Timeline, epoch: int):
+    bands = _layer_bands(state, timeline)
+    shapes = [timeline.records[0].weights[2 * i].shape for i in range(len(bands))]
+    names = [f"layer {i + 1} ({a}→{b})" if i < len(bands) - 1 else f"output ({a}→{b})"
+             for i, (a, b) in enumerate(shapes)]
+    return figures.weight_bands_figure(timeline.epochs, bands, names, epoch)
+
+
+def _class_accuracy(timeline: Timeline, epoch: int) -> None:
+    if not len(timeline.confusions):
+        return
+    epochs = [int(e) for e in timeline.confusion_epochs]
+    st.plotly_chart(figures.class_accuracy_figure(epochs, timeline.per_class_accuracy(), epoch),
+                    key="weights_class_accuracy", theme=None, config=CHART_CONFIG)
+    st.caption("On the validation split (the test split is kept for the final report).")
+
+
+def _follow_unit(timeline: Timeline, epoch: int, mode: str) -> None:
+    st.markdown("##### Follow one unit")
+    units = timeline.records[0].weights[0].shape[1]
+    if st.session_state.get(UNIT_KEY, 0) >= units:
+        st.session_state[UNIT_KEY] = 0
+    unit = int(st.number_input(f"Unit (0–{units - 1}; or click a tile)", 0, units - 1, step=1, key=UNIT_KEY))
+    tiles = unit_over_time(timeline, unit, mode)
+    r = figures.weight_range(tiles) if np.any(tiles) else 1.0
+    quantity = QUANTITY[mode]
+    strip = figures.weights_grid_figure(tiles.T, columns=len(tiles), value_range=r, quantity=quantity,
+                                        unit_ids=timeline.epochs,
+                                        labels=["step 0" if e == 0 else f"epoch {e}" for e in timeline.epochs],
+                                        highlight=epoch)
+    strip.update_layout(title_text=f"Unit {unit} at every kept epoch ({quantity}, ±{r:.3g})")
+    st.plotly_chart(strip, key="weights_filmstrip", theme=None, config=CHART_CONFIG)
+    weights = unit_over_time(timeline, unit)
+    st.plotly_chart(figures.unit_norm_figure(timeline.epochs, np.linalg.norm(weights, axis=1), unit, epoch),
+                    key="weights_unit_norm", theme=None, config=CHART_CONFIG)
+
+
+def _when_learned(manager: JobManager, shown: TimelineInFocus, timeline: Timeline, epoch: int) -> None:
+    st.markdown("##### When did it learn my digit?")
+    pick_col, chart_col = st.columns([2, 3])
+    with pick_col:
+        found = _digit_to_follow(manager, shown)
+    if found is None:
+        return
+    image, what = found
+    probabilities = answers_over_time(timeline, image, shown.activation)
+    at = timeline.epochs.index(timeline.record(epoch).epoch)
+    answer = int(probabilities[at].argmax())
+    since = _stable_since(timeline.epochs, probabilities.argmax(axis=1))
+    with pick_col:
+        st.caption(f"For {what}: at {'step 0' if epoch == 0 else f'epoch {epoch}'} the model reads **{answer}** "
+                   f"({probabilities[at, answer]:.0%}); its last answer, **{int(probabilities[-1].argmax())}**, "
+                   f"has been the answer since {'step 0' if since == 0 else f'epoch {since}'}. Each epoch's "
+                   "model is rebuilt from the weights kept then, and asked again.")
+    with chart_col:
+        st.plotly_chart(figures.answers_over_time_figure(timeline.epochs, probabilities, epoch),
+                        key="weights_answers", theme=None, config=CHART_CONFIG)
+
+
+def _digit_to_follow(manager: JobManager, shown: TimelineInFocus) -> tuple[np.ndarray, str] | None:
+    """(image in [0, 1], what it is) for the drawing or a picked test digit; None with a message."""
+    source = st.segmented_control("Digit", [DRAWING, TEST_DIGIT], default=DRAWING, key="weights_digit_source")
+    if source == TEST_DIGIT:
+        try:
+            data = manager.load_data(shown.data_spec)
+        except DataError as err:
+            st.error(f"The test digits of {shown.data_spec} cannot be loaded: {err}", icon=":material/warning:")
+            return None
+        count = len(data.x_test)
+        index = int(st.number_input(f"Test digit (0–{count - 1})", 0, count - 1, step=1, key="weights_digit_index"))
+        return data.x_test[index].astype(np.float32) / 255.0, f"test digit #{index} (a {int(data.y_test[index])})"
+    steps = focus.drawing()
+    if steps is None:
+        st.info("Draw a digit on the canvas above, or choose a test digit.", icon=":material/draw:")
+        return None
+    return steps.digit, "your drawing"
+
+
+def _stable_since(epochs: list[int], answers: np.ndarray) -> int:
+    """The first kept epoch from which the answer never changed again."""
+    start = len(answers) - 1
+    while start > 0 and answers[start - 1] == answers[-1]:
+        start -= 1
+    return epochs[start]
