@@ -20,6 +20,7 @@ from mlpdash.budgets import cache_bytes
 from mlpdash.config import TrainConfig
 from mlpdash.data import MnistSplits, load_mnist, resolve_source
 from mlpdash.explain import HiddenMap, Network, fit_map
+from mlpdash.mistakes import Answers
 from mlpdash.progress import Status
 from mlpdash.runs import (
     RunError,
@@ -29,6 +30,7 @@ from mlpdash.runs import (
     load_run,
     load_run_model,
     read_info,
+    read_test_predictions,
     read_timeline,
     runs_root,
 )
@@ -183,6 +185,46 @@ class JobManager:
                 return None
             picked = newest.path
         return self._saved_timeline(Path(picked))
+
+    def test_answers(self, picked: Path | None = None) -> tuple[Answers | None, str, str | None, str | None]:
+        """(the final model's answers on the test split, the run's title, its data source, why there
+        are none) for the run picked, else the current job, else the newest saved run."""
+        job = self._job
+        if picked is None and job is not None and job.snapshot().run_dir is not None:
+            snap = job.snapshot()
+            spec = job.data_spec or snap.data_source
+            if snap.report is None:
+                return None, "The current run", spec, "a run is tested on the test split when it ends"
+            report = snap.report
+            return Answers("test", report.labels, report.predictions, report.confidences), "The current run", spec, None
+        if picked is None:
+            newest = next(iter(self.runs()), None)
+            if newest is None:
+                return None, "", None, "no run yet"
+            picked = newest.path
+        path = Path(picked)
+        info = read_info(path)
+        title = f"Saved run {info.run_id}"
+        arrays = self._cache.get(("test answers", path, _stamp(path)), lambda: read_test_predictions(path) or {},
+                                 lambda a: sum(v.nbytes for v in a.values()))
+        if not arrays:
+            why = "this run's test answers were not saved" if info.summary else \
+                f"this run has not been tested ({info.label})"
+            return None, title, info.data_source, why
+        return Answers("test", arrays["labels"], arrays["predictions"], arrays["confidences"]), title, \
+            info.data_source, None
+
+    def validation_answers(self, shown: TimelineInFocus, epoch: int) -> Answers:
+        """The answers of the model kept at `epoch` (or the newest kept before it) on the validation
+        split of the run's data; RunError when they do not fit that split."""
+        assert shown.timeline is not None
+        record = shown.timeline.record(epoch)
+        labels = self.load_data(shown.data_spec).y_val
+        if len(labels) != len(record.predictions):
+            raise RunError(f"the run kept answers for {len(record.predictions):,} validation digits, but "
+                           f"{shown.data_spec} has {len(labels):,}")
+        return Answers("validation", np.asarray(labels, np.int64), record.predictions.astype(np.int64),
+                       record.confidences.astype(np.float32))
 
     def _saved_timeline(self, path: Path) -> TimelineInFocus:
         info = read_info(path)

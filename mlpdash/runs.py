@@ -648,6 +648,25 @@ def read_timeline(path: str | Path) -> Timeline | None:
     return Timeline(tuple(records), epochs, confusions)
 
 
+def read_test_predictions(path: str | Path) -> dict[str, np.ndarray] | None:
+    """A tested run's `labels`, `predictions` and `confidences` for every test image, validated; None
+    for a run not tested (yet). Raises RunError naming a damaged file."""
+    file = Path(path) / "test_predictions.npz"
+    if not _exists(file):
+        return None
+    arrays = _read_npz(file, MAX_TEST_RESULTS_BYTES)
+    labels, predictions, confidences = (arrays.get(k) for k in ("labels", "predictions", "confidences"))
+    if (labels is None or predictions is None or confidences is None or labels.ndim != 1
+            or predictions.shape != labels.shape or confidences.shape != labels.shape
+            or not np.issubdtype(labels.dtype, np.integer) or not np.issubdtype(predictions.dtype, np.integer)
+            or not np.issubdtype(confidences.dtype, np.floating)
+            or (labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES
+                                 or predictions.min() < 0 or predictions.max() >= NUM_CLASSES))):
+        raise RunError(f"{file}: unreadable test predictions")
+    return {"labels": labels.astype(np.int64), "predictions": predictions.astype(np.int64),
+            "confidences": confidences.astype(np.float32)}
+
+
 def _read_record(file: Path, epoch: int, config: TrainConfig, cap: int) -> EpochRecord:
     arrays = _read_npz(file, cap)
     sizes = [PIXELS, *config.hidden, NUM_CLASSES]

@@ -319,3 +319,33 @@ def test_weights_over_time_scrubs_the_epochs_and_follows_a_unit_and_a_digit(app,
         assert app.select_slider(key="weights_epoch").value == expected
     app.run()
     assert not app.session_state["weights_playing"] and app.select_slider(key="weights_epoch").value == 3
+
+
+def test_mistakes_show_a_cells_images_the_hardest_and_the_validation_split_by_epoch(app, sample_data):
+    app.session_state["view_tab"] = "Mistakes"
+    configure(app, hidden="32", epochs=2)
+    app.button(key="start_training").click().run()
+    wait_until(app, "Finished")
+    assert not app.exception
+    assert [c.value for c in app.caption if "test split: 2,000 digits" in c.value and "read right" in c.value]
+    assert any("Click a cell of the matrix" in i.value for i in app.info)
+    # A click on a cell (the chart's selection callback stores the cell): its images.
+    app.session_state["mistakes_cell"] = (4, 9)
+    app.run()
+    assert not app.exception
+    # The validation split after epoch 1, and a cell on its diagonal.
+    app.segmented_control(key="mistakes_split").set_value("Validation split, by epoch").run()
+    assert app.select_slider(key="mistakes_epoch").value == 2
+    app.select_slider(key="mistakes_epoch").set_value(1).run()
+    assert [c.value for c in app.caption if "after epoch 1 · validation split" in c.value]
+    app.session_state["mistakes_cell"] = (3, 3)
+    app.run()
+    assert not app.exception
+    # A digit handed over to Inside a prediction (what a click on a digit does).
+    app.session_state["explain_source"] = "A validation digit"
+    app.session_state["explain_index"] = 7
+    app.session_state["view_tab"] = "Inside a prediction"
+    app.run()
+    assert not app.exception
+    label = int(sample_data.y_val[7])
+    assert [c.value for c in app.caption if f"input: validation digit #7 (labelled {label})" in c.value]

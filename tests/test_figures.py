@@ -29,6 +29,7 @@ from mlpdash.figures import (
     explanation_figure,
     activations_figure,
     hidden_map_figure,
+    digits_grid_figure,
     weight_bands_figure,
     class_accuracy_figure,
     answers_over_time_figure,
@@ -772,3 +773,26 @@ def test_accuracy_and_answers_over_time_draw_one_line_a_digit():
     assert unit_norm_figure(epochs, [1.0, 1.2, 1.3], unit=4).layout.title.text.startswith("Unit 4")
     with pytest.raises(ValueError, match="probabilities"):
         answers_over_time_figure(epochs, probabilities[:2])
+
+
+def test_a_grid_of_digits_is_one_image_with_a_clickable_marker_on_each():
+    images = np.zeros((45, 28, 28), np.uint8)
+    images[:, 10:18, 12:16] = 255
+    ids = list(range(100, 145))
+    fig = digits_grid_figure(images, ids, [f"digit {i}" for i in ids], "some digits",
+                             short=[str(i) for i in ids])
+    assert [t.type for t in fig.data] == ["image", "scatter"]
+    assert list(fig.data[1].customdata) == ids and fig.data[1].marker.opacity == 0
+    pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(fig.data[0].source.split(",", 1)[1]))))
+    assert pixels.shape[:2] == (5 * 30 - 2, 10 * 30 - 2)  # 10 a row, 2 px between them
+    assert pixels[12, 13, 0] == 255 and pixels[5, 5, 0] == 0 and pixels[5, 5, 1] == 0  # ink, and the black
+    assert pixels[0, 28, 0] == figures.DIGIT_BACKGROUND
+    # A digit's marker sits on its tile: the 11th is the first of the second row.
+    assert (fig.data[1].x[10], fig.data[1].y[10]) == (13.5, 30 + 13.5)
+    assert len(fig.layout.annotations) == 45
+    many = digits_grid_figure(np.zeros((80, 28, 28), np.uint8), range(80), ["x"] * 80, "many", short=["s"] * 80)
+    assert not many.layout.annotations and max(many.data[1].x) == 19 * 30 + 13.5  # 20 a row, hover only
+    few = digits_grid_figure(images[:3], ids[:3], ["a", "b", "c"], "three", short=["x", "y", "z"])
+    assert [a.text for a in few.layout.annotations] == ["x", "y", "z"]
+    with pytest.raises(ValueError, match="an id and a hover text each"):
+        digits_grid_figure(images, ids[:3], ["a"], "bad")

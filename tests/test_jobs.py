@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -188,3 +190,50 @@ def test_the_model_in_focus_is_the_jobs_then_a_picked_runs_and_its_map_is_fitted
     empty.mkdir()
     with pytest.raises(RunError):
         manager.model_in_focus(empty)
+
+
+def test_the_timeline_and_the_answers_in_focus_come_from_the_job_or_a_picked_run(tmp_path, sample_data):
+    import shutil
+
+    from mlpdash.runs import RunError
+
+    manager = JobManager(tmp_path)
+    assert manager.timeline_in_focus() is None
+    answers, _, _, missing = manager.test_answers()
+    assert answers is None and missing == "no run yet"
+    job = manager.start(TrainConfig(hidden=(16,), epochs=2, batch_size=256), "sample")
+    assert job.join(60)
+    live = manager.timeline_in_focus()
+    assert live.title == "The current run" and live.timeline.epochs == [0, 1, 2] and live.missing is None
+    answers, title, spec, _ = manager.test_answers()
+    report = job.snapshot().report
+    assert title == "The current run" and spec == "sample" and answers.split == "test"
+    np.testing.assert_array_equal(answers.confusion, report.confusion)
+    validation = manager.validation_answers(live, 1)
+    assert validation.split == "validation" and len(validation.labels) == len(sample_data.y_val)
+    np.testing.assert_array_equal(validation.confusion, live.timeline.confusion(1))
+    # The same from the run folder, as a picked run.
+    run = job.snapshot().run_dir
+    saved = manager.timeline_in_focus(run)
+    assert saved.title == f"Saved run {run.name}" and saved.timeline.epochs == [0, 1, 2]
+    answers, *_ = manager.test_answers(run)
+    np.testing.assert_array_equal(answers.predictions, report.predictions)
+    # A run from before the timeline: it says so instead of failing.
+    old = tmp_path / f"{run.name[:-6]}abcdef"
+    shutil.copytree(run, old)
+    shutil.rmtree(old / "timeline")
+    (old / "test_predictions.npz").unlink()
+    before = manager.timeline_in_focus(old)
+    assert before.timeline is None and "before mlpdash recorded every layer" in before.missing
+    answers, _, _, missing = manager.test_answers(old)
+    assert answers is None and missing == "this run's test answers were not saved"
+    # Answers that do not fit the data's validation split are refused, not shown wrong.
+    with pytest.raises(RunError, match="answers for 10 validation digits"):
+        manager.validation_answers(dataclasses.replace(live, timeline=_shortened(live.timeline)), 1)
+
+
+def _shortened(timeline):
+    from mlpdash.timeline import EpochRecord, Timeline
+
+    records = tuple(EpochRecord(r.epoch, r.weights, r.predictions[:10], r.confidences[:10]) for r in timeline.records)
+    return Timeline(records, timeline.confusion_epochs, timeline.confusions)

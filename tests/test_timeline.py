@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mlpdash.config import TrainConfig
-from mlpdash.runs import RunError, load_run, read_timeline
+from mlpdash.runs import RunError, load_run, read_test_predictions, read_timeline
 from mlpdash.timeline import (
     SINCE_PREVIOUS,
     SINCE_START,
@@ -195,3 +195,18 @@ def test_every_epochs_model_answers_a_digit_as_keras_did_then(small_run, tiny_da
     np.testing.assert_allclose(answers.sum(axis=1), 1.0, rtol=1e-5)
     now = job.predictor.probabilities(image[None])[0]
     np.testing.assert_allclose(answers[-1], now, atol=0.02)  # float16 weights, the final model's answer
+
+
+def test_a_runs_test_answers_are_read_back_and_checked(small_run, tmp_path):
+    _, snap = small_run
+    saved = read_test_predictions(snap.run_dir)
+    np.testing.assert_array_equal(saved["predictions"], snap.report.predictions)
+    np.testing.assert_array_equal(saved["labels"], snap.report.labels)
+    run = tmp_path / snap.run_dir.name
+    shutil.copytree(snap.run_dir, run)
+    np.savez(run / "test_predictions.npz", labels=saved["labels"], predictions=saved["predictions"] + 10,
+             confidences=saved["confidences"])
+    with pytest.raises(RunError, match="test_predictions.npz: unreadable test predictions"):
+        read_test_predictions(run)
+    (run / "test_predictions.npz").unlink()
+    assert read_test_predictions(run) is None

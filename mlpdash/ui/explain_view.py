@@ -39,14 +39,17 @@ def explain_ui(manager: JobManager) -> None:
     except DataError as err:
         st.error(f"The test digits of {model.data_spec} cannot be loaded: {err}", icon=":material/warning:")
         return
-    source = st.segmented_control("Input", [focus.DRAWING_INPUT, focus.TEST_DIGIT_INPUT],
+    source = st.segmented_control("Input", [focus.DRAWING_INPUT, *focus.SPLIT_INPUTS.values()],
                                   default=focus.DRAWING_INPUT, key=focus.INPUT_KEY,
-                                  help="Your drawing on the canvas above, or a digit of the test split")
+                                  help="Your drawing on the canvas above, or a digit of the test or "
+                                       "validation split (the Mistakes tab hands them over too)")
     steps: Preparation | None = None
-    if source == focus.TEST_DIGIT_INPUT:
-        index = _test_digit_picker(len(data.x_test))
-        image = data.x_test[index].astype(np.float32) / 255.0  # as model.to_model_input, without TF
-        origin = f"test digit #{index} (labelled {int(data.y_test[index])})"
+    if source in focus.SPLIT_INPUTS.values():
+        split = next(name for name, label in focus.SPLIT_INPUTS.items() if label == source)
+        images, labels = (data.x_test, data.y_test) if split == "test" else (data.x_val, data.y_val)
+        index = _digit_picker(split, len(images))
+        image = images[index].astype(np.float32) / 255.0  # as model.to_model_input, without TF
+        origin = f"{split} digit #{index} (labelled {int(labels[index])})"
     else:
         steps = focus.drawing()
         if steps is None:
@@ -66,13 +69,13 @@ def explain_ui(manager: JobManager) -> None:
         _change_its_mind(model, e)
 
 
-def _test_digit_picker(count: int) -> int:
-    focus.test_digit(count)  # within this split before the widget reads it: out of range would raise
+def _digit_picker(split: str, count: int) -> int:
+    focus.picked_digit(count)  # within this split before the widget reads it: out of range would raise
     index_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
     button_col.button("Random", key="explain_random", icon=":material/casino:", width="stretch",
-                      on_click=lambda: focus.pick_test_digit(int(np.random.default_rng().integers(count))))
-    return int(index_col.number_input(f"Test digit (0–{count - 1})", min_value=0, max_value=count - 1,
-                                      step=1, key=focus.TEST_INDEX_KEY))
+                      on_click=lambda: focus.pick_digit(int(np.random.default_rng().integers(count)), split))
+    return int(index_col.number_input(f"{split.capitalize()} digit (0–{count - 1})", min_value=0,
+                                      max_value=count - 1, step=1, key=focus.INDEX_KEY))
 
 
 def _preparation(model: ModelInFocus, steps: Preparation) -> None:

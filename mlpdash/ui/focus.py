@@ -17,12 +17,14 @@ from mlpdash.preprocess import Preparation
 
 RUN_KEY = "view_run"
 DRAWING_KEY = "focus_drawing"
-# The explanation view's input: its choice widget and test-digit index, which other views set to hand
-# it a digit.
+# The explanation view's input: its choice widget and digit index, which other views set to hand it
+# a digit.
 INPUT_KEY = "explain_source"
-TEST_INDEX_KEY = "explain_index"
+INDEX_KEY = "explain_index"
 DRAWING_INPUT = "Your drawing"
 TEST_DIGIT_INPUT = "A test digit"
+VALIDATION_DIGIT_INPUT = "A validation digit"
+SPLIT_INPUTS = {"test": TEST_DIGIT_INPUT, "validation": VALIDATION_DIGIT_INPUT}
 
 
 def picked_run() -> Path | None:
@@ -45,17 +47,18 @@ def set_drawing(steps: Preparation | None) -> None:
     st.session_state[DRAWING_KEY] = steps
 
 
-def pick_test_digit(index: int) -> None:
-    """Make test digit `index` the input of the explanation view. Call it from a widget's callback
-    (Streamlit lets a widget's value be set only before the widget is drawn in a run)."""
-    st.session_state[INPUT_KEY] = TEST_DIGIT_INPUT
-    st.session_state[TEST_INDEX_KEY] = int(index)
+def pick_digit(index: int, split: str = "test") -> None:
+    """Make digit `index` of the test or validation split the input of the explanation view. Call it
+    from a widget's callback (Streamlit lets a widget's value be set only before the widget is drawn
+    in a run)."""
+    st.session_state[INPUT_KEY] = SPLIT_INPUTS[split]
+    st.session_state[INDEX_KEY] = int(index)
 
 
-def test_digit(count: int) -> int:
-    """The picked test digit's index, within a split of `count` digits (one picked on another data
-    source may be past its end: the last digit then)."""
-    index = st.session_state.get(TEST_INDEX_KEY, 0)
+def picked_digit(count: int) -> int:
+    """The picked digit's index, within a split of `count` digits (one picked on another data source
+    may be past its end: the last digit then)."""
+    index = st.session_state.get(INDEX_KEY, 0)
     index = min(max(int(index), 0), count - 1) if isinstance(index, (int, float)) else 0
-    st.session_state[TEST_INDEX_KEY] = index
+    st.session_state[INDEX_KEY] = index
     return index

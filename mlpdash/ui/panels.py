@@ -1,4 +1,4 @@
-"""Main-area panels: live training, confusion matrix, first-layer weights and saved runs."""
+"""Main-area panels: live training, first-layer weights and saved runs."""
 
 from __future__ import annotations
 
@@ -165,34 +165,6 @@ def _layer(key: tuple, _kernel: np.ndarray, _initial: np.ndarray | None) -> tupl
         kernel = kernel - np.asarray(_initial, np.float32)
     order = np.argsort(-np.linalg.norm(np.nan_to_num(kernel), axis=0), kind="stable")
     return kernel, figures.weight_range(kernel), order
-
-
-def confusion_ui(manager: JobManager) -> None:
-    # No polling: a run is tested only at its end, and the end reruns the whole page.
-    @st.fragment
-    def confusion() -> None:
-        with guarded("confusion matrix"):
-            _confusion(manager)
-
-    confusion()
-
-
-def _confusion(manager: JobManager) -> None:
-    view = current_view(manager)
-    if view is None or view.confusion is None:
-        st.info("The confusion matrix appears when a run has been tested (at its end).", icon=":material/info:")
-        return
-    matrix_col, class_col = st.columns([3, 2])
-    with matrix_col, st.container(key="confusion_column"):
-        st.plotly_chart(figures.confusion_figure(view.confusion), key="confusion_chart", theme=None,
-                        config=CHART_CONFIG)
-    with class_col, st.container(key="per_class_column"):
-        st.plotly_chart(figures.per_class_figure(view.per_class_accuracy), key="per_class_chart",
-                        theme=None, config=CHART_CONFIG)
-    st.caption("Rows are the true digit, columns the prediction. Red cells are the mistakes: their "
-               "colour is the share of that digit's test images read that way (the scale ends at the "
-               "largest mistake), their number how many images. The grey diagonal gives each digit's "
-               "accuracy. Hover a cell for its count and share.")
 
 
 def weights_ui(manager: JobManager) -> None:

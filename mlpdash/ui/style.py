@@ -25,7 +25,10 @@ _RULES = f"""
 .st-key-main_row [data-testid="stColumn"]:has(.st-key-training_column) {{ flex: 3 1 {TRAINING_MIN_PX}px; min-width: {TRAINING_MIN_PX}px; }}
 .st-key-main_row [data-testid="stColumn"]:has(.st-key-drawing_column) {{ flex: 2 1 {DRAWING_MIN_PX}px; min-width: {DRAWING_MIN_PX}px; }}
 [data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] .st-key-confusion_column) {{ flex-wrap: wrap; }}
-[data-testid="stColumn"]:has(.st-key-confusion_column) {{ flex: 3 1 380px; min-width: 340px; }}
+[data-testid="stHorizontalBlock"]:has(> [data-testid="stColumn"] .st-key-hardest_column) {{ flex-wrap: wrap; }}
+[data-testid="stColumn"]:has(.st-key-confusion_column) {{ flex: 2 1 380px; min-width: 340px; }}
+[data-testid="stColumn"]:has(.st-key-mistake_cell_column) {{ flex: 3 1 380px; min-width: 340px; }}
+[data-testid="stColumn"]:has(.st-key-hardest_column) {{ flex: 3 1 380px; min-width: 340px; }}
 [data-testid="stColumn"]:has(.st-key-per_class_column) {{ flex: 2 1 300px; min-width: 280px; }}
 .st-key-control_bar [data-testid="stHorizontalBlock"]:has(.st-key-controls_column) {{ flex-wrap: wrap; }}
 .st-key-control_bar [data-testid="stColumn"]:has(.st-key-status_column) {{ flex: 3 1 340px; min-width: 280px; }}

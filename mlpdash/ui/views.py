@@ -17,8 +17,9 @@ import streamlit as st
 from mlpdash.jobs import JobManager
 from mlpdash.ui import guarded
 from mlpdash.ui.explain_view import explain_ui
+from mlpdash.ui.mistakes_view import mistakes_ui
 from mlpdash.ui.over_time_view import over_time_ui
-from mlpdash.ui.panels import confusion_ui, runs_ui, weights_ui
+from mlpdash.ui.panels import runs_ui, weights_ui
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class View:
 
 
 VIEWS: tuple[View, ...] = (
-    View("Confusion matrix", confusion_ui),
+    View("Mistakes", mistakes_ui),
     View("Inside a prediction", explain_ui, follows_drawing=True),
     View("First-layer weights", weights_ui),
     View("Weights over time", over_time_ui, follows_drawing=True),

@@ -310,7 +310,8 @@ def test_first_view(page: Page, screenshot):
     expect(page.locator(".st-key-live_charts")).to_contain_text("waiting for the first batch")
     expect(page.locator(".st-key-canvas canvas.upper-canvas")).to_be_visible()
     expect(page.locator(".st-key-prediction")).to_contain_text("Train a model first")
-    expect(page.get_by_role("tab")).to_have_text(["Confusion matrix", "Inside a prediction", "First-layer weights", "Runs"])
+    expect(page.get_by_role("tab")).to_have_text(["Mistakes", "Inside a prediction", "First-layer weights",
+                                                  "Weights over time", "Runs"])
     expect(page.get_by_test_id("stException")).to_have_count(0)
     screenshot(page, "01-idle-first-view")
 
@@ -381,11 +382,11 @@ def test_short_run_finishes_with_charts(page: Page, screenshot):
     expect(button(page, "start_training")).to_be_enabled()
     screenshot(page, "04-finished-with-charts")
 
-    panel = open_tab(page, "Confusion matrix")
-    confusion = chart(page, "confusion_chart")
+    panel = open_tab(page, "Mistakes")
+    confusion = chart(page, "mistakes_matrix")
     expect(confusion).to_be_visible()
     assert confusion.evaluate("plot => plot.data.map(trace => trace.type)")[0] == "heatmap"
-    expect(chart(page, "per_class_chart")).to_be_visible()
+    expect(chart(page, "mistakes_per_class")).to_be_visible()
     expect(panel).to_contain_text("Rows are the true digit")
     panel.scroll_into_view_if_needed()
     screenshot(page, "05-confusion-tab")
@@ -639,6 +640,28 @@ def shots_wide_and_narrow(page: Page, shown, screenshot, wide: str, narrow: str)
     screenshot(page, narrow)
 
 
+PLAY_STEP_S = 0.8  # over_time_view.PLAY_SECONDS
+
+
+def watch_grid_frames(page: Page) -> None:
+    """From now on note, on the page's clock, each time the weights-over-time grid shows a new bitmap
+    (the first entry: the one on screen now); `grid_frames` stops and returns them."""
+    page.evaluate("""() => {
+        window.__frames = [];
+        let last = null;
+        clearInterval(window.__frameWatch);
+        window.__frameWatch = setInterval(() => {
+            const image = document.querySelector('.st-key-weights_time_grid .js-plotly-plot image');
+            const href = image && image.getAttribute('href');
+            if (href && href !== last) { last = href; window.__frames.push(performance.now()); }
+        }, 5);
+    }""")
+
+
+def grid_frames(page: Page) -> list[float]:
+    return page.evaluate("() => { clearInterval(window.__frameWatch); return window.__frames; }")
+
+
 def _grid_image(page: Page) -> str:
     """The weights grid's bitmap as the page shows it (a data URL), to see it change."""
     image = page.locator(f".st-key-weights_time_grid{FRESH} .js-plotly-plot image").first
@@ -658,15 +681,14 @@ def test_weights_over_time_scrubs_and_plays(page: Page, screenshot):
     at_the_end = _grid_image(page)
     # Scrub back one epoch with the keyboard: the tiles are those of epoch 2.
     slider.focus()
-    began = time.monotonic()
+    watch_grid_frames(page)
+    pressed = page.evaluate("performance.now()")
     page.keyboard.press("ArrowLeft")
     expect(slider).to_have_attribute("aria-valuetext", "epoch 2")
     expect(view).to_contain_text("First layer after epoch 2", timeout=30_000)
-    page.wait_for_function("""(old) => {
-        const image = document.querySelector('.st-key-weights_time_grid .js-plotly-plot image');
-        return image !== null && image.getAttribute('href') !== old;
-    }""", arg=at_the_end, timeout=30_000)
-    step(f"scrub one epoch back -> new tiles on screen in {1000 * (time.monotonic() - began):.0f} ms (Playwright's clock)")
+    page.wait_for_function("window.__frames.length >= 2", timeout=30_000)
+    step(f"scrub one epoch back -> new tiles on screen {grid_frames(page)[1] - pressed:.0f} ms after the key press "
+         "(page's clock)")
     assert _grid_image(page) != at_the_end
     # Play goes on from the chosen epoch to the last, by itself, then stops; at the last epoch, Play
     # starts again from step 0.
@@ -675,6 +697,7 @@ def test_weights_over_time_scrubs_and_plays(page: Page, screenshot):
     expect(button(page, "weights_play")).to_contain_text("Play", timeout=30_000)
     settle(page)
     seen = []
+    watch_grid_frames(page)  # each frame of the play, on the page's clock
     button(page, "weights_play").click()
     expect(button(page, "weights_play")).to_contain_text("Pause", timeout=30_000)
     deadline = time.monotonic() + 60
@@ -683,7 +706,10 @@ def test_weights_over_time_scrubs_and_plays(page: Page, screenshot):
         if not seen or seen[-1] != value:
             seen.append(value)
         page.wait_for_timeout(100)
-    step(f"played through {seen}")
+    frames = grid_frames(page)
+    gaps = [round(b - a) for a, b in zip(frames[1:], frames[2:])]  # from the first timed step on
+    step(f"played through {seen}; the tiles changed every {gaps} ms (the play's step is "
+         f"{PLAY_STEP_S * 1000:.0f} ms)")
     assert seen[0] == "step 0" and seen[-1] == "epoch 3" and len(seen) >= 3, seen
     settle(page)
     expect(view.locator(".js-plotly-plot")).to_have_count(5, timeout=30_000)
@@ -693,3 +719,45 @@ def test_weights_over_time_scrubs_and_plays(page: Page, screenshot):
     expect(view).to_contain_text(re.compile(r"For your drawing: at epoch 3 the model reads \*?\*?\d"), timeout=30_000)
     expect(view.locator(".js-plotly-plot")).to_have_count(6, timeout=30_000)
     shots_wide_and_narrow(page, view, screenshot, "14-weights-over-time-1440", "15-weights-over-time-1024")
+
+
+def click_plot_point(page: Page, key: str, x: float, y: float) -> None:
+    """Click the chart with widget key `key` at data coordinates (x, y) of its first axes."""
+    plot = chart(page, key)
+    plot.scroll_into_view_if_needed()
+    px, py = plot.evaluate("""(plot, [x, y]) => {
+        const layout = plot._fullLayout;
+        return [layout.xaxis._offset + layout.xaxis.l2p(x), layout.yaxis._offset + layout.yaxis.l2p(y)];
+    }""", [x, y])
+    box = plot.bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + px, box["y"] + py)
+
+
+def test_mistakes_a_cell_shows_its_images_and_a_digit_opens_inside_a_prediction(page: Page, screenshot):
+    ensure_model(page)
+    view = open_tab(page, "Mistakes")
+    expect(view).to_contain_text("test split", timeout=30_000)
+    expect(view).to_contain_text("Click a cell of the matrix")
+    cells = chart(page, "mistakes_matrix").evaluate(
+        "plot => Array.from(plot._fullData.find(trace => trace.name === 'cells').customdata)")
+    true, predicted, count = max((c for c in cells if c[0] != c[1]), key=lambda c: c[2])
+    assert count > 0, "a trained model with no mistake at all on the sample's test split"
+    click_plot_point(page, "mistakes_matrix", predicted, true)
+    grid = chart(page, "mistakes_cell_digits")
+    expect(view).to_contain_text(f"{true} read as {predicted}: {count:,}", timeout=30_000)
+    expect(view).to_contain_text(f"{count:,} {true}s read as {predicted}, the most confident first")
+    expect(grid).to_be_visible()
+    shown = grid.evaluate("plot => plot._fullData[1].customdata.length")
+    assert shown == min(count, 200)
+    expect(chart(page, "mistakes_hardest")).to_be_visible()
+    settle(page)
+    shots_wide_and_narrow(page, view, screenshot, "16-mistakes-1440", "17-mistakes-1024")
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    settle(page)
+    first = grid.evaluate("plot => plot._fullData[1].customdata[0]")
+    click_plot_point(page, "mistakes_cell_digits", 13.5, 13.5)
+    expect(page.get_by_role("tab", name="Inside a prediction")).to_have_attribute("aria-selected", "true",
+                                                                                  timeout=30_000)
+    expect(page.locator(".st-key-explain")).to_contain_text(f"input: test digit #{first} (labelled {true})",
+                                                            timeout=30_000)

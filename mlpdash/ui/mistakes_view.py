@@ -1,0 +1,164 @@
+"""Mistakes: click a cell of the confusion matrix to see its images; the hardest mistakes; any image
+opens in *Inside a prediction*.
+
+The matrix is the final model's on the test split, or that of any kept epoch on the validation split.
+What is in a cell comes from `mlpdash.mistakes`, every figure from `mlpdash.figures`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from mlpdash import figures
+from mlpdash.data import DataError
+from mlpdash.jobs import JobManager
+from mlpdash.mistakes import Answers, captions, cell, hardest
+from mlpdash.runs import RunError
+from mlpdash.ui import focus
+
+TEST, VALIDATION = "Test split (the final model)", "Validation split, by epoch"
+CELL_KEY = "mistakes_cell"
+CHART_CONFIG = {"displayModeBar": False}
+HARDEST = 40
+EXPLAIN_TAB = "Inside a prediction"
+
+
+def mistakes_ui(manager: JobManager) -> None:
+    with st.container(key="mistakes"):
+        split = st.segmented_control("Show", [TEST, VALIDATION], default=TEST, key="mistakes_split",
+                                     help="The test split is answered once, by the final model; the "
+                                          "validation split after every epoch, by the model of that epoch")
+        found = _validation(manager) if split == VALIDATION else _test(manager)
+        if found is None:
+            return
+        answers, title, images = found
+        right = float(np.mean(answers.labels == answers.predictions))
+        st.caption(f"{title} · {answers.split} split: {len(answers.labels):,} digits, {right:.2%} read right")
+        matrix_col, cell_col = st.columns([2, 3])
+        with matrix_col, st.container(key="confusion_column"):
+            st.plotly_chart(figures.confusion_figure(answers.confusion), key="mistakes_matrix", theme=None,
+                            on_select=_remember_cell, selection_mode=("points",), config=CHART_CONFIG)
+            st.caption(f"The {answers.split} split. Rows are the true digit, columns the answer. Red cells are "
+                       "the mistakes: their colour is the share of that digit's images read that way (the "
+                       "scale ends at the largest mistake), their number how many; the grey diagonal gives "
+                       "each digit's accuracy. Click a cell to see its images.")
+        with cell_col, st.container(key="mistake_cell_column"):
+            _cell(answers, images)
+        gallery_col, class_col = st.columns([3, 2])
+        with gallery_col, st.container(key="hardest_column"):
+            shown = hardest(answers, HARDEST)
+            if len(shown):
+                _digits(answers, images, shown, f"The {len(shown)} hardest mistakes", "mistakes_hardest",
+                        note="The most confident wrong answers, most confident first. ")
+            else:
+                st.success(f"No mistakes on the {answers.split} split.", icon=":material/check:")
+        with class_col, st.container(key="per_class_column"):
+            st.plotly_chart(figures.per_class_figure(answers.per_class_accuracy), key="mistakes_per_class",
+                            theme=None, config=CHART_CONFIG)
+
+
+def _test(manager: JobManager) -> tuple[Answers, str, np.ndarray] | None:
+    try:
+        answers, title, spec, missing = manager.test_answers(focus.picked_run())
+    except RunError as err:
+        st.error(f"That run's test answers cannot be read: {err}", icon=":material/warning:")
+        return None
+    if answers is None:
+        st.info(f"{title + ': ' if title else ''}{missing} — or look at the validation split by epoch.",
+                icon=":material/info:")
+        return None
+    images = _split_images(manager, spec, "test", len(answers.labels))
+    return None if images is None else (answers, title, images)
+
+
+def _validation(manager: JobManager) -> tuple[Answers, str, np.ndarray] | None:
+    try:
+        shown = manager.timeline_in_focus(focus.picked_run())
+    except RunError as err:
+        st.error(f"That run's epochs cannot be read: {err}", icon=":material/warning:")
+        return None
+    if shown is None or shown.timeline is None:
+        st.info(f"{shown.title}: {shown.missing}." if shown else "Train a model first.", icon=":material/info:")
+        return None
+    epochs = shown.timeline.epochs
+    if st.session_state.get("mistakes_epoch") not in epochs:
+        st.session_state["mistakes_epoch"] = epochs[-1]
+    if len(epochs) > 1:
+        epoch = st.select_slider("Epoch", options=epochs, key="mistakes_epoch",
+                                 format_func=lambda e: "step 0" if e == 0 else f"epoch {e}")
+    else:
+        epoch = epochs[0]
+    try:
+        answers = manager.validation_answers(shown, int(epoch))
+    except (RunError, DataError) as err:
+        st.error(f"The validation answers cannot be shown: {err}", icon=":material/warning:")
+        return None
+    images = _split_images(manager, shown.data_spec, "validation", len(answers.labels))
+    when = "at step 0" if epoch == 0 else f"after epoch {epoch}"
+    return None if images is None else (answers, f"{shown.title}, {when}", images)
+
+
+def _split_images(manager: JobManager, spec: str | None, split: str, count: int) -> np.ndarray | None:
+    try:
+        data = manager.load_data(spec)
+    except DataError as err:
+        st.error(f"The {split} digits of {spec} cannot be loaded: {err}", icon=":material/warning:")
+        return None
+    images = data.x_test if split == "test" else data.x_val
+    if len(images) != count:
+        st.error(f"The run answered {count:,} {split} digits, but {spec} has {len(images):,}: it was trained "
+                 "on other data.", icon=":material/warning:")
+        return None
+    return images
+
+
+def _remember_cell() -> None:
+    points = (st.session_state.get("mistakes_matrix") or {}).get("selection", {}).get("points", [])
+    picked = [p.get("customdata") for p in points if p.get("customdata") is not None]
+    if picked:
+        true, predicted = (int(v) for v in np.ravel(picked[0])[:2])
+        st.session_state[CELL_KEY] = (true, predicted)
+
+
+def _cell(answers: Answers, images: np.ndarray) -> None:
+    picked = st.session_state.get(CELL_KEY)
+    if picked is None:
+        st.info("Click a cell of the matrix: its images appear here, each with its label, the answer and "
+                "how confident it was.", icon=":material/touch_app:")
+        return
+    true, predicted = picked
+    shown = cell(answers, true, predicted)
+    total = int(answers.confusion[true, predicted])
+    if not total:
+        st.info(f"No {true} was read as {predicted} on the {answers.split} split.", icon=":material/info:")
+        return
+    title = f"{true} read right: {total:,}" if true == predicted else f"{true} read as {predicted}: {total:,}"
+    order = ("the least confident first (the right answers nearly missed)" if true == predicted
+             else "the most confident first")
+    more = f"; the first {len(shown)} of them" if len(shown) < total else ""
+    _digits(answers, images, shown, title, "mistakes_cell_digits", with_labels=False,
+            note=f"{total:,} {true}s {'read right' if true == predicted else f'read as {predicted}'}, "
+                 f"{order}{more}. ")
+
+
+def _digits(answers: Answers, images: np.ndarray, indices: np.ndarray, title: str, key: str,
+            with_labels: bool = True, note: str = "") -> None:
+    """The digits as one clickable grid; over each its probability (and, where they differ from digit
+    to digit, its label and the answer)."""
+    short = [(f"{int(answers.labels[i])}→{int(answers.predictions[i])} " if with_labels else "")
+             + f"{float(answers.confidences[i]):.0%}" for i in indices]
+    fig = figures.digits_grid_figure(images[indices], indices, captions(answers, indices), title, short=short)
+    st.plotly_chart(fig, key=key, theme=None, on_select=lambda: _open_clicked(key, answers.split),
+                    selection_mode=("points",), config=CHART_CONFIG)
+    st.caption(note + ("Over each digit: its label → the answer, and the answer's probability" if with_labels
+                       else "Over each digit: the answer's probability") + "; hover for more. Click a digit to "
+               "follow it through the network in Inside a prediction.")
+
+
+def _open_clicked(key: str, split: str) -> None:
+    points = (st.session_state.get(key) or {}).get("selection", {}).get("points", [])
+    picked = [p.get("customdata") for p in points if p.get("customdata") is not None]
+    if picked:
+        focus.pick_digit(int(np.ravel(picked[0])[0]), split)
+        st.session_state["view_tab"] = EXPLAIN_TAB
