@@ -23,6 +23,8 @@ from mlpdash.explain import HiddenMap, Network, fit_map
 from mlpdash.mistakes import Answers
 from mlpdash.progress import Status
 from mlpdash.runs import (
+    CONFUSIONS_FILE,
+    TIMELINE_DIR,
     RunError,
     RunInfo,
     SavedRun,
@@ -176,11 +178,13 @@ class JobManager:
             snap = job.snapshot()
             title = "The current run" + (", live" if snap.status.active else "")
             epochs = [] if snap.timeline is None else snap.timeline.epochs
-            return TimelineInFocus(snap.timeline, title, job.data_spec or snap.data_source, job.config.activation,
+            # The source as resolved when it loaded ("auto" could resolve to another one now, whose
+            # validation digits come in another order).
+            return TimelineInFocus(snap.timeline, title, snap.data_source or job.data_spec, job.config.activation,
                                    ("job", self._job_serial, tuple(epochs)),
                                    None if snap.timeline else "the run has not recorded its start yet")
         if picked is None:
-            newest = next(iter(self.runs()), None)
+            newest = self._newest_model_run()  # the run the other views fall back on too
             if newest is None:
                 return None
             picked = newest.path
@@ -192,13 +196,13 @@ class JobManager:
         job = self._job
         if picked is None and job is not None and job.snapshot().run_dir is not None:
             snap = job.snapshot()
-            spec = job.data_spec or snap.data_source
+            spec = snap.data_source or job.data_spec
             if snap.report is None:
                 return None, "The current run", spec, "a run is tested on the test split when it ends"
             report = snap.report
             return Answers("test", report.labels, report.predictions, report.confidences), "The current run", spec, None
         if picked is None:
-            newest = next(iter(self.runs()), None)
+            newest = self._newest_model_run()
             if newest is None:
                 return None, "", None, "no run yet"
             picked = newest.path
@@ -223,6 +227,11 @@ class JobManager:
         if len(labels) != len(record.predictions):
             raise RunError(f"the run kept answers for {len(record.predictions):,} validation digits, but "
                            f"{shown.data_spec} has {len(labels):,}")
+        kept = np.flatnonzero(shown.timeline.confusion_epochs == record.epoch)
+        if kept.size and not np.array_equal(np.bincount(labels, minlength=10),
+                                            shown.timeline.confusions[kept[0]].sum(axis=1)):
+            raise RunError(f"the run's validation digits are not those of {shown.data_spec} (other counts "
+                           "per digit): it was trained on other data")
         return Answers("validation", np.asarray(labels, np.int64), record.predictions.astype(np.int64),
                        record.confidences.astype(np.float32))
 
@@ -235,8 +244,12 @@ class JobManager:
                                    lambda t: 0 if t is NO_TIMELINE else sum(r.nbytes for r in t.records))
         missing = None
         if timeline is NO_TIMELINE:
-            timeline, missing = None, ("this run was saved before mlpdash recorded every layer over time; "
-                                       "its first layer's weights are under First-layer weights")
+            timeline = None
+            if (path / TIMELINE_DIR).is_dir():
+                missing = "the run has not recorded its start yet (or stopped before it)"
+            else:
+                missing = ("this run was saved before mlpdash recorded every layer over time; its first "
+                           "layer's weights are under First-layer weights")
         return TimelineInFocus(timeline, f"Saved run {info.run_id}", info.data_source, info.config.activation,
                                ("run", str(path), stamp), missing)
 
@@ -335,7 +348,7 @@ def _stamp(path: Path) -> float:
     """A run folder's metrics change while it trains and its summary when it is evaluated: key
     cached reads by them, so a reader never keeps an outdated copy."""
     latest = 0.0
-    for name in ("metrics.jsonl", "summary.json", "model.weights.npz"):
+    for name in ("metrics.jsonl", "summary.json", "model.weights.npz", f"{TIMELINE_DIR}/{CONFUSIONS_FILE}"):
         try:
             latest = max(latest, (path / name).stat().st_mtime)
         except OSError:

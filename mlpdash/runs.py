@@ -53,7 +53,7 @@ import numpy as np
 
 from mlpdash.budgets import snapshot_bytes, timeline_bytes
 from mlpdash.config import MAX_EPOCHS, TrainConfig
-from mlpdash.timeline import EpochRecord, Timeline, compact
+from mlpdash.timeline import MAX_RECORDS, EpochRecord, Timeline, compact
 from mlpdash.files import (
     UnsafeFileError,
     fsync_dir,
@@ -627,8 +627,9 @@ def _read_snapshots(path: Path, config: TrainConfig) -> tuple[np.ndarray | None,
 
 def read_timeline(path: str | Path) -> Timeline | None:
     """The weights and validation answers a run kept over time; None for a run saved before they
-    were recorded. Raises RunError naming a damaged file. All records together may hold at most twice
-    the timeline budget, checked before any is read."""
+    were recorded, or before its first record. Raises RunError naming a damaged file. Each record may
+    unpack to at most what the run's own layers need, and all of them together to at most twice the
+    timeline budget (or two records, whichever is more: the thinning always keeps two)."""
     info = read_info(Path(path))
     if info.status == "damaged" or info.config is None:
         raise RunError(info.error or f"{path}: damaged run folder")
@@ -636,16 +637,39 @@ def read_timeline(path: str | Path) -> Timeline | None:
     if not folder.is_dir() or folder.is_symlink():
         return None
     files = sorted((int(m.group(1)), folder / m.group(0)) for m in map(RECORD_NAME.match, os.listdir(folder)) if m)
-    cap = 2 * timeline_bytes()
+    per_record = _record_limit(info.config)
+    cap = max(2 * timeline_bytes(), 2 * per_record)
+    if len(files) > MAX_RECORDS + 1 or any(epoch > MAX_EPOCHS for epoch, _ in files):
+        raise RunError(f"{folder}: {len(files)} records up to epoch {files[-1][0]}: more than a run keeps")
     total = sum(file.lstat().st_size for _, file in files)
     if total > cap:
         raise RunError(f"{folder}: {len(files)} records of {total:,} bytes, more than the {cap:,} allowed "
                        "(MLPDASH_TIMELINE_MB)")
-    records = [_read_record(file, epoch, info.config, cap) for epoch, file in files]
-    if len({len(r.predictions) for r in records}) > 1:
-        raise RunError(f"{folder}: the records answer for validation splits of different sizes")
+    records: list[EpochRecord] = []
+    for epoch, file in files:
+        try:
+            record = _read_record(file, epoch, info.config, per_record)
+        except RunError:
+            if not _exists(file):
+                continue  # thinned away by the run still training, between the listing and the read
+            raise
+        if records and len(record.predictions) != len(records[0].predictions):
+            raise RunError(f"{file}: it answers for {len(record.predictions):,} validation digits, the run's "
+                           f"first record for {len(records[0].predictions):,}")
+        unpacked = sum(r.nbytes for r in records) + record.nbytes
+        if unpacked > cap:
+            raise RunError(f"{folder}: the records unpack to more than the {cap:,} bytes allowed")
+        records.append(record)
+    if not records:
+        return None
     epochs, confusions = _read_confusions(folder / CONFUSIONS_FILE)
     return Timeline(tuple(records), epochs, confusions)
+
+
+def _record_limit(config: TrainConfig) -> int:
+    """The most one record of this run may unpack to: float32 weights (where float16 would not do)
+    and the answers for a validation split of up to a million digits, with room for headers."""
+    return 4 * config.parameters + 3 * 10**6 + (1 << 20)
 
 
 def read_test_predictions(path: str | Path) -> dict[str, np.ndarray] | None:
@@ -678,7 +702,8 @@ def _read_record(file: Path, epoch: int, config: TrainConfig, cap: int) -> Epoch
         raise RunError(f"{file}: the weights do not match the run's layers {sizes}")
     if (predictions is None or confidences is None or predictions.dtype != np.uint8 or predictions.ndim != 1
             or confidences.shape != predictions.shape or confidences.dtype != np.float16
-            or (predictions.size and predictions.max() >= NUM_CLASSES)):
+            or (predictions.size and predictions.max() >= NUM_CLASSES)
+            or not np.all((confidences >= 0) & (confidences <= 1))):  # NaN fails this too
         raise RunError(f"{file}: unreadable validation answers")
     return EpochRecord(epoch, tuple(weights), predictions, confidences)
 
@@ -690,7 +715,8 @@ def _read_confusions(file: Path) -> tuple[np.ndarray, np.ndarray]:
     epochs, confusions = arrays.get("epochs"), arrays.get("confusions")
     if (epochs is None or confusions is None or epochs.ndim != 1 or not np.issubdtype(epochs.dtype, np.integer)
             or confusions.shape != (len(epochs), NUM_CLASSES, NUM_CLASSES)
-            or not np.issubdtype(confusions.dtype, np.integer) or (confusions < 0).any()):
+            or not np.issubdtype(confusions.dtype, np.integer) or (confusions < 0).any()
+            or (epochs < 0).any() or len(np.unique(epochs)) != len(epochs)):
         raise RunError(f"{file}: unreadable confusion matrices")
     return epochs.astype(np.int64), confusions.astype(np.int64)
 

@@ -143,7 +143,7 @@ class TrainingJob:
         self._kernel_epochs: list[int] = []
         self._records: list[EpochRecord] = []  # thinned; the confusions are kept for every epoch
         self._confusion_epochs: list[int] = []
-        self._confusions: list[np.ndarray] = []
+        self._confusions = np.zeros((0, 10, 10), np.int64)  # replaced, never changed: snapshots share it
         self._val_images: np.ndarray | None = None
         self._val_labels: np.ndarray | None = None
         self._report: TestReport | None = None
@@ -266,9 +266,7 @@ class TrainingJob:
         """The records and confusions so far (called under the lock); None before step 0's."""
         if not self._records:
             return None
-        epochs = np.asarray(self._confusion_epochs, np.int64)
-        confusions = np.stack(self._confusions) if self._confusions else np.zeros((0, 10, 10), np.int64)
-        return Timeline(tuple(self._records), epochs, confusions)
+        return Timeline(tuple(self._records), np.asarray(self._confusion_epochs, np.int64), self._confusions)
 
     @property
     def predictor(self) -> Predictor | None:
@@ -345,6 +343,7 @@ class TrainingJob:
         except Exception as err:  # anything at all must reach the reader, not die with the thread
             self._fail(err, Status.FAILED)
         finally:
+            self._val_images = None  # 31 MB of float32 for full MNIST: the page never needs them
             try:
                 if self._writer is not None:
                     self._writer.close()
@@ -528,8 +527,8 @@ class TrainingJob:
             dropped = [r.epoch for i, r in enumerate(self._records) if i not in set(keep)]
             self._records = [self._records[i] for i in keep]
             self._confusion_epochs.append(record.epoch)
-            self._confusions.append(confusion)
-            epochs, confusions = list(self._confusion_epochs), list(self._confusions)
+            self._confusions = np.concatenate([self._confusions, confusion[None]])
+            epochs, confusions = list(self._confusion_epochs), self._confusions
         for gone in dropped:
             self._writer.remove_record(gone)
         self._writer.write_confusions(epochs, confusions)

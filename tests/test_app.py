@@ -329,10 +329,15 @@ def test_mistakes_show_a_cells_images_the_hardest_and_the_validation_split_by_ep
     assert not app.exception
     assert [c.value for c in app.caption if "test split: 2,000 digits" in c.value and "read right" in c.value]
     assert any("Click a cell of the matrix" in i.value for i in app.info)
-    # A click on a cell (the chart's selection callback stores the cell): its images.
+    # A click on a cell (the chart's selection callback stores the cell): its images, or that it is empty.
     app.session_state["mistakes_cell"] = (4, 9)
     app.run()
     assert not app.exception
+    said = [c.value for c in app.caption if "4s read as 9, the most confident first" in c.value]
+    assert said or [i.value for i in app.info if "No 4 was read as 9 on the test split" in i.value]
+    app.session_state["mistakes_cell"] = (1, 1)
+    app.run()
+    assert [c.value for c in app.caption if "1s read right, the least confident first" in c.value]
     # The validation split after epoch 1, and a cell on its diagonal.
     app.segmented_control(key="mistakes_split").set_value("Validation split, by epoch").run()
     assert app.select_slider(key="mistakes_epoch").value == 2
@@ -341,6 +346,7 @@ def test_mistakes_show_a_cells_images_the_hardest_and_the_validation_split_by_ep
     app.session_state["mistakes_cell"] = (3, 3)
     app.run()
     assert not app.exception
+    assert [c.value for c in app.caption if "3s read right, the least confident first" in c.value]
     # A digit handed over to Inside a prediction (what a click on a digit does).
     app.session_state["explain_source"] = "A validation digit"
     app.session_state["explain_index"] = 7

@@ -230,6 +230,11 @@ def test_the_timeline_and_the_answers_in_focus_come_from_the_job_or_a_picked_run
     # Answers that do not fit the data's validation split are refused, not shown wrong.
     with pytest.raises(RunError, match="answers for 10 validation digits"):
         manager.validation_answers(dataclasses.replace(live, timeline=_shortened(live.timeline)), 1)
+    counts = live.timeline.confusions.copy()
+    counts[:, 0, 0] += 7  # seven more 0s than this data's validation split has
+    other = dataclasses.replace(live.timeline, confusions=counts)
+    with pytest.raises(RunError, match="not those of sample"):
+        manager.validation_answers(dataclasses.replace(live, timeline=other), 1)
 
 
 def _shortened(timeline):

@@ -122,12 +122,13 @@ def test_records_are_thinned_alike_in_memory_and_on_disk(tiny_data, tmp_path, mo
     snap = job.snapshot()
     assert snap.status == Status.FINISHED, snap.error
     kept = snap.timeline.epochs
-    assert kept[0] == 0 and kept[-1] == 5 and len(kept) <= 3
+    # Three fit: 0,1,2 -> +3: 0,2,3 -> +4: 0,3,4 -> +5: 0,4,5 (every other one dropped, never the ends).
+    assert kept == [0, 4, 5]
     assert read_timeline(snap.run_dir).epochs == kept
     assert sorted(os.listdir(snap.run_dir / "timeline")) == sorted(
         [f"epoch-{e:05d}.npz" for e in kept] + ["confusions.npz"])
     assert list(snap.timeline.confusion_epochs) == [0, 1, 2, 3, 4, 5]  # every epoch's, thinned or not
-    assert snap.timeline.record(3).epoch <= 3  # a thinned epoch: the newest kept before it
+    assert snap.timeline.record(3).epoch == 0  # a thinned epoch: the newest kept before it
 
 
 def test_a_run_saved_before_the_timeline_still_loads_and_says_it_has_none(small_run, tmp_path):
@@ -154,9 +155,43 @@ def test_a_damaged_record_is_named(small_run, tmp_path):
     np.savez(record, **arrays)
     with pytest.raises(RunError, match="unreadable validation answers"):
         read_timeline(run)
+    arrays = dict(np.load(snap.run_dir / "timeline" / "epoch-00001.npz"))
+    arrays["confidences"] = arrays["confidences"] * np.float16(np.nan)  # no probability at all
+    np.savez(record, **arrays)
+    with pytest.raises(RunError, match="unreadable validation answers"):
+        read_timeline(run)
     record.write_bytes(b"not an archive")
     with pytest.raises(RunError, match="epoch-00001.npz"):
         read_timeline(run)
+    shutil.copy(snap.run_dir / "timeline" / "epoch-00001.npz", record)
+    for epoch in range(100, 140):  # more records than a run ever keeps
+        shutil.copy(record, run / "timeline" / f"epoch-{epoch:05d}.npz")
+    with pytest.raises(RunError, match="more than a run keeps"):
+        read_timeline(run)
+
+
+def test_a_run_that_has_not_recorded_its_start_has_no_timeline_yet(small_run, tmp_path):
+    _, snap = small_run
+    run = tmp_path / snap.run_dir.name
+    shutil.copytree(snap.run_dir, run)
+    for file in (run / "timeline").iterdir():
+        file.unlink()
+    assert read_timeline(run) is None
+
+
+def test_a_stop_during_the_validation_pass_ends_it_between_batches(tmp_path):
+    job = TrainingJob(SMALL, None, tmp_path)
+    calls = []
+
+    class StopsAfterOneBatch:
+        def logits(self, images):
+            calls.append(len(images))
+            job._stop.set()
+            return np.zeros((len(images), 10), np.float32)
+
+    job._predictor, job._val_images = StopsAfterOneBatch(), np.zeros((5000, 28, 28), np.float32)
+    assert job._validation_logits() is None
+    assert calls == [2048]  # one batch, then the stop was seen: no second batch
 
 
 def test_the_first_layer_as_weights_and_as_change(small_run):

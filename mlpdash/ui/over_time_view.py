@@ -60,13 +60,16 @@ def _view(manager: JobManager, playing: bool) -> None:
     try:
         shown = manager.timeline_in_focus(focus.picked_run())
     except RunError as err:
+        _stop_playing()
         st.error(f"That run's weights over time cannot be read: {err}", icon=":material/warning:")
         return
     if shown is None:
+        _stop_playing()
         st.info("Train a model first: this view follows a run's weights epoch by epoch, live while it "
                 "trains, or those of the run picked under Runs.", icon=":material/info:")
         return
     if shown.timeline is None:
+        _stop_playing()
         st.info(f"{shown.title}: {shown.missing}.", icon=":material/history:")
         return
     timeline = shown.timeline
@@ -90,6 +93,11 @@ def _view(manager: JobManager, playing: bool) -> None:
         st.caption("The spread of each layer's weights, as TensorBoard's distributions: the bands hold the "
                    "middle 98, 90 and 50 % of them, the line is the median.")
     _when_learned(manager, shown, timeline, epoch)
+
+
+def _stop_playing() -> None:
+    """Nothing to play (another run picked meanwhile): the next tick sees it and stops the timer."""
+    st.session_state[PLAYING_KEY] = False
 
 
 def _epoch_picker(epochs: list[int], playing: bool) -> int:
@@ -132,17 +140,27 @@ def _toggle_play(epochs: list[int]) -> None:
 
 def _grid(shown: TimelineInFocus, timeline: Timeline, epoch: int, mode: str) -> None:
     value_range = _fixed_range(shown.state, timeline, mode)
-    kernel = first_layer_view(timeline, epoch, mode)
-    quantity = QUANTITY[mode]
-    fig = figures.weights_grid_figure(kernel, value_range=value_range, quantity=quantity,
-                                      highlight=st.session_state.get(UNIT_KEY))
-    when = "at step 0" if epoch == 0 else f"after epoch {epoch}"
-    fig.update_layout(title_text=f"First layer {when}: {kernel.shape[1]} units, ±{value_range:.3g}")
+    fig = _grid_figure(shown.state, timeline, epoch, mode, value_range, st.session_state.get(UNIT_KEY))
     st.plotly_chart(fig, key=GRID_KEY, theme=None, on_select=_follow_clicked_unit,
                     selection_mode=("points",), config=CHART_CONFIG)
-    st.caption(f"Red: ink there raises the unit's input; blue: lowers it. The colour scale (±{value_range:.3g}) "
-               "is symmetric around zero and the same at every epoch, so a tile changes only when its "
-               "weights do. Click a tile to follow that unit below.")
+    thinned = timeline.epochs != list(range(timeline.epochs[-1] + 1))
+    before = (" (in this long run, the kept state before: it keeps every other epoch)"
+              if thinned and mode == SINCE_PREVIOUS else "")
+    st.caption(f"Red: ink there raises the unit's input; blue: lowers it{before}. The colour scale "
+               f"(±{value_range:.3g}) is symmetric around zero and the same at every epoch, so a tile changes "
+               "only when its weights do. Click a tile to follow that unit below.")
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _grid_figure(state: tuple, _timeline: Timeline, epoch: int, mode: str, value_range: float,
+                 highlight: int | None):
+    """The grid of one epoch, kept per run state, epoch and mode: playing a run a second time, or
+    scrubbing back and forth, draws no tile twice (its PNG is the step's largest cost)."""
+    kernel = first_layer_view(_timeline, epoch, mode)
+    fig = figures.weights_grid_figure(kernel, value_range=value_range, quantity=QUANTITY[mode], highlight=highlight)
+    when = "at step 0" if epoch == 0 else f"after epoch {epoch}"
+    fig.update_layout(title_text=f"First layer {when}: {kernel.shape[1]} units, ±{value_range:.3g}")
+    return fig
 
 
 def _follow_clicked_unit() -> None:
