@@ -246,6 +246,42 @@ def print_over_time(epochs: int = 10, steps: int = 20) -> None:
           "(goal <= 300 ms server side)", flush=True)
 
 
+def print_units(data_spec: str | None, changes: int = 5) -> None:
+    """The lab's cost: one change (units switched off) answered by a forward pass over the whole test
+    split, per digit too; one unit's gradient-ascent image; the first layer's importance ranking. On
+    the default model's shape (random weights: the cost does not depend on the values)."""
+    from mlpdash.config import TrainConfig
+    from mlpdash.data import load_mnist
+    from mlpdash.explain import Network
+    from mlpdash.model import to_model_input
+    from mlpdash.units import ablated, accuracy, dream, importance
+
+    config, rng = TrainConfig(), np.random.default_rng(0)
+    sizes = [784, *config.hidden, 10]
+    weights = [w for a, b in zip(sizes, sizes[1:])
+               for w in (rng.normal(0, np.sqrt(2 / a), (a, b)).astype(np.float32), np.zeros(b, np.float32))]
+    network = Network.from_weights(weights)
+    data = load_mnist(data_spec)
+    images = to_model_input(data.x_test)
+    changes_s = []
+    for _ in range(changes):
+        off = rng.choice(config.hidden[0], size=config.hidden[0] // 10, replace=False)
+        began = time.perf_counter()
+        accuracy(ablated(network, 1, off), images, data.y_test)
+        changes_s.append(time.perf_counter() - began)
+    began = time.perf_counter()
+    dream(network, 2, 7)
+    dream_s = time.perf_counter() - began
+    began = time.perf_counter()
+    importance(network, images, data.y_test, 1)
+    importance_s = time.perf_counter() - began
+    print(f"units (the default model's shape, test split of {data.source}: {len(images):,} digits):", flush=True)
+    print(f"  one lab change (10 % of the first layer off, accuracy overall and per digit): p50 "
+          f"{_ms(changes_s, 50)} ms, max {max(changes_s) * 1000:.0f} ms (goal <= 1 s)", flush=True)
+    print(f"  what a second-layer unit wants to see (gradient ascent): {dream_s * 1000:.0f} ms (goal <= 2 s); "
+          f"the first layer's importance ranking: {importance_s * 1000:.0f} ms", flush=True)
+
+
 def _explain_model(data_spec: str | None, model_dir: str | None) -> tuple[Any, str, str]:
     """A saved run's model, or the default model trained here on `data_spec` (a minute on the sample)."""
     if model_dir:

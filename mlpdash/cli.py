@@ -92,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with --attack: write each changed 28x28 input there as a PNG")
     explain.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders of them")
 
+    ablate = commands.add_parser(
+        "ablate", parents=[common],
+        help="switch hidden units of a saved model off and print the test accuracy, overall and per digit, "
+             "intact and ablated")
+    ablate.add_argument("--model", required=True, metavar="RUN_DIR",
+                        help="a run folder, or a folder holding exactly one run")
+    ablate.add_argument("--layer", type=int, required=True, metavar="N", help="the hidden layer, from 1")
+    ablate.add_argument("--units", required=True, metavar="SPEC",
+                        help="3,17,200 | top:50 (most important first) | bottom:50 | random:10%% | random:50 | all")
+    ablate.add_argument("--data", default=None, help="the source whose test split is used (default: the run's own)")
+    ablate.add_argument("--json", action="store_true", help="one JSON object")
+
     bench = commands.add_parser("bench", parents=[common], help="measure the engine's overhead and the drawing latency")
     bench.add_argument("--data", default=None)
     bench.add_argument("--epochs", type=int, default=defaults.epochs)
@@ -107,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="how long each throughput window lasts (whole epochs, at least this)")
     bench.add_argument("--explain", action="store_true",
                        help="time the explanation of one input, the map's basis and the targeted attack")
+    bench.add_argument("--units", action="store_true",
+                       help="also time the units lab: a change answered on the whole test split, a unit's dream")
     bench.add_argument("--over-time", action="store_true",
                        help="also time one step of the weights-over-time view (the server's part)")
     bench.add_argument("--explain-model", default=None, metavar="RUN_DIR",
@@ -414,6 +428,55 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failures else 0
 
 
+def cmd_ablate(args: argparse.Namespace) -> int:
+    run_dir = _existing_run(args.model)
+    if args.data is not None:
+        validate_source(args.data)
+    import_tensorflow(args.verbose)
+    from mlpdash.data import load_mnist
+    from mlpdash.explain import Network
+    from mlpdash.model import network_weights, to_model_input
+    from mlpdash.runs import read_info
+    from mlpdash.units import ablated, accuracy, check_layer, importance, parse_units
+
+    info = read_info(run_dir)
+    network = Network.from_weights(network_weights(_run_model(run_dir)), info.config.activation)
+    try:
+        count = check_layer(network, args.layer)
+    except ValueError as err:
+        raise UsageError(f"--layer: {err}") from None
+    data = load_mnist(args.data or info.data_source)
+    images = to_model_input(data.x_test)
+    ranked = args.units.split(":")[0] in ("top", "bottom")
+    ranking = importance(network, images, data.y_test, args.layer) if ranked else None
+    try:
+        units = parse_units(args.units, count, ranking)
+    except ValueError as err:
+        raise UsageError(f"--units: {err}") from None
+    intact = accuracy(network, images, data.y_test)
+    broken = accuracy(ablated(network, args.layer, units), images, data.y_test)
+    result = {"run": str(run_dir), "layer": args.layer, "units_in_layer": count, "switched_off": units,
+              "test_digits": len(images),
+              "intact": {"accuracy": round(intact.overall, 5), "per_class": _rounded(intact.per_class)},
+              "ablated": {"accuracy": round(broken.overall, 5), "per_class": _rounded(broken.per_class)}}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"layer {args.layer}: {len(units)} of {count} units switched off ({args.units}); "
+          f"test split of {data.source}, {len(images):,} digits")
+    print(f"accuracy: intact {intact.overall:.4f}, ablated {broken.overall:.4f} "
+          f"({broken.overall - intact.overall:+.4f})")
+    for digit in range(10):
+        before, after = intact.per_class[digit], broken.per_class[digit]
+        if before is not None and after is not None:
+            print(f"  digit {digit}: {before:.4f} -> {after:.4f} ({after - before:+.4f})")
+    return 0
+
+
+def _rounded(values: Any) -> list[float | None]:
+    return [None if v is None else round(v, 5) for v in values]
+
+
 def _attack_result(found: Any, network: Any, number: int, file: str, out: Path | None) -> dict[str, Any]:
     result: dict[str, Any] = {"target": found.target, "epsilon": found.epsilon, "digit": found.digit,
                               "png": None, "png_digit": None}
@@ -507,6 +570,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     bench.print_latency(args.latency_calls)
     if args.over_time:
         bench.print_over_time()
+    if args.units:
+        bench.print_units(args.data)
     if args.explain:
         bench.print_explain(args.data, args.explain_model and str(_existing_run(args.explain_model)),
                             EXPLAIN_DIGITS, EXPLAIN_ATTACKS)
@@ -519,6 +584,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "explain": cmd_explain,
+            "ablate": cmd_ablate,
             "bench": cmd_bench}
 
 

@@ -79,3 +79,11 @@ def test_bench_over_time_prints_the_scrub_step_and_the_once_a_run_work(capsys):
     assert "weights over time (3 records of the default model, 700 first-layer units)" in out
     assert re.search(r"once a run: .* \d+ ms", out)
     assert re.search(r"one scrub step .*3 steps\): p50 [\d.]+ ms, p95 [\d.]+ ms \(goal <= 300 ms", out)
+
+
+def test_bench_units_prints_the_lab_change_the_dream_and_the_ranking(capsys):
+    bench.print_units("sample", changes=2)
+    out = capsys.readouterr().out
+    assert "test split of sample: 2,000 digits" in out
+    assert re.search(r"one lab change .*: p50 [\d.]+ ms, max \d+ ms \(goal <= 1 s\)", out)
+    assert re.search(r"wants to see \(gradient ascent\): \d+ ms \(goal <= 2 s\); the first layer's importance", out)

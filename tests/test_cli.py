@@ -286,3 +286,33 @@ def test_explain_refuses_bad_requests(run_dir, tmp_path, capsys):
     assert "--attack takes a digit 0-9" in capsys.readouterr().err
     assert main(["explain", "--model", str(run_dir), "--out", str(tmp_path), str(image)]) == 2
     assert "give --attack DIGIT too" in capsys.readouterr().err
+
+
+def test_ablate_prints_intact_and_ablated_accuracy_overall_and_per_digit(run_dir, sample_data, capsys):
+    from mlpdash.explain import Network
+    from mlpdash.model import network_weights, to_model_input
+    from mlpdash.runs import load_run_model
+
+    assert main(["ablate", "--model", str(run_dir), "--layer", "1", "--units", "0,1,2,3", "--json",
+                 "--data", "sample"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["switched_off"] == [0, 1, 2, 3] and result["test_digits"] == len(sample_data.y_test)
+    # Against a direct computation: the model with those units' outgoing weights zeroed.
+    weights = network_weights(load_run_model(run_dir))
+    weights[2][[0, 1, 2, 3], :] = 0
+    answers = Network.from_weights(weights).logits(to_model_input(sample_data.x_test)).argmax(axis=1)
+    assert result["ablated"]["accuracy"] == pytest.approx(np.mean(answers == sample_data.y_test), abs=1e-5)
+    assert len(result["intact"]["per_class"]) == 10
+    assert main(["ablate", "--model", str(run_dir), "--layer", "1", "--units", "random:25%"]) == 0
+    out = capsys.readouterr().out
+    assert "units switched off (random:25%)" in out and "accuracy: intact 0." in out and "digit 9:" in out
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--layer", "4", "--units", "1"], "--layer: layer 4 does not exist"),
+    (["--layer", "1", "--units", "top:x"], "--units: 'x' is no number of units"),
+    (["--layer", "1", "--units", "5000"], "--units: units must be 0 to"),
+])
+def test_ablate_refuses_bad_requests(run_dir, capsys, args, words):
+    assert main(["ablate", "--model", str(run_dir), *args]) == 2
+    assert words in capsys.readouterr().err

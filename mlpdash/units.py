@@ -1,0 +1,215 @@
+"""Units: what each hidden unit responds to, and what breaks when it is switched off.
+
+Everything runs on the weights as NumPy arrays (`explain.Network`). Hidden layers are numbered from 1
+(the first, fed by the 784 pixels); a unit is switched off by zeroing its outgoing weights, which is
+exactly forcing its output to zero, so an ablated model is just another `Network` and the trained
+model is never changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mlpdash.explain import DERIVATIVES, Network
+
+NUM_CLASSES = 10
+EVAL_BATCH = 2048
+TOP = 9  # digits shown for what excites a unit most, and for what it ignores
+# Gradient ascent ("what it wants to see"): start from a uniform grey, small steps up the unit's input,
+# each followed by a decay towards grey (L2) and, every few steps, a blur, so that the result is a
+# stroke rather than pixel noise.
+DREAM_START = 0.1
+DREAM_STEPS = 200
+DREAM_STEP = 0.05  # the largest change of any pixel in one step
+DREAM_DECAY = 0.01
+DREAM_BLUR_EVERY = 4
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Accuracy on a split: overall and per digit (None for a digit the split lacks)."""
+
+    overall: float
+    per_class: tuple[float | None, ...]
+
+
+def check_layer(network: Network, layer: int) -> int:
+    """The number of units of hidden layer `layer` (1-based); ValueError if there is no such layer."""
+    sizes = network.hidden_sizes
+    if not 1 <= layer <= len(sizes):
+        raise ValueError(f"layer {layer} does not exist: the model has {len(sizes)} hidden layer(s), 1 to {len(sizes)}"
+                         if sizes else "the model has no hidden layer: its only units are the ten outputs")
+    return sizes[layer - 1]
+
+
+def ablated(network: Network, layer: int, units: Sequence[int]) -> Network:
+    """The network with the `units` of hidden layer `layer` switched off (their output forced to 0)."""
+    count = check_layer(network, layer)
+    units = np.asarray(list(units), np.int64)
+    if units.size and (units.min() < 0 or units.max() >= count):
+        raise ValueError(f"units must be 0 to {count - 1} in layer {layer}")
+    kernels = list(network.kernels)
+    outgoing = kernels[layer].copy()
+    outgoing[units, :] = 0.0
+    kernels[layer] = outgoing
+    return Network(tuple(kernels), network.biases, network.activation)
+
+
+def accuracy(network: Network, images: np.ndarray, labels: np.ndarray) -> Accuracy:
+    """Accuracy on `images` ([N, 28, 28] in [0, 1]) in batches, overall and per digit."""
+    labels = np.asarray(labels, np.int64)
+    answers = np.concatenate([network.logits(images[i : i + EVAL_BATCH]).argmax(axis=1)
+                              for i in range(0, len(images), EVAL_BATCH)]) if len(images) else np.zeros(0, np.int64)
+    right = answers == labels
+    per_class = tuple(float(right[labels == d].mean()) if np.any(labels == d) else None for d in range(NUM_CLASSES))
+    return Accuracy(float(right.mean()) if right.size else 0.0, per_class)
+
+
+def layer_inputs(network: Network, images: np.ndarray, layer: int) -> np.ndarray:
+    """[N, units]: hidden layer `layer`'s pre-activations (its units' inputs, before the ReLU)."""
+    check_layer(network, layer)
+    pre = np.concatenate([network.forward(images[i : i + EVAL_BATCH])[0][layer - 1]
+                          for i in range(0, len(images), EVAL_BATCH)])
+    return pre
+
+
+def extremes(pre: np.ndarray, unit: int, count: int = TOP) -> tuple[np.ndarray, np.ndarray]:
+    """(the `count` digits that drive `unit` hardest, most first; the `count` that drive it most
+    negative, most negative first), as indices, from the layer's pre-activations `pre` [N, units]."""
+    column = pre[:, unit]
+    order = np.argsort(column, kind="stable")
+    return order[::-1][:count], order[:count]
+
+
+def class_means(post: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """[10, units]: each unit's mean output over the digits of each class (NaN for a class absent)."""
+    labels = np.asarray(labels, np.int64)
+    means = np.full((NUM_CLASSES, post.shape[1]), np.nan)
+    for digit in range(NUM_CLASSES):
+        chosen = labels == digit
+        if np.any(chosen):
+            means[digit] = post[chosen].mean(axis=0)
+    return means
+
+
+def selectivity(means: np.ndarray) -> np.ndarray:
+    """How much a unit prefers one class, from its mean output per class [10] (or [10, units]):
+    (best - mean of the others) / (best + mean of the others). 0: it answers every class alike;
+    1: it answers one class only. (The selectivity index of neuroscience, for outputs >= 0.)"""
+    means = np.nan_to_num(np.asarray(means, np.float64), nan=0.0)
+    means = np.clip(means, 0.0, None)
+    best = means.max(axis=0)
+    others = (means.sum(axis=0) - best) / (means.shape[0] - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(best + others > 0, (best - others) / (best + others), 0.0)
+
+
+def input_templates(network: Network, images: np.ndarray, layer: int, unit: int) -> np.ndarray:
+    """[N, 784]: for each image, the gradient of `unit`'s input (pre-activation) with respect to the
+    pixels. For ReLU this is exact: with the units' on/off pattern of that image fixed, the unit's
+    input is that template times the image plus a constant."""
+    count = check_layer(network, layer)
+    if not 0 <= unit < count:
+        raise ValueError(f"unit {unit} is out of range: layer {layer} has {count} units")
+    pre, _, _ = network.forward(images)
+    derivative = DERIVATIVES[network.activation]
+    grad = np.broadcast_to(network.kernels[layer - 1][:, unit], (len(pre[0]), network.kernels[layer - 1].shape[0]))
+    grad = np.asarray(grad, np.float32)
+    for below in range(layer - 1, 0, -1):  # down through the hidden layers under it
+        grad = (grad * derivative(pre[below - 1])) @ network.kernels[below - 1].T
+    return grad
+
+
+def input_template(network: Network, images: np.ndarray, layer: int, unit: int) -> tuple[np.ndarray, int]:
+    """(the unit's input template [28, 28], the number of digits it was averaged over). A first-layer
+    unit's template is its weights; a deeper unit's is its exact template (see `input_templates`)
+    averaged over the digits that switch it on."""
+    if layer == 1:
+        check_layer(network, 1)
+        return network.kernels[0][:, unit].reshape(28, 28).astype(np.float32), 0
+    pre = layer_inputs(network, images, layer)[:, unit]
+    on = np.flatnonzero(pre > 0) if network.activation == "relu" else np.argsort(pre)[::-1][: max(1, len(pre) // 10)]
+    if not on.size:
+        on = np.argsort(pre)[::-1][:TOP]  # a unit never on: the digits that come closest
+    return input_templates(network, images[on], layer, unit).mean(axis=0).reshape(28, 28), int(on.size)
+
+
+def dream(network: Network, layer: int, unit: int, steps: int = DREAM_STEPS) -> np.ndarray:
+    """An image in [0, 1] that drives `unit`'s input up: gradient ascent from a uniform grey, each
+    step followed by a decay towards grey and, every few steps, a blur (so a stroke, not noise)."""
+    x = np.full((1, 28, 28), DREAM_START, np.float32)
+    for step in range(steps):
+        grad = input_templates(network, x, layer, unit)[0].reshape(28, 28)
+        scale = float(np.abs(grad).max())
+        if scale == 0:
+            break
+        x[0] += DREAM_STEP * grad / scale
+        x[0] -= DREAM_DECAY * (x[0] - DREAM_START)
+        if step % DREAM_BLUR_EVERY == DREAM_BLUR_EVERY - 1:
+            x[0] = _blur(x[0])
+        np.clip(x, 0.0, 1.0, out=x)
+    return x[0]
+
+
+def _blur(image: np.ndarray) -> np.ndarray:
+    """A 3x3 binomial blur, edges repeated."""
+    padded = np.pad(image, 1, mode="edge")
+    rows = (padded[:-2] + 2 * padded[1:-1] + padded[2:]) / 4
+    return (rows[:, :-2] + 2 * rows[:, 1:-1] + rows[:, 2:]) / 4
+
+
+def importance(network: Network, images: np.ndarray, labels: np.ndarray, layer: int) -> np.ndarray:
+    """[units]: how much each unit of `layer` matters to the right answers, as a first-order estimate
+    of what switching it off costs: the mean over the digits of |output x d(loss)/d(output)| (Taylor
+    importance; switching every unit off one at a time would take minutes)."""
+    count = check_layer(network, layer)
+    total = np.zeros(count, np.float64)
+    derivative = DERIVATIVES[network.activation]
+    for start in range(0, len(images), EVAL_BATCH):
+        pre, post, logits = network.forward(images[start : start + EVAL_BATCH])
+        y = np.asarray(labels[start : start + EVAL_BATCH], np.int64)
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        grad = shifted / shifted.sum(axis=1, keepdims=True)
+        grad[np.arange(len(y)), y] -= 1.0  # d(cross-entropy)/d(logits)
+        grad = grad @ network.kernels[-1].T
+        for above in range(len(network.kernels) - 2, layer - 1, -1):
+            grad = (grad * derivative(pre[above])) @ network.kernels[above].T
+        total += np.abs(post[layer - 1] * grad).sum(axis=0)
+    return total / max(1, len(images))
+
+
+def parse_units(spec: str, count: int, ranking: np.ndarray | None = None, seed: int = 0) -> list[int]:
+    """Units from a spec: '3,17,200', 'top:50' (the 50 most important by `ranking`, highest first),
+    'bottom:50', 'random:10%' or 'random:50', or 'all'. ValueError with a message otherwise."""
+    spec = spec.strip()
+    kind, _, amount = spec.partition(":")
+    if spec == "all":
+        return list(range(count))
+    if kind in ("top", "bottom", "random") and amount:
+        number = _amount(amount, count)
+        if kind == "random":
+            return sorted(np.random.default_rng(seed).choice(count, size=number, replace=False).tolist())
+        if ranking is None:
+            raise ValueError(f"'{spec}' needs the units ranked by importance")
+        order = np.argsort(-np.asarray(ranking), kind="stable")
+        return sorted((order[:number] if kind == "top" else order[::-1][:number]).tolist())
+    try:
+        units = sorted({int(part) for part in spec.split(",") if part.strip()})
+    except ValueError:
+        raise ValueError(f"'{spec}' is no unit list: use 3,17,200, top:50, bottom:50, random:10% or all") from None
+    if not units or units[0] < 0 or units[-1] >= count:
+        raise ValueError(f"units must be 0 to {count - 1} (got '{spec}')")
+    return units
+
+
+def _amount(text: str, count: int) -> int:
+    try:
+        number = round(float(text[:-1]) / 100 * count) if text.endswith("%") else int(text)
+    except ValueError:
+        raise ValueError(f"'{text}' is no number of units (50, or 10%)") from None
+    if not 0 <= number <= count:
+        raise ValueError(f"{text} of {count} units is not possible")
+    return number
