@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlpdash.explain import DERIVATIVES, Network
+from mlpdash.explain import ACTIVATIONS, DERIVATIVES, Network
 
 NUM_CLASSES = 10
 EVAL_BATCH = 2048
@@ -213,3 +213,37 @@ def _amount(text: str, count: int) -> int:
     if not 0 <= number <= count:
         raise ValueError(f"{text} of {count} units is not possible")
     return number
+
+
+# The ablation curve: accuracy with these shares of a layer's units switched off.
+CURVE_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    """Per unit of one layer, for the sortable list: its mean output per class [10, units], its
+    selectivity, its importance (the first-order cost of switching it off) and the length of its
+    incoming weights."""
+
+    means: np.ndarray
+    selectivity: np.ndarray
+    importance: np.ndarray
+    weight_norm: np.ndarray
+
+
+def summarise(network: Network, images: np.ndarray, labels: np.ndarray, layer: int) -> LayerSummary:
+    pre = layer_inputs(network, images, layer)
+    means = class_means(ACTIVATIONS[network.activation](pre), labels)
+    return LayerSummary(means, selectivity(means), importance(network, images, labels, layer),
+                        np.linalg.norm(network.kernels[layer - 1], axis=0))
+
+
+def ablation_curve(network: Network, images: np.ndarray, labels: np.ndarray, layer: int, ranking: np.ndarray,
+                   fractions: Sequence[float] = CURVE_FRACTIONS, seed: int = 0) -> dict[str, list[float]]:
+    """Test accuracy with each share of the layer's units switched off: the most important first
+    (by `ranking`), and a random order (the classic ablation curve)."""
+    count = check_layer(network, layer)
+    orders = {"most important first": np.argsort(-np.asarray(ranking), kind="stable"),
+              "random": np.random.default_rng(seed).permutation(count)}
+    return {name: [accuracy(ablated(network, layer, order[: round(f * count)]), images, labels).overall
+                   for f in fractions] for name, order in orders.items()}

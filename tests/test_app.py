@@ -355,3 +355,32 @@ def test_mistakes_show_a_cells_images_the_hardest_and_the_validation_split_by_ep
     assert not app.exception
     label = int(sample_data.y_val[7])
     assert [c.value for c in app.caption if f"input: validation digit #7 (labelled {label})" in c.value]
+
+
+def test_units_open_a_card_and_switch_units_off_in_the_lab(app, sample_data):
+    app.session_state["view_tab"] = "Units"
+    app.run()
+    assert any("Train a model first" in i.value for i in app.info)
+    configure(app, hidden="40,20", epochs=2)
+    app.button(key="start_training").click().run()
+    wait_until(app, "Finished")
+    assert not app.exception
+    assert [m.value for m in app.markdown if m.value == "##### Layer 1, unit 0"]
+    app.number_input(key="units_unit").set_value(7).run()
+    assert [m.value for m in app.markdown if m.value == "##### Layer 1, unit 7"]
+    off = [c.value for c in app.caption if c.value.startswith("Switched off, the model reads")]
+    assert off and "intact:" in off[0]
+    # The second layer's unit: its template is averaged over the digits that switch it on.
+    app.segmented_control(key="units_layer").set_value(2).run()
+    assert not app.exception
+    assert [c.value for c in app.caption if "its exact template averaged over the" in c.value]
+    # The lab: the 10 most important units off, then a random 50 %.
+    lab = [m.value for m in app.markdown if "units off: test accuracy" in m.value]
+    assert lab and lab[0].startswith("**10** of 20 units off")
+    app.segmented_control(key="units_lab_mode").set_value("A random k %").run()
+    app.number_input(key="units_lab_k").set_value(50).run()
+    assert [m.value for m in app.markdown if m.value.startswith("**10** of 20 units off")]
+    app.segmented_control(key="units_lab_mode").set_value("These units").run()
+    app.text_input(key="units_lab_list").set_value("3,99").run()
+    assert any("units must be 0 to 19" in w.value for w in app.warning)
+    assert not app.exception

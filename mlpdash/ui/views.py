@@ -20,6 +20,7 @@ from mlpdash.ui.explain_view import explain_ui
 from mlpdash.ui.mistakes_view import mistakes_ui
 from mlpdash.ui.over_time_view import over_time_ui
 from mlpdash.ui.panels import runs_ui, weights_ui
+from mlpdash.ui.units_view import units_ui
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ VIEWS: tuple[View, ...] = (
     View("Inside a prediction", explain_ui, follows_drawing=True),
     View("First-layer weights", weights_ui),
     View("Weights over time", over_time_ui, follows_drawing=True),
+    View("Units", units_ui),
     View("Runs", runs_ui),
 )
 TAB_KEY = "view_tab"

@@ -1,0 +1,195 @@
+"""Units: get to know any hidden unit, and switch units off on a copy of the model to see what matters.
+
+Every number comes from `mlpdash.units` (NumPy on the weights of the model in focus) and every figure
+from `mlpdash.figures`; the trained model is never changed. The layer's summary and its ablation curve
+are computed once per model state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from mlpdash import figures
+from mlpdash.data import DataError
+from mlpdash.explain import Network
+from mlpdash.jobs import JobManager, ModelInFocus
+from mlpdash.runs import RunError
+from mlpdash.ui import focus
+from mlpdash.units import (
+    CURVE_FRACTIONS,
+    LayerSummary,
+    ablated,
+    ablation_curve,
+    accuracy,
+    dream,
+    extremes,
+    input_template,
+    layer_inputs,
+    parse_units,
+    summarise,
+)
+
+CHART_CONFIG = {"displayModeBar": False}
+LAYER_KEY, UNIT_KEY = "units_layer", "units_unit"
+SELECTIVITY_HELP = ("How much the unit prefers one digit: (its mean output for its favourite digit − its mean "
+                    "for the others) ÷ (the two added). 0: it answers every digit alike; 1: only one digit.")
+LAB_MODES = {"The k most important": "top", "The k least important": "bottom", "A random k %": "random",
+             "These units": "list"}
+
+
+def units_ui(manager: JobManager) -> None:
+    with st.container(key="units"):
+        try:
+            model = manager.model_in_focus(focus.picked_run())
+        except RunError as err:
+            st.error(f"That run's model cannot be opened: {err}", icon=":material/warning:")
+            return
+        if model is None:
+            st.info("Train a model first: this view opens every hidden unit of the current model, even "
+                    "mid-training, or of the run picked under Runs.", icon=":material/info:")
+            return
+        if not model.network.hidden_sizes:
+            st.info("The linear model has no hidden units: its ten units are the digit templates under "
+                    "First-layer weights.", icon=":material/info:")
+            return
+        try:
+            data = manager.load_data(model.data_spec)
+        except DataError as err:
+            st.error(f"The test digits of {model.data_spec} cannot be loaded: {err}", icon=":material/warning:")
+            return
+        images, labels = data.x_test.astype(np.float32) / 255.0, np.asarray(data.y_test)
+        sizes = model.network.hidden_sizes
+        layer = st.segmented_control("Layer", list(range(1, len(sizes) + 1)), default=1, key=LAYER_KEY,
+                                     format_func=lambda n: f"layer {n} ({sizes[n - 1]} units)") or 1
+        summary = _summary(model.state, model.network, images, labels, layer)
+        st.caption(f"{model.title} · test split of {model.data_spec}: {len(images):,} digits")
+        _unit_list(summary, layer)
+        _card(model, images, labels, layer, summary)
+        _lab(model, images, labels, layer, summary)
+
+
+@st.cache_data(max_entries=8, show_spinner="Measuring every unit of the layer…")
+def _summary(state: tuple, _network: Network, _images: np.ndarray, _labels: np.ndarray, layer: int) -> LayerSummary:
+    return summarise(_network, _images, _labels, layer)
+
+
+def _unit_list(summary: LayerSummary, layer: int) -> None:
+    rows = [{"unit": u, "favourite digit": int(np.nanargmax(summary.means[:, u])) if np.any(summary.means[:, u] > 0)
+             else None, "selectivity": round(float(summary.selectivity[u]), 3),
+             "importance": float(summary.importance[u]), "weight norm": round(float(summary.weight_norm[u]), 3)}
+            for u in range(len(summary.selectivity))]
+    with st.expander(f"All {len(rows)} units of layer {layer}: sort by a column, select a row to open its card",
+                     expanded=False):
+        event = st.dataframe(rows, key="units_table", hide_index=True, on_select="rerun", selection_mode="single-row",
+                             height=280, column_config={
+                                 "selectivity": st.column_config.NumberColumn(help=SELECTIVITY_HELP),
+                                 "importance": st.column_config.NumberColumn(
+                                     format="%.4f", help="The first-order cost of switching it off: the mean over "
+                                                         "the test digits of |output × d(loss)/d(output)|"),
+                                 "weight norm": st.column_config.NumberColumn(help="The length of its incoming weights")})
+        picked = event.selection.rows if event and event.selection else []
+        if picked and st.session_state.get("units_table_picked") != picked[0]:
+            st.session_state["units_table_picked"] = picked[0]
+            st.session_state[UNIT_KEY] = picked[0]
+            st.rerun()
+
+
+def _card(model: ModelInFocus, images: np.ndarray, labels: np.ndarray, layer: int, summary: LayerSummary) -> None:
+    count = model.network.hidden_sizes[layer - 1]
+    if st.session_state.get(UNIT_KEY, 0) >= count:
+        st.session_state[UNIT_KEY] = 0
+    unit = int(st.number_input(f"Unit (0–{count - 1})", 0, count - 1, step=1, key=UNIT_KEY))
+    name = f"Layer {layer}, unit {unit}"
+    st.markdown(f"##### {name}")
+    template, averaged = input_template(model.network, images, layer, unit)
+    what = "its weights" if layer == 1 else f"its exact template averaged over the {averaged:,} test digits that switch it on"
+    wanted = _dream(model.state, model.network, layer, unit)
+    template_col, dream_col, class_col = st.columns(3)
+    with template_col:
+        st.plotly_chart(figures.unit_figure(template.ravel(), unit, quantity="template"), key="units_template",
+                        theme=None, config=CHART_CONFIG)
+        st.caption(f"Its input template: {what} (red: ink there drives it up).")
+    with dream_col:
+        st.plotly_chart(figures.grey_image_figure(wanted, "What it wants to see"), key="units_dream", theme=None,
+                        config=CHART_CONFIG)
+        st.caption("An image made for it: gradient ascent on its input from a uniform grey, kept smooth "
+                   "(a stroke, not noise).")
+    with class_col:
+        st.plotly_chart(figures.class_means_figure(summary.means[:, unit], name), key="units_class_means",
+                        theme=None, config=CHART_CONFIG)
+        st.metric("Selectivity", f"{summary.selectivity[unit]:.2f}", help=SELECTIVITY_HELP)
+    pre = layer_inputs(model.network, images, layer)
+    most, least = extremes(pre, unit)
+    most_col, least_col = st.columns(2)
+    for column, chosen, title, key in ((most_col, most, "The nine test digits that drive it hardest", "units_most"),
+                                       (least_col, least, "The nine that drive it most negative", "units_least")):
+        with column:
+            hover = [f"#{int(i)}: a {int(labels[i])}, input {pre[i, unit]:.2f}" for i in chosen]
+            st.plotly_chart(figures.digits_grid_figure((images[chosen] * 255).astype(np.uint8), chosen, hover, title,
+                                                       short=[f"{pre[i, unit]:.1f}" for i in chosen], columns=9),
+                            key=key, theme=None, config=CHART_CONFIG)
+    off = accuracy(ablated(model.network, layer, [unit]), images, labels)
+    intact = _intact(model.state, model.network, images, labels)
+    st.caption(f"Switched off, the model reads {off.overall:.2%} of the test digits right (intact: "
+               f"{intact.overall:.2%}; {off.overall - intact.overall:+.2%}). Over each digit above: the unit's "
+               "input for it (before the ReLU).")
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _dream(state: tuple, _network: Network, layer: int, unit: int) -> np.ndarray:
+    return dream(_network, layer, unit)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _intact(state: tuple, _network: Network, _images: np.ndarray, _labels: np.ndarray):
+    return accuracy(_network, _images, _labels)
+
+
+def _lab(model: ModelInFocus, images: np.ndarray, labels: np.ndarray, layer: int, summary: LayerSummary) -> None:
+    st.markdown("##### The lab: switch units off (on a copy; the trained model is never changed)")
+    count = model.network.hidden_sizes[layer - 1]
+    mode_col, amount_col = st.columns([3, 2], vertical_alignment="bottom")
+    with mode_col:
+        mode = LAB_MODES[st.segmented_control("Switch off", list(LAB_MODES), default="The k most important",
+                                              key="units_lab_mode") or "The k most important"]
+    with amount_col:
+        if mode == "list":
+            spec = st.text_input("Units", "0,1,2", key="units_lab_list", help="Unit numbers, comma separated")
+        else:
+            k = st.number_input("k", 1, count if mode != "random" else 100, 10 if mode != "random" else 10,
+                                key="units_lab_k")
+            spec = f"{mode}:{int(k)}{'%' if mode == 'random' else ''}"
+    try:
+        units = parse_units(spec, count, summary.importance)
+    except ValueError as err:
+        st.warning(f"{err}", icon=":material/warning:")
+        return
+    intact = _intact(model.state, model.network, images, labels)
+    broken_network = ablated(model.network, layer, units)
+    broken = accuracy(broken_network, images, labels)
+    drawing = focus.drawing()
+    said = ""
+    if drawing is not None:
+        before = int(model.network.logits(drawing.digit[None])[0].argmax())
+        after = int(broken_network.logits(drawing.digit[None])[0].argmax())
+        said = f" Your drawing: read as **{before}** intact, **{after}** with them off."
+    st.markdown(f"**{len(units)}** of {count} units off: test accuracy **{broken.overall:.2%}** "
+                f"(intact {intact.overall:.2%}, {broken.overall - intact.overall:+.2%}).{said}")
+    compare_col, curve_col = st.columns(2)
+    with compare_col:
+        st.plotly_chart(figures.accuracy_compare_figure(intact.per_class, broken.per_class, f"{len(units)} off"),
+                        key="units_lab_compare", theme=None, config=CHART_CONFIG)
+    if layer == 1:
+        with curve_col:
+            curves = _curve(model.state, model.network, images, labels, summary.importance)
+            st.plotly_chart(figures.ablation_curve_figure(CURVE_FRACTIONS, curves), key="units_lab_curve",
+                            theme=None, config=CHART_CONFIG)
+            st.caption("The classic ablation curve: the units that matter most first, against a random "
+                       "order. A network spreads what it knows: most single units can go.")
+
+
+@st.cache_data(max_entries=4, show_spinner="Switching off ever more units…")
+def _curve(state: tuple, _network: Network, _images: np.ndarray, _labels: np.ndarray,
+           _ranking: np.ndarray) -> dict[str, list[float]]:
+    return ablation_curve(_network, _images, _labels, 1, _ranking)
