@@ -1147,14 +1147,14 @@ def grey_image_figure(image: np.ndarray, title: str, height: int = UNIT_CHART_HE
                    yaxis=dict(autorange="reversed", scaleanchor="x", constrain="domain", **_hidden_axis()))
 
 
-def class_means_figure(means: Sequence[float], unit_name: str) -> go.Figure:
+def class_means_figure(means: Sequence[float]) -> go.Figure:
     """A unit's mean output over the test digits of each class, its favourite highlighted."""
     values = np.nan_to_num(np.asarray(means, np.float64), nan=0.0)
     best = int(np.argmax(values)) if values.size else 0
     fig = _figure(go.Bar(x=[str(d) for d in range(len(values))], y=values,
                          marker_color=[HIGHLIGHT_COLOR if d == best else BAR_COLOR for d in range(len(values))],
                          hovertemplate="digit %{x}: mean output %{y:.3f}<extra></extra>", name="mean output"))
-    return _layout(fig, title=f"{unit_name}: its mean output per digit", height=UNIT_CHART_HEIGHT,
+    return _layout(fig, title="Its mean output per digit", height=UNIT_CHART_HEIGHT,
                    uirevision="class-means", showlegend=False,
                    xaxis=dict(title="digit", type="category"), yaxis=dict(title="mean output", rangemode="tozero"))
 

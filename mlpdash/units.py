@@ -247,3 +247,43 @@ def ablation_curve(network: Network, images: np.ndarray, labels: np.ndarray, lay
               "random": np.random.default_rng(seed).permutation(count)}
     return {name: [accuracy(ablated(network, layer, order[: round(f * count)]), images, labels).overall
                    for f in fractions] for name, order in orders.items()}
+
+
+# --- breaking it on purpose -------------------------------------------------------------------------
+
+
+def broken(network: Network, *, zero_biases: bool = False, noise: float = 0.0, zero_layer: int | None = None,
+           bits: int | None = None, seed: int = 0) -> Network:
+    """A copy of the network broken on purpose: every bias zeroed; Gaussian noise of standard
+    deviation `noise` times each layer's own weight spread added to the kernels; every unit of hidden
+    layer `zero_layer` switched off; the kernels quantised to `bits` bits (uniform levels over each
+    kernel's range, symmetric around zero)."""
+    if bits is not None and not 1 <= bits <= 16:
+        raise ValueError(f"quantise to 1 to 16 bits, not {bits}")
+    if noise < 0:
+        raise ValueError(f"noise is a size >= 0, not {noise}")
+    rng = np.random.default_rng(seed)
+    kernels = [k.copy() for k in network.kernels]
+    biases = [np.zeros_like(b) if zero_biases else b.copy() for b in network.biases]
+    for i, kernel in enumerate(kernels):
+        if noise:
+            kernel += rng.normal(0.0, noise * float(kernel.std()), kernel.shape).astype(np.float32)
+        if bits is not None:
+            kernels[i] = quantised(kernel, bits)
+    result = Network(tuple(kernels), tuple(biases), network.activation)
+    if zero_layer is not None:
+        result = ablated(result, zero_layer, range(check_layer(result, zero_layer)))
+    return result
+
+
+def quantised(kernel: np.ndarray, bits: int) -> np.ndarray:
+    """The kernel rounded to 2**bits - 1 levels spread evenly over [-max|w|, max|w|], zero one of them
+    (as int8 does with 8 bits); 1 bit keeps only each weight's sign, times the mean |weight|."""
+    magnitude = np.abs(kernel)
+    top = float(magnitude.max())
+    if top == 0:
+        return kernel.copy()
+    if bits == 1:
+        return (np.sign(kernel) * magnitude.mean()).astype(np.float32)
+    steps = 2 ** (bits - 1) - 1  # levels on each side of zero
+    return (np.round(kernel / top * steps) / steps * top).astype(np.float32)

@@ -384,3 +384,24 @@ def test_units_open_a_card_and_switch_units_off_in_the_lab(app, sample_data):
     app.text_input(key="units_lab_list").set_value("3,99").run()
     assert any("units must be 0 to 19" in w.value for w in app.warning)
     assert not app.exception
+    # Break it: zero every bias, quantise to 2 bits; then Reset.
+    app.toggle(key="units_break_biases").set_value(True).run()
+    app.select_slider(key="units_break_bits").set_value(2).run()
+    assert not app.exception
+    assert [m.value for m in app.markdown if m.value.startswith("Test accuracy **")]
+    app.button(key="units_break_reset").click().run()
+    assert app.toggle(key="units_break_biases").value is False
+    assert app.select_slider(key="units_break_bits").value == "off"
+
+
+def test_a_unit_opens_in_units_from_the_weights_grid(app):
+    configure(app, hidden="30", epochs=1)
+    app.button(key="start_training").click().run()
+    wait_until(app, "Finished")
+    app.session_state["view_tab"] = "First-layer weights"
+    app.run()
+    app.number_input(key="weights_unit").set_value(12).run()
+    app.button(key="weights_open_unit").click().run()
+    assert not app.exception
+    assert app.session_state["view_tab"] == "Units"
+    assert [m.value for m in app.markdown if m.value == "##### Layer 1, unit 12"]

@@ -155,3 +155,28 @@ def test_unit_specs(spec, expected):
 def test_bad_unit_specs_say_what_is_wrong(spec):
     with pytest.raises(ValueError, match="unit|units|number|possible"):
         parse_units(spec, 8, np.zeros(8))
+
+
+def test_breaking_it_on_purpose(trained):
+    from mlpdash.units import broken, quantised
+
+    _, network, images, labels = trained
+    same = broken(network)
+    np.testing.assert_array_equal(same.logits(images[:5]), network.logits(images[:5]))
+    assert all(not b.any() for b in broken(network, zero_biases=True).biases)
+    assert all(b.any() for b in network.biases[:1])  # the trained model untouched
+    off = broken(network, zero_layer=2)
+    np.testing.assert_allclose(off.logits(images[:5]), np.broadcast_to(network.biases[-1], (5, 10)), atol=1e-6)
+    noisy = broken(network, noise=0.5, seed=1)
+    spread = network.kernels[0].std()
+    assert 0.4 * spread < (noisy.kernels[0] - network.kernels[0]).std() < 0.6 * spread
+    kernel = network.kernels[1]
+    for bits in (2, 3, 8):
+        q = quantised(kernel, bits)
+        assert len(np.unique(q)) <= 2**bits - 1 and 0.0 in np.unique(q)
+        assert np.abs(q - kernel).max() <= np.abs(kernel).max() / (2 ** (bits - 1) - 1) / 2 + 1e-6
+    assert len(np.unique(quantised(kernel, 1))) <= 3
+    eight_bits = accuracy(broken(network, bits=8), images, labels).overall
+    assert abs(eight_bits - accuracy(network, images, labels).overall) < 0.02  # 8 bits: as good as float32
+    with pytest.raises(ValueError, match="1 to 16 bits"):
+        broken(network, bits=0)

@@ -136,6 +136,8 @@ def _hidden(model: ModelInFocus, e: Explanation) -> None:
     unit = picked if picked in units else units[0]
     with large_col:
         st.plotly_chart(figures.unit_figure(kernel, unit), key="explain_unit", theme=None, config=CHART_CONFIG)
+        st.button(f"Open unit {unit} in Units", key="explain_open_unit", icon=":material/open_in_new:",
+                  on_click=focus.open_unit, args=(1, unit))
 
 
 def _remember_unit() -> None:

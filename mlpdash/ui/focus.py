@@ -62,3 +62,24 @@ def picked_digit(count: int) -> int:
     index = min(max(int(index), 0), count - 1) if isinstance(index, (int, float)) else 0
     st.session_state[INDEX_KEY] = index
     return index
+
+
+UNITS_TAB, UNITS_LAYER_KEY, UNITS_UNIT_KEY = "Units", "units_layer", "units_unit"
+VIEW_TAB_KEY = "view_tab"
+TAB_CHANGED_KEY = "view_tab_changed"
+
+
+def open_unit(layer: int, unit: int) -> None:
+    """Open the Units tab on `unit` of hidden layer `layer` (from 1). Call it from a widget's callback;
+    a widget inside a fragment must then call `follow_tab_change()`."""
+    st.session_state[UNITS_LAYER_KEY] = int(layer)
+    st.session_state[UNITS_UNIT_KEY] = int(unit)
+    st.session_state[VIEW_TAB_KEY] = UNITS_TAB
+    st.session_state[TAB_CHANGED_KEY] = True
+
+
+def follow_tab_change() -> None:
+    """In a fragment: a callback of its widgets changed the open tab, which only a rerun of the whole
+    page can show."""
+    if st.session_state.pop(TAB_CHANGED_KEY, False):
+        st.rerun(scope="app")

@@ -174,6 +174,7 @@ def weights_ui(manager: JobManager) -> None:
     @st.fragment(run_every=refresh_every(was_active, WEIGHTS_REFRESH_FACTOR))
     def weights() -> None:
         rerun_if_changed(manager, was_active)
+        focus.follow_tab_change()
         with guarded("weights"):
             _weights(manager)
 
@@ -224,6 +225,10 @@ def _weights(manager: JobManager) -> None:
         if linear:
             tile.update_layout(title_text=f"Digit {int(unit)}")
         st.plotly_chart(tile, key="unit_chart", theme=None, config=CHART_CONFIG)
+        if not linear:
+            st.button(f"Open unit {int(unit)} in Units", key="weights_open_unit", icon=":material/open_in_new:",
+                      on_click=focus.open_unit, args=(1, int(unit)),
+                      help="Its card: what drives it, what it wants to see, what breaks without it")
 
 
 def _page_of_units(order: np.ndarray, units: int, linear: bool) -> np.ndarray:

@@ -22,6 +22,7 @@ from mlpdash.units import (
     ablated,
     ablation_curve,
     accuracy,
+    broken,
     dream,
     extremes,
     input_template,
@@ -31,7 +32,9 @@ from mlpdash.units import (
 )
 
 CHART_CONFIG = {"displayModeBar": False}
-LAYER_KEY, UNIT_KEY = "units_layer", "units_unit"
+LAYER_KEY, UNIT_KEY = focus.UNITS_LAYER_KEY, focus.UNITS_UNIT_KEY
+BREAK_KEYS = {"units_break_biases": False, "units_break_noise": 0.0, "units_break_layer": "none",
+              "units_break_bits": "off"}
 SELECTIVITY_HELP = ("How much the unit prefers one digit: (its mean output for its favourite digit − its mean "
                     "for the others) ÷ (the two added). 0: it answers every digit alike; 1: only one digit.")
 LAB_MODES = {"The k most important": "top", "The k least important": "bottom", "A random k %": "random",
@@ -67,6 +70,7 @@ def units_ui(manager: JobManager) -> None:
         _unit_list(summary, layer)
         _card(model, images, labels, layer, summary)
         _lab(model, images, labels, layer, summary)
+        _break_it(model, images, labels)
 
 
 @st.cache_data(max_entries=8, show_spinner="Measuring every unit of the layer…")
@@ -116,7 +120,7 @@ def _card(model: ModelInFocus, images: np.ndarray, labels: np.ndarray, layer: in
         st.caption("An image made for it: gradient ascent on its input from a uniform grey, kept smooth "
                    "(a stroke, not noise).")
     with class_col:
-        st.plotly_chart(figures.class_means_figure(summary.means[:, unit], name), key="units_class_means",
+        st.plotly_chart(figures.class_means_figure(summary.means[:, unit]), key="units_class_means",
                         theme=None, config=CHART_CONFIG)
         st.metric("Selectivity", f"{summary.selectivity[unit]:.2f}", help=SELECTIVITY_HELP)
     pre = layer_inputs(model.network, images, layer)
@@ -149,10 +153,9 @@ def _intact(state: tuple, _network: Network, _images: np.ndarray, _labels: np.nd
 def _lab(model: ModelInFocus, images: np.ndarray, labels: np.ndarray, layer: int, summary: LayerSummary) -> None:
     st.markdown("##### The lab: switch units off (on a copy; the trained model is never changed)")
     count = model.network.hidden_sizes[layer - 1]
-    mode_col, amount_col = st.columns([3, 2], vertical_alignment="bottom")
-    with mode_col:
-        mode = LAB_MODES[st.segmented_control("Switch off", list(LAB_MODES), default="The k most important",
-                                              key="units_lab_mode") or "The k most important"]
+    mode = LAB_MODES[st.segmented_control("Switch off", list(LAB_MODES), default="The k most important",
+                                          key="units_lab_mode") or "The k most important"]
+    amount_col, _ = st.columns([2, 3])
     with amount_col:
         if mode == "list":
             spec = st.text_input("Units", "0,1,2", key="units_lab_list", help="Unit numbers, comma separated")
@@ -187,6 +190,44 @@ def _lab(model: ModelInFocus, images: np.ndarray, labels: np.ndarray, layer: int
                             theme=None, config=CHART_CONFIG)
             st.caption("The classic ablation curve: the units that matter most first, against a random "
                        "order. A network spreads what it knows: most single units can go.")
+
+
+def _break_it(model: ModelInFocus, images: np.ndarray, labels: np.ndarray) -> None:
+    st.markdown("##### Break it (on a copy)")
+    layers = ["none", *[f"layer {n}" for n in range(1, len(model.network.hidden_sizes) + 1)]]
+    layer_col, bias_col, reset_col = st.columns([2, 2, 1], vertical_alignment="bottom")
+    with layer_col:
+        layer = st.selectbox("Switch off a whole layer", layers, key="units_break_layer")
+    with bias_col:
+        zero_biases = st.toggle("Zero every bias", key="units_break_biases")
+    with reset_col:
+        st.button("Reset", key="units_break_reset", on_click=_reset_break, icon=":material/restart_alt:",
+                  width="stretch")
+    noise_col, bits_col = st.columns(2)
+    with noise_col:
+        noise = st.slider("Noise on the weights (× each layer's spread)", 0.0, 2.0, step=0.1, key="units_break_noise")
+    with bits_col:
+        bits = st.select_slider("Quantise the weights", ["off", 16, 8, 6, 4, 3, 2, 1], key="units_break_bits",
+                                format_func=lambda b: b if b == "off" else f"{b} bits")
+    broken_network = broken(model.network, zero_biases=zero_biases, noise=float(noise),
+                            zero_layer=None if layer == "none" else int(layer.split()[1]),
+                            bits=None if bits == "off" else int(bits))
+    intact = _intact(model.state, model.network, images, labels)
+    result = accuracy(broken_network, images, labels)
+    drawing = focus.drawing()
+    said = ""
+    if drawing is not None:
+        said = (f" Your drawing: read as **{int(model.network.logits(drawing.digit[None])[0].argmax())}** "
+                f"intact, **{int(broken_network.logits(drawing.digit[None])[0].argmax())}** broken.")
+    st.markdown(f"Test accuracy **{result.overall:.2%}** (intact {intact.overall:.2%}, "
+                f"{result.overall - intact.overall:+.2%}).{said}")
+    st.plotly_chart(figures.accuracy_compare_figure(intact.per_class, result.per_class, "broken"),
+                    key="units_break_compare", theme=None, config=CHART_CONFIG)
+
+
+def _reset_break() -> None:
+    for key, value in BREAK_KEYS.items():
+        st.session_state[key] = value
 
 
 @st.cache_data(max_entries=4, show_spinner="Switching off ever more units…")

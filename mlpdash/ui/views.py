@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from mlpdash.jobs import JobManager
-from mlpdash.ui import guarded
+from mlpdash.ui import focus, guarded
 from mlpdash.ui.explain_view import explain_ui
 from mlpdash.ui.mistakes_view import mistakes_ui
 from mlpdash.ui.over_time_view import over_time_ui
@@ -48,6 +48,7 @@ def open_view_follows_drawing() -> bool:
 
 
 def views_ui(manager: JobManager) -> None:
+    st.session_state.pop(focus.TAB_CHANGED_KEY, None)  # a full run shows any tab change itself
     tabs = st.tabs([view.name for view in VIEWS], key=TAB_KEY, on_change="rerun")
     for view, tab in zip(VIEWS, tabs, strict=True):
         with tab, guarded(view.name.lower()):

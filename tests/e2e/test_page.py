@@ -311,7 +311,7 @@ def test_first_view(page: Page, screenshot):
     expect(page.locator(".st-key-canvas canvas.upper-canvas")).to_be_visible()
     expect(page.locator(".st-key-prediction")).to_contain_text("Train a model first")
     expect(page.get_by_role("tab")).to_have_text(["Mistakes", "Inside a prediction", "First-layer weights",
-                                                  "Weights over time", "Runs"])
+                                                  "Weights over time", "Units", "Runs"])
     expect(page.get_by_test_id("stException")).to_have_count(0)
     screenshot(page, "01-idle-first-view")
 
@@ -761,3 +761,28 @@ def test_mistakes_a_cell_shows_its_images_and_a_digit_opens_inside_a_prediction(
                                                                                   timeout=30_000)
     expect(page.locator(".st-key-explain")).to_contain_text(f"input: test digit #{first} (labelled {true})",
                                                             timeout=30_000)
+
+
+def test_units_a_card_from_the_weights_grid_and_the_lab(page: Page, screenshot):
+    ensure_model(page)
+    open_tab(page, "First-layer weights")
+    grid = chart(page, "weights_grid")
+    expect(grid).to_be_visible(timeout=30_000)
+    first = grid.evaluate("plot => plot._fullData[1].customdata[0]")
+    click_plot_point(page, "weights_grid", 13.5, 13.5)
+    expect(page.locator(".st-key-weights_unit input")).to_have_value(str(first), timeout=30_000)
+    settle(page)
+    page.get_by_role("button", name=f"Open unit {first} in Units").click()
+    expect(page.get_by_role("tab", name="Units")).to_have_attribute("aria-selected", "true", timeout=30_000)
+    units = page.locator(".st-key-units")
+    expect(units).to_contain_text(f"Layer 1, unit {first}", timeout=60_000)
+    expect(units).to_contain_text("Switched off, the model reads")
+    lab = units.get_by_text(re.compile(r"units off: test accuracy"))
+    expect(lab).to_contain_text("10 of 700 units off", timeout=30_000)
+    before = lab.inner_text()
+    set_input(page, "units_lab_k", "350")
+    expect(lab).to_contain_text("350 of 700 units off", timeout=30_000)
+    assert lab.inner_text() != before
+    step(f"the lab: {before!r} -> {lab.inner_text()!r}")
+    expect(chart(page, "units_lab_curve")).to_be_visible()
+    shots_wide_and_narrow(page, units, screenshot, "18-units-1440", "19-units-1024")
