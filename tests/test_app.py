@@ -380,7 +380,10 @@ def test_units_open_a_card_and_switch_units_off_in_the_lab(app, sample_data):
     app.segmented_control(key="units_lab_mode").set_value("A random k %").run()
     app.number_input(key="units_lab_k").set_value(50).run()
     assert [m.value for m in app.markdown if m.value.startswith("**10** of 20 units off")]
-    app.segmented_control(key="units_lab_mode").set_value("These units").run()
+    # A card's button adds its unit to the lab's own list.
+    app.button(key="units_to_lab").click().run()
+    assert app.session_state["units_lab_mode"] == "These units"
+    assert [m.value for m in app.markdown if m.value.startswith("**1** of 20 units off")]
     app.text_input(key="units_lab_list").set_value("3,99").run()
     assert any("units must be 0 to 19" in w.value for w in app.warning)
     assert not app.exception

@@ -135,9 +135,25 @@ def _card(model: ModelInFocus, images: np.ndarray, labels: np.ndarray, layer: in
                             key=key, theme=None, config=CHART_CONFIG)
     off = accuracy(ablated(model.network, layer, [unit]), images, labels)
     intact = _intact(model.state, model.network, images, labels)
+    changes = [(a - b, d) for d, (a, b) in enumerate(zip(off.per_class, intact.per_class))
+               if a is not None and b is not None]
+    worst, digit = min(changes) if changes else (0.0, 0)
+    hurt = f"; the digit it matters most to: {digit} ({worst:+.2%})" if worst < 0 else "; no digit loses"
     st.caption(f"Switched off, the model reads {off.overall:.2%} of the test digits right (intact: "
-               f"{intact.overall:.2%}; {off.overall - intact.overall:+.2%}). Over each digit above: the unit's "
-               "input for it (before the ReLU).")
+               f"{intact.overall:.2%}; {off.overall - intact.overall:+.2%}){hurt}. Over each digit above: the "
+               "unit's input for it (before the ReLU).")
+    st.button(f"Add unit {unit} to the units switched off in the lab", key="units_to_lab",
+              icon=":material/power_settings_new:", on_click=_add_to_lab, args=(unit,))
+
+
+def _add_to_lab(unit: int) -> None:
+    """The lab's own list gains the unit (a click on a card is how units are switched off by hand)."""
+    listed = st.session_state.get("units_lab_list", "") if st.session_state.get("units_lab_mode") == "These units" else ""
+    units = [part.strip() for part in listed.split(",") if part.strip()]
+    if str(unit) not in units:
+        units.append(str(unit))
+    st.session_state["units_lab_mode"] = "These units"
+    st.session_state["units_lab_list"] = ",".join(units)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -158,7 +174,8 @@ def _lab(model: ModelInFocus, images: np.ndarray, labels: np.ndarray, layer: int
     amount_col, _ = st.columns([2, 3])
     with amount_col:
         if mode == "list":
-            spec = st.text_input("Units", "0,1,2", key="units_lab_list", help="Unit numbers, comma separated")
+            spec = st.text_input("Units", "0,1,2", key="units_lab_list",
+                                 help="Unit numbers, comma separated; a card's button adds its unit")
         else:
             k = st.number_input("k", 1, count if mode != "random" else 100, 10 if mode != "random" else 10,
                                 key="units_lab_k")
