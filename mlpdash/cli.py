@@ -433,6 +433,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     if args.data is not None:
         validate_source(args.data)
     import_tensorflow(args.verbose)
+    import numpy as np
+
     from mlpdash.data import load_mnist
     from mlpdash.explain import Network
     from mlpdash.model import network_weights, to_model_input
@@ -445,14 +447,15 @@ def cmd_ablate(args: argparse.Namespace) -> int:
         count = check_layer(network, args.layer)
     except ValueError as err:
         raise UsageError(f"--layer: {err}") from None
-    data = load_mnist(args.data or info.data_source)
-    images = to_model_input(data.x_test)
-    ranked = args.units.split(":")[0] in ("top", "bottom")
-    ranking = importance(network, images, data.y_test, args.layer) if ranked else None
-    try:
-        units = parse_units(args.units, count, ranking)
+    spec = args.units.strip()
+    try:  # the spec's own mistakes first, before the data and the ranking are worked out
+        parse_units(spec, count, np.zeros(count))
     except ValueError as err:
         raise UsageError(f"--units: {err}") from None
+    data = load_mnist(args.data or info.data_source)
+    images = to_model_input(data.x_test)
+    ranked = spec.split(":")[0] in ("top", "bottom")
+    units = parse_units(spec, count, importance(network, images, data.y_test, args.layer) if ranked else None)
     intact = accuracy(network, images, data.y_test)
     broken = accuracy(ablated(network, args.layer, units), images, data.y_test)
     result = {"run": str(run_dir), "layer": args.layer, "units_in_layer": count, "switched_off": units,
@@ -462,7 +465,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"layer {args.layer}: {len(units)} of {count} units switched off ({args.units}); "
+    print(f"layer {args.layer}: {len(units)} of {count} units switched off ({spec}); "
           f"test split of {data.source}, {len(images):,} digits")
     print(f"accuracy: intact {intact.overall:.4f}, ablated {broken.overall:.4f} "
           f"({broken.overall - intact.overall:+.4f})")

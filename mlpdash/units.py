@@ -98,9 +98,12 @@ def class_means(post: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def selectivity(means: np.ndarray) -> np.ndarray:
     """How much a unit prefers one class, from its mean output per class [10] (or [10, units]):
     (best - mean of the others) / (best + mean of the others). 0: it answers every class alike;
-    1: it answers one class only. (The selectivity index of neuroscience, for outputs >= 0.)"""
-    means = np.nan_to_num(np.asarray(means, np.float64), nan=0.0)
-    means = np.clip(means, 0.0, None)
+    1: it answers one class only. (The selectivity index of neuroscience, for outputs >= 0; a unit
+    with negative means is measured from its lowest.)"""
+    means = np.asarray(means, np.float64)
+    # Outputs that can be negative (tanh): measured from the unit's lowest mean, as if it were 0.
+    lowest = np.nanmin(means, axis=0) if means.size else 0.0
+    means = np.nan_to_num(means - np.minimum(lowest, 0.0), nan=0.0)
     best = means.max(axis=0)
     others = (means.sum(axis=0) - best) / (means.shape[0] - 1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -208,7 +211,7 @@ def parse_units(spec: str, count: int, ranking: np.ndarray | None = None, seed: 
 def _amount(text: str, count: int) -> int:
     try:
         number = round(float(text[:-1]) / 100 * count) if text.endswith("%") else int(text)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: round(inf)
         raise ValueError(f"'{text}' is no number of units (50, or 10%)") from None
     if not 0 <= number <= count:
         raise ValueError(f"{text} of {count} units is not possible")

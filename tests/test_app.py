@@ -361,7 +361,7 @@ def test_units_open_a_card_and_switch_units_off_in_the_lab(app, sample_data):
     app.session_state["view_tab"] = "Units"
     app.run()
     assert any("Train a model first" in i.value for i in app.info)
-    configure(app, hidden="40,20", epochs=2)
+    configure(app, hidden="40,8", epochs=2)  # a layer of fewer units than the lab's default k
     app.button(key="start_training").click().run()
     wait_until(app, "Finished")
     assert not app.exception
@@ -376,16 +376,16 @@ def test_units_open_a_card_and_switch_units_off_in_the_lab(app, sample_data):
     assert [c.value for c in app.caption if "its exact template averaged over the" in c.value]
     # The lab: the 10 most important units off, then a random 50 %.
     lab = [m.value for m in app.markdown if "units off: test accuracy" in m.value]
-    assert lab and lab[0].startswith("**10** of 20 units off")
+    assert lab and lab[0].startswith("**8** of 8 units off")
     app.segmented_control(key="units_lab_mode").set_value("A random k %").run()
     app.number_input(key="units_lab_k").set_value(50).run()
-    assert [m.value for m in app.markdown if m.value.startswith("**10** of 20 units off")]
+    assert [m.value for m in app.markdown if m.value.startswith("**4** of 8 units off")]
     # A card's button adds its unit to the lab's own list.
     app.button(key="units_to_lab").click().run()
     assert app.session_state["units_lab_mode"] == "These units"
-    assert [m.value for m in app.markdown if m.value.startswith("**1** of 20 units off")]
+    assert [m.value for m in app.markdown if m.value.startswith("**1** of 8 units off")]
     app.text_input(key="units_lab_list").set_value("3,99").run()
-    assert any("units must be 0 to 19" in w.value for w in app.warning)
+    assert any("units must be 0 to 7" in w.value for w in app.warning)
     assert not app.exception
     # Break it: zero every bias, quantise to 2 bits; then Reset.
     app.toggle(key="units_break_biases").set_value(True).run()

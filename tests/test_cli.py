@@ -312,6 +312,7 @@ def test_ablate_prints_intact_and_ablated_accuracy_overall_and_per_digit(run_dir
     (["--layer", "4", "--units", "1"], "--layer: layer 4 does not exist"),
     (["--layer", "1", "--units", "top:x"], "--units: 'x' is no number of units"),
     (["--layer", "1", "--units", "5000"], "--units: units must be 0 to"),
+    (["--layer", "1", "--units", "top:inf%"], "--units: 'inf%' is no number of units"),
 ])
 def test_ablate_refuses_bad_requests(run_dir, capsys, args, words):
     assert main(["ablate", "--model", str(run_dir), *args]) == 2

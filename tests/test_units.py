@@ -180,3 +180,11 @@ def test_breaking_it_on_purpose(trained):
     assert abs(eight_bits - accuracy(network, images, labels).overall) < 0.02  # 8 bits: as good as float32
     with pytest.raises(ValueError, match="1 to 16 bits"):
         broken(network, bits=0)
+
+
+def test_selectivity_of_units_whose_output_can_be_negative():
+    tanh_like = np.full(10, -0.9)
+    tanh_like[4] = 0.01  # it answers 4, and is pushed down by everything else alike
+    assert selectivity(tanh_like) == pytest.approx(1.0)
+    assert selectivity(np.full(10, -0.5)) == pytest.approx(0.0)  # the same for every digit
+    assert selectivity(np.linspace(-1, 1, 10)) < 1.0

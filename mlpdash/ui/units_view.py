@@ -63,14 +63,21 @@ def units_ui(manager: JobManager) -> None:
             return
         images, labels = data.x_test.astype(np.float32) / 255.0, np.asarray(data.y_test)
         sizes = model.network.hidden_sizes
+        state = _fingerprint(model)
         layer = st.segmented_control("Layer", list(range(1, len(sizes) + 1)), default=1, key=LAYER_KEY,
                                      format_func=lambda n: f"layer {n} ({sizes[n - 1]} units)") or 1
-        summary = _summary(model.state, model.network, images, labels, layer)
+        summary = _summary(state, model.network, images, labels, layer)
         st.caption(f"{model.title} · test split of {model.data_spec}: {len(images):,} digits")
         _unit_list(summary, layer)
-        _card(model, images, labels, layer, summary)
-        _lab(model, images, labels, layer, summary)
-        _break_it(model, images, labels)
+        _card(model, state, images, labels, layer, summary)
+        _lab(model, state, images, labels, layer, summary)
+        _break_it(model, state, images, labels)
+
+
+def _fingerprint(model: ModelInFocus) -> tuple:
+    """The model's state and a hash of its weights: a live job's weights move with every batch, its
+    state only with every epoch, and a cached measurement must never mix two models."""
+    return (*model.state, tuple(hash(k.tobytes()) for k in model.network.kernels))
 
 
 @st.cache_data(max_entries=8, show_spinner="Measuring every unit of the layer…")
@@ -79,8 +86,7 @@ def _summary(state: tuple, _network: Network, _images: np.ndarray, _labels: np.n
 
 
 def _unit_list(summary: LayerSummary, layer: int) -> None:
-    rows = [{"unit": u, "favourite digit": int(np.nanargmax(summary.means[:, u])) if np.any(summary.means[:, u] > 0)
-             else None, "selectivity": round(float(summary.selectivity[u]), 3),
+    rows = [{"unit": u, "favourite digit": int(np.nanargmax(summary.means[:, u])), "selectivity": round(float(summary.selectivity[u]), 3),
              "importance": float(summary.importance[u]), "weight norm": round(float(summary.weight_norm[u]), 3)}
             for u in range(len(summary.selectivity))]
     with st.expander(f"All {len(rows)} units of layer {layer}: sort by a column, select a row to open its card",
@@ -93,22 +99,31 @@ def _unit_list(summary: LayerSummary, layer: int) -> None:
                                                          "the test digits of |output × d(loss)/d(output)|"),
                                  "weight norm": st.column_config.NumberColumn(help="The length of its incoming weights")})
         picked = event.selection.rows if event and event.selection else []
-        if picked and st.session_state.get("units_table_picked") != picked[0]:
+        if not picked:
+            st.session_state.pop("units_table_picked", None)
+        elif st.session_state.get("units_table_picked") != picked[0]:  # a new selection: open its card
             st.session_state["units_table_picked"] = picked[0]
             st.session_state[UNIT_KEY] = picked[0]
             st.rerun()
 
 
-def _card(model: ModelInFocus, images: np.ndarray, labels: np.ndarray, layer: int, summary: LayerSummary) -> None:
+def _card(model: ModelInFocus, state: tuple, images: np.ndarray, labels: np.ndarray, layer: int, summary: LayerSummary) -> None:
     count = model.network.hidden_sizes[layer - 1]
     if st.session_state.get(UNIT_KEY, 0) >= count:
         st.session_state[UNIT_KEY] = 0
     unit = int(st.number_input(f"Unit (0–{count - 1})", 0, count - 1, step=1, key=UNIT_KEY))
     name = f"Layer {layer}, unit {unit}"
     st.markdown(f"##### {name}")
-    template, averaged = input_template(model.network, images, layer, unit)
-    what = "its weights" if layer == 1 else f"its exact template averaged over the {averaged:,} test digits that switch it on"
-    wanted = _dream(model.state, model.network, layer, unit)
+    template, averaged = _template(state, model.network, images, layer, unit)
+    relu = model.network.activation == "relu"
+    if layer == 1:
+        what = "its weights"
+    elif relu:
+        what = f"its exact template averaged over the {averaged:,} test digits that switch it on"
+    else:
+        what = (f"its gradient with respect to the pixels (an approximation for {model.network.activation}) "
+                f"averaged over the {averaged:,} test digits that drive it hardest")
+    wanted = _dream(state, model.network, layer, unit)
     template_col, dream_col, class_col = st.columns(3)
     with template_col:
         st.plotly_chart(figures.unit_figure(template.ravel(), unit, quantity="template"), key="units_template",
@@ -117,13 +132,17 @@ def _card(model: ModelInFocus, images: np.ndarray, labels: np.ndarray, layer: in
     with dream_col:
         st.plotly_chart(figures.grey_image_figure(wanted, "What it wants to see"), key="units_dream", theme=None,
                         config=CHART_CONFIG)
-        st.caption("An image made for it: gradient ascent on its input from a uniform grey, kept smooth "
-                   "(a stroke, not noise).")
+        if float(wanted.max() - wanted.min()) < 1e-3:
+            st.caption("Nothing: from a uniform grey its input does not move (a unit switched off there "
+                       "has no gradient to climb).")
+        else:
+            st.caption("An image made for it: gradient ascent on its input from a uniform grey, kept smooth "
+                       "(a stroke, not noise).")
     with class_col:
         st.plotly_chart(figures.class_means_figure(summary.means[:, unit]), key="units_class_means",
                         theme=None, config=CHART_CONFIG)
         st.metric("Selectivity", f"{summary.selectivity[unit]:.2f}", help=SELECTIVITY_HELP)
-    pre = layer_inputs(model.network, images, layer)
+    pre = _layer_inputs(state, model.network, images, layer)
     most, least = extremes(pre, unit)
     most_col, least_col = st.columns(2)
     for column, chosen, title, key in ((most_col, most, "The nine test digits that drive it hardest", "units_most"),
@@ -134,7 +153,7 @@ def _card(model: ModelInFocus, images: np.ndarray, labels: np.ndarray, layer: in
                                                        short=[f"{pre[i, unit]:.1f}" for i in chosen], columns=9),
                             key=key, theme=None, config=CHART_CONFIG)
     off = accuracy(ablated(model.network, layer, [unit]), images, labels)
-    intact = _intact(model.state, model.network, images, labels)
+    intact = _intact(state, model.network, images, labels)
     changes = [(a - b, d) for d, (a, b) in enumerate(zip(off.per_class, intact.per_class))
                if a is not None and b is not None]
     worst, digit = min(changes) if changes else (0.0, 0)
@@ -157,6 +176,16 @@ def _add_to_lab(unit: int) -> None:
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
+def _template(state: tuple, _network: Network, _images: np.ndarray, layer: int, unit: int) -> tuple[np.ndarray, int]:
+    return input_template(_network, _images, layer, unit)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def _layer_inputs(state: tuple, _network: Network, _images: np.ndarray, layer: int) -> np.ndarray:
+    return layer_inputs(_network, _images, layer)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
 def _dream(state: tuple, _network: Network, layer: int, unit: int) -> np.ndarray:
     return dream(_network, layer, unit)
 
@@ -166,7 +195,7 @@ def _intact(state: tuple, _network: Network, _images: np.ndarray, _labels: np.nd
     return accuracy(_network, _images, _labels)
 
 
-def _lab(model: ModelInFocus, images: np.ndarray, labels: np.ndarray, layer: int, summary: LayerSummary) -> None:
+def _lab(model: ModelInFocus, state: tuple, images: np.ndarray, labels: np.ndarray, layer: int, summary: LayerSummary) -> None:
     st.markdown("##### The lab: switch units off (on a copy; the trained model is never changed)")
     count = model.network.hidden_sizes[layer - 1]
     mode = LAB_MODES[st.segmented_control("Switch off", list(LAB_MODES), default="The k most important",
@@ -177,15 +206,15 @@ def _lab(model: ModelInFocus, images: np.ndarray, labels: np.ndarray, layer: int
             spec = st.text_input("Units", "0,1,2", key="units_lab_list",
                                  help="Unit numbers, comma separated; a card's button adds its unit")
         else:
-            k = st.number_input("k", 1, count if mode != "random" else 100, 10 if mode != "random" else 10,
-                                key="units_lab_k")
+            k = st.number_input("k", 1, count if mode != "random" else 100,
+                                min(10, count) if mode != "random" else 10, key="units_lab_k")
             spec = f"{mode}:{int(k)}{'%' if mode == 'random' else ''}"
     try:
         units = parse_units(spec, count, summary.importance)
     except ValueError as err:
         st.warning(f"{err}", icon=":material/warning:")
         return
-    intact = _intact(model.state, model.network, images, labels)
+    intact = _intact(state, model.network, images, labels)
     broken_network = ablated(model.network, layer, units)
     broken = accuracy(broken_network, images, labels)
     drawing = focus.drawing()
@@ -202,14 +231,14 @@ def _lab(model: ModelInFocus, images: np.ndarray, labels: np.ndarray, layer: int
                         key="units_lab_compare", theme=None, config=CHART_CONFIG)
     if layer == 1:
         with curve_col:
-            curves = _curve(model.state, model.network, images, labels, summary.importance)
+            curves = _curve(state, model.network, images, labels, summary.importance)
             st.plotly_chart(figures.ablation_curve_figure(CURVE_FRACTIONS, curves), key="units_lab_curve",
                             theme=None, config=CHART_CONFIG)
             st.caption("The classic ablation curve: the units that matter most first, against a random "
                        "order. A network spreads what it knows: most single units can go.")
 
 
-def _break_it(model: ModelInFocus, images: np.ndarray, labels: np.ndarray) -> None:
+def _break_it(model: ModelInFocus, state: tuple, images: np.ndarray, labels: np.ndarray) -> None:
     st.markdown("##### Break it (on a copy)")
     layers = ["none", *[f"layer {n}" for n in range(1, len(model.network.hidden_sizes) + 1)]]
     layer_col, bias_col, reset_col = st.columns([2, 2, 1], vertical_alignment="bottom")
@@ -229,7 +258,7 @@ def _break_it(model: ModelInFocus, images: np.ndarray, labels: np.ndarray) -> No
     broken_network = broken(model.network, zero_biases=zero_biases, noise=float(noise),
                             zero_layer=None if layer == "none" else int(layer.split()[1]),
                             bits=None if bits == "off" else int(bits))
-    intact = _intact(model.state, model.network, images, labels)
+    intact = _intact(state, model.network, images, labels)
     result = accuracy(broken_network, images, labels)
     drawing = focus.drawing()
     said = ""
