@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with --attack: write each changed 28x28 input there as a PNG")
     explain.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders of them")
 
+    compare = commands.add_parser(
+        "compare", parents=[common],
+        help="saved runs side by side: the settings that differ, test accuracy, epochs, training time, parameters")
+    compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (or folders holding one run each)")
+    compare.add_argument("--json", action="store_true", help="one JSON object per run")
+
     ablate = commands.add_parser(
         "ablate", parents=[common],
         help="switch hidden units of a saved model off and print the test accuracy, overall and per digit, "
@@ -317,8 +323,9 @@ def _run_model(run_dir: Path) -> Any:
         raise UsageError(str(err)) from None
 
 
-def _existing_run(path: str) -> Path:
-    """The run folder `path`, or the one run inside it (as `train --out DIR` makes them)."""
+def _existing_run(path: str, need_model: bool = True) -> Path:
+    """The run folder `path`, or the one run inside it (as `train --out DIR` makes them); with
+    `need_model`, one that holds a saved model."""
     from mlpdash.runs import list_runs, read_info
 
     run_dir = Path(path)
@@ -334,7 +341,7 @@ def _existing_run(path: str) -> Path:
     info = read_info(run_dir)
     if info.status == "damaged":
         raise UsageError(info.error or f"{run_dir}: damaged run folder")
-    if not info.has_model:
+    if need_model and not info.has_model:
         raise UsageError(f"{run_dir} holds no saved model")
     return run_dir
 
@@ -426,6 +433,25 @@ def cmd_explain(args: argparse.Namespace) -> int:
             result["attack"] = _attack_result(attack(network, image, args.attack), network, number, file, out)
         print(json.dumps(result) if args.json else _explain_text(result), flush=True)
     return EXIT_FAILED if failures else 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from mlpdash.compare import comparison
+    from mlpdash.runs import read_info
+
+    infos = [read_info(_existing_run(path, need_model=False)) for path in args.runs]
+    rows = comparison(infos)
+    for row in rows:
+        if args.json:
+            print(json.dumps(row))
+            continue
+        settings = ", ".join(f"{key} {value}" for key, value in row["settings"].items()) or "the same settings"
+        accuracy = "not tested" if row["test_accuracy"] is None else f"test accuracy {row['test_accuracy']:.4f}"
+        seconds = "" if row["train_seconds"] is None else f", {row['train_seconds']:.1f} s of training"
+        epochs = f"{row['epochs']} epoch" + ("" if row["epochs"] == 1 else "s")
+        print(f"{row['run']} ({row['state']}): {settings}; {accuracy}, {epochs}{seconds}, "
+              f"{row['parameters']:,} parameters")
+    return 0
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
@@ -587,7 +613,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "explain": cmd_explain,
-            "ablate": cmd_ablate,
+            "ablate": cmd_ablate, "compare": cmd_compare,
             "bench": cmd_bench}
 
 
