@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mlpdash.config import TrainConfig
-from mlpdash.ui import get_manager, guarded, load_engine_after_first_view
+from mlpdash.ui import focus, get_manager, guarded, load_engine_after_first_view
 from mlpdash.ui.access import access_ui
 from mlpdash.ui.drawing import drawing_ui
 from mlpdash.ui.panels import charts_ui, result_ui, run_banner
@@ -28,6 +28,7 @@ def main() -> None:
         lessons_ui(locked=not allowed)
         job = manager.job
         spec, data_problem = data_ui(locked=not allowed, job_spec=job.data_spec if job else None)
+        focus.set_data_choice(None if data_problem else spec)
         config, _ = settings_ui(job.config if job else TrainConfig(), locked=not allowed)
         estimate_ui(None if data_problem else spec, config)
     st.markdown("### mlpdash &nbsp; :gray[<small>a multilayer perceptron learning handwritten digits "

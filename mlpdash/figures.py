@@ -1088,7 +1088,8 @@ MAX_TILE_CAPTIONS = 60  # beyond this the names are on hover only: the grid stay
 
 
 def digits_grid_figure(images: np.ndarray, ids: Sequence[int], hover: Sequence[str], title: str,
-                       short: Sequence[str] | None = None, columns: int | None = None) -> go.Figure:
+                       short: Sequence[str] | None = None, columns: int | None = None,
+                       hint: str = "click: inside a prediction") -> go.Figure:
     """Many 28x28 digits (uint8, ink white on black) as one image, with an invisible marker on each
     that names it on hover and carries its id (`customdata`) for a click. `short` captions are
     written over the tiles when there are at most MAX_TILE_CAPTIONS of them."""
@@ -1115,8 +1116,8 @@ def digits_grid_figure(images: np.ndarray, ids: Sequence[int], hover: Sequence[s
     fig = _figure(go.Image(source=source, x0=0, y0=0, dx=1, dy=1, hoverinfo="skip", name="digits"))
     fig.add_trace(go.Scatter(
         x=(slot % columns) * pitch + centre, y=(slot // columns) * pitch + centre, mode="markers",
-        customdata=np.asarray(ids, np.int64), text=list(hover), hovertemplate="%{text}<extra>click: inside a "
-        "prediction</extra>", showlegend=False, name="digits",
+        customdata=np.asarray(ids, np.int64), text=list(hover), hovertemplate=f"%{{text}}<extra>{hint}</extra>",
+        showlegend=False, name="digits",
         marker=dict(symbol="square", size=max(6.0, IMAGE_SIDE * min(scale, (fig_height - 60) / height)), opacity=0),
     ))
     if short is not None and count <= MAX_TILE_CAPTIONS:
@@ -1185,3 +1186,21 @@ def ablation_curve_figure(fractions: Sequence[float], curves: Mapping[str, Seque
                    uirevision="ablation-curve", xaxis=dict(title="share of the units switched off", tickformat=".0%"),
                    yaxis=dict(title="test accuracy", tickformat=".0%", range=[0, 1.05]), legend=BOTTOM_LEGEND,
                    margin=dict(l=50, r=20, t=40, b=90))
+
+
+# --- the data ---------------------------------------------------------------------------------------
+
+SPLIT_COLORS = {"training": pcolors.qualitative.Plotly[0], "validation": pcolors.qualitative.Plotly[1],
+                "test": pcolors.qualitative.Plotly[2]}
+
+
+def class_counts_figure(counts: Mapping[str, Sequence[int]]) -> go.Figure:
+    """How many digits of each class each split holds, as grouped bars."""
+    fig = _figure()
+    for split, values in counts.items():
+        fig.add_trace(go.Bar(x=[str(d) for d in range(len(values))], y=[int(v) for v in values], name=split,
+                             marker_color=SPLIT_COLORS.get(split),
+                             hovertemplate=f"{split}: %{{y:,}} digits of %{{x}}<extra></extra>"))
+    return _layout(fig, title="Digits of each class in each split", height=300, uirevision="class-counts",
+                   barmode="group", xaxis=dict(title="digit", type="category"), yaxis=dict(title="digits"),
+                   legend=BOTTOM_LEGEND, margin=dict(l=60, r=20, t=40, b=90))

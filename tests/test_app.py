@@ -408,3 +408,14 @@ def test_a_unit_opens_in_units_from_the_weights_grid(app):
     assert not app.exception
     assert app.session_state["view_tab"] == "Units"
     assert [m.value for m in app.markdown if m.value == "##### Layer 1, unit 12"]
+
+
+def test_the_data_view_shows_the_source_in_use(app, sample_data):
+    app.session_state["view_tab"] = "Data"
+    app.run()
+    assert not app.exception
+    said = [m.value for m in app.markdown if "10,000 digits: 6,000 for training" in m.value]
+    assert said and "bundled" in said[0]
+    assert [c.value for c in app.caption if "CC BY-SA 3.0" in c.value]
+    app.button(key="data_reshuffle").click().run()
+    assert app.session_state["data_view_seed"] == 1 and not app.exception

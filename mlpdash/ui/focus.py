@@ -83,3 +83,15 @@ def follow_tab_change() -> None:
     page can show."""
     if st.session_state.pop(TAB_CHANGED_KEY, False):
         st.rerun(scope="app")
+
+
+DATA_KEY = "focus_data_source"
+
+
+def set_data_choice(spec: str | None) -> None:
+    """The data source chosen in the sidebar (None: the choice has a problem, shown there)."""
+    st.session_state[DATA_KEY] = spec
+
+
+def data_choice() -> str | None:
+    return st.session_state.get(DATA_KEY)

@@ -16,6 +16,7 @@ import streamlit as st
 
 from mlpdash.jobs import JobManager
 from mlpdash.ui import focus, guarded
+from mlpdash.ui.data_view import data_view_ui
 from mlpdash.ui.explain_view import explain_ui
 from mlpdash.ui.mistakes_view import mistakes_ui
 from mlpdash.ui.over_time_view import over_time_ui
@@ -36,6 +37,7 @@ VIEWS: tuple[View, ...] = (
     View("First-layer weights", weights_ui),
     View("Weights over time", over_time_ui, follows_drawing=True),
     View("Units", units_ui),
+    View("Data", data_view_ui),
     View("Runs", runs_ui),
 )
 TAB_KEY = "view_tab"

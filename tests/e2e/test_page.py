@@ -311,7 +311,7 @@ def test_first_view(page: Page, screenshot):
     expect(page.locator(".st-key-canvas canvas.upper-canvas")).to_be_visible()
     expect(page.locator(".st-key-prediction")).to_contain_text("Train a model first")
     expect(page.get_by_role("tab")).to_have_text(["Mistakes", "Inside a prediction", "First-layer weights",
-                                                  "Weights over time", "Units", "Runs"])
+                                                  "Weights over time", "Units", "Data", "Runs"])
     expect(page.get_by_test_id("stException")).to_have_count(0)
     screenshot(page, "01-idle-first-view")
 
@@ -786,3 +786,23 @@ def test_units_a_card_from_the_weights_grid_and_the_lab(page: Page, screenshot):
     step(f"the lab: {before!r} -> {lab.inner_text()!r}")
     expect(chart(page, "units_lab_curve")).to_be_visible()
     shots_wide_and_narrow(page, units, screenshot, "18-units-1440", "19-units-1024")
+
+
+def test_the_data_view_and_a_digit_from_it_inside_a_prediction(page: Page, screenshot):
+    ensure_model(page)
+    view = open_tab(page, "Data")
+    data = page.locator(".st-key-data_view")
+    expect(data).to_contain_text("10,000 digits: 6,000 for training", timeout=30_000)
+    expect(chart(page, "data_counts")).to_be_visible()
+    examples = chart(page, "data_examples")
+    expect(examples).to_be_visible()
+    first = examples.evaluate("plot => plot._fullData[1].customdata[0]")
+    shots_wide_and_narrow(page, view, screenshot, "20-data-1440", "21-data-1024")
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    settle(page)
+    click_plot_point(page, "data_examples", 13.5, 13.5)
+    expect(page.get_by_role("tab", name="Inside a prediction")).to_have_attribute("aria-selected", "true",
+                                                                                  timeout=30_000)
+    expect(page.locator(".st-key-explain")).to_contain_text(f"input: test digit #{first} (labelled 0)",
+                                                            timeout=30_000)
+
