@@ -92,6 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="with --attack: write each changed 28x28 input there as a PNG")
     explain.add_argument("images", nargs="+", metavar="IMAGE", help="image files, or folders of them")
 
+    drawings = commands.add_parser(
+        "drawings", parents=[common],
+        help="your drawings as data: evaluate a saved model on them, export them to a zip, import one")
+    drawings.add_argument("action", choices=["evaluate", "export", "import"])
+    drawings.add_argument("archive", nargs="?", metavar="ZIP", help="export: the zip to write; import: the zip to read")
+    drawings.add_argument("--model", metavar="RUN_DIR", help="evaluate: the run whose model answers")
+    drawings.add_argument("--folder", default=None,
+                          help="the drawings folder (default: $MLPDASH_DRAWINGS, else drawings beside the runs)")
+    drawings.add_argument("--json", action="store_true", help="evaluate: one JSON object")
+
     compare = commands.add_parser(
         "compare", parents=[common],
         help="saved runs side by side: the settings that differ, test accuracy, epochs, training time, parameters")
@@ -435,6 +445,49 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failures else 0
 
 
+def cmd_drawings(args: argparse.Namespace) -> int:
+    from mlpdash.drawings import DrawingsError, drawings_root, export_zip, import_zip, listing
+
+    folder = drawings_root(args.folder)
+    try:
+        if args.action == "export":
+            if not args.archive:
+                raise UsageError("drawings export needs the zip to write")
+            data = export_zip(folder)
+            Path(args.archive).write_bytes(data)
+            print(f"{len(listing(folder))} drawings written to {args.archive}")
+            return 0
+        if args.action == "import":
+            if not args.archive or not Path(args.archive).is_file():
+                raise UsageError(f"drawings import needs a zip file, not {args.archive!r}")
+            added = import_zip(folder, Path(args.archive).read_bytes())
+            print(f"{added} drawings added to {folder}")
+            return 0
+        if not args.model:
+            raise UsageError("drawings evaluate needs --model RUN_DIR")
+        run_dir = _existing_run(args.model)
+        import_tensorflow(args.verbose)
+        from mlpdash.drawings import evaluate
+        from mlpdash.predict import Predictor
+
+        predictor = Predictor(_run_model(run_dir))
+        result = evaluate(folder, predictor.logits)
+    except DrawingsError as err:
+        raise UsageError(str(err)) from None
+    summary = {"folder": str(folder), "accuracy": result.accuracy, "confusion": result.confusion.tolist(),
+               "misread": [{"file": f, "label": t, "answer": a} for f, t, a in result.misread], "blank": result.blank}
+    if args.json:
+        print(json.dumps(summary))
+    elif result.accuracy is None:
+        print(f"no drawing with ink in {folder}")
+    else:
+        drawn = int(result.confusion.sum())
+        print(f"{drawn} drawings in {folder}: {result.accuracy:.2%} read right")
+        for file, label, answer in result.misread:
+            print(f"  {file}: a {label} read as {answer}")
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from mlpdash.compare import comparison
     from mlpdash.runs import read_info
@@ -613,7 +666,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "explain": cmd_explain,
-            "ablate": cmd_ablate, "compare": cmd_compare,
+            "ablate": cmd_ablate, "compare": cmd_compare, "drawings": cmd_drawings,
             "bench": cmd_bench}
 
 

@@ -14,6 +14,7 @@ import os
 import secrets
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -209,3 +210,39 @@ def _png_pixels(raw: bytes, name: str) -> np.ndarray:
 def _check_label(label: int) -> None:
     if not isinstance(label, (int, np.integer)) or not 0 <= int(label) <= 9:
         raise DrawingsError(f"a label is a digit 0-9, got {label!r}")
+
+
+# --- evaluating a model on them -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A model's answers on the kept drawings: accuracy, confusion [true, answer], the misread ones
+    (file, label, answer) and the blank ones (no ink: no answer)."""
+
+    accuracy: float | None
+    confusion: np.ndarray
+    misread: list[tuple[str, int, int]]
+    blank: list[str]
+
+
+def evaluate(root: Path, logits: Callable[[np.ndarray], np.ndarray]) -> Evaluation:
+    """Each drawing prepared as the canvas's are (`preprocess.canvas_to_mnist`) and answered by
+    `logits` ([N, 28, 28] in [0, 1] -> [N, 10])."""
+    from mlpdash.evaluate import confusion_matrix
+    from mlpdash.preprocess import canvas_to_mnist
+
+    kept, inputs, blank = [], [], []
+    for drawing in listing(root):
+        digit = canvas_to_mnist(load(root, drawing))
+        if digit is None:
+            blank.append(drawing.file)
+        else:
+            kept.append(drawing)
+            inputs.append(digit)
+    if not kept:
+        return Evaluation(None, np.zeros((10, 10), np.int64), [], blank)
+    answers = np.asarray(logits(np.stack(inputs))).argmax(axis=1)
+    labels = np.array([d.label for d in kept])
+    misread = [(d.file, d.label, int(a)) for d, a in zip(kept, answers) if a != d.label]
+    return Evaluation(float(np.mean(answers == labels)), confusion_matrix(labels, answers), misread, blank)

@@ -317,3 +317,24 @@ def test_ablate_prints_intact_and_ablated_accuracy_overall_and_per_digit(run_dir
 def test_ablate_refuses_bad_requests(run_dir, capsys, args, words):
     assert main(["ablate", "--model", str(run_dir), *args]) == 2
     assert words in capsys.readouterr().err
+
+
+def test_drawings_evaluate_answers_as_the_model_does(run_dir, sample_data, tmp_path, capsys):
+    from mlpdash.drawings import save
+    from mlpdash.predict import Predictor, predict_drawing
+    from mlpdash.runs import load_run_model
+
+    folder = tmp_path / "drawings"
+    canvases = []
+    for i in range(4):
+        canvas = np.zeros((280, 280), np.uint8)
+        canvas[70:210, 70:210] = np.kron(sample_data.x_test[i], np.ones((5, 5), np.uint8))
+        save(folder, canvas, int(sample_data.y_test[i]))
+        canvases.append(canvas)
+    assert main(["drawings", "evaluate", "--model", str(run_dir), "--folder", str(folder), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    predictor = Predictor(load_run_model(run_dir))
+    answers = [predict_drawing(predictor, c).digit for c in canvases]
+    expected = np.mean([a == int(sample_data.y_test[i]) for i, a in enumerate(answers)])
+    assert result["accuracy"] == pytest.approx(expected)
+    assert len(result["misread"]) == sum(a != int(sample_data.y_test[i]) for i, a in enumerate(answers))

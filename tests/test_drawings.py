@@ -92,3 +92,42 @@ def test_an_import_refuses_anything_but_drawings_and_writes_nothing(tmp_path, fi
 def test_an_import_refuses_what_is_not_a_zip(tmp_path):
     with pytest.raises(DrawingsError, match="not a zip archive"):
         import_zip(tmp_path, b"hello")
+
+
+def test_a_model_is_evaluated_on_the_drawings_against_a_direct_computation(tmp_path):
+    from mlpdash.drawings import evaluate
+    from mlpdash.preprocess import canvas_to_mnist
+
+    ones = [save(tmp_path, _digit(), 1) for _ in range(2)]
+    seven = save(tmp_path, _digit(), 7)  # the same stroke labelled 7: a model reading 1 misreads it
+    save(tmp_path, np.zeros((280, 280), np.uint8), 3)  # blank: no answer
+
+    def reads_one(images):
+        assert images.shape == (3, 28, 28)
+        np.testing.assert_array_equal(images[0], canvas_to_mnist(_digit()))
+        logits = np.zeros((len(images), 10))
+        logits[:, 1] = 1.0
+        return logits
+
+    result = evaluate(tmp_path, reads_one)
+    assert result.accuracy == pytest.approx(2 / 3)
+    assert result.misread == [(seven.file, 7, 1)] and len(result.blank) == 1
+    assert result.confusion[1, 1] == 2 and result.confusion[7, 1] == 1 and result.confusion.sum() == 3
+    assert ones[0].file not in {m[0] for m in result.misread}
+
+
+def test_the_drawings_command(tmp_path, capsys):
+    from mlpdash.cli import main
+
+    folder = tmp_path / "mine"
+    save(folder, _digit(), 1)
+    archive = tmp_path / "mine.zip"
+    assert main(["drawings", "export", str(archive), "--folder", str(folder)]) == 0
+    assert "1 drawings written" in capsys.readouterr().out
+    assert main(["drawings", "import", str(archive), "--folder", str(tmp_path / "other")]) == 0
+    assert "1 drawings added" in capsys.readouterr().out
+    (tmp_path / "bad.zip").write_bytes(b"nope")
+    assert main(["drawings", "import", str(tmp_path / "bad.zip"), "--folder", str(folder)]) == 2
+    assert "not a zip archive" in capsys.readouterr().err
+    assert main(["drawings", "evaluate", "--folder", str(folder)]) == 2
+    assert "needs --model RUN_DIR" in capsys.readouterr().err
