@@ -333,6 +333,16 @@ def _run_model(run_dir: Path) -> Any:
         raise UsageError(str(err)) from None
 
 
+def _run_network(run_dir: Path) -> tuple[Any, Any]:
+    """(the run's info, its model as an `explain.Network` for our own NumPy passes)."""
+    from mlpdash.explain import Network
+    from mlpdash.model import network_weights
+    from mlpdash.runs import read_info
+
+    info = read_info(run_dir)
+    return info, Network.from_weights(network_weights(_run_model(run_dir)), info.config.activation)
+
+
 def _existing_run(path: str, need_model: bool = True) -> Path:
     """The run folder `path`, or the one run inside it (as `train --out DIR` makes them); with
     `need_model`, one that holds a saved model."""
@@ -403,15 +413,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
         validate_source(args.data)
     import_tensorflow(args.verbose)
     from mlpdash.data import load_mnist
-    from mlpdash.explain import Network, attack, explain, fit_map, representation
-    from mlpdash.model import network_weights, to_model_input
+    from mlpdash.explain import attack, explain, fit_map, representation
+    from mlpdash.model import to_model_input
     from mlpdash.predict import read_image
     from mlpdash.preprocess import canvas_to_mnist
-    from mlpdash.runs import read_info
 
-    model = _run_model(run_dir)
-    info = read_info(run_dir)
-    network = Network.from_weights(network_weights(model), info.config.activation)
+    info, network = _run_network(run_dir)
     # The neighbours come from the test split of the data the run learned from, unless told otherwise.
     data = load_mnist(args.data or info.data_source)
     hidden_map = fit_map(network, to_model_input(data.x_test), data.y_test)
@@ -515,13 +522,10 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from mlpdash.data import load_mnist
-    from mlpdash.explain import Network
-    from mlpdash.model import network_weights, to_model_input
-    from mlpdash.runs import read_info
+    from mlpdash.model import to_model_input
     from mlpdash.units import ablated, accuracy, check_layer, importance, parse_units
 
-    info = read_info(run_dir)
-    network = Network.from_weights(network_weights(_run_model(run_dir)), info.config.activation)
+    info, network = _run_network(run_dir)
     try:
         count = check_layer(network, args.layer)
     except ValueError as err:

@@ -21,7 +21,7 @@ from mlpdash.config import TrainConfig
 from mlpdash.data import MnistSplits, load_mnist, resolve_source
 from mlpdash.explain import HiddenMap, Network, fit_map
 from mlpdash.mistakes import Answers
-from mlpdash.progress import Status
+from mlpdash.progress import Snapshot, Status
 from mlpdash.runs import (
     CONFUSIONS_FILE,
     TIMELINE_DIR,
@@ -173,9 +173,8 @@ class JobManager:
     def timeline_in_focus(self, picked: Path | None = None) -> TimelineInFocus | None:
         """The timeline of the run picked under Runs, else of the current job, else of the newest
         saved run; None when there is no run at all."""
-        job = self._job
-        if picked is None and job is not None and job.snapshot().run_dir is not None:
-            snap = job.snapshot()
+        job, snap, path = self._shown_run(picked)
+        if snap is not None:
             title = "The current run" + (", live" if snap.status.active else "")
             epochs = [] if snap.timeline is None else snap.timeline.epochs
             # The source as resolved when it loaded ("auto" could resolve to another one now, whose
@@ -183,30 +182,20 @@ class JobManager:
             return TimelineInFocus(snap.timeline, title, snap.data_source or job.data_spec, job.config.activation,
                                    ("job", self._job_serial, tuple(epochs)),
                                    None if snap.timeline else "the run has not recorded its start yet")
-        if picked is None:
-            newest = self._newest_model_run()  # the run the other views fall back on too
-            if newest is None:
-                return None
-            picked = newest.path
-        return self._saved_timeline(Path(picked))
+        return None if path is None else self._saved_timeline(path)
 
     def test_answers(self, picked: Path | None = None) -> tuple[Answers | None, str, str | None, str | None]:
         """(the final model's answers on the test split, the run's title, its data source, why there
         are none) for the run picked, else the current job, else the newest saved run."""
-        job = self._job
-        if picked is None and job is not None and job.snapshot().run_dir is not None:
-            snap = job.snapshot()
+        job, snap, path = self._shown_run(picked)
+        if snap is not None:
             spec = snap.data_source or job.data_spec
             if snap.report is None:
                 return None, "The current run", spec, "a run is tested on the test split when it ends"
             report = snap.report
             return Answers("test", report.labels, report.predictions, report.confidences), "The current run", spec, None
-        if picked is None:
-            newest = self._newest_model_run()
-            if newest is None:
-                return None, "", None, "no run yet"
-            picked = newest.path
-        path = Path(picked)
+        if path is None:
+            return None, "", None, "no run yet"
         info = read_info(path)
         title = f"Saved run {info.run_id}"
         arrays = self._cache.get(("test answers", path, _stamp(path)), lambda: read_test_predictions(path) or {},
@@ -217,6 +206,20 @@ class JobManager:
             return None, title, info.data_source, why
         return Answers("test", arrays["labels"], arrays["predictions"], arrays["confidences"]), title, \
             info.data_source, None
+
+    def _shown_run(self, picked: Path | None) -> tuple[TrainingJob | None, Snapshot | None, Path | None]:
+        """What the views over a run show: (the current job and its snapshot, None) when nothing is
+        picked and the job has a run folder; else (None, None, the picked run, or the newest saved
+        one with a model, as the other views fall back on; None when there is none)."""
+        job = self._job
+        if picked is None and job is not None:
+            snap = job.snapshot()
+            if snap.run_dir is not None:
+                return job, snap, None
+        if picked is None:
+            newest = self._newest_model_run()
+            return None, None, None if newest is None else newest.path
+        return None, None, Path(picked)
 
     def validation_answers(self, shown: TimelineInFocus, epoch: int) -> Answers:
         """The answers of the model kept at `epoch` (or the newest kept before it) on the validation

@@ -66,8 +66,6 @@ def _pictures(source: str, _images: np.ndarray, _labels: np.ndarray):
 
 
 def _open_clicked() -> None:
-    points = (st.session_state.get("data_examples") or {}).get("selection", {}).get("points", [])
-    picked = [p.get("customdata") for p in points if p.get("customdata") is not None]
+    picked = focus.clicked("data_examples")
     if picked:
-        focus.pick_digit(int(np.ravel(picked[0])[0]), "test")
-        st.session_state[focus.VIEW_TAB_KEY] = "Inside a prediction"
+        focus.explain_digit(picked[0], "test")

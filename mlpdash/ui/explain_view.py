@@ -10,11 +10,9 @@ import numpy as np
 import streamlit as st
 
 from mlpdash import figures
-from mlpdash.data import DataError
 from mlpdash.explain import EPSILON_LADDER, Explanation, HiddenMap, attack, explain, sign_noise
 from mlpdash.jobs import JobManager, ModelInFocus
 from mlpdash.preprocess import Preparation
-from mlpdash.runs import RunError
 from mlpdash.ui import focus
 
 CHART_CONFIG = {"displayModeBar": False}
@@ -25,19 +23,11 @@ RASTER_MEMO = "explain_map_raster"
 
 
 def explain_ui(manager: JobManager) -> None:
-    try:
-        model = manager.model_in_focus(focus.picked_run())
-    except RunError as err:
-        st.error(f"That run's model cannot be explained: {err}", icon=":material/warning:")
-        return
-    if model is None:
-        st.info("Train a model first: this view follows an input through the current model, even "
-                "mid-training, or through the run picked under Runs.", icon=":material/info:")
-        return
-    try:
-        data = manager.load_data(model.data_spec)
-    except DataError as err:
-        st.error(f"The test digits of {model.data_spec} cannot be loaded: {err}", icon=":material/warning:")
+    model = focus.model(manager, "That run's model cannot be explained",
+                        "Train a model first: this view follows an input through the current model, even "
+                        "mid-training, or through the run picked under Runs.")
+    data = None if model is None else focus.data(manager, model.data_spec)
+    if model is None or data is None:
         return
     source = st.segmented_control("Input", [focus.DRAWING_INPUT, *focus.SPLIT_INPUTS.values()],
                                   default=focus.DRAWING_INPUT, key=focus.INPUT_KEY,
@@ -141,10 +131,9 @@ def _hidden(model: ModelInFocus, e: Explanation) -> None:
 
 
 def _remember_unit() -> None:
-    points = (st.session_state.get("explain_units") or {}).get("selection", {}).get("points", [])
-    picked = [p.get("customdata") for p in points if p.get("customdata") is not None]
+    picked = focus.clicked("explain_units")
     if picked:
-        st.session_state[UNIT_KEY] = int(np.ravel(picked[0])[0])
+        st.session_state[UNIT_KEY] = picked[0]
 
 
 def _map(hidden_map: HiddenMap, model: ModelInFocus, e: Explanation, test_images: np.ndarray) -> None:

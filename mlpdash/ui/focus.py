@@ -10,10 +10,18 @@ others do.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import streamlit as st
 
+from mlpdash.data import DataError
 from mlpdash.preprocess import Preparation
+from mlpdash.runs import RunError
+
+if TYPE_CHECKING:
+    from mlpdash.data import MnistSplits
+    from mlpdash.jobs import JobManager, ModelInFocus
 
 RUN_KEY = "view_run"
 DRAWING_KEY = "focus_drawing"
@@ -25,6 +33,10 @@ DRAWING_INPUT = "Your drawing"
 TEST_DIGIT_INPUT = "A test digit"
 VALIDATION_DIGIT_INPUT = "A validation digit"
 SPLIT_INPUTS = {"test": TEST_DIGIT_INPUT, "validation": VALIDATION_DIGIT_INPUT}
+# The open view tab (views.TAB_KEY), the explanation's tab, and a flag that a callback changed the tab.
+VIEW_TAB_KEY = "view_tab"
+EXPLAIN_TAB = "Inside a prediction"
+TAB_CHANGED_KEY = "view_tab_changed"
 
 
 def picked_run() -> Path | None:
@@ -36,6 +48,44 @@ def picked_run() -> Path | None:
 def pick_run(path: Path | None) -> None:
     """Show `path`'s run in every panel (None: back to the current job)."""
     st.session_state[RUN_KEY] = str(path) if path is not None else None
+
+
+def model(manager: JobManager, cannot: str, none: str) -> ModelInFocus | None:
+    """The model in focus; None with a message: `cannot` (+ the reason) for a run that cannot give
+    one, `none` when there is no model yet."""
+    try:
+        found = manager.model_in_focus(picked_run())
+    except RunError as err:
+        st.error(f"{cannot}: {err}", icon=":material/warning:")
+        return None
+    if found is None:
+        st.info(none, icon=":material/info:")
+    return found
+
+
+def data(manager: JobManager, spec: str | None, what: str = "test digits") -> MnistSplits | None:
+    """The splits of `spec`; None with a message naming `what` could not be loaded."""
+    try:
+        return manager.load_data(spec)
+    except DataError as err:
+        st.error(f"The {what} of {spec} cannot be loaded: {err}", icon=":material/warning:")
+        return None
+
+
+def clicked(key: str) -> list[int] | None:
+    """The `customdata` of the point clicked in the chart keyed `key` (a selection callback reads it
+    here), as ints; None when nothing is selected."""
+    points = (st.session_state.get(key) or {}).get("selection", {}).get("points", [])
+    picked = [p.get("customdata") for p in points if p.get("customdata") is not None]
+    return [int(v) for v in np.ravel(picked[0])] if picked else None
+
+
+def explain_digit(index: int, split: str = "test") -> None:
+    """Open *Inside a prediction* on digit `index` of the test or validation split. Call it from a
+    widget's callback."""
+    pick_digit(index, split)
+    st.session_state[VIEW_TAB_KEY] = EXPLAIN_TAB
+    st.session_state[TAB_CHANGED_KEY] = True
 
 
 def drawing() -> Preparation | None:
@@ -65,8 +115,6 @@ def picked_digit(count: int) -> int:
 
 
 UNITS_TAB, UNITS_LAYER_KEY, UNITS_UNIT_KEY = "Units", "units_layer", "units_unit"
-VIEW_TAB_KEY = "view_tab"
-TAB_CHANGED_KEY = "view_tab_changed"
 
 
 def open_unit(layer: int, unit: int) -> None:

@@ -21,7 +21,6 @@ TEST, VALIDATION = "Test split (the final model)", "Validation split, by epoch"
 CELL_KEY = "mistakes_cell"
 CHART_CONFIG = {"displayModeBar": False}
 HARDEST = 40
-EXPLAIN_TAB = "Inside a prediction"
 
 
 def mistakes_ui(manager: JobManager) -> None:
@@ -100,10 +99,8 @@ def _validation(manager: JobManager) -> tuple[Answers, str, np.ndarray] | None:
 
 
 def _split_images(manager: JobManager, spec: str | None, split: str, count: int) -> np.ndarray | None:
-    try:
-        data = manager.load_data(spec)
-    except DataError as err:
-        st.error(f"The {split} digits of {spec} cannot be loaded: {err}", icon=":material/warning:")
+    data = focus.data(manager, spec, f"{split} digits")
+    if data is None:
         return None
     images = data.x_test if split == "test" else data.x_val
     if len(images) != count:
@@ -114,11 +111,9 @@ def _split_images(manager: JobManager, spec: str | None, split: str, count: int)
 
 
 def _remember_cell() -> None:
-    points = (st.session_state.get("mistakes_matrix") or {}).get("selection", {}).get("points", [])
-    picked = [p.get("customdata") for p in points if p.get("customdata") is not None]
+    picked = focus.clicked("mistakes_matrix")  # (true, predicted, count)
     if picked:
-        true, predicted = (int(v) for v in np.ravel(picked[0])[:2])
-        st.session_state[CELL_KEY] = (true, predicted)
+        st.session_state[CELL_KEY] = (picked[0], picked[1])
 
 
 def _cell(answers: Answers, images: np.ndarray) -> None:
@@ -157,8 +152,6 @@ def _digits(answers: Answers, images: np.ndarray, indices: np.ndarray, title: st
 
 
 def _open_clicked(key: str, split: str) -> None:
-    points = (st.session_state.get(key) or {}).get("selection", {}).get("points", [])
-    picked = [p.get("customdata") for p in points if p.get("customdata") is not None]
+    picked = focus.clicked(key)
     if picked:
-        focus.pick_digit(int(np.ravel(picked[0])[0]), split)
-        st.session_state["view_tab"] = EXPLAIN_TAB
+        focus.explain_digit(picked[0], split)

@@ -11,7 +11,6 @@ import numpy as np
 import streamlit as st
 
 from mlpdash import figures
-from mlpdash.data import DataError
 from mlpdash.jobs import JobManager, TimelineInFocus
 from mlpdash.runs import RunError
 from mlpdash.timeline import (
@@ -164,10 +163,9 @@ def _grid_figure(state: tuple, _timeline: Timeline, epoch: int, mode: str, value
 
 
 def _follow_clicked_unit() -> None:
-    points = (st.session_state.get(GRID_KEY) or {}).get("selection", {}).get("points", [])
-    picked = [p.get("customdata") for p in points if p.get("customdata") is not None]
+    picked = focus.clicked(GRID_KEY)
     if picked:
-        st.session_state[UNIT_KEY] = int(np.ravel(picked[0])[0])
+        st.session_state[UNIT_KEY] = picked[0]
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -216,7 +214,7 @@ def _follow_unit(timeline: Timeline, epoch: int, mode: str) -> None:
                                         highlight=epoch)
     strip.update_layout(title_text=f"Unit {unit} at every kept epoch ({quantity}, ±{r:.3g})")
     st.plotly_chart(strip, key="weights_filmstrip", theme=None, config=CHART_CONFIG)
-    weights = unit_over_time(timeline, unit)
+    weights = tiles if mode == WEIGHTS else unit_over_time(timeline, unit)
     st.plotly_chart(figures.unit_norm_figure(timeline.epochs, np.linalg.norm(weights, axis=1), unit, epoch),
                     key="weights_unit_norm", theme=None, config=CHART_CONFIG)
 
@@ -247,10 +245,8 @@ def _digit_to_follow(manager: JobManager, shown: TimelineInFocus) -> tuple[np.nd
     """(image in [0, 1], what it is) for the drawing or a picked test digit; None with a message."""
     source = st.segmented_control("Digit", [DRAWING, TEST_DIGIT], default=DRAWING, key="weights_digit_source")
     if source == TEST_DIGIT:
-        try:
-            data = manager.load_data(shown.data_spec)
-        except DataError as err:
-            st.error(f"The test digits of {shown.data_spec} cannot be loaded: {err}", icon=":material/warning:")
+        data = focus.data(manager, shown.data_spec)
+        if data is None:
             return None
         count = len(data.x_test)
         index = int(st.number_input(f"Test digit (0–{count - 1})", 0, count - 1, step=1, key="weights_digit_index"))

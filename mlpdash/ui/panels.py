@@ -272,11 +272,9 @@ def _live_kernel(run: str, window: int, _job) -> tuple[np.ndarray, int, int] | N
 def _take_clicked_unit(units: int) -> int:
     """A click on the grid picks the unit shown large (the number input stays the one source);
     returns that unit."""
-    state = st.session_state.get("weights_grid") or {}
-    points = state.get("selection", {}).get("points", [])
-    clicked = [p.get("customdata") for p in points if p.get("customdata") is not None]
+    clicked = focus.clicked("weights_grid")
     if clicked:
-        unit = int(np.ravel(clicked[0])[0])
+        unit = clicked[0]
         if 0 <= unit < units and unit != st.session_state.get("weights_clicked"):
             st.session_state["weights_clicked"] = unit
             st.session_state["weights_unit"] = unit

@@ -11,10 +11,8 @@ import numpy as np
 import streamlit as st
 
 from mlpdash import figures
-from mlpdash.data import DataError
 from mlpdash.explain import Network
 from mlpdash.jobs import JobManager, ModelInFocus
-from mlpdash.runs import RunError
 from mlpdash.ui import focus
 from mlpdash.units import (
     CURVE_FRACTIONS,
@@ -43,23 +41,17 @@ LAB_MODES = {"The k most important": "top", "The k least important": "bottom", "
 
 def units_ui(manager: JobManager) -> None:
     with st.container(key="units"):
-        try:
-            model = manager.model_in_focus(focus.picked_run())
-        except RunError as err:
-            st.error(f"That run's model cannot be opened: {err}", icon=":material/warning:")
-            return
+        model = focus.model(manager, "That run's model cannot be opened",
+                            "Train a model first: this view opens every hidden unit of the current model, "
+                            "even mid-training, or of the run picked under Runs.")
         if model is None:
-            st.info("Train a model first: this view opens every hidden unit of the current model, even "
-                    "mid-training, or of the run picked under Runs.", icon=":material/info:")
             return
         if not model.network.hidden_sizes:
             st.info("The linear model has no hidden units: its ten units are the digit templates under "
                     "First-layer weights.", icon=":material/info:")
             return
-        try:
-            data = manager.load_data(model.data_spec)
-        except DataError as err:
-            st.error(f"The test digits of {model.data_spec} cannot be loaded: {err}", icon=":material/warning:")
+        data = focus.data(manager, model.data_spec)
+        if data is None:
             return
         images, labels = data.x_test.astype(np.float32) / 255.0, np.asarray(data.y_test)
         sizes = model.network.hidden_sizes
@@ -259,7 +251,8 @@ def _break_it(model: ModelInFocus, state: tuple, images: np.ndarray, labels: np.
                             zero_layer=None if layer == "none" else int(layer.split()[1]),
                             bits=None if bits == "off" else int(bits))
     intact = _intact(state, model.network, images, labels)
-    result = accuracy(broken_network, images, labels)
+    untouched = not zero_biases and not noise and layer == "none" and bits == "off"
+    result = intact if untouched else accuracy(broken_network, images, labels)
     drawing = focus.drawing()
     said = ""
     if drawing is not None:

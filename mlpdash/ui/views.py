@@ -40,7 +40,7 @@ VIEWS: tuple[View, ...] = (
     View("Data", data_view_ui),
     View("Runs", runs_ui),
 )
-TAB_KEY = "view_tab"
+TAB_KEY = focus.VIEW_TAB_KEY
 
 
 def open_view_follows_drawing() -> bool:
