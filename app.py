@@ -30,6 +30,7 @@ def main() -> None:
         spec, data_problem = data_ui(locked=not allowed, job_spec=job.data_spec if job else None)
         focus.set_data_choice(None if data_problem else spec)
         config, _ = settings_ui(job.config if job else TrainConfig(), locked=not allowed)
+        focus.set_settings(config)
         estimate_ui(None if data_problem else spec, config)
     st.markdown("### mlpdash &nbsp; :gray[<small>a multilayer perceptron learning handwritten digits "
                 "(MNIST), live</small>]", unsafe_allow_html=True)

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -24,6 +25,10 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 EXIT_DIVERGED = 3
 POLL_SECONDS = 0.2
+# `sweep`'s flags and the settings they vary.
+SWEEP_FLAGS = {"--lr": "learning_rate", "--hidden": "hidden", "--dropout": "dropout", "--batch-size": "batch_size",
+               "--activation": "activation", "--optimizer": "optimizer", "--lr-schedule": "lr_schedule",
+               "--seed": "seed", "--train-digits": "train_digits"}
 
 
 class UsageError(Exception):
@@ -107,6 +112,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="saved runs side by side: the settings that differ, test accuracy, epochs, training time, parameters")
     compare.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folders (or folders holding one run each)")
     compare.add_argument("--json", action="store_true", help="one JSON object per run")
+
+    sweep = commands.add_parser(
+        "sweep", parents=[common],
+        help="train every combination of up to three settings, one run after another, then compare them")
+    for flag, setting in SWEEP_FLAGS.items():
+        sweep.add_argument(flag, dest=setting, default=None, metavar="VALUES",
+                           help="values to sweep, comma-separated" + (
+                               "; hidden sizes are separated by ':', e.g. 128:700,500 (0: no hidden layer)"
+                               if setting == "hidden" else ""))
+    sweep.add_argument("--epochs", type=int, default=defaults.epochs, help="epochs of every run")
+    sweep.add_argument("--data", default=None, help="tfds | idx:DIR | keras | sample | auto")
+    sweep.add_argument("--out", default=None, metavar="RUNS_DIR",
+                       help="where the runs are saved (default: $MLPDASH_RUNS, else ./runs)")
+    sweep.add_argument("--json", action="store_true", help="the comparison as one JSON object per run")
 
     ablate = commands.add_parser(
         "ablate", parents=[common],
@@ -500,9 +519,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from mlpdash.runs import read_info
 
     infos = [read_info(_existing_run(path, need_model=False)) for path in args.runs]
-    rows = comparison(infos)
+    _print_comparison(comparison(infos), args.json)
+    return 0
+
+
+def _print_comparison(rows: list[dict[str, Any]], as_json: bool) -> None:
     for row in rows:
-        if args.json:
+        if as_json:
             print(json.dumps(row))
             continue
         settings = ", ".join(f"{key} {value}" for key, value in row["settings"].items()) or "the same settings"
@@ -511,7 +534,59 @@ def cmd_compare(args: argparse.Namespace) -> int:
         epochs = f"{row['epochs']} epoch" + ("" if row["epochs"] == 1 else "s")
         print(f"{row['run']} ({row['state']}): {settings}; {accuracy}, {epochs}{seconds}, "
               f"{row['parameters']:,} parameters")
-    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from mlpdash.compare import comparison
+    from mlpdash.sweep import grid, parse_values, varied
+
+    axes = {setting: parse_values(setting, getattr(args, setting))
+            for setting in SWEEP_FLAGS.values() if getattr(args, setting) is not None}
+    if not axes:
+        raise UsageError(f"sweep needs values for one setting or more: {', '.join(SWEEP_FLAGS)}")
+    configs = grid(TrainConfig(epochs=args.epochs), axes)
+    if args.data is not None:
+        validate_source(args.data)
+    import_tensorflow(args.verbose)
+    from mlpdash.jobs import JobManager
+    from mlpdash.runs import read_info
+
+    manager = JobManager(args.out, keep_queue=False)  # a server's queue in that folder is its own
+    swept = varied(axes) or list(axes)
+    sweep = manager.enqueue(configs, args.data, "sweep", swept)
+    print(f"sweep: {len(configs)} runs of {', '.join(swept)}", flush=True)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        _watch_sweep(manager, [item.item for item in sweep.items])
+    except KeyboardInterrupt:
+        print("\ncancelling the sweep: the run in progress stops and is saved…", file=sys.stderr, flush=True)
+        manager.cancel_queued([item.item for item in sweep.items])
+        if manager.job is not None and not _wait_ignoring_interrupts(manager.job):
+            return EXIT_FAILED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    items = [item for item in manager.queue.items() if item.sweep == sweep.sweep]
+    ran = [read_info(manager.runs_dir / item.run) for item in items if item.run]
+    print()
+    _print_comparison(comparison(ran), args.json)
+    return 0 if all(item.state == "finished" for item in items) else EXIT_FAILED
+
+
+def _watch_sweep(manager: Any, item_ids: list[str]) -> None:
+    """Print each run of the sweep as it ends, until none is left to train."""
+    told: set[str] = set()
+    while True:
+        running = manager.queue_running()  # read first: the states printed below are then final
+        for item in manager.queue.items():
+            if item.item in item_ids and item.item not in told and item.state not in ("queued", "running"):
+                told.add(item.item)
+                where = f" -> {manager.runs_dir / item.run}" if item.run else ""
+                why = f" ({item.error})" if item.error else ""
+                number = item_ids.index(item.item) + 1
+                print(f"run {number}/{len(item_ids)} ({item.label}): {item.state}{why}{where}", flush=True)
+        if not running:
+            return
+        time.sleep(POLL_SECONDS)
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
@@ -670,7 +745,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict, "explain": cmd_explain,
-            "ablate": cmd_ablate, "compare": cmd_compare, "drawings": cmd_drawings,
+            "ablate": cmd_ablate, "compare": cmd_compare, "sweep": cmd_sweep, "drawings": cmd_drawings,
             "bench": cmd_bench}
 
 

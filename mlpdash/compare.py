@@ -1,15 +1,16 @@
 """Comparing runs: the settings that differ between them, and what each reached.
 
-Plain values from the run listing (`runs.RunInfo`), so that the page's comparison and
-`python -m mlpdash compare` say the same thing.
+Plain values from the run listing (`runs.RunInfo`) and the sweep queue, so that the page's
+comparison and `python -m mlpdash compare` say the same thing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mlpdash.runs import RunInfo
+from mlpdash.sweep import Sweep
 
 
 def differing_settings(runs: Sequence[RunInfo]) -> list[str]:
@@ -37,5 +38,32 @@ def comparison(runs: Sequence[RunInfo]) -> list[dict[str, Any]]:
             "epochs": summary.get("epochs_completed", run.epochs_completed),
             "train_seconds": summary.get("train_seconds"),
             "parameters": run.config.parameters if run.config is not None else None,
+        })
+    return rows
+
+
+def sweep_rows(sweep: Sweep, runs: Mapping[str, RunInfo]) -> list[dict[str, Any]]:
+    """One row a run of the sweep, in its queued order: the swept settings' values, its state (the
+    run folder's own once it has one), test accuracy, epochs and training time.
+    `runs` maps run ids to the listing's entries; a run deleted since is said to be."""
+    rows = []
+    for item in sweep.items:
+        info = runs.get(item.run) if item.run else None
+        summary = (info.summary if info else None) or {}
+        if item.run and info is None:
+            state = "deleted"
+        elif info is not None and item.state not in ("cancelled",):
+            state = info.label
+        else:
+            state = item.state
+        settings = item.config.to_dict()
+        rows.append({
+            "run": item.run,
+            "name": info.title if info else "",
+            **{setting: settings[setting] for setting in sweep.swept},
+            "state": state,
+            "test_accuracy": summary.get("test_accuracy"),
+            "epochs": info.epochs_completed if info else None,
+            "train_seconds": summary.get("train_seconds"),
         })
     return rows

@@ -24,6 +24,7 @@ from mlpdash.mistakes import Answers
 from mlpdash.progress import Snapshot, Status
 from mlpdash.runs import (
     CONFUSIONS_FILE,
+    MAX_NAME_CHARS,
     TIMELINE_DIR,
     RunError,
     RunInfo,
@@ -35,7 +36,9 @@ from mlpdash.runs import (
     read_test_predictions,
     read_timeline,
     runs_root,
+    set_notes,
 )
+from mlpdash.sweep import QUEUE_FILE, QueueItem, RunQueue, Sweep
 from mlpdash.timeline import Timeline
 
 if TYPE_CHECKING:
@@ -82,11 +85,16 @@ class TimelineInFocus:
 class JobManager:
     """Starts jobs one at a time and remembers the last one, for every tab of the server."""
 
-    def __init__(self, runs_dir: str | Path | None = None) -> None:
+    def __init__(self, runs_dir: str | Path | None = None, keep_queue: bool = True) -> None:
         self.runs_dir = runs_root(runs_dir)
         self._lock = threading.Lock()
         self._job: TrainingJob | None = None
         self._job_serial = 0
+        # Sweeps wait here; with `keep_queue` (the server's) the queue lives in the runs folder.
+        self.queue = RunQueue(self.runs_dir / QUEUE_FILE if keep_queue else None)
+        self._queue_worker: threading.Thread | None = None
+        self._queue_item: QueueItem | None = None  # the queued run being trained now
+        self._cancelled: set[str] = set()
         # One byte budget for everything loaded on demand (full MNIST ~55 MB, a saved run's
         # snapshots up to hundreds of MB, a model ~4 bytes a parameter): oldest out first.
         self._cache = ByteBudgetCache(cache_bytes())
@@ -104,18 +112,109 @@ class JobManager:
               pace: float | None = None) -> TrainingJob:
         """Start a job for `config` (at `pace` samples/s in slow motion; None: full speed);
         JobBusyError while another one is active."""
+        with self._lock:
+            return self._start_locked(config, data_spec, pace)
+
+    def _start_locked(self, config: TrainConfig, data_spec: str | None, pace: float | None) -> TrainingJob:
         # Imported here: TensorFlow loads on the first Start, not on page load.
         from mlpdash.training import TrainingJob
 
+        if self.active():
+            raise JobBusyError("a training run is already in progress: stop it or wait for it to end")
+        previous = self._job
+        spare = previous.release_model() if previous is not None else None
+        job = TrainingJob(config, data_spec, self.runs_dir, loader=self.load_data, spare=spare, pace=pace)
+        job.start()  # ShuttingDownError leaves the previous job in place
+        self._job_serial += 1  # names the job in caches: an id() may be reused once it is freed
+        self._job = job
+        return job
+
+    # --- the queue of sweeps -----------------------------------------------------------------------
+
+    def enqueue(self, configs: list[TrainConfig], data_spec: str | None, name: str,
+                swept: list[str]) -> Sweep:
+        """Queue a sweep's runs; they train one after another once no other job is active."""
+        sweep = self.queue.add(configs, data_spec, name, swept)
+        self._drain()
+        return sweep
+
+    def resume_sweep(self, sweep: str) -> int:
+        """Queue again the runs of a sweep that a server restart left unstarted."""
+        count = self.queue.resume(sweep)
+        self._drain()
+        return count
+
+    def cancel_queued(self, item_ids: list[str]) -> None:
+        """Cancel queued runs; one being trained is stopped (it is saved, as a stopped run is)."""
+        for item in self.queue.cancel(item_ids):
+            with self._lock:
+                current, job = self._queue_item, self._job
+            if current is not None and current.item == item.item and job is not None:
+                self._cancelled.add(item.item)
+                job.stop()
+
+    def queue_item(self) -> QueueItem | None:
+        """The queued run being trained now, if the current job is one."""
+        return self._queue_item
+
+    def queue_running(self) -> bool:
+        """Whether queued runs are training or waiting to."""
+        return self._queue_worker is not None
+
+    def _drain(self) -> None:
         with self._lock:
-            if self.active():
-                raise JobBusyError("a training run is already in progress: stop it or wait for it to end")
-            previous = self._job
-            spare = previous.release_model() if previous is not None else None
-            self._job_serial += 1  # names the job in caches: an id() may be reused once it is freed
-            self._job = TrainingJob(config, data_spec, self.runs_dir, loader=self.load_data, spare=spare,
-                                    pace=pace)
-            return self._job.start()
+            if self._queue_worker is None:
+                self._queue_worker = threading.Thread(target=self._work_queue, name="mlpdash-queue", daemon=True)
+                self._queue_worker.start()
+
+    def _work_queue(self) -> None:
+        """Train the queue's runs one at a time; a job started by hand meanwhile is waited for."""
+        from mlpdash.training import ShuttingDownError
+
+        while True:
+            with self._lock:
+                busy = self._job if self.active() else None
+                item = None if busy else self.queue.take_next()
+                if busy is None and item is None:
+                    self._queue_worker = None  # under the lock: an enqueue now starts a new worker
+                    return
+                if item is not None:
+                    try:
+                        job = self._start_locked(item.config, item.data, None)
+                    except ShuttingDownError:
+                        self.queue.update(item.item, state="queued")  # read back as "not run"
+                        self._queue_worker = None
+                        return
+                    except Exception as err:  # a run that cannot start must not stop the queue
+                        self.queue.update(item.item, state="failed", error=str(err)[:500])
+                        continue
+                    self._queue_item = item
+            if busy is not None:
+                busy.join(1.0)
+                continue
+            self._follow(item, job)
+
+    def _follow(self, item: QueueItem, job: TrainingJob) -> None:
+        """Record the run's folder as soon as it has one (so that a restart finds it) and how the
+        run ended."""
+        recorded = False
+        while True:
+            done = job.join(1.0)
+            snap = job.snapshot()
+            if snap.run_dir is not None and not recorded:
+                self.queue.update(item.item, run=Path(snap.run_dir).name)
+                _name_sweep_run(Path(snap.run_dir), item)
+                recorded = True
+            if done:
+                break
+        state = snap.status.value if snap.status.ended else "failed"
+        if item.item in self._cancelled:
+            self._cancelled.discard(item.item)
+            state = "cancelled"
+        self.queue.update(item.item, state=state, error=snap.error,
+                          run=Path(snap.run_dir).name if snap.run_dir else None)
+        with self._lock:
+            self._queue_item = None
 
     def load_data(self, spec: str | None) -> MnistSplits:
         """`load_mnist`, kept per resolved source so that a second run starts at once."""
@@ -337,6 +436,15 @@ class ByteBudgetCache:
                 _, dropped = self._entries.pop(next(iter(self._entries)))  # insertion order: oldest
                 total -= dropped
         return value
+
+
+def _name_sweep_run(path: Path, item: QueueItem) -> None:
+    """A sweep's runs are named for what they vary ("learning_rate 0.01, hidden 128"), so that the
+    comparison's legends say it; a user may rename them."""
+    try:
+        set_notes(path, item.label[:MAX_NAME_CHARS], f"A run of {item.sweep_name}")
+    except (OSError, ValueError):
+        pass  # a name is a convenience: the run trains on without one
 
 
 def _splits_bytes(data: MnistSplits) -> int:

@@ -76,10 +76,15 @@ SHUTDOWN_GRACE_SECONDS = 30.0
 RELEASE_WAIT_SECONDS = 5.0
 
 _live_jobs: weakref.WeakSet[TrainingJob] = weakref.WeakSet()
+_shutting_down = threading.Event()
 
 
 class DivergedError(FloatingPointError):
     """The loss blew up or the network is stuck at chance: a run that cannot learn."""
+
+
+class ShuttingDownError(RuntimeError):
+    """The process is exiting: no new job may start (a queue must not start one mid-shutdown)."""
 
 
 class NotReadyError(RuntimeError):
@@ -158,6 +163,8 @@ class TrainingJob:
     # --- controls --------------------------------------------------------------------------------
 
     def start(self) -> TrainingJob:
+        if _shutting_down.is_set():
+            raise ShuttingDownError("the server is shutting down: no new run starts")
         with self._lock:
             if self._status != Status.IDLE:
                 raise RuntimeError("this job has already been started")
@@ -738,6 +745,7 @@ def _write_report(writer: RunWriter, report: TestReport) -> None:
 def stop_live_jobs() -> None:
     """Stop every job still training and wait for each to save, at most SHUTDOWN_GRACE_SECONDS
     after it was first stopped."""
+    _shutting_down.set()
     jobs = [job for job in list(_live_jobs) if not job.done]
     for job in jobs:
         job.stop()

@@ -173,7 +173,7 @@ def test_a_short_run_shows_live_charts_then_its_results(app):
     assert not app.button(key="start_training").disabled
     # The run is listed under Runs (tabs are lazy: only the open one runs).
     assert not app.dataframe
-    app.session_state["view_tab"] = "Runs"
+    app.session_state["view_tab"] = "Runs & comparison"
     app.run()
     assert "finished" in str(app.dataframe[0].value.to_dict())
 

@@ -117,7 +117,7 @@ def test_an_interrupted_run_is_listed_and_can_be_evaluated_from_the_page(runs_di
     writer = killed_run(runs_dir)
     at = page()
     assert not at.exception
-    at.session_state["view_tab"] = "Runs"  # as a click on the tab would
+    at.session_state["view_tab"] = "Runs & comparison"  # as a click on the tab would
     at.run()
     # Select the run in the table as a click would.
     at.session_state[f"runs_table_{writer.path.name}_1"] = {"selection": {"rows": [0], "columns": []}}

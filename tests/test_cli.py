@@ -55,6 +55,11 @@ def error_lines(stderr: str) -> list[str]:
         (["evaluate", "--model", "/no/such/run"], "no run folder at /no/such/run"),
         (["predict", "--model", "/no/such/run", "x.png"], "no run folder"),
         (["bench", "--pairs", "0"], "at least 1"),
+        (["sweep", "--epochs", "1"], "values for one setting or more"),
+        (["sweep", "--lr", "0.1,x"], "'x' is not a number"),
+        (["sweep", "--hidden", "16:abc"], "comma-separated positive integers"),
+        (["sweep", "--seed", "1,2", "--dropout", "0,.1", "--lr", ".1,.2", "--batch-size", "8,16"], "at most 3"),
+        (["sweep", "--lr", "0.1", "--data", "floppy"], "tfds, idx:DIR"),
         (["frobnicate"], "invalid choice"),
         ([], "required"),
     ],
@@ -338,3 +343,23 @@ def test_drawings_evaluate_answers_as_the_model_does(run_dir, sample_data, tmp_p
     expected = np.mean([a == int(sample_data.y_test[i]) for i, a in enumerate(answers)])
     assert result["accuracy"] == pytest.approx(expected)
     assert len(result["misread"]) == sum(a != int(sample_data.y_test[i]) for i, a in enumerate(answers))
+
+
+def test_sweep_trains_the_grid_in_order_and_ends_with_the_comparison(tmp_path):
+    done = run_cli("sweep", "--lr", "0.003,0.03", "--hidden", "16:0", "--epochs", "1", "--train-digits", "500",
+                   "--data", "sample", "--out", str(tmp_path), "--json")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "sweep: 4 runs of learning_rate, hidden"
+    ended = [line for line in lines if line.startswith("run ")]
+    assert [line.split(":")[0] for line in ended] == [
+        "run 1/4 (learning_rate 0.003, hidden 16)",
+        "run 2/4 (learning_rate 0.003, hidden none)",
+        "run 3/4 (learning_rate 0.03, hidden 16)",
+        "run 4/4 (learning_rate 0.03, hidden none)"]
+    rows = [json.loads(line) for line in lines if line.startswith("{")]
+    assert [(r["settings"]["learning_rate"], r["settings"]["hidden"]) for r in rows] == [
+        (0.003, [16]), (0.003, []), (0.03, [16]), (0.03, [])]
+    assert all(r["state"] == "finished" and 0 <= r["test_accuracy"] <= 1 for r in rows)
+    assert {r["parameters"] for r in rows} == {TrainConfig(hidden=(16,)).parameters, TrainConfig(hidden=()).parameters}
+    assert len([p for p in tmp_path.iterdir() if p.is_dir()]) == 4 and not (tmp_path / "queue.json").exists()

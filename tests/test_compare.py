@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from mlpdash import figures
 from mlpdash.cli import main
-from mlpdash.compare import comparison, differing_settings
+from mlpdash.compare import comparison, differing_settings, sweep_rows
 from mlpdash.config import TrainConfig
 from mlpdash.runs import RunWriter, read_info
 
@@ -45,3 +48,66 @@ def test_the_compare_command(tmp_path, capsys):
     assert [r["settings"] for r in rows] == [{"hidden": [64]}, {"hidden": [32]}]
     assert main(["compare", str(a), str(tmp_path / "nowhere")]) == 2
     assert "no run folder at" in capsys.readouterr().err
+
+
+def test_a_sweeps_rows_follow_its_queue_and_its_run_folders(tmp_path):
+    from mlpdash.sweep import RunQueue, grid
+
+    queue = RunQueue()
+    sweep = queue.add(grid(TrainConfig(epochs=1), {"learning_rate": [0.001, 0.01], "hidden": [(8,)]}), "sample",
+                      "lr", ["learning_rate"])
+    first, second = sweep.items
+    done = _run(tmp_path, first.config, 0.9)
+    queue.update(first.item, state="finished", run=done.name)
+    queue.update(second.item, state="interrupted", run="20260101-000000-gone00")  # deleted since
+    rows = sweep_rows(queue.sweeps()[0], {info.run_id: info for info in [read_info(done)]})
+    assert [(r["learning_rate"], r["state"], r["test_accuracy"]) for r in rows] == [
+        (0.001, "finished", 0.9), (0.01, "deleted", None)]
+    assert "hidden" not in rows[0] and rows[0]["run"] == done.name and rows[0]["epochs"] == 1
+
+
+# --- the comparison's figures -------------------------------------------------------------------
+
+
+def _metrics(epochs: int, start: float) -> list[dict[str, float]]:
+    return [{"epoch": e, "loss": start / e, "accuracy": 1 - start / (e + 2), "val_loss": start / e + 0.1,
+             "val_accuracy": 1 - start / (e + 1), "seconds": 1.0} for e in range(1, epochs + 1)]
+
+
+def test_a_run_keeps_its_colour_whatever_else_is_ticked():
+    colours = figures.run_colours(["a", "b", "c"])
+    assert len(set(colours.values())) == 3
+    assert figures.run_colours(["a", "b", "c", "d"])["b"] == colours["b"]  # a newer run changes nothing
+
+
+def test_the_curves_overlay_one_solid_validation_curve_a_run_and_dashed_training_on_demand():
+    runs = [("one", "#111111", _metrics(3, 0.2)), ("two", "#222222", _metrics(2, 0.1))]
+    fig = figures.compare_curves_figure(runs, "accuracy")
+    assert [t.name for t in fig.data] == ["one", "two"] and {t.line.dash for t in fig.data} == {"solid"}
+    assert list(fig.data[1].y) == pytest.approx([1 - 0.1 / 2, 1 - 0.1 / 3])
+    both = figures.compare_curves_figure(runs, "loss", show_training=True)
+    assert [(t.line.color, t.line.dash, t.showlegend) for t in both.data] == [
+        ("#111111", "solid", True), ("#111111", "dash", False), ("#222222", "solid", True), ("#222222", "dash", False)]
+    assert both.layout.yaxis.type == "log"
+    with pytest.raises(ValueError):
+        figures.compare_curves_figure(runs, "speed")
+    assert figures.compare_curves_figure([], "loss").layout.annotations[0].text == "tick runs to compare them"
+
+
+def test_the_error_rates_per_digit_stand_side_by_side_and_an_untested_run_is_named():
+    per = [0.99, 0.98, 0.9, 0.95, 0.97, 0.96, 0.99, 0.94, 0.93, 0.92]
+    fig = figures.per_class_compare_figure([("one", "#111111", per), ("two", "#222222", None)])
+    assert len(fig.data) == 1 and fig.layout.barmode == "group"
+    assert list(fig.data[0].y) == pytest.approx([1 - v for v in per])
+    assert "two: not tested" in fig.layout.title.text
+
+
+def test_the_sweep_chart_has_an_axis_a_setting_and_one_for_accuracy():
+    rows = [{"learning_rate": lr, "hidden": hidden, "test_accuracy": acc}
+            for lr, hidden, acc in [(0.001, [16], 0.9), (0.01, [16], 0.8), (0.001, [], 0.85), (0.01, [], None)]]
+    fig = figures.sweep_figure(rows, ["learning_rate", "hidden"])
+    lr, hidden, accuracy = fig.data[0].dimensions
+    assert lr.label == "learning_rate (log)" and list(lr.values) == pytest.approx([-3, -2, -3])
+    assert list(hidden.ticktext) == ["16", "linear"] and list(hidden.values) == [0, 0, 1]
+    assert list(accuracy.values) == [0.9, 0.8, 0.85]  # the untested run has no line
+    assert figures.sweep_figure(rows[3:], ["learning_rate"]).layout.annotations

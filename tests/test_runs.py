@@ -271,3 +271,58 @@ def test_snapshots_together_are_capped_by_the_budget(tmp_path, monkeypatch):
     monkeypatch.setenv("MLPDASH_SNAPSHOT_MB", str(10 * 784 * 16 * 2 / 2**20))  # read cap: 20 kernels
     with pytest.raises(RunError, match="40 snapshots .* more than the"):
         load_run(path)
+
+
+# --- names, notes and deletion -----------------------------------------------------------------
+
+
+def _finished_run(root):
+    from mlpdash.runs import RunWriter
+
+    writer = RunWriter(root, TrainConfig(hidden=(4,), epochs=1), "sample")
+    writer.write_summary({"test_accuracy": 0.5, "stopped_early": False})
+    writer.close()
+    return writer.path
+
+
+def test_a_run_keeps_its_name_and_note_and_bad_ones_are_refused(tmp_path):
+    from mlpdash.runs import NOTES_FILE, read_info, set_notes
+
+    path = _finished_run(tmp_path)
+    set_notes(path, "  wide net ", "lr too high?\nretry with 1e-4")
+    info = read_info(path)
+    assert (info.name, info.note, info.title) == ("wide net", "lr too high?\nretry with 1e-4", "wide net")
+    for name, note, message in [("a\nb", "", "line breaks"), ("x" * 81, "", "at most 80"), ("", "\x00", "control")]:
+        with pytest.raises(ValueError, match=message):
+            set_notes(path, name, note)
+    assert read_info(path).name == "wide net"  # unchanged by the refused ones
+    (path / NOTES_FILE).write_text('{"name": 3}')  # damaged: the run still lists, unnamed
+    info = read_info(path)
+    assert info.status == "finished" and info.title == path.name
+
+
+def test_a_deleted_run_waits_in_the_trash_for_a_day_and_can_be_restored(tmp_path):
+    from mlpdash.runs import TRASH_KEEP_S, empty_trash, restore_run, trash_run, trashed_runs
+
+    path = _finished_run(tmp_path)
+    trashed = trash_run(path, now=1_800_000_000)
+    assert not path.exists() and list_runs(tmp_path) == []
+    assert [t.run_id for t in trashed_runs(tmp_path)] == [path.name]
+    assert empty_trash(tmp_path, now=1_800_000_000 + TRASH_KEEP_S - 1) == 0
+    assert restore_run(trashed) == path and [r.run_id for r in list_runs(tmp_path)] == [path.name]
+    trash_run(path)  # now: removed by the listing once a day has passed
+    assert empty_trash(tmp_path, now=time.time() + TRASH_KEEP_S + 1) == 1
+    assert trashed_runs(tmp_path) == [] and list_runs(tmp_path) == []
+
+
+def test_a_run_being_trained_cannot_be_deleted(tmp_path):
+    from mlpdash.runs import RunError, RunWriter, trash_run
+
+    writer = RunWriter(tmp_path, TrainConfig(hidden=(4,), epochs=1), "sample")
+    try:
+        with pytest.raises(RunError, match="being trained"):
+            trash_run(writer.path)
+    finally:
+        writer.close()
+    with pytest.raises(RunError, match="not a run folder"):
+        trash_run(tmp_path / "nothing")

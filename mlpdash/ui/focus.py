@@ -20,6 +20,7 @@ from mlpdash.preprocess import Preparation
 from mlpdash.runs import RunError
 
 if TYPE_CHECKING:
+    from mlpdash.config import TrainConfig
     from mlpdash.data import MnistSplits
     from mlpdash.jobs import JobManager, ModelInFocus
 
@@ -143,3 +144,16 @@ def set_data_choice(spec: str | None) -> None:
 
 def data_choice() -> str | None:
     return st.session_state.get(DATA_KEY)
+
+
+SETTINGS_KEY = "focus_settings"
+
+
+def set_settings(config: TrainConfig | None) -> None:
+    """The training settings of the sidebar (None: one of them has a problem, shown there), for the
+    views that start runs (a sweep varies a few and keeps the rest)."""
+    st.session_state[SETTINGS_KEY] = config
+
+
+def settings() -> TrainConfig | None:
+    return st.session_state.get(SETTINGS_KEY)

@@ -97,11 +97,23 @@ def _live(manager: JobManager) -> None:
             st.markdown(f"**{line}**")
         if snap is not None and snap.data_reason:
             st.caption(f"Data: {snap.data_reason}")
+        _queue_line(manager, snap)
     # The progress bar's slot stays keyed: when the run ends, the bar does not linger while the
     # page reruns to show the result.
     with st.container(key="run_progress"):
         if snap is not None and snap.status.active:
             st.progress(snap.progress)
+
+
+def _queue_line(manager: JobManager, snap) -> None:
+    """Which sweep run this is and how many wait after it: Stop ends this run only."""
+    item, waiting = manager.queue_item(), manager.queue.waiting()
+    if item is None and not waiting:
+        return
+    this = f"{item.sweep_name}, {item.label}" if item is not None and snap is not None and snap.status.active else None
+    after = f"{waiting} more queued" if waiting else "none queued after it"
+    text = f"Sweep run ({this}); {after}" if this else f"Sweep: {after}"
+    st.caption(f"{text} — see Runs & comparison to follow or cancel the sweep.")
 
 
 def result_ui(manager: JobManager) -> None:
@@ -120,7 +132,7 @@ def _result_metrics(view: RunView) -> None:
         st.caption(f"{view.title} ({view.config.architecture}):")
     accuracy, loss, epochs = st.columns(3)
     accuracy.metric("Test accuracy", f"{view.test_accuracy:.4f}")
-    loss.metric("Test loss", f"{view.test_loss:.4f}")
+    loss.metric("Test loss", "—" if view.test_loss is None else f"{view.test_loss:.4f}")
     epochs.metric("Epochs", f"{len(view.history)} of {view.config.epochs}")
 
 
@@ -336,10 +348,11 @@ def _run_row(run) -> dict[str, object]:
     accuracy = summary.get("test_accuracy")
     return {
         "run": run.run_id,
+        "name": run.name,
         "status": run.label,
         "model": config.architecture if config else "—",
         "epochs": f"{run.epochs_completed}/{config.epochs}" if config else "—",
         "test accuracy": f"{accuracy:.4f}" if accuracy is not None else "—",
         "data": run.data_source or "—",
-        "note": run.error or "",
+        "note": run.error or run.note,
     }

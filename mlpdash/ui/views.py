@@ -16,11 +16,12 @@ import streamlit as st
 
 from mlpdash.jobs import JobManager
 from mlpdash.ui import focus, guarded
+from mlpdash.ui.compare_view import compare_ui
 from mlpdash.ui.data_view import data_view_ui
 from mlpdash.ui.explain_view import explain_ui
 from mlpdash.ui.mistakes_view import mistakes_ui
 from mlpdash.ui.over_time_view import over_time_ui
-from mlpdash.ui.panels import runs_ui, weights_ui
+from mlpdash.ui.panels import weights_ui
 from mlpdash.ui.units_view import units_ui
 
 
@@ -38,7 +39,7 @@ VIEWS: tuple[View, ...] = (
     View("Weights over time", over_time_ui, follows_drawing=True),
     View("Units", units_ui),
     View("Data", data_view_ui),
-    View("Runs", runs_ui),
+    View("Runs & comparison", compare_ui),
 )
 TAB_KEY = focus.VIEW_TAB_KEY
 

@@ -311,7 +311,8 @@ def test_first_view(page: Page, screenshot):
     expect(page.locator(".st-key-canvas canvas.upper-canvas")).to_be_visible()
     expect(page.locator(".st-key-prediction")).to_contain_text("Train a model first")
     expect(page.get_by_role("tab")).to_have_text(["Mistakes", "Inside a prediction", "First-layer weights",
-                                                  "Weights over time", "Units", "Data", "Runs"])
+                                                  "Weights over time", "Units", "Data", "Your drawings",
+                                                  "Runs & comparison"])
     expect(page.get_by_test_id("stException")).to_have_count(0)
     screenshot(page, "01-idle-first-view")
 

@@ -1,0 +1,347 @@
+"""The Runs & comparison tab: the saved runs (pick one to show it everywhere; name it, note it or
+delete it), runs ticked to compare, and sweeps queued to train one after another.
+
+What it shows is computed by `mlpdash.compare` and `mlpdash.figures`; the queue is the job
+manager's (`mlpdash.sweep`), so a refresh or a second tab finds it as it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import streamlit as st
+
+from mlpdash import figures
+from mlpdash.compare import comparison, sweep_rows
+from mlpdash.config import TrainConfig
+from mlpdash.jobs import JobManager
+from mlpdash.runs import RunError, RunInfo, read_metrics, restore_run, set_notes, trash_run, trashed_runs
+from mlpdash.sweep import Sweep, grid, parse_values, varied
+from mlpdash.ui import focus, guarded
+from mlpdash.ui.access import may_control
+from mlpdash.ui.panels import CHART_CONFIG, runs_ui
+
+COMPARE_KEY = "compare_runs"
+FOLLOW_KEY = "compare_follow_sweep"  # a sweep whose runs the comparison ticks as they appear
+SWEEP_PICK_KEY = "sweep_pick"
+REFRESH_SECONDS = 2.0
+SWEEP_SLOTS = 3
+NOT_SWEPT = "—"
+# The settings a sweep can vary, as the sidebar names them, with an example of their values.
+SWEEP_SETTINGS = {
+    "learning rate": ("learning_rate", "0.0003, 0.001, 0.003"),
+    "hidden layers": ("hidden", "128 : 700,500 : 0   (':' between sizes; 0 = linear)"),
+    "dropout": ("dropout", "0, 0.2, 0.5"),
+    "batch size": ("batch_size", "32, 128, 512"),
+    "epochs": ("epochs", "2, 5, 10"),
+    "activation": ("activation", "relu, tanh, sigmoid"),
+    "optimizer": ("optimizer", "adam, sgd"),
+    "learning-rate schedule": ("lr_schedule", "cosine, constant"),
+    "seed": ("seed", "1, 2, 3"),
+    "training digits": ("train_digits", "1000, 10000, 0   (0 = all)"),
+}
+TRASH_SHOWN = 10
+
+
+def compare_ui(manager: JobManager) -> None:
+    runs_ui(manager)
+    _manage_ui(manager)
+    busy = manager.active() or manager.queue_running()
+
+    # While a run trains or a sweep waits, its curves and states change: redraw them every few
+    # seconds; an idle tab costs nothing.
+    @st.fragment(run_every=REFRESH_SECONDS if busy else None)
+    def live() -> None:
+        with guarded("comparison"):
+            _comparison_ui(manager)
+        with guarded("sweep"):
+            _sweep_ui(manager)
+        if busy != (manager.active() or manager.queue_running()):
+            st.rerun(scope="app")  # start or stop the timer
+
+    live()
+
+
+# --- the picked run: name, note, delete ------------------------------------------------------------
+
+
+def _manage_ui(manager: JobManager) -> None:
+    picked = focus.picked_run()
+    info = next((run for run in manager.runs() if picked is not None and run.path == picked), None)
+    with st.container(key="run_manage"):
+        if info is None:
+            st.caption("Select a run in the table to name it, write a note on it or delete it.")
+        else:
+            _notes_form(info)
+        _trash_ui(manager)
+
+
+def _notes_form(info: RunInfo) -> None:
+    allowed = may_control()
+    with st.form(key="run_notes", border=False):
+        name_col, note_col = st.columns([1, 2])
+        name = name_col.text_input("Name", info.name, key=f"run_name_{info.run_id}", max_chars=80,
+                                   placeholder=info.run_id, disabled=not allowed)
+        note = note_col.text_area("Note", info.note, key=f"run_note_{info.run_id}", max_chars=2000, height=68,
+                                  placeholder="what you tried, what you saw…", disabled=not allowed)
+        saved = st.form_submit_button("Save name and note", icon=":material/edit_note:", disabled=not allowed)
+    if saved:
+        try:
+            set_notes(info.path, name, note)
+        except (ValueError, OSError) as err:
+            st.error(f"Not saved: {err}", icon=":material/warning:")
+        else:
+            st.toast(f"Saved the name and note of {info.run_id}", icon=":material/check:")
+            st.rerun()
+    with st.popover("Delete this run…", icon=":material/delete:", disabled=not allowed):
+        st.markdown(f"Move **{info.title}** to the trash? It can be restored for a day, then it is "
+                    "removed for good.")
+        if st.button("Delete", key="run_delete_confirm", type="primary", icon=":material/delete:"):
+            try:
+                trash_run(info.path)
+            except (RunError, OSError) as err:
+                st.error(f"Not deleted: {err}", icon=":material/warning:")
+            else:
+                focus.pick_run(None)
+                st.toast(f"{info.title} moved to the trash (Recently deleted, below the table)",
+                         icon=":material/delete:")
+                st.rerun()
+
+
+def _trash_ui(manager: JobManager) -> None:
+    trashed = trashed_runs(manager.runs_dir)
+    if not trashed:
+        return
+    with st.expander(f"Recently deleted ({len(trashed)})", icon=":material/restore_from_trash:"):
+        for entry in trashed[:TRASH_SHOWN]:
+            text_col, button_col = st.columns([4, 1], vertical_alignment="center")
+            hours = max(0.0, (entry.purge_at() - time.time()) / 3600)
+            text_col.markdown(f"{entry.run_id} :gray[· removed for good in {hours:.0f} h]")
+            if button_col.button("Restore", key=f"restore_{entry.path.name}", disabled=not may_control()):
+                try:
+                    restore_run(entry)
+                except (RunError, OSError) as err:
+                    st.error(f"Not restored: {err}", icon=":material/warning:")
+                else:
+                    st.rerun()
+
+
+# --- runs compared --------------------------------------------------------------------------------
+
+
+def _comparison_ui(manager: JobManager) -> None:
+    runs = [run for run in manager.runs() if run.status != "damaged"]
+    with st.container(key="compare"):
+        st.markdown("#### Compare runs")
+        title_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
+        ticked = _ticked(manager, runs, title_col)
+        button_col.button("Linear vs MLP", key="compare_linear_mlp", icon=":material/compare_arrows:",
+                          on_click=_queue_linear_vs_mlp, args=(manager,), disabled=not may_control(),
+                          help="Queue two runs with the sidebar's settings, one with no hidden layer (a "
+                               "linear classifier) and one with 700 and 500 units, then compare them")
+        training = st.toggle("Training curves too (dashed)", key="compare_training")
+        if not ticked:
+            st.caption("Tick runs to compare their validation curves, their settings and their mistakes per "
+                       "digit. A run still training can be ticked too.")
+            return
+        colours = figures.run_colours([run.run_id for run in reversed(manager.runs())])
+        curves = []
+        for run in ticked:
+            try:
+                curves.append((run.title, colours[run.run_id], read_metrics(run.path / "metrics.jsonl")))
+            except RunError as err:
+                st.warning(f"{run.title}: its curves cannot be read ({err})", icon=":material/warning:")
+        accuracy_col, loss_col = st.columns(2)
+        accuracy_col.plotly_chart(figures.compare_curves_figure(curves, "accuracy", training), key="compare_accuracy",
+                                  theme=None, config=CHART_CONFIG)
+        loss_col.plotly_chart(figures.compare_curves_figure(curves, "loss", training), key="compare_loss",
+                              theme=None, config=CHART_CONFIG)
+        st.dataframe(_table(ticked), key="compare_table", hide_index=True, width="stretch")
+        per_class = [(run.title, colours[run.run_id], (run.summary or {}).get("per_class_accuracy")) for run in ticked]
+        st.plotly_chart(figures.per_class_compare_figure(per_class), key="compare_per_class", theme=None,
+                        config=CHART_CONFIG)
+
+
+def _ticked(manager: JobManager, runs: list[RunInfo], column) -> list[RunInfo]:
+    by_id = {run.run_id: run for run in runs}
+    follow = st.session_state.get(FOLLOW_KEY)
+    chosen = [run for run in st.session_state.get(COMPARE_KEY, []) if run in by_id]
+    sweep = next((sweep for sweep in manager.queue.sweeps() if sweep.sweep == follow), None)
+    if sweep is not None:
+        # A sweep being followed: its runs are ticked as they get a folder.
+        chosen = [item.run for item in sweep.items if item.run in by_id] or chosen
+    st.session_state[COMPARE_KEY] = chosen  # the widget refuses values that are no longer options
+    picked = column.multiselect(
+        "Runs to compare", list(by_id), key=COMPARE_KEY, format_func=lambda run: _run_label(by_id[run]),
+        placeholder="tick two or more runs", on_change=st.session_state.pop, args=(FOLLOW_KEY, None))
+    return [by_id[run] for run in picked]
+
+
+def _run_label(run: RunInfo) -> str:
+    accuracy = (run.summary or {}).get("test_accuracy")
+    shown = f"{accuracy:.2%}" if accuracy is not None else run.label
+    model = run.config.architecture if run.config else "?"
+    return f"{run.title} · {model} · {shown}"
+
+
+def _table(ticked: list[RunInfo]) -> list[dict[str, object]]:
+    """The settings that differ, then what each run reached, one row a run."""
+    rows = []
+    for run, row in zip(ticked, comparison(ticked), strict=True):
+        accuracy, seconds = row["test_accuracy"], row["train_seconds"]
+        rows.append({
+            "run": run.title,
+            "state": row["state"],
+            **{key: _value(value) for key, value in row["settings"].items()},
+            "test accuracy": f"{accuracy:.2%}" if accuracy is not None else "—",
+            "epochs": row["epochs"],
+            "training time": f"{seconds:.0f} s" if seconds is not None else "—",
+            "parameters": f"{row['parameters']:,}" if row["parameters"] is not None else "—",
+        })
+    return rows
+
+
+def _value(value: object) -> str:
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none (linear)"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _queue_linear_vs_mlp(manager: JobManager) -> None:
+    base = focus.settings()
+    if base is None:
+        st.session_state["sweep_problem"] = "fix the settings in the sidebar first"
+        return
+    configs = [dataclasses.replace(base, hidden=()), dataclasses.replace(base, hidden=TrainConfig().hidden)]
+    _enqueue(manager, configs, "Linear vs MLP", ["hidden"])
+
+
+# --- sweeps ---------------------------------------------------------------------------------------
+
+
+def _sweep_ui(manager: JobManager) -> None:
+    with st.container(key="sweep"):
+        st.markdown("#### Sweep")
+        st.caption("Choose values for up to three settings: every combination is queued and trained one run "
+                   "after another, with the sidebar's other settings and data.")
+        columns = st.columns(SWEEP_SLOTS)
+        for slot, column in enumerate(columns):
+            label = column.selectbox(f"Setting {slot + 1}", [NOT_SWEPT, *SWEEP_SETTINGS], key=f"sweep_setting_{slot}")
+            example = SWEEP_SETTINGS[label][1] if label in SWEEP_SETTINGS else "choose a setting first"
+            column.text_input("Values", key=f"sweep_values_{slot}", placeholder=example,
+                              disabled=label not in SWEEP_SETTINGS)
+        queued = st.button("Queue the sweep", key="sweep_queue_button", icon=":material/playlist_add:",
+                           disabled=not may_control())
+        if queued:
+            _queue_sweep(manager)
+        problem = st.session_state.pop("sweep_problem", None)
+        if problem:
+            st.error(f"Not queued: {problem}", icon=":material/warning:")
+        if manager.queue.problem:
+            st.warning(manager.queue.problem, icon=":material/warning:")
+        _sweeps_ui(manager)
+
+
+def _queue_sweep(manager: JobManager) -> None:
+    base = focus.settings()
+    if base is None:
+        st.session_state["sweep_problem"] = "fix the settings in the sidebar first"
+        return
+    try:
+        axes = {}
+        for slot in range(SWEEP_SLOTS):
+            label = st.session_state.get(f"sweep_setting_{slot}", NOT_SWEPT)
+            text = (st.session_state.get(f"sweep_values_{slot}") or "").strip()
+            if label == NOT_SWEPT:
+                continue
+            setting = SWEEP_SETTINGS[label][0]
+            if not text:
+                raise ValueError(f"give values for {label}")
+            if setting in axes:
+                raise ValueError(f"{label} is chosen twice")
+            axes[setting] = parse_values(setting, text)
+        configs = grid(base, axes)
+    except ValueError as err:
+        st.session_state["sweep_problem"] = str(err)
+        return
+    swept = varied(axes) or list(axes)
+    _enqueue(manager, configs, "Sweep of " + ", ".join(swept).replace("_", " "), swept)
+
+
+def _enqueue(manager: JobManager, configs: list[TrainConfig], name: str, swept: list[str]) -> None:
+    data = focus.data_choice()
+    if data is None:
+        st.session_state["sweep_problem"] = "the data source in the sidebar has a problem"
+        return
+    sweep = manager.enqueue(configs, data, name, swept)
+    st.session_state[SWEEP_PICK_KEY] = sweep.sweep
+    st.session_state[FOLLOW_KEY] = sweep.sweep
+    st.toast(f"{name}: {len(configs)} runs queued", icon=":material/playlist_add:")
+
+
+def _sweeps_ui(manager: JobManager) -> None:
+    sweeps = manager.queue.sweeps()
+    if not sweeps:
+        return
+    by_id = {sweep.sweep: sweep for sweep in sweeps}
+    if st.session_state.get(SWEEP_PICK_KEY) not in by_id:
+        st.session_state[SWEEP_PICK_KEY] = sweeps[0].sweep
+    chosen = by_id[st.selectbox("Queued sweeps", list(by_id), key=SWEEP_PICK_KEY,
+                                format_func=lambda key: _sweep_label(by_id[key]))]
+    with st.container(key="sweep_queue"):
+        _sweep_controls(manager, chosen)
+        runs = {run.run_id: run for run in manager.runs()}
+        rows = sweep_rows(chosen, runs)
+        if sum(row["test_accuracy"] is not None for row in rows) >= 2:
+            st.plotly_chart(figures.sweep_figure(rows, chosen.swept), key="sweep_chart", theme=None,
+                            config=CHART_CONFIG)
+        st.dataframe([_sweep_row(row, chosen.swept) for row in rows], key="sweep_table", hide_index=True,
+                     width="stretch", column_config={"test accuracy": st.column_config.NumberColumn(format="%.2f %%")})
+
+
+def _sweep_label(sweep: Sweep) -> str:
+    done = sum(item.state == "finished" for item in sweep.items)
+    waiting = sweep.pending
+    return f"{sweep.name} · {len(sweep.items)} runs · {done} finished" + (f" · {waiting} to go" if waiting else "")
+
+
+def _sweep_controls(manager: JobManager, sweep: Sweep) -> None:
+    allowed = may_control()
+    states = [item.state for item in sweep.items]
+    counts = {state: states.count(state) for state in dict.fromkeys(states)}
+    st.markdown(" · ".join(f"**{count}** {state}" for state, count in counts.items()))
+    if sweep.resumable:
+        st.info(f"The server restarted before {sweep.resumable} of these runs could start; the runs that "
+                "finished are listed with their results.", icon=":material/restart_alt:")
+    buttons = []  # (label, key, icon, help, enabled, action), only those that apply now
+    if sweep.pending:
+        buttons.append(("Cancel the rest", "sweep_cancel", ":material/cancel:",
+                        "The run training now stops (and is saved); the waiting ones are dropped", allowed,
+                        lambda: manager.cancel_queued([item.item for item in sweep.items])))
+    if sweep.resumable:
+        buttons.append(("Resume", "sweep_resume", ":material/play_arrow:", "Queue the runs that did not run",
+                        allowed, lambda: manager.resume_sweep(sweep.sweep)))
+    buttons.append(("Compare these runs", "sweep_compare", ":material/compare_arrows:",
+                    "Tick this sweep's runs in the comparison above", True,
+                    lambda: st.session_state.__setitem__(FOLLOW_KEY, sweep.sweep)))
+    if not sweep.pending:
+        buttons.append(("Remove from the list", "sweep_forget", ":material/playlist_remove:",
+                        "The runs stay saved; only the sweep's entry goes", allowed,
+                        lambda: manager.queue.forget(sweep.sweep)))
+    with st.container(horizontal=True, key="sweep_buttons"):  # wraps on a narrow screen
+        for label, key, icon, help_text, enabled, action in buttons:
+            if st.button(label, key=key, icon=icon, help=help_text, disabled=not enabled):
+                action()
+                st.rerun(scope="app")  # the queue's timer starts or stops with it
+
+
+def _sweep_row(row: dict[str, object], swept: tuple[str, ...]) -> dict[str, object]:
+    return {
+        **{setting.replace("_", " "): _value(row[setting]) for setting in swept},
+        "state": row["state"],
+        "test accuracy": None if row["test_accuracy"] is None else 100 * float(row["test_accuracy"]),
+        "epochs": row["epochs"],
+        "training time (s)": None if row["train_seconds"] is None else round(float(row["train_seconds"]), 1),
+        "run": row["name"] or row["run"] or "—",
+    }

@@ -1,0 +1,73 @@
+"""Runs & comparison in the real page: a small sweep queued from the page on the sample, trained one
+run after another, its runs compared (curves, settings, mistakes per digit) and its results drawn as
+parallel coordinates."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+from test_page import button, open_tab, set_input, settle, shots_wide_and_narrow, step
+
+SWEEP_TIMEOUT_MS = 240_000
+
+
+def traces(page: Page, key: str) -> list[str]:
+    """The names of a chart's traces as Plotly drew them."""
+    return page.locator(f".st-key-{key} .js-plotly-plot").evaluate(
+        "plot => plot._fullData.map(trace => trace.name)")
+
+
+def choose(page: Page, label: str, option: str) -> None:
+    """Pick an option of a select box. The first click on a box that the tab's rerun has just drawn
+    may only focus it: click until its list is open."""
+    box = page.get_by_role("combobox", name=label)
+    for _ in range(3):
+        box.click()
+        try:
+            expect(box).to_have_attribute("aria-expanded", "true", timeout=2_000)
+            break
+        except AssertionError:
+            continue
+    page.get_by_role("option", name=option, exact=True).click()
+    expect(box).to_have_value(option)
+    settle(page)
+
+
+def test_a_small_sweep_trains_and_its_runs_are_compared(page: Page, screenshot):
+    set_input(page, "hidden", "16")
+    set_input(page, "epochs", "2")
+    open_tab(page, "Runs & comparison")
+    settle(page)
+    choose(page, "Setting 1", "learning rate")
+    settle(page)
+    values = page.locator(".st-key-sweep_values_0 input")
+    expect(values).to_be_enabled()
+    values.fill("0.003, 0.03")
+    values.press("Enter")
+    settle(page)
+    button(page, "sweep_queue_button").click()
+    queue = page.locator(".st-key-sweep_queue")
+    expect(queue).to_contain_text(re.compile(r"\d+ (queued|running|finished)"), timeout=30_000)
+    step("sweep queued; waiting for its two runs")
+    expect(queue).to_contain_text("2 finished", timeout=SWEEP_TIMEOUT_MS)
+    # The comparison follows the sweep: both runs ticked, one curve each, in the same colours.
+    compare = page.locator(".st-key-compare")
+    expect(compare.locator(".js-plotly-plot")).to_have_count(3, timeout=30_000)
+    accuracy, per_class = traces(page, "compare_accuracy"), traces(page, "compare_per_class")
+    assert len(accuracy) == 2 and accuracy == per_class, (accuracy, per_class)
+    colours = page.locator(".st-key-compare_accuracy .js-plotly-plot").evaluate(
+        "plot => plot._fullData.map(trace => trace.line.color)")
+    bars = page.locator(".st-key-compare_per_class .js-plotly-plot").evaluate(
+        "plot => plot._fullData.map(trace => trace.marker.color)")
+    assert colours == bars and len(set(colours)) == 2, (colours, bars)
+    expect(compare).to_contain_text("learning_rate")
+    expect(queue.locator(".js-plotly-plot")).to_have_count(1)  # the parallel coordinates
+    expect(page.get_by_test_id("stException")).to_have_count(0)
+    # Training curves on demand: dashed, one more trace a run, none in the legend.
+    page.locator(".st-key-compare_training label").click()
+    settle(page)
+    assert len(traces(page, "compare_accuracy")) == 4
+    shots_wide_and_narrow(page, compare, screenshot, "30-runs-compared", "31-runs-compared-1024")
+    queue.scroll_into_view_if_needed()
+    screenshot(page, "32-sweep")

@@ -1,0 +1,130 @@
+"""Sweeps: the grid of settings, the queue (order, cancel, a page refresh, a server restart) and the
+job manager training it one run at a time."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from mlpdash.config import TrainConfig
+from mlpdash.jobs import JobManager
+from mlpdash.progress import Status
+from mlpdash.runs import list_runs
+from mlpdash.sweep import MAX_RUNS, QUEUE_FILE, RunQueue, grid, parse_values
+
+QUICK = TrainConfig(hidden=(16,), epochs=1, batch_size=32, learning_rate=3e-3, train_digits=1000)
+LONG = TrainConfig(hidden=(8,), epochs=200, batch_size=8)
+
+
+def test_values_are_read_from_text_with_hidden_sizes_separated_by_colons():
+    assert parse_values("learning_rate", "0.001, 0.01,0.001") == [0.001, 0.01]
+    assert parse_values("hidden", "128:700,500:0") == [(128,), (700, 500), ()]
+    assert parse_values("activation", "relu,tanh") == ["relu", "tanh"]
+    with pytest.raises(ValueError, match="not a number"):
+        parse_values("learning_rate", "0.1,fast")
+    with pytest.raises(ValueError, match="empty value"):
+        parse_values("dropout", "0.1,,0.2")
+    with pytest.raises(ValueError, match="cannot be swept"):
+        parse_values("beta_1", "0.9")
+
+
+def test_the_grid_varies_the_first_setting_slowest_over_the_base_config():
+    configs = grid(QUICK, {"learning_rate": [0.001, 0.01], "hidden": [(16,), ()]})
+    assert [(c.learning_rate, c.hidden) for c in configs] == [
+        (0.001, (16,)), (0.001, ()), (0.01, (16,)), (0.01, ())]
+    assert all(c.epochs == QUICK.epochs and c.seed == QUICK.seed for c in configs)
+    # A setting given one value is set, not varied, and does not count against the three.
+    fixed = grid(QUICK, {"seed": [1], "epochs": [2], "dropout": [0.0, 0.1], "learning_rate": [1e-3, 1e-2],
+                         "hidden": [(4,), (8,)]})
+    assert len(fixed) == 8 and {(c.seed, c.epochs) for c in fixed} == {(1, 2)}
+
+
+@pytest.mark.parametrize("axes, message", [
+    ({}, "at least one setting"),
+    ({"learning_rate": [1e-3, 1e-2], "dropout": [0.0, .1], "seed": [1, 2], "epochs": [1, 2]}, "at most 3 settings"),
+    ({"seed": list(range(6)), "dropout": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]}, f"at most {MAX_RUNS}"),
+    ({"dropout": [0.0, 1.5]}, "dropout 1.5"),
+])
+def test_a_sweep_that_cannot_run_is_refused_with_its_reason(axes, message):
+    with pytest.raises(ValueError, match=message):
+        grid(QUICK, axes)
+
+
+def test_the_queue_keeps_order_and_cancels_waiting_runs(tmp_path):
+    queue = RunQueue(tmp_path / QUEUE_FILE)
+    first = queue.add(grid(QUICK, {"seed": [1, 2, 3]}), "sample", "seeds", ["seed"])
+    second = queue.add(grid(QUICK, {"dropout": [0.0, 0.2]}), "sample", "dropout", ["dropout"])
+    taken = queue.take_next()
+    assert taken.item == first.items[0].item and taken.state == "running"
+    assert queue.cancel([first.items[1].item]) == []
+    assert [i.config.seed for i in [queue.take_next()]] == [3]  # the cancelled one is skipped
+    assert queue.cancel([taken.item]) == [queue.items()[0]]  # a running one is for the caller to stop
+    assert queue.take_next().item == second.items[0].item
+    assert [s.name for s in queue.sweeps()] == ["dropout", "seeds"]
+    assert first.items[0].label == "seed 1" and second.items[1].label == "dropout 0.2"
+
+
+def test_a_page_refresh_finds_the_queue_and_a_server_restart_says_what_ran(tmp_path):
+    queue = RunQueue(tmp_path / QUEUE_FILE)
+    sweep = queue.add(grid(QUICK, {"seed": [1, 2, 3]}), "sample", "seeds", ["seed"])
+    queue.update(queue.take_next().item, state="finished", run="20260101-000000-aaaaaa")
+    queue.update(queue.take_next().item, run="20260101-000001-bbbbbb")  # training when the server died
+    again = RunQueue(tmp_path / QUEUE_FILE)
+    assert [(i.state, i.run) for i in again.items()] == [
+        ("finished", "20260101-000000-aaaaaa"), ("interrupted", "20260101-000001-bbbbbb"), ("not run", None)]
+    assert again.take_next() is None  # nothing starts by itself after a restart
+    assert again.resume(sweep.sweep) == 1 and again.take_next().config.seed == 3
+
+
+@pytest.mark.parametrize("content", ["{", json.dumps({"items": [{"item": "x"}]}), json.dumps([1, 2])])
+def test_a_damaged_queue_file_starts_afresh_and_says_so(tmp_path, content):
+    (tmp_path / QUEUE_FILE).write_text(content)
+    queue = RunQueue(tmp_path / QUEUE_FILE)
+    assert queue.items() == [] and "started afresh" in queue.problem
+
+
+def _wait_for_queue(manager: JobManager, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while manager.queue_running():
+        assert time.monotonic() < deadline, "the queue did not finish"
+        time.sleep(0.1)
+
+
+def test_the_manager_trains_a_sweep_one_run_at_a_time_in_order(tmp_path):
+    manager = JobManager(tmp_path)
+    sweep = manager.enqueue(grid(QUICK, {"seed": [5, 6]}), "sample", "two seeds", ["seed"])
+    _wait_for_queue(manager)
+    items = manager.queue.items()
+    assert [i.state for i in items] == ["finished", "finished"]
+    runs = {run.run_id: run for run in list_runs(tmp_path)}
+    assert [runs[i.run].config.seed for i in items] == [5, 6]
+    assert [runs[i.run].title for i in items] == ["seed 5", "seed 6"]  # named for what they vary
+    assert runs[items[0].run].created <= runs[items[1].run].created
+    assert all(runs[i.run].summary["test_accuracy"] > 0.3 for i in items)
+    assert manager.queue.sweeps()[0].sweep == sweep.sweep
+
+
+def test_cancelling_a_sweep_stops_its_run_and_skips_the_rest(tmp_path):
+    manager = JobManager(tmp_path)
+    sweep = manager.enqueue([LONG, QUICK], "sample", "long then quick", ["epochs"])
+    deadline = time.monotonic() + 60
+    while not (manager.job and manager.job.snapshot().status == Status.TRAINING):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    manager.cancel_queued([item.item for item in sweep.items])
+    _wait_for_queue(manager)
+    assert [i.state for i in manager.queue.items()] == ["cancelled", "cancelled"]
+    assert manager.job.snapshot().status == Status.STOPPED and len(list_runs(tmp_path)) <= 1
+
+
+def test_a_job_started_by_hand_is_waited_for(tmp_path):
+    manager = JobManager(tmp_path)
+    by_hand = manager.start(LONG, "sample")
+    manager.enqueue([QUICK], "sample", "after it", ["seed"])
+    time.sleep(1.0)
+    assert manager.job is by_hand and manager.queue.items()[0].state == "queued"
+    by_hand.stop()
+    _wait_for_queue(manager)
+    assert manager.queue.items()[0].state == "finished" and manager.job is not by_hand
