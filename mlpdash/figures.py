@@ -16,6 +16,7 @@ Two habits run through the module:
 from __future__ import annotations
 
 import base64
+import html
 import io
 import math
 from collections.abc import Mapping, Sequence
@@ -1237,10 +1238,12 @@ def compare_curves_figure(runs: Sequence[tuple[str, str, Sequence[Mapping[str, f
             ys = [float(row[key]) for row in rows]
             values.extend(ys)
             fig.add_trace(go.Scatter(
-                x=epochs, y=ys, mode="markers+lines", name=name if kind == "validation" else f"{name} (training)",
+                x=epochs, y=ys, mode="markers+lines", name=_plain(name) + ("" if kind == "validation" else " (training)"),
                 legendgroup=name, showlegend=kind == "validation",
                 line=dict(color=colour, width=2, dash=dash), marker=dict(size=6),
-                hovertemplate=f"{name}<br>epoch %{{x}}<br>{kind} {metric} " +
+                # The name through %{fullData.name}, never into the template: a run's name is the
+                # user's text, and may hold "%{" or markup.
+                hovertemplate=f"%{{fullData.name}}<br>epoch %{{x}}<br>{kind} {metric} " +
                               ("%{y:.2%}" if metric == "accuracy" else "%{y:.4f}") + "<extra></extra>",
             ))
     yaxis: dict[str, Any] = dict(title=metric)
@@ -1277,10 +1280,10 @@ def per_class_compare_figure(runs: Sequence[tuple[str, str, Sequence[float | Non
     for name, colour, per in shown:
         accuracy = np.array([np.nan if v is None else float(v) for v in per], float)
         fig.add_trace(go.Bar(
-            x=[str(d) for d in range(len(accuracy))], y=1.0 - accuracy, name=name, marker_color=colour,
-            customdata=accuracy, hovertemplate=f"{name}<br>digit %{{x}}: %{{y:.2%}} wrong "
+            x=[str(d) for d in range(len(accuracy))], y=1.0 - accuracy, name=_plain(name), marker_color=colour,
+            customdata=accuracy, hovertemplate="%{fullData.name}<br>digit %{x}: %{y:.2%} wrong "
                                                "(accuracy %{customdata:.2%})<extra></extra>"))
-    untested = [name for name, _, per in runs if not per]
+    untested = [_plain(name) for name, _, per in runs if not per]
     title = "Test error rate per digit" + (f" ({', '.join(untested)}: not tested)" if untested else "")
     _layout(fig, title=title, height=COMPARE_HEIGHT, uirevision="compare-per-class",
             xaxis=dict(title="digit", type="category"), yaxis=dict(title="read wrong", tickformat=".1%", rangemode="tozero"),
@@ -1320,6 +1323,11 @@ def sweep_figure(rows: Sequence[Mapping[str, Any]], swept: Sequence[str]) -> go.
     if not tested:
         _placeholder(fig, "no run of this sweep has been tested yet")
     return fig
+
+
+def _plain(text: str) -> str:
+    """A user's text shown as written: Plotly reads <b>, <a href> and the like in names and titles."""
+    return html.escape(text, quote=False)
 
 
 def _setting_text(value: Any) -> str:

@@ -300,6 +300,8 @@ def trash_run(path: Path, now: float | None = None) -> TrashedRun:
         raise RunError(f"{path.name} is being trained: stop it before deleting it")
     trash = path.parent / TRASH_DIR
     trash.mkdir(exist_ok=True)
+    if trash.is_symlink():  # deleting must never move a run out of the runs folder
+        raise RunError(f"{trash} is a link, not the runs folder's own trash")
     deleted = int(now if now is not None else time.time())
     target = trash / f"{path.name}@{deleted}"
     while target.exists():  # the same run deleted twice within a second (restored in between)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 import secrets
 import threading
 import time
@@ -31,6 +32,7 @@ MAX_QUEUE = 200  # items kept, ended ones dropped oldest first beyond it
 WAITING, RUNNING = "queued", "running"
 ENDED = ("finished", "stopped", "failed", "diverged", "cancelled", "not run", "interrupted")
 STATES = (WAITING, RUNNING, *ENDED)
+_RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")  # a folder's own name: no path, never hidden
 
 
 def _numbers(kind: type) -> Callable[[str], Any]:
@@ -150,6 +152,12 @@ class QueueItem:
         if not all(isinstance(t, str) for t in texts) or item.state not in STATES:
             raise ValueError("a field of the wrong kind")
         if not all(isinstance(v, str | None) for v in (item.data, item.run, item.error)):
+            raise ValueError("a field of the wrong kind")
+        if not item.swept or not all(isinstance(k, str) and k in SWEEPABLE for k in item.swept):
+            raise ValueError("a swept setting that cannot be swept")
+        if item.run is not None and not _RUN_NAME.match(item.run):
+            raise ValueError(f"{item.run[:40]!r} is not a run folder's name")
+        if not isinstance(item.queued_at, int | float):
             raise ValueError("a field of the wrong kind")
         return item
 

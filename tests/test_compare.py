@@ -111,3 +111,8 @@ def test_the_sweep_chart_has_an_axis_a_setting_and_one_for_accuracy():
     assert list(hidden.ticktext) == ["16", "linear"] and list(hidden.values) == [0, 0, 1]
     assert list(accuracy.values) == [0.9, 0.8, 0.85]  # the untested run has no line
     assert figures.sweep_figure(rows[3:], ["learning_rate"]).layout.annotations
+
+
+def test_a_runs_name_is_shown_as_written_never_as_markup_or_a_template():
+    fig = figures.compare_curves_figure([("<b>x</b> %{y}", "#111111", _metrics(1, 0.1))], "accuracy")
+    assert fig.data[0].name == "&lt;b&gt;x&lt;/b&gt; %{y}" and "<b>" not in fig.data[0].hovertemplate

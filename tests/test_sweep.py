@@ -78,7 +78,19 @@ def test_a_page_refresh_finds_the_queue_and_a_server_restart_says_what_ran(tmp_p
     assert again.resume(sweep.sweep) == 1 and again.take_next().config.seed == 3
 
 
-@pytest.mark.parametrize("content", ["{", json.dumps({"items": [{"item": "x"}]}), json.dumps([1, 2])])
+def _saved_item(**changes) -> dict:
+    queue = RunQueue()
+    queue.add([QUICK], "sample", "one", ["seed"])
+    return {**queue.items()[0].to_dict(), **changes}
+
+
+@pytest.mark.parametrize("content", [
+    "{", json.dumps({"items": [{"item": "x"}]}), json.dumps([1, 2]),
+    json.dumps({"items": [_saved_item(run="../../etc")]}),
+    json.dumps({"items": [_saved_item(swept=["beta_1"])]}),
+    json.dumps({"items": [_saved_item(state="exploded")]}),
+    json.dumps({"items": [_saved_item(config={"hidden": [8], "epochs": -1})]}),
+])
 def test_a_damaged_queue_file_starts_afresh_and_says_so(tmp_path, content):
     (tmp_path / QUEUE_FILE).write_text(content)
     queue = RunQueue(tmp_path / QUEUE_FILE)
