@@ -1130,7 +1130,10 @@ def digits_grid_figure(images: np.ndarray, ids: Sequence[int], hover: Sequence[s
     return _layout(fig, title=title, height=fig_height, uirevision=f"digits-{columns}",
                    margin=dict(l=5, r=5, t=40, b=5),
                    xaxis=dict(range=[-0.5, width - 0.5], constrain="domain", **_hidden_axis()),
-                   yaxis=dict(range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain", **_hidden_axis()))
+                   # In a column narrower than the height assumes, the grid hugs the title: the
+                   # space left over is below it, not split above and below.
+                   yaxis=dict(range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain",
+                              constraintoward="top", **_hidden_axis()))
 
 
 # --- units ----------------------------------------------------------------------------------------

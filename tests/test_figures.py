@@ -790,6 +790,9 @@ def test_a_grid_of_digits_is_one_image_with_a_clickable_marker_on_each():
     # A digit's marker sits on its tile: the 11th is the first of the second row.
     assert (fig.data[1].x[10], fig.data[1].y[10]) == (13.5, 30 + 13.5)
     assert len(fig.layout.annotations) == 45
+    assert fig.layout.yaxis.constraintoward == "top"  # a narrower column leaves its spare room below
+    eight = digits_grid_figure(images[:40], ids[:40], ["x"] * 40, "eight a row", columns=8)
+    assert max(eight.data[1].x) == 7 * 30 + 13.5 and max(eight.data[1].y) == 4 * 30 + 13.5
     many = digits_grid_figure(np.zeros((80, 28, 28), np.uint8), range(80), ["x"] * 80, "many", short=["s"] * 80)
     assert not many.layout.annotations and max(many.data[1].x) == 19 * 30 + 13.5  # 20 a row, hover only
     few = digits_grid_figure(images[:3], ids[:3], ["a", "b", "c"], "three", short=["x", "y", "z"])

@@ -21,6 +21,7 @@ TEST, VALIDATION = "Test split (the final model)", "Validation split, by epoch"
 CELL_KEY = "mistakes_cell"
 CHART_CONFIG = {"displayModeBar": False}
 HARDEST = 40
+HARDEST_COLUMNS = 8  # 5 rows of 8: tiles of about 45 px in a phone's full-width column, 80 px on a laptop
 
 
 def mistakes_ui(manager: JobManager) -> None:
@@ -141,9 +142,11 @@ def _digits(answers: Answers, images: np.ndarray, indices: np.ndarray, title: st
             with_labels: bool = True, note: str = "") -> None:
     """The digits as one clickable grid; over each its probability (and, where they differ from digit
     to digit, its label and the answer)."""
-    short = [(f"{int(answers.labels[i])}→{int(answers.predictions[i])} " if with_labels else "")
+    # Two short lines rather than one long one: on a phone a tile is about 40 px wide.
+    short = [(f"{int(answers.labels[i])}→{int(answers.predictions[i])}<br>" if with_labels else "")
              + f"{float(answers.confidences[i]):.0%}" for i in indices]
-    fig = figures.digits_grid_figure(images[indices], indices, captions(answers, indices), title, short=short)
+    fig = figures.digits_grid_figure(images[indices], indices, captions(answers, indices), title, short=short,
+                                     columns=HARDEST_COLUMNS if with_labels else None)
     st.plotly_chart(fig, key=key, theme=None, on_select=lambda: _open_clicked(key, answers.split),
                     selection_mode=("points",), config=CHART_CONFIG)
     st.caption(note + ("Over each digit: its label → the answer, and the answer's probability" if with_labels
