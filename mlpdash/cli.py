@@ -20,11 +20,13 @@ from typing import Any, NoReturn
 
 from mlpdash.config import TrainConfig, parse_hidden
 from mlpdash.data import DataError, validate_source
+from mlpdash.finetune import FinetuneSettings
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 EXIT_DIVERGED = 3
 POLL_SECONDS = 0.2
+FINETUNE_DEFAULTS = FinetuneSettings()
 # `sweep`'s flags and the settings they vary.
 SWEEP_FLAGS = {"--lr": "learning_rate", "--hidden": "hidden", "--dropout": "dropout", "--batch-size": "batch_size",
                "--activation": "activation", "--optimizer": "optimizer", "--lr-schedule": "lr_schedule",
@@ -99,13 +101,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     drawings = commands.add_parser(
         "drawings", parents=[common],
-        help="your drawings as data: evaluate a saved model on them, export them to a zip, import one")
-    drawings.add_argument("action", choices=["evaluate", "export", "import"])
+        help="your drawings as data: evaluate a saved model on them, fine-tune it on them as a new run, "
+             "export them to a zip, import one")
+    drawings.add_argument("action", choices=["evaluate", "finetune", "export", "import"])
     drawings.add_argument("archive", nargs="?", metavar="ZIP", help="export: the zip to write; import: the zip to read")
     drawings.add_argument("--model", metavar="RUN_DIR", help="evaluate: the run whose model answers")
     drawings.add_argument("--folder", default=None,
                           help="the drawings folder (default: $MLPDASH_DRAWINGS, else drawings beside the runs)")
-    drawings.add_argument("--json", action="store_true", help="evaluate: one JSON object")
+    drawings.add_argument("--json", action="store_true", help="evaluate, finetune: one JSON object")
+    drawings.add_argument("--epochs", type=int, default=FINETUNE_DEFAULTS.epochs, help="finetune: epochs")
+    drawings.add_argument("--replay", type=int, default=FINETUNE_DEFAULTS.replay, metavar="N",
+                          help="finetune: MNIST training digits mixed in per drawing (0: no replay)")
+    drawings.add_argument("--lr", type=float, default=FINETUNE_DEFAULTS.learning_rate,
+                          help="finetune: Adam's learning rate")
+    drawings.add_argument("--data", default=None,
+                          help="finetune: the MNIST source replayed and tested on (default: the run's own)")
+    drawings.add_argument("--out", default=None, metavar="RUNS_DIR",
+                          help="finetune: where the new run is saved (default: beside the run fine-tuned)")
 
     compare = commands.add_parser(
         "compare", parents=[common],
@@ -473,6 +485,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 def cmd_drawings(args: argparse.Namespace) -> int:
     from mlpdash.drawings import DrawingsError, drawings_root, export_zip, import_zip, listing
+    from mlpdash.runs import RunError
 
     folder = drawings_root(args.folder)
     try:
@@ -490,15 +503,17 @@ def cmd_drawings(args: argparse.Namespace) -> int:
             print(f"{added} drawings added to {folder}")
             return 0
         if not args.model:
-            raise UsageError("drawings evaluate needs --model RUN_DIR")
+            raise UsageError(f"drawings {args.action} needs --model RUN_DIR")
         run_dir = _existing_run(args.model)
+        if args.action == "finetune":
+            return _finetune(args, run_dir, folder)
         import_tensorflow(args.verbose)
         from mlpdash.drawings import evaluate
         from mlpdash.predict import Predictor
 
         predictor = Predictor(_run_model(run_dir))
         result = evaluate(folder, predictor.logits)
-    except DrawingsError as err:
+    except (DrawingsError, RunError) as err:
         raise UsageError(str(err)) from None
     summary = {"folder": str(folder), "accuracy": result.accuracy, "confusion": result.confusion.tolist(),
                "misread": [{"file": f, "label": t, "answer": a} for f, t, a in result.misread], "blank": result.blank}
@@ -511,6 +526,28 @@ def cmd_drawings(args: argparse.Namespace) -> int:
         print(f"{drawn} drawings in {folder}: {result.accuracy:.2%} read right")
         for file, label, answer in result.misread:
             print(f"  {file}: a {label} read as {answer}")
+    return 0
+
+
+def _finetune(args: argparse.Namespace, run_dir: Path, folder: Path) -> int:
+    from mlpdash.runs import read_info
+
+    settings = FinetuneSettings(epochs=args.epochs, replay=args.replay, learning_rate=args.lr)
+    source = args.data or read_info(run_dir).data_source
+    if source is not None:
+        validate_source(source)
+    import_tensorflow(args.verbose)
+    from mlpdash.data import load_mnist
+    from mlpdash.finetune import finetune, report_text
+
+    report = finetune(run_dir, folder, load_mnist(source), settings, args.out)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        print(f"{report.drawings} drawings: trained on {report.trained_on} with {report.replayed} MNIST digits "
+              f"replayed, {report.held_out} held out; {report.seconds:.1f} s")
+        print(report_text(report.to_dict()))
+        print(f"run saved to {report.run_dir}")
     return 0
 
 
