@@ -75,6 +75,14 @@ def save(root: Path, image: np.ndarray, label: int) -> Drawing:
     return drawing
 
 
+def as_grey(canvas: np.ndarray) -> np.ndarray:
+    """A canvas image in any colour scheme (RGBA from the page's canvas) as the store keeps drawings:
+    grey uint8, ink white on black, nothing else changed (no crop, no resize)."""
+    from mlpdash.preprocess import ink_map
+
+    return np.round(ink_map(canvas) * 255).astype(np.uint8)
+
+
 def load(root: Path, drawing: Drawing) -> np.ndarray:
     """A kept drawing's pixels (uint8 grey)."""
     return _png_pixels(read_regular(root / drawing.file, MAX_PNG_BYTES), drawing.file)

@@ -2,7 +2,7 @@
 
 The drawings (prepared as the canvas's are) are split, per digit and by a seed, into a part to train on
 and a held-out part that only measures; the training part is mixed with a replay of MNIST training
-digits (so many a drawing; none is an option) so that the model learns your hand without forgetting
+digits (so many a drawing, 256 at least; none is an option) so that the model learns your hand without forgetting
 MNIST. The result is a run folder like any other — it lists, answers drawings, is explained — whose
 `finetune.json` says what it was fine-tuned from, how, and the before/after report: accuracy on the
 held-out drawings, on all of them and on the MNIST test split, where forgetting would show.
@@ -30,7 +30,8 @@ MAX_EPOCHS = 20
 DEFAULT_LEARNING_RATE = 3e-4  # measured: +20 points on slanted digits, -1.3 on MNIST test (README)
 MAX_LEARNING_RATE = 0.01
 DEFAULT_HELD_OUT = 0.25
-MIN_DRAWINGS = 4  # at least one to hold out and a few to learn from
+MIN_DRAWINGS = 3  # one to hold out, two to learn from
+MIN_REPLAY = 256
 MAX_REPLAY_DIGITS = 20_000  # a page's fine-tune stays seconds long on 2 cores
 BATCH_SIZE = 32
 
@@ -147,7 +148,10 @@ def finetune(base: Path, drawings_root: Path, data: MnistSplits, settings: Finet
 
     before = scores()
     rng = np.random.default_rng(settings.seed)
-    count = min(settings.replay * len(train), MAX_REPLAY_DIGITS, len(data.x_train))
+    # At least MIN_REPLAY digits when replaying at all: Adam moves every weight by about the learning
+    # rate a step whatever the batch, and steps on a handful of drawings alone cost MNIST points.
+    wanted = max(settings.replay * len(train), MIN_REPLAY if settings.replay else 0)
+    count = min(wanted, MAX_REPLAY_DIGITS, len(data.x_train))
     replay = rng.choice(len(data.x_train), size=count, replace=False) if count else np.zeros(0, np.int64)
     x = np.concatenate([images[train], to_model_input(data.x_train[replay])])
     y = np.concatenate([labels[train], np.asarray(data.y_train)[replay].astype(np.int64)])

@@ -393,6 +393,20 @@ class JobManager:
         evaluate_saved_run(info, data)
         return read_info(info.path)
 
+    def run_in_focus(self, picked: Path | None = None) -> RunInfo | None:
+        """The saved run that the model in focus is: the one picked, else the current job's once it
+        has ended, else the newest with a model; None when there is none (or the job still trains)."""
+        if picked is not None:
+            return read_info(Path(picked))
+        job = self._job
+        if job is not None:
+            snap = job.snapshot()
+            if snap.status.active:
+                return None
+            if snap.run_dir is not None and Path(snap.run_dir).is_dir():
+                return read_info(Path(snap.run_dir))
+        return self._newest_model_run()
+
     def _live_predictor(self) -> Predictor | None:
         job = self._job
         if job is None or job.status in (Status.FAILED, Status.DIVERGED):

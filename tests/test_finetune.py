@@ -83,10 +83,10 @@ def test_fine_tuning_learns_the_hand_and_with_replay_keeps_mnist(base_run, slant
 
 def test_what_cannot_be_fine_tuned_is_refused_and_leaves_no_run(base_run, sample_data, tmp_path):
     few = tmp_path / "few"
-    for i in range(3):
+    for i in range(2):
         save(few, slanted(sample_data.x_test[i]), int(sample_data.y_test[i]))
     save(few, np.zeros((280, 280), np.uint8), 5)  # blank: not counted
-    with pytest.raises(DrawingsError, match="at least 4 drawings with ink"):
+    with pytest.raises(DrawingsError, match="at least 3 drawings with ink"):
         finetune(base_run, few, sample_data, runs_dir=tmp_path / "runs")
     with pytest.raises(RunError, match="no model to fine-tune"):
         finetune(tmp_path, few, sample_data, runs_dir=tmp_path / "runs")
@@ -108,4 +108,4 @@ def test_the_cli_fine_tunes_and_prints_the_report(base_run, slanted_drawings, tm
     assert result["base_run"] == base_run.name and result["settings"]["replay"] == 1
     assert Path(result["run_dir"]).parent == tmp_path and 0 <= result["after"]["mnist_test"] <= 1
     assert main(["drawings", "finetune", "--model", str(base_run), "--folder", str(tmp_path / "none")]) == 2
-    assert "at least 4 drawings" in capsys.readouterr().err
+    assert "at least 3 drawings" in capsys.readouterr().err

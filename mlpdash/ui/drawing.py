@@ -12,6 +12,7 @@ import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
 from mlpdash import figures
+from mlpdash.drawings import DrawingsError, as_grey, drawings_root, listing, save
 from mlpdash.jobs import JobManager
 from mlpdash.predict import Prediction, predict_image
 from mlpdash.preprocess import Preparation, canvas_png, prepare
@@ -20,6 +21,7 @@ from mlpdash.ui import focus, guarded
 from mlpdash.ui.views import open_view_follows_drawing
 
 CANVAS_SIZE = 280
+SAVE_PROBLEM_KEY = "save_as_problem"
 DEFAULT_STROKE = 18
 
 
@@ -48,6 +50,7 @@ def _drawing(manager: JobManager) -> None:
     previous = focus.drawing()
     focus.set_drawing(steps)
     _prediction_ui(manager, steps)
+    _save_as_ui(None if steps is None else drawing)
     st.slider("Stroke width", 6, 40, DEFAULT_STROKE, key="stroke_width")
     st.caption("Draw large or small, anywhere, with any stroke: the drawing is cropped, its stroke "
                "made as thick as MNIST's, and centred as MNIST digits were. (Start strokes below the "
@@ -119,6 +122,37 @@ def _prediction_ui(manager: JobManager, steps: Preparation | None) -> None:
                             width="content", config={"displayModeBar": False})
         st.plotly_chart(figures.probabilities_figure(prediction.probabilities), key="probabilities_chart",
                         theme=None, config={"displayModeBar": False})
+
+
+def _save_as_ui(drawing: np.ndarray | None) -> None:
+    """Save as…: keep the drawing with the digit it was meant to be, for Your drawings (evaluate a
+    model on them, fine-tune one). The canvas is cleared for the next one."""
+    with st.container(key="save_as"):
+        problem = st.session_state.pop(SAVE_PROBLEM_KEY, None)
+        if problem:
+            st.error(f"Not saved: {problem}", icon=":material/warning:")
+        st.caption("**Save as…** the digit you meant, to test and teach the model under *Your drawings*:"
+                   if drawing is not None else
+                   "Draw a digit, then save it as the digit you meant: *Your drawings* tests and teaches the "
+                   "model with them.")
+        with st.container(horizontal=True, gap="small", key="save_as_buttons"):
+            for digit in range(10):
+                st.button(str(digit), key=f"save_as_{digit}", disabled=drawing is None, on_click=_save,
+                          args=(drawing, digit))
+
+
+def _save(drawing: np.ndarray | None, digit: int) -> None:
+    if drawing is None:
+        return
+    root = drawings_root()
+    try:
+        save(root, as_grey(drawing), digit)
+        count = len(listing(root))
+    except (DrawingsError, OSError) as err:
+        st.session_state[SAVE_PROBLEM_KEY] = str(err)
+        return
+    st.toast(f"Saved as a {digit} — {count} drawings kept. Draw the next one.", icon=":material/save:")
+    st.session_state["canvas_generation"] = st.session_state.get("canvas_generation", 0) + 1
 
 
 def _predict(manager: JobManager, steps: Preparation | None) -> Prediction | None:

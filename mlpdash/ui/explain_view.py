@@ -10,9 +10,11 @@ import numpy as np
 import streamlit as st
 
 from mlpdash import figures
+from mlpdash.drawings import DrawingsError, drawings_root, listing, load
 from mlpdash.explain import EPSILON_LADDER, Explanation, HiddenMap, attack, explain, sign_noise
 from mlpdash.jobs import JobManager, ModelInFocus
-from mlpdash.preprocess import Preparation
+from mlpdash.files import UnsafeFileError
+from mlpdash.preprocess import Preparation, prepare
 from mlpdash.ui import focus
 
 CHART_CONFIG = {"displayModeBar": False}
@@ -29,12 +31,20 @@ def explain_ui(manager: JobManager) -> None:
     data = None if model is None else focus.data(manager, model.data_spec)
     if model is None or data is None:
         return
-    source = st.segmented_control("Input", [focus.DRAWING_INPUT, *focus.SPLIT_INPUTS.values()],
+    source = st.segmented_control("Input", [focus.DRAWING_INPUT, *focus.SPLIT_INPUTS.values(),
+                                            focus.SAVED_DRAWING_INPUT],
                                   default=focus.DRAWING_INPUT, key=focus.INPUT_KEY,
-                                  help="Your drawing on the canvas above, or a digit of the test or "
-                                       "validation split (the Mistakes tab hands them over too)")
+                                  help="Your drawing on the canvas above, a digit of the test or validation "
+                                       "split (the Mistakes tab hands them over too), or one of the drawings "
+                                       "kept under Your drawings")
     steps: Preparation | None = None
-    if source in focus.SPLIT_INPUTS.values():
+    if source == focus.SAVED_DRAWING_INPUT:
+        found = _saved_drawing()
+        if found is None:
+            return
+        steps, origin = found
+        image = steps.digit
+    elif source in focus.SPLIT_INPUTS.values():
         split = next(name for name, label in focus.SPLIT_INPUTS.items() if label == source)
         images, labels = (data.x_test, data.y_test) if split == "test" else (data.x_val, data.y_val)
         index = _digit_picker(split, len(images))
@@ -57,6 +67,32 @@ def explain_ui(manager: JobManager) -> None:
         _hidden(model, e)
         _map(hidden_map, model, e, data.x_test)
         _change_its_mind(model, e)
+
+
+def _saved_drawing() -> tuple[Preparation, str] | None:
+    """A drawing kept under Your drawings, chosen here or handed over from there, as prepared."""
+    root = drawings_root()
+    try:
+        kept = {d.file: d for d in listing(root)}
+    except DrawingsError as err:
+        st.error(f"The saved drawings cannot be read: {err}", icon=":material/warning:")
+        return None
+    if not kept:
+        st.info("No saved drawings yet: draw one and press a digit under Save as…", icon=":material/draw:")
+        return None
+    if st.session_state.get(focus.SAVED_DRAWING_KEY) not in kept:
+        st.session_state[focus.SAVED_DRAWING_KEY] = next(reversed(kept))  # the newest
+    file = st.selectbox("Saved drawing", list(kept), key=focus.SAVED_DRAWING_KEY,
+                        format_func=lambda f: f"a {kept[f].label} · {f}")
+    try:
+        steps = prepare(load(root, kept[file]))
+    except (DrawingsError, UnsafeFileError, ValueError) as err:
+        st.error(f"That drawing cannot be read: {err}", icon=":material/warning:")
+        return None
+    if steps is None:
+        st.info("That drawing has no ink.", icon=":material/info:")
+        return None
+    return steps, f"your saved drawing {file} (labelled {kept[file].label})"
 
 
 def _digit_picker(split: str, count: int) -> int:

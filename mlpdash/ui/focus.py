@@ -31,6 +31,8 @@ DRAWING_KEY = "focus_drawing"
 INPUT_KEY = "explain_source"
 INDEX_KEY = "explain_index"
 DRAWING_INPUT = "Your drawing"
+SAVED_DRAWING_INPUT = "A saved drawing"
+SAVED_DRAWING_KEY = "explain_saved_drawing"  # the file of the saved drawing explained
 TEST_DIGIT_INPUT = "A test digit"
 VALIDATION_DIGIT_INPUT = "A validation digit"
 SPLIT_INPUTS = {"test": TEST_DIGIT_INPUT, "validation": VALIDATION_DIGIT_INPUT}
@@ -85,6 +87,14 @@ def explain_digit(index: int, split: str = "test") -> None:
     """Open *Inside a prediction* on digit `index` of the test or validation split. Call it from a
     widget's callback."""
     pick_digit(index, split)
+    st.session_state[VIEW_TAB_KEY] = EXPLAIN_TAB
+    st.session_state[TAB_CHANGED_KEY] = True
+
+
+def explain_saved_drawing(file: str) -> None:
+    """Open *Inside a prediction* on a saved drawing (Your drawings). Call it from a widget's callback."""
+    st.session_state[INPUT_KEY] = SAVED_DRAWING_INPUT
+    st.session_state[SAVED_DRAWING_KEY] = file
     st.session_state[VIEW_TAB_KEY] = EXPLAIN_TAB
     st.session_state[TAB_CHANGED_KEY] = True
 

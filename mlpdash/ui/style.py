@@ -35,6 +35,8 @@ _RULES = f"""
 .st-key-control_bar [data-testid="stColumn"]:has(.st-key-controls_column) {{ flex: 1 1 {CONTROLS_MIN_PX}px; min-width: {CONTROLS_MIN_PX}px; }}
 @media (max-width: 640px) {{ [data-testid="stMainBlockContainer"] {{ padding-top: 3.5rem; }} }}
 [data-testid="stMetricValue"] {{ font-size: 1.7rem; }}
+.st-key-save_as_buttons {{ gap: 0.3rem; }}
+.st-key-save_as_buttons button {{ min-height: 2rem; min-width: 2rem; padding: 0.15rem 0.55rem; }}
 </style>
 """
 

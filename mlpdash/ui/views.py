@@ -18,6 +18,7 @@ from mlpdash.jobs import JobManager
 from mlpdash.ui import focus, guarded
 from mlpdash.ui.compare_view import compare_ui
 from mlpdash.ui.data_view import data_view_ui
+from mlpdash.ui.drawings_view import drawings_ui
 from mlpdash.ui.explain_view import explain_ui
 from mlpdash.ui.mistakes_view import mistakes_ui
 from mlpdash.ui.over_time_view import over_time_ui
@@ -39,6 +40,7 @@ VIEWS: tuple[View, ...] = (
     View("Weights over time", over_time_ui, follows_drawing=True),
     View("Units", units_ui),
     View("Data", data_view_ui),
+    View("Your drawings", drawings_ui),
     View("Runs & comparison", compare_ui),
 )
 TAB_KEY = focus.VIEW_TAB_KEY

@@ -1,0 +1,114 @@
+"""Your drawings with Streamlit's AppTest: Save as… under the canvas, the tab's gallery, relabel and
+delete, the model evaluated on them (against a direct computation), one opened in Inside a prediction, and
+fine-tuning as a new run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from test_app import drawing_state
+
+from mlpdash.drawings import listing
+from mlpdash.runs import list_runs
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+TAB = "Your drawings"
+
+
+@pytest.fixture
+def app(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLPDASH_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("MLPDASH_DRAWINGS", str(tmp_path / "drawings"))
+    monkeypatch.setenv("MLPDASH_DATA", "sample")
+    return AppTest.from_file(APP, default_timeout=60).run()
+
+
+def train(at: AppTest, tmp_path: Path) -> None:
+    at.text_input(key="hidden").input("32")
+    at.number_input(key="epochs").set_value(2)
+    at.run()
+    at.button(key="start_training").click().run()
+    deadline = time.monotonic() + 120
+    while not any(run.summary for run in list_runs(tmp_path / "runs")):
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+    while at.button(key="start_training").disabled:
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+        at.run()
+
+
+def save_digits(at: AppTest, sample_data, indices) -> list[int]:
+    """Draw each test digit on the canvas and save it as its own label; returns the labels."""
+    labels = []
+    for index in indices:
+        generation = at.session_state["canvas_generation"]
+        at.session_state[f"canvas_{generation}"] = drawing_state(sample_data.x_test[index])
+        at.run()
+        label = int(sample_data.y_test[index])
+        at.button(key=f"save_as_{label}").click().run()
+        assert not at.exception and not [e for e in at.error if "Not saved" in e.value]
+        assert at.session_state["canvas_generation"] == generation + 1  # cleared for the next one
+        labels.append(label)
+    return labels
+
+
+def test_save_as_is_offered_only_for_a_drawing(app):
+    assert all(app.button(key=f"save_as_{d}").disabled for d in range(10))
+    app.session_state["view_tab"] = TAB
+    app.run()
+    assert [i.value for i in app.info if "No drawings kept yet" in i.value]
+
+
+def test_drawings_saved_are_shown_evaluated_relabelled_deleted_and_explained(app, sample_data, tmp_path):
+    train(app, tmp_path)
+    labels = save_digits(app, sample_data, range(5))
+    kept = listing(tmp_path / "drawings")
+    assert [d.label for d in kept] == labels
+    app.session_state["view_tab"] = TAB
+    app.run()
+    assert not app.exception
+    assert [c.value for c in app.caption if c.value.startswith("5 drawings in")]
+    # The accuracy said is the model's on the drawings, as the canvas prepares them.
+    from mlpdash.drawings import evaluate
+    from mlpdash.predict import Predictor
+    from mlpdash.runs import load_run_model
+
+    expected = evaluate(tmp_path / "drawings", Predictor(load_run_model(list_runs(tmp_path / "runs")[0].path)).logits)
+    said = [c.value for c in app.caption if "drawings read right" in c.value]
+    assert said and f"**{expected.accuracy:.1%}** of 5 drawings" in said[0]
+    # Select one (as a click on the gallery does), relabel it, then delete it.
+    first = kept[0]
+    app.session_state["drawings_selected"] = first.file
+    app.run()
+    new_label = (first.label + 1) % 10
+    app.selectbox(key=f"drawings_label_{first.file}").set_value(new_label).run()
+    app.button(key="drawings_relabel").click().run()
+    assert listing(tmp_path / "drawings")[0].label == new_label
+    app.button(key="drawings_explain").click().run()
+    assert app.session_state["view_tab"] == "Inside a prediction"
+    assert any(f"your saved drawing {first.file} (labelled {new_label})" in c.value for c in app.caption)
+    app.session_state["view_tab"] = TAB
+    app.run()
+    app.button(key="drawings_delete").click().run()
+    assert [d.file for d in listing(tmp_path / "drawings")] == [d.file for d in kept[1:]]
+    assert not app.exception
+
+
+def test_fine_tuning_from_the_tab_makes_a_new_run_in_focus(app, sample_data, tmp_path):
+    train(app, tmp_path)
+    save_digits(app, sample_data, range(4))
+    app.session_state["view_tab"] = TAB
+    app.run()
+    app.number_input(key="drawings_ft_epochs").set_value(2).run()
+    app.button(key="drawings_finetune").click().run()
+    assert not app.exception and not [e.value for e in app.error]
+    runs = list_runs(tmp_path / "runs")
+    assert len(runs) == 2 and runs[0].name.endswith("fine-tuned on 4 drawings")
+    assert app.session_state["view_run"] == str(runs[0].path)
+    table = app.table[-1].value
+    assert list(table["accuracy on"]) == ["the 1 held-out drawings", "all 4 drawings", "the MNIST test split"]
+    assert [s.value for s in app.success if "fine-tuned from" in s.value]
