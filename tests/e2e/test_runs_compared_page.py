@@ -1,6 +1,9 @@
 """Runs & comparison in the real page: a small sweep queued from the page on the sample, trained one
 run after another, its runs compared (curves, settings, mistakes per digit) and its results drawn as
-parallel coordinates."""
+parallel coordinates.
+
+Named to run after test_page.py (pytest takes the files in name order): it leaves the shared server
+with a finished job, and test_page.py's first test expects a server that has trained nothing."""
 
 from __future__ import annotations
 

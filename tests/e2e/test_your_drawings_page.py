@@ -1,6 +1,8 @@
 """Your drawings in the real page: three drawings saved with Save as… under the canvas, seen in the
-tab's gallery, the model evaluated on them, a misread one followed into Inside a prediction, and the
-model fine-tuned on them as a new run."""
+tab's gallery with the model evaluated on them, and the model fine-tuned on them as a new run.
+
+Named to run after test_page.py (pytest takes the files in name order): it leaves the shared server
+with a finished job, and test_page.py's first test expects a server that has trained nothing."""
 
 from __future__ import annotations
 
