@@ -34,7 +34,7 @@ from mlpdash.ui import focus
 from mlpdash.ui.access import may_control
 from mlpdash.ui.panels import CHART_CONFIG
 
-PREPARED_KEY = "drawings_prepared"  # file -> the 28x28 digit (None: no ink), prepared once a session
+PREPARED_KEY = "drawings_prepared"  # (file, created) -> the 28x28 digit (None: no ink), once a session
 SELECTED_KEY = "drawings_selected"
 REPORT_KEY = "drawings_finetune_report"
 ALL = "all digits"
@@ -72,14 +72,15 @@ def drawings_ui(manager: JobManager) -> None:
 def _prepared(root, kept: list[Drawing]) -> dict[str, np.ndarray | None]:
     """Each drawing as the model sees it, prepared once a session (a stroke-by-stroke preparation costs
     a few milliseconds a drawing)."""
+    # Keyed by name and time saved: a drawing deleted and another imported under its name is new.
     cache = st.session_state.setdefault(PREPARED_KEY, {})
     for drawing in kept:
-        if drawing.file not in cache:
+        if (drawing.file, drawing.created) not in cache:
             try:
-                cache[drawing.file] = canvas_to_mnist(load(root, drawing))
+                cache[drawing.file, drawing.created] = canvas_to_mnist(load(root, drawing))
             except (DrawingsError, UnsafeFileError, ValueError):
-                cache[drawing.file] = None
-    return cache
+                cache[drawing.file, drawing.created] = None
+    return {drawing.file: cache[drawing.file, drawing.created] for drawing in kept}
 
 
 def _gallery(kept: list[Drawing], digits: dict[str, np.ndarray | None]) -> None:
