@@ -1,12 +1,13 @@
 """Your drawings with Streamlit's AppTest: Save as… under the canvas, the tab's gallery, relabel and
-delete, the model evaluated on them (against a direct computation), one opened in Inside a prediction, and
-fine-tuning as a new run."""
+delete, the model evaluated on them (against a direct computation), one opened in Inside a prediction,
+fine-tuning as a new run, and a zip imported (a bad one refused)."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 from test_app import drawing_state
@@ -112,3 +113,23 @@ def test_fine_tuning_from_the_tab_makes_a_new_run_in_focus(app, sample_data, tmp
     table = app.table[-1].value
     assert list(table["accuracy on"]) == ["the 1 held-out drawings", "all 4 drawings", "the MNIST test split"]
     assert [s.value for s in app.success if "fine-tuned from" in s.value]
+
+
+def test_drawings_are_imported_from_a_zip_and_a_bad_one_is_refused(app, sample_data, tmp_path):
+    from mlpdash.drawings import export_zip, save
+
+    other = tmp_path / "elsewhere"
+    for i in range(3):
+        canvas = np.zeros((280, 280), np.uint8)
+        canvas[70:210, 70:210] = np.kron(sample_data.x_test[i], np.ones((5, 5), np.uint8))
+        save(other, canvas, int(sample_data.y_test[i]))
+    app.session_state["view_tab"] = TAB
+    app.run()
+    app.get("file_uploader")[0].set_value(("broken.zip", b"not a zip at all", "application/zip")).run()
+    app.button(key="drawings_import_apply").click().run()
+    assert [e.value for e in app.error if e.value.startswith("Not imported")]
+    assert listing(tmp_path / "drawings") == [] and not app.exception
+    app.get("file_uploader")[0].set_value(("mine.zip", export_zip(other), "application/zip")).run()
+    app.button(key="drawings_import_apply").click().run()
+    assert [d.file for d in listing(tmp_path / "drawings")] == [d.file for d in listing(other)]
+    assert [c.value for c in app.caption if c.value.startswith("3 drawings in")] and not app.exception
