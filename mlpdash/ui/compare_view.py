@@ -16,7 +16,7 @@ from mlpdash import figures
 from mlpdash.compare import comparison, sweep_rows
 from mlpdash.config import TrainConfig
 from mlpdash.jobs import JobManager
-from mlpdash.runs import RunError, RunInfo, read_metrics, restore_run, set_notes, trash_run, trashed_runs
+from mlpdash.runs import RunError, RunInfo, read_info, read_metrics, restore_run, set_notes, trash_run, trashed_runs
 from mlpdash.sweep import Sweep, grid, parse_values, varied
 from mlpdash.ui import focus, guarded
 from mlpdash.ui.access import may_control
@@ -53,10 +53,11 @@ def compare_ui(manager: JobManager) -> None:
     # seconds; an idle tab costs nothing.
     @st.fragment(run_every=REFRESH_SECONDS if busy else None)
     def live() -> None:
+        runs = manager.runs()  # once a rerun: listing reads every run folder
         with guarded("comparison"):
-            _comparison_ui(manager)
+            _comparison_ui(manager, runs)
         with guarded("sweep"):
-            _sweep_ui(manager)
+            _sweep_ui(manager, runs)
         if busy != (manager.active() or manager.queue_running()):
             st.rerun(scope="app")  # start or stop the timer
 
@@ -68,7 +69,7 @@ def compare_ui(manager: JobManager) -> None:
 
 def _manage_ui(manager: JobManager) -> None:
     picked = focus.picked_run()
-    info = next((run for run in manager.runs() if picked is not None and run.path == picked), None)
+    info = read_info(picked) if picked is not None and picked.is_dir() else None
     with st.container(key="run_manage"):
         if info is None:
             st.caption("Select a run in the table to name it, write a note on it or delete it.")
@@ -130,8 +131,8 @@ def _trash_ui(manager: JobManager) -> None:
 # --- runs compared --------------------------------------------------------------------------------
 
 
-def _comparison_ui(manager: JobManager) -> None:
-    runs = [run for run in manager.runs() if run.status != "damaged"]
+def _comparison_ui(manager: JobManager, listed: list[RunInfo]) -> None:
+    runs = [run for run in listed if run.status != "damaged"]
     with st.container(key="compare"):
         st.markdown("#### Compare runs")
         title_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
@@ -145,7 +146,7 @@ def _comparison_ui(manager: JobManager) -> None:
             st.caption("Tick runs to compare their validation curves, their settings and their mistakes per "
                        "digit. A run still training can be ticked too.")
             return
-        colours = figures.run_colours([run.run_id for run in reversed(manager.runs())])
+        colours = figures.run_colours([run.run_id for run in reversed(listed)])
         curves = []
         for run in ticked:
             try:
@@ -220,7 +221,7 @@ def _queue_linear_vs_mlp(manager: JobManager) -> None:
 # --- sweeps ---------------------------------------------------------------------------------------
 
 
-def _sweep_ui(manager: JobManager) -> None:
+def _sweep_ui(manager: JobManager, listed: list[RunInfo]) -> None:
     with st.container(key="sweep"):
         st.markdown("#### Sweep")
         st.caption("Choose values for up to three settings: every combination is queued and trained one run "
@@ -240,7 +241,7 @@ def _sweep_ui(manager: JobManager) -> None:
             st.error(f"Not queued: {problem}", icon=":material/warning:")
         if manager.queue.problem:
             st.warning(manager.queue.problem, icon=":material/warning:")
-        _sweeps_ui(manager)
+        _sweeps_ui(manager, listed)
 
 
 def _queue_sweep(manager: JobManager) -> None:
@@ -280,7 +281,7 @@ def _enqueue(manager: JobManager, configs: list[TrainConfig], name: str, swept: 
     st.toast(f"{name}: {len(configs)} runs queued", icon=":material/playlist_add:")
 
 
-def _sweeps_ui(manager: JobManager) -> None:
+def _sweeps_ui(manager: JobManager, listed: list[RunInfo]) -> None:
     sweeps = manager.queue.sweeps()
     if not sweeps:
         return
@@ -291,7 +292,7 @@ def _sweeps_ui(manager: JobManager) -> None:
                                 format_func=lambda key: _sweep_label(by_id[key]))]
     with st.container(key="sweep_queue"):
         _sweep_controls(manager, chosen)
-        runs = {run.run_id: run for run in manager.runs()}
+        runs = {run.run_id: run for run in listed}
         rows = sweep_rows(chosen, runs)
         if sum(row["test_accuracy"] is not None for row in rows) >= 2:
             st.plotly_chart(figures.sweep_figure(rows, chosen.swept), key="sweep_chart", theme=None,
