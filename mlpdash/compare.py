@@ -52,8 +52,8 @@ def sweep_rows(sweep: Sweep, runs: Mapping[str, RunInfo]) -> list[dict[str, Any]
         summary = (info.summary if info else None) or {}
         if item.run and info is None:
             state = "deleted"
-        elif info is not None and item.state not in ("cancelled",):
-            state = info.label
+        elif info is not None and item.state not in ("queued", "running", "cancelled"):
+            state = info.label  # how it ended, as its folder says ("interrupted after 3 epochs")
         else:
             state = item.state
         settings = item.config.to_dict()

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mlpdash.files import read_regular, remove_entry, write_bytes_atomic
+from mlpdash.files import UnsafeFileError, read_regular, remove_entry, write_bytes_atomic
 from mlpdash.runs import runs_root
 
 DRAWINGS_ENV = "MLPDASH_DRAWINGS"
@@ -56,7 +56,11 @@ def listing(root: Path) -> list[Drawing]:
     path = root / LABELS
     if not path.exists():
         return []
-    return _parse_labels(read_regular(path, 64 << 20).decode("utf-8", errors="strict"), str(path))
+    try:
+        text = read_regular(path, 64 << 20).decode("utf-8", errors="strict")
+    except (UnsafeFileError, UnicodeDecodeError) as err:
+        raise DrawingsError(f"{path} cannot be read: {err}") from None
+    return _parse_labels(text, str(path))
 
 
 def save(root: Path, image: np.ndarray, label: int) -> Drawing:
@@ -66,12 +70,13 @@ def save(root: Path, image: np.ndarray, label: int) -> Drawing:
     if pixels.dtype != np.uint8 or pixels.ndim != 2 or not (0 < max(pixels.shape) <= MAX_SIDE):
         raise DrawingsError(f"a drawing is a grey uint8 image of at most {MAX_SIDE} px a side, got "
                             f"{pixels.dtype} {pixels.shape}")
+    kept = listing(root)  # first: a folder whose labels cannot be read gets no orphan PNG
     root.mkdir(parents=True, exist_ok=True)
     drawing = Drawing(f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}.png", int(label), time.time())
     buffer = io.BytesIO()
     Image.fromarray(pixels, "L").save(buffer, format="PNG")
     write_bytes_atomic(root / drawing.file, buffer.getvalue())
-    _write_labels(root, [*listing(root), drawing])  # the PNG first: a label never names a missing file
+    _write_labels(root, [*kept, drawing])  # the PNG first: a label never names a missing file
     return drawing
 
 

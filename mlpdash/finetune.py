@@ -21,7 +21,7 @@ import numpy as np
 from mlpdash.data import MnistSplits
 from mlpdash.drawings import DrawingsError, listing, load
 from mlpdash.files import UnsafeFileError, read_json, write_json_atomic
-from mlpdash.runs import RunError, read_info, set_notes
+from mlpdash.runs import MAX_NAME_CHARS, RunError, read_info, set_notes
 
 FINETUNE_FILE = "finetune.json"
 REPLAY_CHOICES = (0, 1, 4, 16)  # MNIST training digits replayed per drawing trained on; 0: no replay
@@ -164,6 +164,7 @@ def finetune(base: Path, drawings_root: Path, data: MnistSplits, settings: Finet
     started = time.monotonic()
     run = _NewRun(runs_dir if runs_dir is not None else info.path.parent, config, data, predictor, model)
     try:
+        run.start()
         model.fit(x, y, batch_size=BATCH_SIZE, epochs=settings.epochs, shuffle=True, verbose=0,
                   callbacks=[run.callback()])
         seconds = time.monotonic() - started
@@ -193,6 +194,9 @@ class _NewRun:
         self._rows: list[dict[str, float]] = []
         self._confusions: list[np.ndarray] = []
         self._epoch_started = time.monotonic()
+
+    def start(self) -> None:
+        """The model as it came (epoch 0), where the views over time start."""
         self._validate(0)
 
     def _validate(self, epoch: int) -> dict[str, float]:
@@ -242,10 +246,14 @@ class _NewRun:
         self.writer.write_model_weights(network_weights(self._model))
         self.writer.write_model(self._model)
         write_json_atomic(self.path / FINETUNE_FILE, {**report.to_dict(), "held_out_files": held_files})
-        set_notes(self.path, f"{report.base_run} fine-tuned on {report.drawings} drawings",
-                  f"replay {report.settings.replay} MNIST digits a drawing, {report.settings.epochs} epochs; "
-                  f"held-out drawings {report.before.held_out:.0%} -> {report.after.held_out:.0%}, "
-                  f"MNIST test {report.before.mnist_test:.2%} -> {report.after.mnist_test:.2%}")
+        suffix = f" fine-tuned on {report.drawings} drawings"
+        try:  # a name is a convenience: a trained run is never lost for want of one
+            set_notes(self.path, report.base_run[:MAX_NAME_CHARS - len(suffix)] + suffix,
+                      f"replay {report.settings.replay} MNIST digits a drawing, {report.settings.epochs} epochs; "
+                      f"held-out drawings {report.before.held_out:.0%} -> {report.after.held_out:.0%}, "
+                      f"MNIST test {report.before.mnist_test:.2%} -> {report.after.mnist_test:.2%}")
+        except (OSError, ValueError):
+            pass
         train_seconds = float(sum(row["seconds"] for row in self._rows))
         self.writer.write_summary({  # last: its presence marks the run as complete
             **test.summary(), "epochs_completed": len(self._rows), "stopped_early": False, "outcome": "finished",

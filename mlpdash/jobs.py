@@ -9,6 +9,7 @@ Loaded datasets and reloaded run models are kept here too, so neither is read tw
 from __future__ import annotations
 
 import dataclasses
+import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from mlpdash.training import TrainingJob
 
 
+LOG = logging.getLogger("mlpdash")
 # Cached in place of a run's missing timeline (the cache keeps values, and None means "not cached").
 NO_TIMELINE = Timeline((), np.zeros(0, np.int64), np.zeros((0, 10, 10), np.int64))
 
@@ -168,7 +170,19 @@ class JobManager:
                 self._queue_worker.start()
 
     def _work_queue(self) -> None:
-        """Train the queue's runs one at a time; a job started by hand meanwhile is waited for."""
+        """Train the queue's runs one at a time; a job started by hand meanwhile is waited for. Whatever
+        happens, the worker ends cleanly: a later sweep starts a new one, and no run stays "running"."""
+        try:
+            self._drain_queue()
+        except BaseException as err:
+            LOG.exception("the sweep queue's worker failed")
+            item = self._queue_item
+            if item is not None:
+                self.queue.update(item.item, state="failed", error=f"the queue's worker failed: {err}"[:500])
+            with self._lock:
+                self._queue_worker, self._queue_item = None, None
+
+    def _drain_queue(self) -> None:
         from mlpdash.training import ShuttingDownError
 
         while True:
@@ -210,7 +224,8 @@ class JobManager:
         state = snap.status.value if snap.status.ended else "failed"
         if item.item in self._cancelled:
             self._cancelled.discard(item.item)
-            state = "cancelled"
+            if snap.status == Status.STOPPED:  # a cancel that came after the run had finished is no stop
+                state = "cancelled"
         self.queue.update(item.item, state=state, error=snap.error,
                           run=Path(snap.run_dir).name if snap.run_dir else None)
         with self._lock:
@@ -403,7 +418,10 @@ class JobManager:
             snap = job.snapshot()
             if snap.status.active:
                 return None
-            if snap.run_dir is not None and Path(snap.run_dir).is_dir():
+            # As the model in focus: a failed or diverged job, or one without a folder (stopped before
+            # it trained, or its run deleted since), gives way to the newest saved model.
+            if (snap.status not in (Status.FAILED, Status.DIVERGED) and snap.run_dir is not None
+                    and Path(snap.run_dir).is_dir()):
                 return read_info(Path(snap.run_dir))
         return self._newest_model_run()
 

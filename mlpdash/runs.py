@@ -315,7 +315,7 @@ def trash_run(path: Path, now: float | None = None) -> TrashedRun:
 def trashed_runs(root: str | Path | None = None) -> list[TrashedRun]:
     """The runs in the trash, most recently deleted first."""
     trash = runs_root(root) / TRASH_DIR
-    if not trash.is_dir():
+    if not trash.is_dir() or trash.is_symlink():  # never read, nor empty, a trash that lies elsewhere
         return []
     found = []
     for entry in trash.iterdir():
@@ -341,7 +341,10 @@ def empty_trash(root: str | Path | None = None, now: float | None = None) -> int
     gone = 0
     for trashed in trashed_runs(root):
         if trashed.purge_at() <= now:
-            remove_entry(trashed.path)
+            try:
+                remove_entry(trashed.path)
+            except OSError:  # one that cannot go (read-only, say) must not stop the listing
+                continue
             gone += 1
     return gone
 

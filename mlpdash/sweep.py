@@ -65,7 +65,7 @@ def parse_values(setting: str, text: str) -> list[Any]:
     if setting not in SWEEPABLE:
         raise ValueError(f"{setting!r} cannot be swept (one of: {', '.join(SWEEPABLE)})")
     parts = [part.strip() for part in (text.split(":") if setting == "hidden" else text.split(","))]
-    if setting != "hidden" and not all(parts):
+    if not all(parts):  # "128:" is a slip, not a linear model: that one is "0"
         raise ValueError(f"{setting}: an empty value in {text!r}")
     values = []
     for part in parts:

@@ -131,3 +131,10 @@ def test_the_drawings_command(tmp_path, capsys):
     assert "not a zip archive" in capsys.readouterr().err
     assert main(["drawings", "evaluate", "--folder", str(folder)]) == 2
     assert "needs --model RUN_DIR" in capsys.readouterr().err
+
+
+def test_a_folder_whose_labels_cannot_be_read_refuses_a_save_and_keeps_no_orphan(tmp_path):
+    (tmp_path / "labels.csv").write_bytes(b"file,label,created\n\xff\xfe,3,1.0\n")
+    with pytest.raises(DrawingsError, match="cannot be read"):
+        save(tmp_path, np.zeros((28, 28), np.uint8), 3)
+    assert [p.name for p in tmp_path.iterdir()] == ["labels.csv"]

@@ -305,10 +305,11 @@ def test_a_deleted_run_waits_in_the_trash_for_a_day_and_can_be_restored(tmp_path
     from mlpdash.runs import TRASH_KEEP_S, empty_trash, restore_run, trash_run, trashed_runs
 
     path = _finished_run(tmp_path)
-    trashed = trash_run(path, now=1_800_000_000)
-    assert not path.exists() and list_runs(tmp_path) == []
+    now = time.time()
+    trashed = trash_run(path, now=now)
+    assert not path.exists() and list_runs(tmp_path) == []  # listing empties the trash of older ones only
     assert [t.run_id for t in trashed_runs(tmp_path)] == [path.name]
-    assert empty_trash(tmp_path, now=1_800_000_000 + TRASH_KEEP_S - 1) == 0
+    assert empty_trash(tmp_path, now=now + TRASH_KEEP_S - 1) == 0
     assert restore_run(trashed) == path and [r.run_id for r in list_runs(tmp_path)] == [path.name]
     trash_run(path)  # now: removed by the listing once a day has passed
     assert empty_trash(tmp_path, now=time.time() + TRASH_KEEP_S + 1) == 1
@@ -326,3 +327,17 @@ def test_a_run_being_trained_cannot_be_deleted(tmp_path):
         writer.close()
     with pytest.raises(RunError, match="not a run folder"):
         trash_run(tmp_path / "nothing")
+
+
+def test_a_trash_that_is_a_link_is_neither_read_nor_emptied(tmp_path):
+    from mlpdash.runs import TRASH_DIR, empty_trash, trash_run, trashed_runs
+
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "x@1000000000").mkdir(parents=True)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    (runs / TRASH_DIR).symlink_to(elsewhere)
+    assert trashed_runs(runs) == [] and empty_trash(runs) == 0
+    assert (elsewhere / "x@1000000000").is_dir()
+    with pytest.raises(RunError, match="is a link"):
+        trash_run(_finished_run(runs))

@@ -26,6 +26,8 @@ def test_values_are_read_from_text_with_hidden_sizes_separated_by_colons():
         parse_values("learning_rate", "0.1,fast")
     with pytest.raises(ValueError, match="empty value"):
         parse_values("dropout", "0.1,,0.2")
+    with pytest.raises(ValueError, match="empty value"):
+        parse_values("hidden", "128:")  # a slip, not a linear model
     with pytest.raises(ValueError, match="cannot be swept"):
         parse_values("beta_1", "0.9")
 
@@ -140,3 +142,31 @@ def test_a_job_started_by_hand_is_waited_for(tmp_path):
     by_hand.stop()
     _wait_for_queue(manager)
     assert manager.queue.items()[0].state == "finished" and manager.job is not by_hand
+
+
+def test_a_worker_that_fails_leaves_no_run_running_and_the_next_sweep_trains(tmp_path, monkeypatch):
+    manager = JobManager(tmp_path)
+    real = manager._follow
+
+    def broken(item, job):
+        job.join(60)
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(manager, "_follow", broken)
+    manager.enqueue([QUICK], "sample", "broken", ["seed"])
+    _wait_for_queue(manager)
+    assert [(i.state, "a bug" in (i.error or "")) for i in manager.queue.items()] == [("failed", True)]
+    monkeypatch.setattr(manager, "_follow", real)
+    manager.enqueue([QUICK], "sample", "after it", ["seed"])
+    _wait_for_queue(manager)
+    assert manager.queue.items()[-1].state == "finished"
+
+
+def test_the_model_to_fine_tune_is_never_a_failed_job(tmp_path):
+    good = JobManager(tmp_path)
+    job = good.start(QUICK, "sample")
+    job.join(60)
+    failed = good.start(QUICK, "idx:/no/such/folder")
+    failed.join(60)
+    assert failed.snapshot().status == Status.FAILED
+    assert good.run_in_focus().path == job.snapshot().run_dir  # the newest saved model, as the views use

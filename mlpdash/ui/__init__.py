@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from mlpdash.jobs import JobManager
 from mlpdash.runs import RUNS_ENV_VAR
 
 REFRESH_SECONDS = 1.0
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
 LOG = logging.getLogger("mlpdash")
 
 
@@ -88,3 +90,9 @@ def guarded(panel: str) -> Iterator[None]:
         LOG.exception("the %s panel failed (error id %s)", panel, error_id)
         st.error(f"The {panel} panel ran into a problem and was skipped; the rest of the page works. "
                  f"Error id `{error_id}` (the details are in the server's log).", icon=":material/error:")
+
+
+def plain(text: str) -> str:
+    """A user's own text (a run's name, a sweep's) shown in Markdown as written: no link, image or
+    styling can come from it."""
+    return _MARKDOWN.sub(r"\\\1", text)

@@ -18,7 +18,7 @@ from mlpdash.config import TrainConfig
 from mlpdash.jobs import JobManager
 from mlpdash.runs import RunError, RunInfo, read_info, read_metrics, restore_run, set_notes, trash_run, trashed_runs
 from mlpdash.sweep import Sweep, grid, parse_values, varied
-from mlpdash.ui import focus, guarded
+from mlpdash.ui import focus, guarded, plain
 from mlpdash.ui.access import may_control
 from mlpdash.ui.panels import CHART_CONFIG, runs_ui
 
@@ -96,7 +96,7 @@ def _notes_form(info: RunInfo) -> None:
             st.toast(f"Saved the name and note of {info.run_id}", icon=":material/check:")
             st.rerun()
     with st.popover("Delete this run…", icon=":material/delete:", disabled=not allowed):
-        st.markdown(f"Move **{info.title}** to the trash? It can be restored for a day, then it is "
+        st.markdown(f"Move **{plain(info.title)}** to the trash? It can be restored for a day, then it is "
                     "removed for good.")
         if st.button("Delete", key="run_delete_confirm", type="primary", icon=":material/delete:"):
             try:
@@ -105,7 +105,7 @@ def _notes_form(info: RunInfo) -> None:
                 st.error(f"Not deleted: {err}", icon=":material/warning:")
             else:
                 focus.pick_run(None)
-                st.toast(f"{info.title} moved to the trash (Recently deleted, below the table)",
+                st.toast(f"{plain(info.title)} moved to the trash (Recently deleted, below the table)",
                          icon=":material/delete:")
                 st.rerun()
 
@@ -118,7 +118,7 @@ def _trash_ui(manager: JobManager) -> None:
         for entry in trashed[:TRASH_SHOWN]:
             text_col, button_col = st.columns([4, 1], vertical_alignment="center")
             hours = max(0.0, (entry.purge_at() - time.time()) / 3600)
-            text_col.markdown(f"{entry.run_id} :gray[· removed for good in {hours:.0f} h]")
+            text_col.markdown(f"{plain(entry.run_id)} :gray[· removed for good in {hours:.0f} h]")
             if button_col.button("Restore", key=f"restore_{entry.path.name}", disabled=not may_control()):
                 try:
                     restore_run(entry)

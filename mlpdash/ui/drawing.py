@@ -148,7 +148,7 @@ def _save(drawing: np.ndarray | None, digit: int) -> None:
     try:
         save(root, as_grey(drawing), digit)
         count = len(listing(root))
-    except (DrawingsError, OSError) as err:
+    except (DrawingsError, OSError, ValueError) as err:
         st.session_state[SAVE_PROBLEM_KEY] = str(err)
         return
     st.toast(f"Saved as a {digit} — {count} drawings kept. Draw the next one.", icon=":material/save:")

@@ -26,7 +26,7 @@ from mlpdash.drawings import (
     relabel,
 )
 from mlpdash.files import UnsafeFileError
-from mlpdash.finetune import REPLAY_CHOICES, FinetuneSettings, report_text
+from mlpdash.finetune import REPLAY_CHOICES, FinetuneSettings, read_report, report_text
 from mlpdash.jobs import JobManager
 from mlpdash.preprocess import canvas_to_mnist
 from mlpdash.runs import RunError
@@ -211,14 +211,18 @@ def _finetune(manager: JobManager, root, kept: list[Drawing]) -> None:
                            disabled=not allowed)
     if go:
         _run_finetune(manager, root, len(kept), FinetuneSettings(epochs=int(epochs), replay=int(replay)))
+    picked = focus.picked_run()
     report = st.session_state.get(REPORT_KEY)
+    if picked is not None and (report is None or Path(report["run_dir"]) != picked):
+        report = read_report(picked)  # a fine-tuned run in focus: its own report, as saved
     if report is not None:
         _report(report)
 
 
 def _run_finetune(manager: JobManager, root, count: int, settings: FinetuneSettings) -> None:
-    if manager.active():
-        st.warning("A run is training: fine-tune when it has ended (one job at a time).", icon=":material/hourglass:")
+    if manager.active() or manager.queue_running():
+        st.warning("A run is training or a sweep is queued: fine-tune when they have ended (one job at a time).",
+                   icon=":material/hourglass:")
         return
     try:
         base = manager.run_in_focus(focus.picked_run())

@@ -13,7 +13,7 @@ from mlpdash import figures
 from mlpdash.jobs import JobManager
 from mlpdash.progress import Status
 from mlpdash.runs import RunError
-from mlpdash.ui import focus, guarded, job_active, refresh_every, rerun_if_changed
+from mlpdash.ui import focus, guarded, job_active, plain, refresh_every, rerun_if_changed
 from mlpdash.ui.access import may_control
 from mlpdash.views import RunView, status_line, view_of_run, view_of_snapshot
 
@@ -110,7 +110,8 @@ def _queue_line(manager: JobManager, snap) -> None:
     item, waiting = manager.queue_item(), manager.queue.waiting()
     if item is None and not waiting:
         return
-    this = f"{item.sweep_name}, {item.label}" if item is not None and snap is not None and snap.status.active else None
+    this = (f"{plain(item.sweep_name)}, {item.label}" if item is not None and snap is not None
+            and snap.status.active else None)
     after = f"{waiting} more queued" if waiting else "none queued after it"
     text = f"Sweep run ({this}); {after}" if this else f"Sweep: {after}"
     st.caption(f"{text} — see Runs & comparison to follow or cancel the sweep.")
