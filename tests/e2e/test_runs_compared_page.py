@@ -57,6 +57,10 @@ def test_a_small_sweep_trains_and_its_runs_are_compared(page: Page, screenshot):
     # The comparison follows the sweep: both runs ticked, one curve each, in the same colours.
     compare = page.locator(".st-key-compare")
     expect(compare.locator(".js-plotly-plot")).to_have_count(3, timeout=30_000)
+    # Plotly draws a chart after its element has arrived: wait for both runs' curves.
+    page.wait_for_function("""() => [...document.querySelectorAll('.st-key-compare_accuracy .js-plotly-plot')]
+        .some(plot => (plot._fullData || []).length === 2)""", timeout=30_000)
+    settle(page)
     accuracy, per_class = traces(page, "compare_accuracy"), traces(page, "compare_per_class")
     assert len(accuracy) == 2 and accuracy == per_class, (accuracy, per_class)
     colours = page.locator(".st-key-compare_accuracy .js-plotly-plot").evaluate(
@@ -69,8 +73,8 @@ def test_a_small_sweep_trains_and_its_runs_are_compared(page: Page, screenshot):
     expect(page.get_by_test_id("stException")).to_have_count(0)
     # Training curves on demand: dashed, one more trace a run, none in the legend.
     page.locator(".st-key-compare_training label").click()
-    settle(page)
-    assert len(traces(page, "compare_accuracy")) == 4
+    page.wait_for_function("""() => [...document.querySelectorAll('.st-key-compare_accuracy .js-plotly-plot')]
+        .some(plot => (plot._fullData || []).length === 4)""", timeout=30_000)
     shots_wide_and_narrow(page, compare, screenshot, "30-runs-compared", "31-runs-compared-1024")
     queue.scroll_into_view_if_needed()
     screenshot(page, "32-sweep")
