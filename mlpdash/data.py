@@ -26,13 +26,14 @@ import re
 import socket
 import ssl
 import threading
-import zipfile
 import zlib
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import numpy as np
+
+from mlpdash.files import UnsafeFileError, read_npz
 
 ENV_VAR = "MLPDASH_DATA"
 N_VAL = 10_000
@@ -41,6 +42,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 # Full MNIST's largest file holds 47 MB; EMNIST-sized files still fit. A header declaring more is
 # refused before anything is unpacked.
 MAX_IDX_BYTES = 1 << 30
+MAX_NPZ_BYTES = 128 << 20  # full MNIST unpacks to 55 MB
 DATA_ROOT_ENV = "MLPDASH_DATA_ROOT"
 IMAGES_MAGIC = 0x00000803
 LABELS_MAGIC = 0x00000801
@@ -240,12 +242,13 @@ def split_train(
 
 
 def _load_npz(path: Path, keys: tuple[str, ...]) -> tuple[np.ndarray, ...]:
-    """The named image/label arrays of an .npz file, checked pairwise."""
+    """The named image/label arrays of an .npz file (read bounded: a Keras cache is the user's file,
+    which may be anything), checked pairwise."""
     try:
-        with np.load(path) as npz:
-            found = {key: npz[key] for key in keys if key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: unreadable ({exc})") from exc
+        arrays = read_npz(path, MAX_NPZ_BYTES, max_members=2 * len(keys))
+    except UnsafeFileError as exc:
+        raise DataError(f"unreadable: {exc}") from None
+    found = {key: arrays[key] for key in keys if key in arrays}
     missing = [key for key in keys if key not in found]
     if missing:
         raise DataError(f"{path}: missing arrays {', '.join(missing)}")
@@ -288,9 +291,7 @@ def _load_sample() -> tuple[np.ndarray, ...]:
 
 @cache
 def _sample_size() -> int:
-    # only the labels are decompressed, cheap enough for a reason string
-    with np.load(_require_sample()) as npz:
-        return sum(len(npz[key]) for key in SPLIT_KEYS[1::2])
+    return sum(len(labels) for labels in _load_sample()[1::2])
 
 
 # ----------------------------------------------------------------------- tfds

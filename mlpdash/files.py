@@ -5,14 +5,21 @@ the target; the folder is then synced too, so that after a power loss the rename
 A crash leaves the old file or the new one, never half of one, plus at most a `.NAME.XXXX.tmp` that
 the run listing cleans up.
 
-Reading: run folders may come from anywhere (copied from another machine, edited by hand, planted).
-`read_regular` reads only a regular file, never through a symbolic link, never more than a cap, and
-never blocks on a FIFO or a device; `read_json` adds JSON that is too deep to parse.
+Reading: run folders and drawings may come from anywhere (copied from another machine, edited by
+hand, planted, imported). `read_regular` reads only a regular file, never through a symbolic link,
+never more than a cap, and never blocks on a FIFO or a device; `read_json` adds JSON that is too deep
+to parse; `iter_archive` is the one way an archive (`.npz`, `.zip`, `.keras`) we did not write is
+unpacked: few members, stored or deflate only, each unpacked in chunks against its own cap and all
+against a total, whatever sizes the archive declares.
+
+Sharing: `locked` serialises the read-modify-writes of files in a folder that several sessions
+(threads of one server) and processes change (drawings' labels, a run's notes, the sweep queue).
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import io
 import json
 import math
@@ -21,8 +28,12 @@ import re
 import secrets
 import shutil
 import stat
+import threading
+import time
 import zipfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +161,49 @@ def remove_entry(path: Path) -> None:
         pass
 
 
+# --- sharing -------------------------------------------------------------------------------------
+
+LOCK_TIMEOUT_S = 10.0
+_LOCK_POLL_S = 0.01
+_process_locks: dict[str, threading.Lock] = {}
+_process_locks_guard = threading.Lock()
+
+
+def _process_lock(path: Path) -> threading.Lock:
+    key = os.path.abspath(path)
+    with _process_locks_guard:
+        return _process_locks.setdefault(key, threading.Lock())
+
+
+@contextmanager
+def locked(folder: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+    """Hold `folder`'s lock while the caller reads, changes and rewrites a file in it: a lock of this
+    process (the sessions of one server are its threads) and an flock on the folder itself (other
+    processes: a CLI import while the page saves), which leaves no lock file behind. TimeoutError,
+    an OSError, when another holder keeps it past `timeout` seconds: a stuck or hostile holder must
+    not hang the page."""
+    guard = _process_lock(folder)
+    if not guard.acquire(timeout=timeout):
+        raise TimeoutError(f"{folder} is being changed by another session; try again")
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{folder} is being changed by another process; try again") from None
+                    time.sleep(_LOCK_POLL_S)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+    finally:
+        guard.release()
+
+
 # --- reading -------------------------------------------------------------------------------------
 
 
@@ -231,19 +285,111 @@ def read_npy(path: Path, limit: int) -> np.ndarray:
     return load_npy_bytes(read_regular(path, limit), str(path))
 
 
-def read_npz(path: Path, limit: int) -> dict[str, np.ndarray]:
+def read_npz(path: Path, limit: int, member_limits: Mapping[str, int] | None = None,
+             max_members: int = 64) -> dict[str, np.ndarray]:
     """The arrays of an `.npz` file whose file and whose unpacked arrays are each at most `limit`
-    bytes (a compressed member could otherwise unpack to gigabytes); no pickled objects."""
+    bytes, read through `read_archive` (a compressed member could otherwise unpack to gigabytes);
+    `member_limits` caps named arrays more tightly (`w0` -> bytes); no pickled objects."""
     raw = read_regular(path, limit)
+    caps = {f"{name}.npy": cap for name, cap in (member_limits or {}).items()}
+    members = read_archive(raw, str(path), lambda name: caps.get(name, limit), limit, max_members)
+    return {name.removesuffix(".npy"): load_npy_bytes(data, f"{path}[{name}]") for name, data in members.items()}
+
+
+# --- archives we did not write ---------------------------------------------------------------------
+
+# Stored and deflate are all that NumPy and our exports write; deflate decompresses in bounded steps.
+# bzip2 and lzma members are unpacked whole by zipfile whatever size they declare (a 4.7 KB member
+# unpacked to 6 GB here), so they are refused, as are methods zipfile cannot read at all.
+SAFE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+_END_OF_DIRECTORY = b"PK\x05\x06"
+_END_RECORD = 22  # bytes of the end-of-central-directory record, before its comment
+# The most a central directory entry of ours can take (46 fixed bytes, a short name, zip64 extras):
+# bounds the directory's size by the member count before zipfile parses it.
+_DIRECTORY_ENTRY_BYTES = 1024
+CHUNK_BYTES = 1 << 20
+
+
+def iter_archive(raw: bytes, name: str, limit: int | Callable[[str], int], total: int, max_members: int,
+                 wanted: Callable[[str], bool] | None = None) -> Iterator[tuple[str, bytes]]:
+    """The members of a zip archive (already read, capped, into `raw`) that we did not write: (name,
+    bytes) one member at a time, in the archive's order. Before anything is unpacked: at most
+    `max_members` members (counted from the archive's end record, before its directory is parsed),
+    each stored or deflated, unencrypted, with a unique name, declaring at most its limit. Each is then
+    unpacked in chunks against its own limit (`limit`, or `limit(name)`) and all of them against
+    `total`, whatever sizes the archive declares. `wanted` skips members unread. Raises
+    UnsafeFileError naming `name` and the problem, also for a damaged archive (bad CRC, truncated)."""
+    cap = limit if callable(limit) else (lambda _: limit)
     try:
+        _declared_count(raw, name, max_members)
         with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            members = archive.infolist()
-            unpacked = sum(info.file_size for info in members)
-            if unpacked > limit:
-                raise UnsafeFileError(f"{path}: unpacks to {unpacked:,} bytes, more than the {limit:,} allowed")
-            return {info.filename.removesuffix(".npy"): load_npy_bytes(archive.read(info), f"{path}[{info.filename}]")
-                    for info in members}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError, KeyError, NotImplementedError) as err:
-        if isinstance(err, UnsafeFileError):
-            raise
-        raise UnsafeFileError(f"{path}: not a plain NumPy archive ({err})") from None
+            unpacked = 0
+            for info in _checked_members(archive, name, cap, max_members):
+                if wanted is not None and not wanted(info.filename):
+                    continue
+                data = _read_member(archive, info, name, min(cap(info.filename), total - unpacked))
+                unpacked += len(data)
+                yield info.filename, data
+    except UnsafeFileError:
+        raise
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError,
+            NotImplementedError, RuntimeError) as err:  # RuntimeError: zipfile's "encrypted" and the like
+        raise UnsafeFileError(f"{name}: a damaged archive ({type(err).__name__}: {str(err)[:200]})") from None
+
+
+def read_archive(raw: bytes, name: str, limit: int | Callable[[str], int], total: int, max_members: int,
+                 wanted: Callable[[str], bool] | None = None) -> dict[str, bytes]:
+    """`iter_archive`'s members as a dict (name -> bytes): for archives whose total fits in memory."""
+    return dict(iter_archive(raw, name, limit, total, max_members, wanted))
+
+
+def _checked_members(archive: zipfile.ZipFile, name: str, cap: Callable[[str], int],
+                     max_members: int) -> list[zipfile.ZipInfo]:
+    members = archive.infolist()
+    if len(members) > max_members:
+        raise UnsafeFileError(f"{name}: {len(members):,} members, more than the {max_members:,} allowed")
+    seen: set[str] = set()
+    for info in members:
+        member = f"{name}[{info.filename[:80]}]"
+        if info.filename in seen:
+            raise UnsafeFileError(f"{member}: named twice in the archive")
+        seen.add(info.filename)
+        if info.flag_bits & 0x1:
+            raise UnsafeFileError(f"{member}: encrypted")
+        if info.compress_type not in SAFE_METHODS:
+            raise UnsafeFileError(f"{member}: compressed with method {info.compress_type}, not stored or deflate")
+        if info.file_size > cap(info.filename):
+            raise UnsafeFileError(f"{member}: declares {info.file_size:,} bytes, more than the "
+                                  f"{cap(info.filename):,} allowed")
+    return members
+
+
+def _declared_count(raw: bytes, name: str, max_members: int) -> None:
+    """Refuse an archive whose end record declares more members than allowed, or a directory larger
+    than that many of ours take, before zipfile parses the directory (a small file can hold a
+    directory of a million entries)."""
+    end = raw.rfind(_END_OF_DIRECTORY, max(0, len(raw) - _END_RECORD - 0xFFFF))
+    if end < 0 or len(raw) - end < _END_RECORD:
+        raise UnsafeFileError(f"{name}: not a zip archive (no end record)")
+    count = int.from_bytes(raw[end + 10:end + 12], "little")
+    directory = int.from_bytes(raw[end + 12:end + 16], "little")
+    if count > max_members:  # 0xFFFF (zip64's "see elsewhere") included: we allow far fewer
+        raise UnsafeFileError(f"{name}: {count:,} members, more than the {max_members:,} allowed")
+    if directory > max(count, 1) * _DIRECTORY_ENTRY_BYTES:
+        raise UnsafeFileError(f"{name}: a directory of {directory:,} bytes for {count:,} members")
+
+
+def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, name: str, limit: int) -> bytes:
+    """A member unpacked chunk by chunk, refused as soon as it passes `limit` (zipfile checks the
+    CRC at the member's end, so a changed byte is a BadZipFile)."""
+    chunks, size = [], 0
+    with archive.open(info) as stream:
+        while True:
+            chunk = stream.read(min(CHUNK_BYTES, limit + 1 - size))
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise UnsafeFileError(f"{name}[{info.filename[:80]}]: unpacks to more than the {limit:,} bytes allowed")
+            chunks.append(chunk)
+    return b"".join(chunks)

@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import functools
 import json
+import logging
 import math
 import os
 import re
@@ -58,7 +60,9 @@ from mlpdash.files import (
     UnsafeFileError,
     fsync_dir,
     is_temporary,
+    locked,
     open_regular,
+    read_archive,
     read_json,
     read_npy,
     read_npz,
@@ -79,6 +83,7 @@ LOCK_FILE = "training.lock"
 MODEL_WEIGHTS = "model.weights.npz"
 LEGACY_MODEL = "model.keras"
 LEGACY_WEIGHTS = "weights.npz"
+LEGACY_MEMBERS = 8  # a .keras archive holds config.json, metadata.json and model.weights.h5
 SNAPSHOT_DIR = "snapshots"
 SNAPSHOT_NAME = re.compile(r"^kernel-(\d{5})\.npy$")
 TIMELINE_DIR = "timeline"
@@ -86,6 +91,7 @@ RECORD_NAME = re.compile(r"^epoch-(\d{5})\.npz$")
 CONFUSIONS_FILE = "confusions.npz"
 NUM_CLASSES = 10
 PIXELS = 784
+NPY_HEADER_BYTES = 4096  # an .npy header is 128 bytes for our arrays; NumPy allows up to 64 KiB on write
 # A metrics row is ~150 bytes; 1000 epochs fit many times over.
 MAX_METRICS_BYTES = 4 << 20
 MAX_TEST_RESULTS_BYTES = 64 << 20
@@ -97,6 +103,7 @@ _ABANDONED_RUN = re.compile(r"^\.\d{8}-\d{6}-[0-9a-f]{6}\.tmp$")
 STATUSES = ("training", "finished", "stopped", "interrupted", "diverged", "failed", "damaged")
 OUTCOMES = ("finished", "stopped", "interrupted")
 MAX_COUNT = 10**8  # a test split larger than this is no MNIST
+MAX_VALIDATION = 10**6  # digits a timeline record may answer for (MNIST's validation split: 10,000)
 NOTES_FILE = "notes.json"
 MAX_NAME_CHARS = 80
 MAX_NOTE_CHARS = 2000
@@ -104,6 +111,9 @@ MAX_NOTE_CHARS = 2000
 TRASH_DIR = ".trash"
 TRASH_KEEP_S = 24 * 3600
 _TRASHED = re.compile(r"^(?P<run>[^/@]+)@(?P<when>\d{10,12})$")
+
+
+LOG = logging.getLogger("mlpdash")
 
 
 class RunError(ValueError):
@@ -118,6 +128,17 @@ def runs_root(root: str | Path | None = None) -> Path:
 def _weights_limit(config: TrainConfig) -> int:
     # float32 weights plus generous room for the archive's headers.
     return 4 * config.parameters + (1 << 20)
+
+
+def layer_shapes(config: TrainConfig) -> list[tuple[int, ...]]:
+    """The shapes of the network's arrays in order: kernel, bias, kernel, bias, ..."""
+    sizes = [PIXELS, *config.hidden, NUM_CLASSES]
+    return [shape for a, b in zip(sizes, sizes[1:]) for shape in ((a, b), (b,))]
+
+
+def _weight_caps(config: TrainConfig) -> dict[str, int]:
+    """What each array `w0`, `w1`, ... may unpack to: float32 of its layer's shape and its header."""
+    return {f"w{i}": 4 * math.prod(shape) + NPY_HEADER_BYTES for i, shape in enumerate(layer_shapes(config))}
 
 
 def _kernel_limit(config: TrainConfig) -> int:
@@ -253,7 +274,8 @@ def set_notes(path: Path, name: str, note: str) -> None:
     name, note = _clean_text(name, MAX_NAME_CHARS, "name", single_line=True), _clean_text(note, MAX_NOTE_CHARS, "note")
     if not (Path(path) / "config.json").is_file():
         raise RunError(f"{path} is not a run folder")
-    write_json_atomic(Path(path) / NOTES_FILE, {"name": name, "note": note})
+    with locked(Path(path)):  # two tabs saving at once: one whole file wins, never a mix
+        write_json_atomic(Path(path) / NOTES_FILE, {"name": name, "note": note})
 
 
 def _clean_text(text: str, limit: int, what: str, single_line: bool = False) -> str:
@@ -459,9 +481,11 @@ def _read_info(path: Path, clean: bool) -> RunInfo:
                                error=str(error)[:2000] if error is not None else "unknown error",
                                epochs_completed=_count_epochs(path), **base)
             if not _exists(path / "summary.json"):
+                _check_saved_weights(path, config)
                 return RunInfo(path, "interrupted", epochs_completed=_count_epochs(path), **base)
             summary = validate_summary(_read_json(path / "summary.json"), path / "summary.json")
             status = summary.get("outcome") or ("stopped" if summary.get("stopped_early") else "finished")
+            _check_saved_weights(path, config)
             return RunInfo(path, status, summary=summary,
                            epochs_completed=summary.get("epochs_completed", 0), **base)
     except RunError as err:
@@ -514,11 +538,7 @@ def load_run_model(path: str | Path) -> Any:
 
     model = build_network(info.config)
     if _is_file(path / MODEL_WEIGHTS):
-        arrays = _read_npz(path / MODEL_WEIGHTS, _weights_limit(info.config))
-        weights = [arrays.get(f"w{i}") for i in range(len(arrays))]
-        if any(w is None for w in weights):
-            raise RunError(f"{path / MODEL_WEIGHTS}: arrays are not numbered w0, w1, ...")
-        problem = set_network_weights(model, weights)
+        problem = set_network_weights(model, read_model_weights(path, info.config))
     elif _is_file(path / LEGACY_MODEL):
         problem = _load_legacy_weights(model, path / LEGACY_MODEL, _weights_limit(info.config))
     else:
@@ -526,6 +546,62 @@ def load_run_model(path: str | Path) -> Any:
     if problem:
         raise RunError(f"{path}: the saved weights do not fit its config.json ({problem})")
     return model
+
+
+def read_model_weights(path: Path, config: TrainConfig) -> list[np.ndarray]:
+    """The saved model's arrays (`w0`, `w1`, ... in layer order), each no larger than its layer needs
+    and every value finite; RunError naming the problem."""
+    file = Path(path) / MODEL_WEIGHTS
+    caps = _weight_caps(config)
+    arrays = _read_npz(file, _weights_limit(config), caps, max_members=len(caps))
+    weights = [arrays.get(f"w{i}") for i in range(len(arrays))]
+    if any(w is None for w in weights):
+        raise RunError(f"{file}: arrays are not numbered w0, w1, ...")
+    _check_layers(weights, config, file)
+    return weights
+
+
+def _check_layers(weights: Sequence[np.ndarray], config: TrainConfig, file: Path) -> None:
+    """The arrays of the run's own layers, as floats, every value finite."""
+    expected = layer_shapes(config)
+    if len(weights) != len(expected) or any(w.shape != shape or w.dtype not in (np.float16, np.float32)
+                                            for w, shape in zip(weights, expected)):
+        sizes = [PIXELS, *config.hidden, NUM_CLASSES]
+        raise RunError(f"{file}: the weights do not match the run's layers {sizes}")
+    _check_finite(weights, file)
+
+
+def _check_finite(arrays: Sequence[np.ndarray], file: Path) -> None:
+    """Refuse weights holding NaN or infinity: such a model answers every input alike (`0 (nan%)`)."""
+    for i, array in enumerate(arrays):
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            bad = int(np.size(array) - np.isfinite(array).sum())
+            raise RunError(f"{file}: {bad:,} weights of w{i} are NaN or infinite (the run diverged, or the "
+                           "file was damaged)")
+
+
+def _check_saved_weights(path: Path, config: TrainConfig) -> None:
+    """A run that ended with a model: its saved weights must be readable and finite, or the run is
+    listed as damaged (it would answer every drawing alike). Read once per version of the file."""
+    file = path / MODEL_WEIGHTS
+    try:
+        stat = os.lstat(file)
+    except OSError:
+        return  # no model saved (stopped before one) or a legacy run: its reader checks it
+    problem = _weights_problem(str(file), (stat.st_ino, stat.st_size, stat.st_mtime_ns), config)
+    if problem:
+        raise RunError(problem)
+
+
+@functools.lru_cache(maxsize=1024)
+def _weights_problem(file: str, stamp: tuple[int, int, int], config: TrainConfig) -> str | None:
+    """Why the weights file cannot serve as the run's model, or None; `stamp` (inode, size, mtime)
+    keys the cache, so a rewritten file is read again and an unchanged one never is."""
+    try:
+        read_model_weights(Path(file).parent, config)
+    except RunError as err:
+        return str(err)
+    return None
 
 
 def validate_summary(raw: Any, path: Path) -> dict[str, Any]:
@@ -638,9 +714,10 @@ def _read_json(path: Path) -> Any:
         raise RunError(str(err)) from None
 
 
-def _read_npz(path: Path, limit: int) -> dict[str, np.ndarray]:
+def _read_npz(path: Path, limit: int, member_limits: Mapping[str, int] | None = None,
+              max_members: int = 64) -> dict[str, np.ndarray]:
     try:
-        return read_npz(path, limit)
+        return read_npz(path, limit, member_limits, max_members)
     except UnsafeFileError as err:
         raise RunError(str(err)) from None
 
@@ -680,13 +757,17 @@ def _lock_held(path: Path) -> bool:
 
 
 def _clean_leftovers(path: Path) -> None:
-    """Temporary files of writes that a crash interrupted (no one is writing: the lock is ours)."""
+    """Temporary files of writes that a crash interrupted (no one is writing: the lock is ours).
+    Tidying only: a leftover that cannot be removed (a read-only folder) stays, and the run with it."""
     for folder in (path, path / SNAPSHOT_DIR, path / TIMELINE_DIR):
-        if not folder.is_dir() or folder.is_symlink():
-            continue
-        for entry in folder.iterdir():
-            if is_temporary(entry.name):
-                remove_entry(entry)
+        try:
+            if not folder.is_dir() or folder.is_symlink():
+                continue
+            for entry in folder.iterdir():
+                if is_temporary(entry.name):
+                    remove_entry(entry)
+        except OSError as err:
+            LOG.warning("could not remove a leftover in %s: %s", folder, err)
 
 
 def _clean_abandoned(entry: Path) -> None:
@@ -699,7 +780,10 @@ def _clean_abandoned(entry: Path) -> None:
         return
     if (age > ABANDONED_AFTER_S and entry.is_dir() and not entry.is_symlink()
             and _is_file(entry / LOCK_FILE) and not _lock_held(entry)):
-        remove_entry(entry)
+        try:
+            remove_entry(entry)
+        except OSError as err:  # a read-only runs folder: the leftover stays hidden, the listing goes on
+            LOG.warning("could not remove the abandoned run folder %s: %s", entry, err)
 
 
 def _count_epochs(path: Path) -> int:
@@ -732,15 +816,17 @@ def _read_snapshots(path: Path, config: TrainConfig) -> tuple[np.ndarray | None,
                 if kernel.shape != shape or kernel.dtype not in (np.float16, np.float32):
                     raise RunError(f"{file}: expected a float array of shape {shape}, got "
                                    f"{kernel.dtype} {kernel.shape}")
+                _check_finite([kernel], file)
                 kernels.append(kernel)
             return np.stack(kernels), np.array([epoch for epoch, _ in files], np.int64)
     if _exists(path / LEGACY_WEIGHTS):
-        arrays = _read_npz(path / LEGACY_WEIGHTS, cap)
+        arrays = _read_npz(path / LEGACY_WEIGHTS, cap, max_members=2)
         kernels, epochs = arrays.get("kernels"), arrays.get("epochs")
         if (kernels is None or epochs is None or kernels.ndim != 3 or kernels.shape[1:] != shape
                 or epochs.shape != (len(kernels),) or not np.issubdtype(epochs.dtype, np.integer)
                 or kernels.dtype not in (np.float16, np.float32)):
             raise RunError(f"{path / LEGACY_WEIGHTS}: unreadable weight snapshots (wrong arrays)")
+        _check_finite([kernels], path / LEGACY_WEIGHTS)
         return kernels, epochs.astype(np.int64)
     return None, None
 
@@ -789,7 +875,7 @@ def read_timeline(path: str | Path) -> Timeline | None:
 def _record_limit(config: TrainConfig) -> int:
     """The most one record of this run may unpack to: float32 weights (where float16 would not do)
     and the answers for a validation split of up to a million digits, with room for headers."""
-    return 4 * config.parameters + 3 * 10**6 + (1 << 20)
+    return 4 * config.parameters + 3 * MAX_VALIDATION + (1 << 20)
 
 
 def read_test_predictions(path: str | Path) -> dict[str, np.ndarray] | None:
@@ -798,12 +884,13 @@ def read_test_predictions(path: str | Path) -> dict[str, np.ndarray] | None:
     file = Path(path) / "test_predictions.npz"
     if not _exists(file):
         return None
-    arrays = _read_npz(file, MAX_TEST_RESULTS_BYTES)
+    arrays = _read_npz(file, MAX_TEST_RESULTS_BYTES, max_members=3)
     labels, predictions, confidences = (arrays.get(k) for k in ("labels", "predictions", "confidences"))
     if (labels is None or predictions is None or confidences is None or labels.ndim != 1
             or predictions.shape != labels.shape or confidences.shape != labels.shape
             or not np.issubdtype(labels.dtype, np.integer) or not np.issubdtype(predictions.dtype, np.integer)
             or not np.issubdtype(confidences.dtype, np.floating)
+            or not np.all((confidences >= 0) & (confidences <= 1))  # NaN fails this too
             or (labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES
                                  or predictions.min() < 0 or predictions.max() >= NUM_CLASSES))):
         raise RunError(f"{file}: unreadable test predictions")
@@ -812,14 +899,15 @@ def read_test_predictions(path: str | Path) -> dict[str, np.ndarray] | None:
 
 
 def _read_record(file: Path, epoch: int, config: TrainConfig, cap: int) -> EpochRecord:
-    arrays = _read_npz(file, cap)
-    sizes = [PIXELS, *config.hidden, NUM_CLASSES]
-    expected = [shape for a, b in zip(sizes, sizes[1:]) for shape in ((a, b), (b,))]
+    caps = {**_weight_caps(config), "predictions": MAX_VALIDATION + NPY_HEADER_BYTES,
+            "confidences": 2 * MAX_VALIDATION + NPY_HEADER_BYTES}
+    arrays = _read_npz(file, cap, caps, max_members=len(caps))
+    expected = layer_shapes(config)
     weights = [arrays.get(f"w{i}") for i in range(len(expected))]
     predictions, confidences = arrays.get("predictions"), arrays.get("confidences")
-    if any(w is None or w.shape != shape or w.dtype not in (np.float16, np.float32)
-           for w, shape in zip(weights, expected)) or len(arrays) != len(expected) + 2:
-        raise RunError(f"{file}: the weights do not match the run's layers {sizes}")
+    if any(w is None for w in weights) or len(arrays) != len(expected) + 2:
+        raise RunError(f"{file}: the weights do not match the run's layers {[PIXELS, *config.hidden, NUM_CLASSES]}")
+    _check_layers(weights, config, file)
     if (predictions is None or confidences is None or predictions.dtype != np.uint8 or predictions.ndim != 1
             or confidences.shape != predictions.shape or confidences.dtype != np.float16
             or (predictions.size and predictions.max() >= NUM_CLASSES)
@@ -831,7 +919,7 @@ def _read_record(file: Path, epoch: int, config: TrainConfig, cap: int) -> Epoch
 def _read_confusions(file: Path) -> tuple[np.ndarray, np.ndarray]:
     if not _exists(file):
         return np.zeros(0, np.int64), np.zeros((0, NUM_CLASSES, NUM_CLASSES), np.int64)
-    arrays = _read_npz(file, 1 << 20)
+    arrays = _read_npz(file, 1 << 20, max_members=2)
     epochs, confusions = arrays.get("epochs"), arrays.get("confusions")
     if (epochs is None or confusions is None or epochs.ndim != 1 or not np.issubdtype(epochs.dtype, np.integer)
             or confusions.shape != (len(epochs), NUM_CLASSES, NUM_CLASSES)
@@ -845,17 +933,13 @@ def _load_legacy_weights(model: Any, file: Path, limit: int) -> str | None:
     """Weights of a `model.keras` written before `model.weights.npz` existed, read from its HDF5
     part with every shape checked before its data is read (never the file's model config)."""
     import io
-    import zipfile
 
     import h5py
 
     raw = _read_bytes(file, limit)
     try:
-        with zipfile.ZipFile(io.BytesIO(raw)) as archive:
-            info = archive.getinfo("model.weights.h5")
-            if info.file_size > limit:
-                return f"model.weights.h5 unpacks to {info.file_size:,} bytes"
-            h5 = archive.read(info)
+        h5 = read_archive(raw, str(file), limit, limit, LEGACY_MEMBERS,
+                          wanted=lambda name: name == "model.weights.h5")["model.weights.h5"]
         with h5py.File(io.BytesIO(h5), "r") as store:
             arrays = []
             dense = [layer for layer in model.layers if layer.weights]
@@ -866,10 +950,13 @@ def _load_legacy_weights(model: Any, file: Path, limit: int) -> str | None:
                     if tuple(data.shape) != tuple(variable.shape):
                         return f"{layer.name} weight {j} has shape {data.shape}, expected {variable.shape}"
                     arrays.append(np.asarray(data[()], np.float32))
-    except (KeyError, OSError, ValueError, zipfile.BadZipFile) as err:
+    except UnsafeFileError as err:
+        raise RunError(str(err)) from None
+    except (KeyError, OSError, ValueError) as err:
         raise RunError(f"{file}: cannot read its weights ({type(err).__name__}: {err})") from None
     from mlpdash.model import set_network_weights
 
+    _check_finite(arrays, file)
     return set_network_weights(model, arrays)
 
 

@@ -68,13 +68,13 @@ def test_weights_of_another_shape_are_refused_without_unpacking_them(tmp_path, n
     np.savez_compressed(buffer, w0=np.zeros((784, 30000), np.float32), w1=np.zeros(30000, np.float32))
     path = run_with(tmp_path, **{"model.weights.npz": buffer.getvalue()})
     started = time.monotonic()
-    with pytest.raises(RunError, match="unpacks to .* more than the"):
+    with pytest.raises(RunError, match=r"model.weights.npz\[w0.npy\]: declares 94,080,128 bytes, more than the"):
         load_run_model(path)
     assert time.monotonic() - started < 2
     small = io.BytesIO()
     np.savez(small, w0=np.zeros((784, 8), np.float32), w1=np.zeros(8, np.float32))
     path = run_with(tmp_path, **{"model.weights.npz": small.getvalue()})
-    with pytest.raises(RunError, match="do not fit its config.json"):
+    with pytest.raises(RunError, match="the weights do not match the run's layers"):
         load_run_model(path)
 
 

@@ -341,3 +341,118 @@ def test_a_trash_that_is_a_link_is_neither_read_nor_emptied(tmp_path):
     assert (elsewhere / "x@1000000000").is_dir()
     with pytest.raises(RunError, match="is a link"):
         trash_run(_finished_run(runs))
+
+
+# --- hostile run folders ---------------------------------------------------------------------------
+
+
+def _run_with_timeline(root):
+    from mlpdash.timeline import EpochRecord
+
+    path = write_run(root)
+    writer = RunWriter.__new__(RunWriter)  # the folder's own writer has closed: write a record as it did
+    writer.path, writer.config, writer._lock_fd = path, CONFIG, None
+    writer.write_record(EpochRecord.of(0, model_weights(), np.zeros(50, np.uint8), np.full(50, 0.5)))
+    return path
+
+
+def _peak_bytes(action) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        action()
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak
+
+
+@pytest.mark.parametrize("file", ["model.weights.npz", "test_predictions.npz", "timeline/epoch-00000.npz",
+                                  "timeline/confusions.npz"])
+def test_a_compressed_bomb_in_any_archive_of_a_run_is_refused_unpacked(tmp_path, file):
+    # A few hundred bytes of bzip2 that declare 2,000 bytes and unpack to 64 MB (6 GB took the page
+    # to 3.6 GB before): refused by its compression method, before anything is unpacked.
+    from hostile import bomb
+
+    from mlpdash.runs import load_run_model, read_test_predictions, read_timeline
+
+    path = _run_with_timeline(tmp_path)
+    name = "w0.npy" if "epoch" in file or "weights" in file else "labels.npy"
+    (path / file).write_bytes(bomb(name))
+    readers = {"model.weights.npz": load_run_model, "test_predictions.npz": read_test_predictions,
+               "timeline/epoch-00000.npz": read_timeline, "timeline/confusions.npz": read_timeline}
+
+    def read():
+        with pytest.raises(RunError, match=r"compressed with method 12, not stored or deflate"):
+            readers[file](path)
+
+    assert _peak_bytes(read) < 16 << 20
+    info = read_info(path)
+    if file == "model.weights.npz":  # the listing reads a model's weights: the run is damaged
+        assert info.status == "damaged" and "model.weights.npz" in info.error
+    else:
+        assert info.status == "finished"  # its model still answers
+
+
+def test_a_run_whose_weights_are_not_finite_is_listed_as_damaged_and_never_answers(tmp_path):
+    from hostile import nan_weights
+
+    from mlpdash.runs import load_run_model, read_timeline
+
+    good, bad = write_run(tmp_path), write_run(tmp_path)
+    nan_weights(bad)
+    runs = {r.path: r for r in list_runs(tmp_path)}
+    assert runs[good].status == "finished" and runs[good].can_answer
+    assert runs[bad].status == "damaged" and not runs[bad].can_answer
+    assert "NaN or infinite" in runs[bad].error and "model.weights.npz" in runs[bad].error
+    with pytest.raises(RunError, match="NaN or infinite"):
+        load_run_model(bad)
+    inf = _run_with_timeline(tmp_path)
+    record = inf / "timeline" / "epoch-00000.npz"
+    with np.load(record) as arrays:
+        changed = {key: arrays[key] for key in arrays.files}
+    changed["w2"] = np.full_like(changed["w2"], np.inf)
+    np.savez(record, **changed)
+    with pytest.raises(RunError, match="epoch-00000.npz: 160 weights of w2 are NaN or infinite"):
+        read_timeline(inf)
+
+
+def test_a_weights_file_is_read_once_per_version_by_the_listing(tmp_path, monkeypatch):
+    import mlpdash.runs as runs
+    from mlpdash.files import write_npz_atomic
+
+    path = write_run(tmp_path)
+    reads = []
+    real = runs.read_model_weights
+    monkeypatch.setattr(runs, "read_model_weights", lambda *a: reads.append(a) or real(*a))
+    for _ in range(3):
+        assert list_runs(tmp_path)[0].status == "finished"
+    assert len(reads) == 1  # cached by the file's inode, size and time
+    write_npz_atomic(path / "model.weights.npz", compress=False,
+                     **{f"w{i}": w.astype(np.float32) for i, w in enumerate(model_weights())})
+    assert list_runs(tmp_path)[0].status == "finished" and len(reads) == 2  # a new version is read
+
+
+def test_leftovers_that_cannot_be_removed_never_break_the_listing_or_damage_a_run(tmp_path, monkeypatch):
+    # A runs folder copied read-only, holding a crash leftover: an abandoned hidden run folder and a
+    # temporary file inside a good run. Root ignores permissions, so the refusal is the file system's
+    # answer as a read-only folder gives it.
+    import errno
+
+    import mlpdash.runs as runs
+
+    good = write_run(tmp_path)
+    (good / ".model.weights.npz.0123abcd.tmp").write_bytes(b"half a write")
+    abandoned = tmp_path / ".20260101-000000-abcdef.tmp"
+    abandoned.mkdir()
+    (abandoned / "training.lock").write_text("")
+    os.utime(abandoned, (time.time() - 3600,) * 2)
+
+    def read_only(path):
+        raise PermissionError(errno.EROFS, "Read-only file system", str(path))
+
+    monkeypatch.setattr(runs, "remove_entry", read_only)
+    [info] = list_runs(tmp_path)
+    assert info.path == good and info.status == "finished", info.error
+    assert abandoned.exists() and (good / ".model.weights.npz.0123abcd.tmp").exists()
