@@ -2,8 +2,14 @@
 
 Each drawing is kept raw (the canvas as drawn, grey, ink white on black), so a later change to the
 preprocessing applies to old drawings too. The folder is `MLPDASH_DRAWINGS`, by default `drawings`
-beside the runs folder. It can be exported and imported as a zip, which is validated on import: only
-PNG files of a sane size and a well-formed CSV whose rows name them.
+beside the runs folder, and holds at most MAX_DRAWINGS. It can be exported and imported as a zip,
+which is untrusted: read through `files.iter_archive` (bounded, one member at a time), validated whole
+(only PNG files of a sane size and a well-formed CSV whose rows name them), staged beside the folder
+and only then moved in, so that a refused or failed import leaves nothing behind.
+
+Every change of `labels.csv` (save, relabel, delete, import) is a read-modify-write under
+`files.locked`: the page's sessions and a CLI import may change one folder at once without losing
+each other's drawings.
 """
 
 from __future__ import annotations
@@ -12,25 +18,42 @@ import csv
 import io
 import os
 import secrets
+import shutil
 import time
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from mlpdash.files import UnsafeFileError, read_regular, remove_entry, write_bytes_atomic
+from mlpdash.files import (
+    UnsafeFileError,
+    fsync_dir,
+    iter_archive,
+    locked,
+    read_archive,
+    read_regular,
+    remove_entry,
+    temp_beside,
+    write_bytes_atomic,
+)
 from mlpdash.runs import runs_root
 
 DRAWINGS_ENV = "MLPDASH_DRAWINGS"
 LABELS = "labels.csv"
 FIELDS = ("file", "label", "created")
 MAX_SIDE = 1024  # px: a canvas is 280; anything larger is no drawing of ours
-MAX_PNG_BYTES = 2 << 20
-MAX_DRAWINGS = 10_000
+# A kept drawing is a grey PNG of at most MAX_SIDE a side: its pixels raw, plus the PNG's own bytes.
+MAX_PNG_BYTES = MAX_SIDE * MAX_SIDE + (64 << 10)
+MAX_DRAWINGS = 10_000  # in a folder, all imports and saves together
+# A row is a 28-character name, a digit and a time: 10,000 rows take about 500 KB.
+MAX_LABELS_BYTES = 4 << 20
 MAX_ZIP_BYTES = 256 << 20
+# What one import may unpack to in all: a drawing saved from the canvas is a few KB.
+MAX_IMPORT_BYTES = 512 << 20
 
 
 class DrawingsError(ValueError):
@@ -54,10 +77,10 @@ def drawings_root(root: str | Path | None = None) -> Path:
 def listing(root: Path) -> list[Drawing]:
     """The drawings of a folder, oldest first (none for a folder not made yet)."""
     path = root / LABELS
-    if not path.exists():
+    if not os.path.lexists(path):
         return []
     try:
-        text = read_regular(path, 64 << 20).decode("utf-8", errors="strict")
+        text = read_regular(path, MAX_LABELS_BYTES).decode("utf-8", errors="strict")
     except (UnsafeFileError, UnicodeDecodeError) as err:
         raise DrawingsError(f"{path} cannot be read: {err}") from None
     return _parse_labels(text, str(path))
@@ -70,13 +93,17 @@ def save(root: Path, image: np.ndarray, label: int) -> Drawing:
     if pixels.dtype != np.uint8 or pixels.ndim != 2 or not (0 < max(pixels.shape) <= MAX_SIDE):
         raise DrawingsError(f"a drawing is a grey uint8 image of at most {MAX_SIDE} px a side, got "
                             f"{pixels.dtype} {pixels.shape}")
-    kept = listing(root)  # first: a folder whose labels cannot be read gets no orphan PNG
-    root.mkdir(parents=True, exist_ok=True)
     drawing = Drawing(f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}.png", int(label), time.time())
     buffer = io.BytesIO()
     Image.fromarray(pixels, "L").save(buffer, format="PNG")
-    write_bytes_atomic(root / drawing.file, buffer.getvalue())
-    _write_labels(root, [*kept, drawing])  # the PNG first: a label never names a missing file
+    with _changing(root) as kept:  # first: a folder whose labels cannot be read gets no orphan PNG
+        _check_room(root, len(kept), 1)
+        write_bytes_atomic(root / drawing.file, buffer.getvalue())
+        try:
+            _write_labels(root, [*kept, drawing])  # the PNG first: a label never names a missing file
+        except BaseException:
+            remove_entry(root / drawing.file)
+            raise
     return drawing
 
 
@@ -95,18 +122,18 @@ def load(root: Path, drawing: Drawing) -> np.ndarray:
 
 def relabel(root: Path, file: str, label: int) -> None:
     _check_label(label)
-    kept = listing(root)
-    if file not in {d.file for d in kept}:
-        raise DrawingsError(f"no drawing {file}")
-    _write_labels(root, [Drawing(d.file, label, d.created) if d.file == file else d for d in kept])
+    with _changing(root) as kept:
+        if file not in {d.file for d in kept}:
+            raise DrawingsError(f"no drawing {file}")
+        _write_labels(root, [Drawing(d.file, label, d.created) if d.file == file else d for d in kept])
 
 
 def delete(root: Path, file: str) -> None:
-    kept = listing(root)
-    if file not in {d.file for d in kept}:
-        raise DrawingsError(f"no drawing {file}")
-    _write_labels(root, [d for d in kept if d.file != file])  # the label first: never one for a missing file
-    remove_entry(root / file)
+    with _changing(root) as kept:
+        if file not in {d.file for d in kept}:
+            raise DrawingsError(f"no drawing {file}")
+        _write_labels(root, [d for d in kept if d.file != file])  # the label first: never one for a missing file
+        remove_entry(root / file)
 
 
 def export_zip(root: Path) -> bytes:
@@ -121,44 +148,99 @@ def export_zip(root: Path) -> bytes:
 
 
 def import_zip(root: Path, data: bytes) -> int:
-    """Add the drawings of an exported archive (checked whole before anything is written); returns
-    how many were added. Raises DrawingsError naming what is wrong."""
+    """Add the drawings of an exported archive (checked whole before anything is added to the
+    folder); returns how many were added. Raises DrawingsError naming what is wrong; an import that
+    fails at any point (a full disk included) leaves the folder as it was."""
     if len(data) > MAX_ZIP_BYTES:
         raise DrawingsError(f"the archive is {len(data):,} bytes, more than the {MAX_ZIP_BYTES:,} allowed")
+    incoming = _archive_labels(data)
+    _ensure_folder(root)
+    staging = temp_beside(root / "import")
     try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as err:
-        raise DrawingsError(f"not a zip archive ({err})") from None
-    with archive:
-        members = {info.filename: info for info in archive.infolist()}
-        if LABELS not in members:
-            raise DrawingsError(f"the archive has no {LABELS}")
-        if members[LABELS].file_size > 64 << 20:
-            raise DrawingsError(f"its {LABELS} is too large")
-        incoming = _parse_labels(archive.read(LABELS).decode("utf-8", errors="replace"), LABELS)
-        if len(incoming) > MAX_DRAWINGS:
-            raise DrawingsError(f"{len(incoming):,} drawings: more than the {MAX_DRAWINGS:,} allowed")
-        extra = set(members) - {LABELS} - {d.file for d in incoming}
-        if extra:
-            raise DrawingsError(f"files no label names: {', '.join(sorted(extra)[:3])}")
-        pngs = {}
-        for drawing in incoming:
-            info = members.get(drawing.file)
-            if info is None:
-                raise DrawingsError(f"{LABELS} names {drawing.file}, which the archive lacks")
-            if info.file_size > MAX_PNG_BYTES:
-                raise DrawingsError(f"{drawing.file}: {info.file_size:,} bytes, more than a drawing's {MAX_PNG_BYTES:,}")
-            raw = archive.read(info)
-            _png_pixels(raw, drawing.file)  # a PNG of sane size, or the whole import is refused
-            pngs[drawing.file] = raw
-    kept = listing(root)
-    have = {d.file for d in kept}
-    new = [d for d in incoming if d.file not in have]
-    root.mkdir(parents=True, exist_ok=True)
-    for drawing in new:
-        write_bytes_atomic(root / drawing.file, pngs[drawing.file])
-    _write_labels(root, [*kept, *new])
+        staging.mkdir()
+        _stage_pngs(data, incoming, staging)
+        with _changing(root) as kept:
+            have = {d.file for d in kept}
+            new = [d for d in incoming if d.file not in have]
+            _check_room(root, len(kept), len(new))
+            moved: list[Path] = []
+            try:
+                for drawing in new:
+                    os.replace(staging / drawing.file, root / drawing.file)
+                    moved.append(root / drawing.file)
+                fsync_dir(root)
+                _write_labels(root, [*kept, *new])
+            except BaseException:
+                for path in moved:
+                    remove_entry(path)
+                raise
+    except OSError as err:
+        raise DrawingsError(f"not imported, nothing was added: {err.strerror or err}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return len(new)
+
+
+def _archive_labels(data: bytes) -> list[Drawing]:
+    """The archive's labels, read and checked before any drawing in it is."""
+    try:
+        found = read_archive(data, "the archive", MAX_LABELS_BYTES, MAX_LABELS_BYTES, MAX_DRAWINGS + 1,
+                             wanted=lambda name: name == LABELS)
+    except UnsafeFileError as err:
+        raise DrawingsError(str(err)) from None
+    if LABELS not in found:
+        raise DrawingsError(f"the archive has no {LABELS}")
+    incoming = _parse_labels(found[LABELS].decode("utf-8", errors="replace"), LABELS)
+    if len(incoming) > MAX_DRAWINGS:
+        raise DrawingsError(f"{len(incoming):,} drawings: more than the {MAX_DRAWINGS:,} allowed")
+    return incoming
+
+
+def _stage_pngs(data: bytes, incoming: list[Drawing], staging: Path) -> None:
+    """Every drawing of the archive checked (a PNG of sane size) and written to `staging`, one at a
+    time, so that memory holds one drawing whatever the archive's size."""
+    named = {d.file for d in incoming}
+    seen: set[str] = set()
+    limit = lambda name: MAX_LABELS_BYTES if name == LABELS else MAX_PNG_BYTES  # noqa: E731
+    try:
+        for name, raw in iter_archive(data, "the archive", limit, MAX_IMPORT_BYTES, MAX_DRAWINGS + 1,
+                                      wanted=lambda name: name != LABELS):
+            if name not in named:
+                raise DrawingsError(f"files no label names: {name[:80]}")
+            _png_pixels(raw, name)  # a PNG of sane size, or the whole import is refused
+            (staging / name).write_bytes(raw)
+            seen.add(name)
+    except UnsafeFileError as err:
+        raise DrawingsError(str(err)) from None
+    missing = sorted(named - seen)
+    if missing:
+        raise DrawingsError(f"{LABELS} names {missing[0]}, which the archive lacks")
+
+
+@contextmanager
+def _changing(root: Path) -> Iterator[list[Drawing]]:
+    """The folder's drawings, read under its labels' lock, which is held until the caller has written
+    them back: two sessions saving at once both keep their drawing."""
+    _ensure_folder(root)
+    with locked(root):
+        yield listing(root)
+
+
+def _ensure_folder(root: Path) -> None:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise DrawingsError(f"{root} is not a folder") from None
+    except OSError as err:
+        raise DrawingsError(f"the drawings folder {root} cannot be made: {err.strerror or err}") from None
+    if not root.is_dir():
+        raise DrawingsError(f"{root} is not a folder")
+
+
+def _check_room(root: Path, kept: int, adding: int) -> None:
+    if kept + adding > MAX_DRAWINGS:
+        raise DrawingsError(f"{root} holds {kept:,} drawings; {adding:,} more would pass the {MAX_DRAWINGS:,} a "
+                            "folder keeps: delete some (or export them and start a new folder) first")
 
 
 # --- the labels file ------------------------------------------------------------------------------
@@ -178,25 +260,35 @@ def _write_labels(root: Path, drawings: list[Drawing]) -> None:
 
 
 def _parse_labels(text: str, where: str) -> list[Drawing]:
-    rows = list(csv.reader(io.StringIO(text)))
-    if not rows or tuple(rows[0]) != FIELDS:
-        raise DrawingsError(f"{where}: the first row must be {','.join(FIELDS)}")
-    drawings, seen = [], set()
-    for number, row in enumerate(rows[1:], start=2):
-        if len(row) != len(FIELDS):
-            raise DrawingsError(f"{where}, row {number}: {len(row)} fields, not {len(FIELDS)}")
-        file, label, created = row
-        if not _safe_name(file) or file in seen:
-            raise DrawingsError(f"{where}, row {number}: {file!r} is not a fresh file name of ours (NAME.png)")
-        try:
-            drawing = Drawing(file, int(label), float(created))
-        except ValueError:
-            raise DrawingsError(f"{where}, row {number}: the label is a digit 0-9 and created a time") from None
-        if not 0 <= drawing.label <= 9 or not np.isfinite(drawing.created):
-            raise DrawingsError(f"{where}, row {number}: the label is a digit 0-9 and created a time")
-        seen.add(file)
-        drawings.append(drawing)
+    try:
+        rows = csv.reader(io.StringIO(text))
+        header = next(rows, None)
+        if header is None or tuple(header) != FIELDS:
+            raise DrawingsError(f"{where}: the first row must be {','.join(FIELDS)}")
+        drawings, seen = [], set()
+        for number, row in enumerate(rows, start=2):
+            if number > MAX_DRAWINGS + 1:
+                raise DrawingsError(f"{where}: more than the {MAX_DRAWINGS:,} drawings a folder keeps")
+            drawings.append(_parse_row(row, number, where, seen))
+    except csv.Error as err:  # a field over csv's 128 KB limit, a NUL byte...
+        raise DrawingsError(f"{where}: not a labels file ({err})") from None
     return drawings
+
+
+def _parse_row(row: list[str], number: int, where: str, seen: set[str]) -> Drawing:
+    if len(row) != len(FIELDS):
+        raise DrawingsError(f"{where}, row {number}: {len(row)} fields, not {len(FIELDS)}")
+    file, label, created = row
+    if not _safe_name(file) or file in seen:
+        raise DrawingsError(f"{where}, row {number}: {file[:80]!r} is not a fresh file name of ours (NAME.png)")
+    try:
+        drawing = Drawing(file, int(label), float(created))
+    except ValueError:
+        raise DrawingsError(f"{where}, row {number}: the label is a digit 0-9 and created a time") from None
+    if not 0 <= drawing.label <= 9 or not np.isfinite(drawing.created):
+        raise DrawingsError(f"{where}, row {number}: the label is a digit 0-9 and created a time")
+    seen.add(file)
+    return drawing
 
 
 def _safe_name(name: str) -> bool:
@@ -216,7 +308,7 @@ def _png_pixels(raw: bytes, name: str) -> np.ndarray:
             return np.asarray(image.convert("L"))
     except DrawingsError:
         raise
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
         raise DrawingsError(f"{name}: not a readable PNG ({err})") from None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import zipfile
 
 import numpy as np
@@ -138,3 +139,219 @@ def test_a_folder_whose_labels_cannot_be_read_refuses_a_save_and_keeps_no_orphan
     with pytest.raises(DrawingsError, match="cannot be read"):
         save(tmp_path, np.zeros((28, 28), np.uint8), 3)
     assert [p.name for p in tmp_path.iterdir()] == ["labels.csv"]
+
+
+# --- archives and folders we did not write ------------------------------------------------------------
+
+
+def _labelled(count: int, prefix: str = "d") -> dict[str, bytes]:
+    files = {f"{prefix}{i}.png": _png() for i in range(count)}
+    rows = "".join(f"{name},{i % 10},0\n" for i, name in enumerate(files))
+    return {"labels.csv": (HEADER + rows).encode(), **files}
+
+
+def _peak_bytes(action) -> int:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        action()
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak
+
+
+def _untouched(folder) -> bool:
+    return not folder.exists() or sorted(p.name for p in folder.iterdir()) in ([], ["labels.csv"])
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_DEFLATED], ids=["bzip2-bomb", "deflate-lying-size"])
+def test_a_zip_bomb_among_the_drawings_is_refused_within_a_drawings_memory(tmp_path, method):
+    from hostile import bomb
+
+    raw = _beside_labels(bomb("d0.png", 64 << 20, method, declared=2000))  # declares 2,000 bytes, unpacks to 64 MB
+
+    def attempt():
+        with pytest.raises(DrawingsError):
+            import_zip(tmp_path / "mine", raw)
+
+    assert _peak_bytes(attempt) < 16 << 20  # 64 MB before; 2.7 GB for a 4.7 KB archive
+    assert _untouched(tmp_path / "mine")
+
+
+def _beside_labels(member_archive: bytes) -> bytes:
+    """An archive of a labels.csv naming the one member of `member_archive`, and that member copied
+    byte for byte (zipfile would compress a member written anew, and honestly)."""
+    from hostile import zip_of
+
+    with zipfile.ZipFile(io.BytesIO(member_archive)) as source:
+        name = source.infolist()[0].filename
+    labels = zip_of({"labels.csv": (HEADER + f"{name},1,0\n").encode()}, zipfile.ZIP_STORED)
+    return _concatenated([labels, member_archive])
+
+
+def _one_entry(archive: bytes) -> tuple[bytes, bytes]:
+    """(local header and data, central directory entry) of a one-member archive."""
+    central = archive.index(b"PK\x01\x02")
+    name_length, extra_length, comment_length = struct.unpack_from("<HHH", archive, central + 28)
+    return archive[:central], archive[central:central + 46 + name_length + extra_length + comment_length]
+
+
+def _concatenated(archives: list[bytes]) -> bytes:
+    """One archive of the members of one-member archives, each member's bytes kept as they are."""
+    body, directory = b"", b""
+    for archive in archives:
+        local, entry = _one_entry(archive)
+        entry = bytearray(entry)
+        struct.pack_into("<I", entry, 42, len(body))  # where its local header now starts
+        body += local
+        directory += bytes(entry)
+    count = len(archives)
+    return body + directory + b"PK\x05\x06" + struct.pack("<HHHHIIH", 0, 0, count, count, len(directory), len(body), 0)
+
+
+@pytest.mark.parametrize(("archive", "words"), [
+    (lambda: __import__("hostile").patched(_zip(_labelled(2)), flags=0x1), "encrypted"),
+    (lambda: __import__("hostile").patched(_zip(_labelled(2)), method=99), "method 99"),
+    (lambda: __import__("hostile").bad_crc(_zip(_labelled(2))), "damaged archive"),
+    (lambda: _zip({"labels.csv": (HEADER + "a.png,1," + "9" * 200_000 + "\n").encode(), "a.png": _png()}),
+     "not a labels file"),
+    (lambda: _zip({"labels.csv": (HEADER + "a.png,1,0\n" * 3_000_000).encode()}), "more than the 4,194,304"),
+    (lambda: __import__("hostile").many_members(20_000, "m{}.png"), "20,000 members, more than the 10,001"),
+], ids=["encrypted", "unknown-method", "bad-crc", "200k-csv-field", "3m-row-labels", "20k-members"])
+def test_a_broken_or_hostile_archive_is_one_drawings_error_and_writes_nothing(tmp_path, archive, words):
+    with pytest.raises(DrawingsError, match=words):
+        import_zip(tmp_path / "mine", archive())
+    assert _untouched(tmp_path / "mine")
+
+
+def test_an_import_is_capped_in_total_as_well_as_per_drawing(tmp_path, monkeypatch):
+    import mlpdash.drawings as drawings
+
+    monkeypatch.setattr(drawings, "MAX_IMPORT_BYTES", 10 * len(_png()))
+    with pytest.raises(DrawingsError, match="unpacks to more than"):
+        import_zip(tmp_path / "mine", _zip(_labelled(20)))
+    assert _untouched(tmp_path / "mine")
+    assert import_zip(tmp_path / "mine", _zip(_labelled(9))) == 9
+
+
+def test_the_folder_holds_at_most_its_cap_of_drawings_however_they_come(tmp_path, monkeypatch):
+    import mlpdash.drawings as drawings
+
+    monkeypatch.setattr(drawings, "MAX_DRAWINGS", 5)
+    folder = tmp_path / "mine"
+    for label in range(3):
+        save(folder, _digit(), label)
+    with pytest.raises(DrawingsError, match="holds 3 drawings; 3 more would pass the 5"):
+        import_zip(folder, _zip(_labelled(3)))
+    assert len(listing(folder)) == 3 and len(list(folder.glob("*.png"))) == 3
+    assert import_zip(folder, _zip(_labelled(2))) == 2
+    with pytest.raises(DrawingsError, match="holds 5 drawings; 1 more would pass the 5"):
+        save(folder, _digit(), 1)
+    assert len(list(folder.glob("*.png"))) == 5
+
+
+def test_saves_from_many_sessions_at_once_are_all_kept(tmp_path):
+    import threading
+
+    folder = tmp_path / "mine"
+    errors = []
+
+    def saves(label: int) -> None:
+        try:
+            for _ in range(50):
+                save(folder, _digit(), label)
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=saves, args=(label,)) for label in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    kept = listing(folder)
+    assert len(kept) == 200 and len(list(folder.glob("*.png"))) == 200  # 54 of 200 before
+    assert {d.file for d in kept} == {p.name for p in folder.glob("*.png")}
+
+
+def test_two_imports_at_once_keep_every_drawing_listed(tmp_path):
+    import threading
+
+    folder = tmp_path / "mine"
+    archives = [_zip(_labelled(300, prefix)) for prefix in ("d", "e")]
+    threads = [threading.Thread(target=import_zip, args=(folder, archive)) for archive in archives]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(listing(folder)) == 600 == len(list(folder.glob("*.png")))
+
+
+SAVES = """
+import sys
+import numpy as np
+from pathlib import Path
+from mlpdash.drawings import save
+for _ in range(40):
+    save(Path(sys.argv[1]), np.full((28, 28), 255, np.uint8), 7)
+"""
+
+
+def test_a_process_saving_into_the_same_folder_loses_nothing(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    folder = tmp_path / "mine"
+    other = subprocess.Popen([sys.executable, "-c", SAVES, str(folder)], cwd=Path(__file__).resolve().parents[1])
+    for _ in range(40):
+        save(folder, _digit(), 1)
+    assert other.wait(120) == 0
+    assert len(listing(folder)) == 80 == len(list(folder.glob("*.png")))
+
+
+@pytest.mark.parametrize("fails", ["staging", "moving", "labels"])
+def test_an_import_that_runs_out_of_disk_leaves_the_folder_as_it_was(tmp_path, monkeypatch, fails):
+    import errno
+    import os
+    import pathlib
+
+    import mlpdash.drawings as drawings
+
+    folder = tmp_path / "mine"
+    before = save(folder, _digit(), 1)
+    full = OSError(errno.ENOSPC, "No space left on device")
+    calls = {"n": 0}
+
+    def after_some(real):
+        def wrapped(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] > 100:
+                raise full
+            return real(*args, **kwargs)
+        return wrapped
+
+    if fails == "staging":
+        monkeypatch.setattr(pathlib.Path, "write_bytes", after_some(pathlib.Path.write_bytes))
+    elif fails == "moving":
+        monkeypatch.setattr(drawings.os, "replace", after_some(os.replace))
+    else:
+        def no_room(*args):
+            raise full
+        monkeypatch.setattr(drawings, "_write_labels", no_room)
+    with pytest.raises(DrawingsError, match="nothing was added: No space left on device"):
+        import_zip(folder, _zip(_labelled(256)))
+    monkeypatch.undo()
+    assert [d.file for d in listing(folder)] == [before.file]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([before.file, "labels.csv"])  # no orphan PNGs
+
+
+def test_a_folder_that_is_a_file_is_refused_with_its_name(tmp_path):
+    not_a_folder = tmp_path / "file"
+    not_a_folder.write_text("x")
+    with pytest.raises(DrawingsError, match="is not a folder"):
+        import_zip(not_a_folder, _zip(_labelled(1)))
+    with pytest.raises(DrawingsError, match="is not a folder"):
+        save(not_a_folder, _digit(), 1)
