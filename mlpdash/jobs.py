@@ -9,6 +9,7 @@ Loaded datasets and reloaded run models are kept here too, so neither is read tw
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -38,6 +39,7 @@ from mlpdash.runs import (
     read_timeline,
     runs_root,
     set_notes,
+    trash_run,
 )
 from mlpdash.sweep import QUEUE_FILE, QueueItem, RunQueue, Sweep
 from mlpdash.timeline import Timeline
@@ -97,6 +99,8 @@ class JobManager:
         self._queue_worker: threading.Thread | None = None
         self._queue_item: QueueItem | None = None  # the queued run being trained now
         self._cancelled: set[str] = set()
+        if keep_queue:
+            self._unstarted_after_restart()
         # One byte budget for everything loaded on demand (full MNIST ~55 MB, a saved run's
         # snapshots up to hundreds of MB, a model ~4 bytes a parameter): oldest out first.
         self._cache = ByteBudgetCache(cache_bytes())
@@ -117,7 +121,8 @@ class JobManager:
         with self._lock:
             return self._start_locked(config, data_spec, pace)
 
-    def _start_locked(self, config: TrainConfig, data_spec: str | None, pace: float | None) -> TrainingJob:
+    def _start_locked(self, config: TrainConfig, data_spec: str | None, pace: float | None,
+                      on_run_dir: Callable[[Path], None] | None = None) -> TrainingJob:
         # Imported here: TensorFlow loads on the first Start, not on page load.
         from mlpdash.training import TrainingJob
 
@@ -125,7 +130,8 @@ class JobManager:
             raise JobBusyError("a training run is already in progress: stop it or wait for it to end")
         previous = self._job
         spare = previous.release_model() if previous is not None else None
-        job = TrainingJob(config, data_spec, self.runs_dir, loader=self.load_data, spare=spare, pace=pace)
+        job = TrainingJob(config, data_spec, self.runs_dir, loader=self.load_data, spare=spare, pace=pace,
+                          on_run_dir=on_run_dir)
         job.start()  # ShuttingDownError leaves the previous job in place
         self._job_serial += 1  # names the job in caches: an id() may be reused once it is freed
         self._job = job
@@ -154,6 +160,23 @@ class JobManager:
             if current is not None and current.item == item.item and job is not None:
                 self._cancelled.add(item.item)
                 job.stop()
+
+    def _unstarted_after_restart(self) -> None:
+        """A queued run whose process died after making its folder but before its first epoch left
+        an empty "interrupted after 0 epochs" run: it goes to the trash (restorable for a day) and
+        the run is "not run", so that Resume trains it."""
+        for item in self.queue.items():
+            if item.state != "interrupted" or not item.run:
+                continue
+            info = read_info(self.runs_dir / item.run)
+            if info.status != "interrupted" or info.epochs_completed:
+                continue
+            try:
+                trash_run(info.path)
+            except (RunError, OSError) as err:
+                LOG.warning("could not move the empty run %s to the trash: %s", info.path, err)
+                continue
+            self.queue.update(item.item, state="not run", run=None)
 
     def queue_item(self) -> QueueItem | None:
         """The queued run being trained now, if the current job is one."""
@@ -194,7 +217,8 @@ class JobManager:
                     return
                 if item is not None:
                     try:
-                        job = self._start_locked(item.config, item.data, None)
+                        job = self._start_locked(item.config, item.data, None,
+                                                 on_run_dir=functools.partial(self._record_run, item))
                     except ShuttingDownError:
                         self.queue.update(item.item, state="queued")  # read back as "not run"
                         self._queue_worker = None
@@ -208,19 +232,15 @@ class JobManager:
                 continue
             self._follow(item, job)
 
+    def _record_run(self, item: QueueItem, path: Path) -> None:
+        """The queued run's folder exists: record it at once (a restart then finds it) and name it."""
+        self.queue.update(item.item, run=path.name)
+        _name_sweep_run(path, item)
+
     def _follow(self, item: QueueItem, job: TrainingJob) -> None:
-        """Record the run's folder as soon as it has one (so that a restart finds it) and how the
-        run ended."""
-        recorded = False
-        while True:
-            done = job.join(1.0)
-            snap = job.snapshot()
-            if snap.run_dir is not None and not recorded:
-                self.queue.update(item.item, run=Path(snap.run_dir).name)
-                _name_sweep_run(Path(snap.run_dir), item)
-                recorded = True
-            if done:
-                break
+        """Wait for the queued run to end and record how it ended."""
+        job.join()
+        snap = job.snapshot()
         state = snap.status.value if snap.status.ended else "failed"
         if item.item in self._cancelled:
             self._cancelled.discard(item.item)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpdash.config import TrainConfig, parse_hidden
-from mlpdash.files import UnsafeFileError, read_json, write_json_atomic
+from mlpdash.files import UnsafeFileError, locked, read_json, write_json_atomic
 
 QUEUE_FILE = "queue.json"
 MAX_SETTINGS = 3
@@ -214,7 +214,8 @@ class RunQueue:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            write_json_atomic(self.path, {"items": [item.to_dict() for item in self._items]})
+            with locked(self.path.parent):  # a second server on the same runs folder: whole files only
+                write_json_atomic(self.path, {"items": [item.to_dict() for item in self._items]})
         except OSError as err:
             # The queue goes on in memory (the worker must not die of a full disk); a restart
             # would find an older copy, and the page says so meanwhile.
@@ -306,9 +307,11 @@ class RunQueue:
 
 def _after_restart(item: QueueItem) -> QueueItem:
     """A queue read back by a new server: nothing of it is training any more. A run that was
-    training was interrupted (its folder says how far it got); a waiting one was not run."""
+    training was interrupted (its folder says how far it got), unless it has no folder: the folder is
+    recorded the moment it is made, so none means the process died before training began, and the
+    run was not run. A waiting one was not run either."""
     if item.state == RUNNING:
-        return dataclasses.replace(item, state="interrupted")
+        return dataclasses.replace(item, state="interrupted" if item.run else "not run")
     if item.state == WAITING:
         return dataclasses.replace(item, state="not run")
     return item

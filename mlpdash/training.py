@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import logging
 import math
 import threading
 import time
@@ -75,6 +76,7 @@ SHUTDOWN_GRACE_SECONDS = 30.0
 # this long for it to hand over its model.
 RELEASE_WAIT_SECONDS = 5.0
 
+LOG = logging.getLogger("mlpdash")
 _live_jobs: weakref.WeakSet[TrainingJob] = weakref.WeakSet()
 _shutting_down = threading.Event()
 
@@ -98,7 +100,8 @@ class TrainingJob:
     `strategy` is the `tf.distribute` strategy the model is built under (None = the current one, the
     default strategy on one CPU or GPU). `spare` is an ended job's compiled model
     (`release_model`), used instead of a new one when it has this config's graph. `pace` is slow
-    motion (`set_pace`).
+    motion (`set_pace`). `on_run_dir` is called with the run folder the moment it exists, in the
+    training thread (a sweep's queue records it then, so that a restart finds it).
     """
 
     def __init__(
@@ -113,8 +116,10 @@ class TrainingJob:
         strategy: tf.distribute.Strategy | None = None,
         spare: SpareModel | None = None,
         pace: float | None = None,
+        on_run_dir: Callable[[Path], None] | None = None,
     ) -> None:
         self.config = config
+        self._on_run_dir = on_run_dir
         self._data = data
         self._runs_dir = runs_dir
         self._verbose = verbose
@@ -420,6 +425,11 @@ class TrainingJob:
 
     def _open_run(self, model: keras.Model, data: MnistSplits) -> None:
         self._writer = RunWriter(self._runs_dir, self.config, data.source)
+        if self._on_run_dir is not None:
+            try:
+                self._on_run_dir(self._writer.path)
+            except Exception:  # bookkeeping of the caller's: the run trains on without it
+                LOG.exception("recording the run folder %s failed", self._writer.path)
         self._keep_kernel(first_layer_kernel(model), 0)
         self._val_images, self._val_labels = to_model_input(data.x_val), np.asarray(data.y_val)
         self._validate(0, model)  # the model as initialised: where the views over time start

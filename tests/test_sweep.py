@@ -170,3 +170,51 @@ def test_the_model_to_fine_tune_is_never_a_failed_job(tmp_path):
     failed.join(60)
     assert failed.snapshot().status == Status.FAILED
     assert good.run_in_focus().path == job.snapshot().run_dir  # the newest saved model, as the views use
+
+
+def test_a_queued_run_is_recorded_the_moment_its_folder_exists(tmp_path, monkeypatch):
+    # What a server killed at that moment would read back: the run, not "interrupted" with none.
+    from mlpdash import training
+
+    read_back = []
+    fit = training.TrainingJob._fit
+
+    def first_batch_not_yet_trained(job, model, data):
+        read_back.extend((i.state, i.run) for i in RunQueue(tmp_path / QUEUE_FILE).items())
+        return fit(job, model, data)
+
+    monkeypatch.setattr(training.TrainingJob, "_fit", first_batch_not_yet_trained)
+    manager = JobManager(tmp_path)
+    manager.enqueue([QUICK], "sample", "one", ["seed"])
+    _wait_for_queue(manager)
+    [item] = manager.queue.items()
+    assert item.state == "finished" and read_back == [("interrupted", item.run)]
+
+
+def test_a_run_whose_server_died_before_its_folder_was_made_is_not_run_and_resumable(tmp_path):
+    queue = RunQueue(tmp_path / QUEUE_FILE)
+    sweep = queue.add([QUICK, QUICK], "sample", "two", ["seed"])
+    queue.take_next()  # training, no folder yet, when the server died
+    again = RunQueue(tmp_path / QUEUE_FILE)
+    assert [(i.state, i.run) for i in again.items()] == [("not run", None), ("not run", None)]
+    assert again.sweeps()[0].resumable == 2 and again.resume(sweep.sweep) == 2
+
+
+def test_an_empty_run_left_by_a_server_killed_before_its_first_epoch_is_trashed_and_resumable(tmp_path):
+    import os
+
+    from mlpdash.runs import RunWriter, trashed_runs
+
+    queue = RunQueue(tmp_path / QUEUE_FILE)
+    sweep = queue.add([QUICK], "sample", "one", ["seed"])
+    item = queue.take_next()
+    orphan = RunWriter(tmp_path, QUICK, "sample")  # made, then the process died: its lock is free
+    os.close(orphan._lock_fd)
+    queue.update(item.item, run=orphan.path.name)
+    manager = JobManager(tmp_path)  # the restarted server
+    assert [(i.state, i.run) for i in manager.queue.items()] == [("not run", None)]
+    assert list_runs(tmp_path) == [] and [t.run_id for t in trashed_runs(tmp_path)] == [orphan.path.name]
+    assert manager.queue.sweeps()[0].resumable == 1
+    assert manager.resume_sweep(sweep.sweep) == 1
+    _wait_for_queue(manager)
+    assert manager.queue.items()[0].state == "finished"
