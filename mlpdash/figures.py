@@ -1093,8 +1093,9 @@ def digits_grid_figure(images: np.ndarray, ids: Sequence[int], hover: Sequence[s
                        short: Sequence[str] | None = None, columns: int | None = None,
                        hint: str = "click: inside a prediction") -> go.Figure:
     """Many 28x28 digits (uint8, ink white on black) as one image, with an invisible marker on each
-    that names it on hover and carries its id (`customdata`) for a click. `short` captions are
-    written over the tiles when there are at most MAX_TILE_CAPTIONS of them."""
+    that names it on hover (`hover` is plain text) and carries its id (`customdata`) for a click.
+    `short` captions (Plotly's HTML: <br> breaks a line) are written over the tiles when there are at
+    most MAX_TILE_CAPTIONS of them."""
     images = np.asarray(images)
     count = len(images)
     if images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE) or len(ids) != count or len(hover) != count:
@@ -1118,7 +1119,9 @@ def digits_grid_figure(images: np.ndarray, ids: Sequence[int], hover: Sequence[s
     fig = _figure(go.Image(source=source, x0=0, y0=0, dx=1, dy=1, hoverinfo="skip", name="digits"))
     fig.add_trace(go.Scatter(
         x=(slot % columns) * pitch + centre, y=(slot // columns) * pitch + centre, mode="markers",
-        customdata=np.asarray(ids, np.int64), text=list(hover), hovertemplate=f"%{{text}}<extra>{hint}</extra>",
+        # Hover texts may name a file (a drawing's): shown as written, never read as Plotly's HTML.
+        customdata=np.asarray(ids, np.int64), text=[_plain(h) for h in hover],
+        hovertemplate=f"%{{text}}<extra>{hint}</extra>",
         showlegend=False, name="digits",
         marker=dict(symbol="square", size=max(6.0, IMAGE_SIDE * min(scale, (fig_height - 60) / height)), opacity=0),
     ))

@@ -129,7 +129,9 @@ def test_after_a_server_restart_the_sweep_shows_what_ran_and_resumes_the_rest(tm
     finished.write_summary({"test_accuracy": 0.91, "stopped_early": False, "epochs_completed": 1})  # no test_loss: an older summary
     finished.close()
     queue.update(queue.take_next().item, state="finished", run=finished.path.name)
-    cut = RunWriter(runs, configs[1], "sample")  # killed mid-run: a folder with no summary
+    cut = RunWriter(runs, configs[1], "sample")  # killed in its second epoch: one kept, no summary
+    cut.write_epoch([{"epoch": 1, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.85,
+                      "seconds": 1.0}], None)
     cut.close()
     queue.update(queue.take_next().item, run=cut.path.name)
     monkeypatch.setenv("MLPDASH_RUNS", str(runs))
@@ -137,7 +139,7 @@ def test_after_a_server_restart_the_sweep_shows_what_ran_and_resumes_the_rest(tm
     at = AppTest.from_file(APP, default_timeout=60)
     at.session_state["view_tab"] = TAB
     at.run()
-    assert sweep_states(at) == ["finished", "interrupted after 0 epochs", "not run"]
+    assert sweep_states(at) == ["finished", "interrupted after 1 epoch", "not run"]
     assert [i.value for i in at.info if "server restarted before 1 of these runs" in i.value]
     assert not [r for r in list_runs(runs) if r.config.seed == 3]  # nothing trains by itself
     at.button(key="sweep_resume").click().run()

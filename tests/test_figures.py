@@ -799,3 +799,30 @@ def test_a_grid_of_digits_is_one_image_with_a_clickable_marker_on_each():
     assert [a.text for a in few.layout.annotations] == ["x", "y", "z"]
     with pytest.raises(ValueError, match="an id and a hover text each"):
         digits_grid_figure(images, ids[:3], ["a"], "bad")
+
+
+HOSTILE_NAME = '<a href="http://evil.example">log in</a> <b>bold</b> %{x}'
+ESCAPED_NAME = '&lt;a href="http://evil.example"&gt;log in&lt;/a&gt; &lt;b&gt;bold&lt;/b&gt; %{x}'
+
+
+def _templates(fig: go.Figure) -> list[str]:
+    return [t.hovertemplate for t in fig.data if t.hovertemplate]
+
+
+def test_names_from_files_show_as_text_in_figures():
+    """A run's name or a drawing's file name may come from someone else's files: Plotly must show its
+    <a href>, <b> and %{x} as written, never as a link, bold or a value."""
+    grid = digits_grid_figure(np.zeros((2, 28, 28), np.uint8), [0, 1], [HOSTILE_NAME, "a 3 · x.png"], "drawings")
+    assert list(grid.data[1].text) == [ESCAPED_NAME, "a 3 · x.png"]
+    curves = figures.compare_curves_figure([(HOSTILE_NAME, "#000000", [
+        {"epoch": 1, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.85}])], "accuracy", True)
+    assert {t.name for t in curves.data} == {ESCAPED_NAME, ESCAPED_NAME + " (training)"}
+    per_class = figures.per_class_compare_figure([(HOSTILE_NAME, "#000000", [0.9] * 10), (HOSTILE_NAME, "#111111", None)])
+    assert per_class.data[0].name == ESCAPED_NAME and ESCAPED_NAME in per_class.layout.title.text
+    for fig in (grid, curves, per_class):
+        # A name reaches the hover through a reference to the trace's data, never inside its template,
+        # where Plotly would read its %{x}.
+        assert all("evil" not in template and "%{x}</a>" not in template for template in _templates(fig))
+        shown = [str(value) for trace in fig.to_dict()["data"] for key, value in trace.items()
+                 if key != "legendgroup"] + [str(fig.to_dict()["layout"])]  # a legend group is only a key
+        assert not [text for text in shown if "<a " in text or "<b>bold" in text]

@@ -21,7 +21,23 @@ from mlpdash.jobs import JobManager
 from mlpdash.runs import RUNS_ENV_VAR
 
 REFRESH_SECONDS = 1.0
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
+# The characters that start Markdown syntax anywhere in a line (checked in Chromium against Streamlit
+# 1.67's renderer): links, images and footnotes ([ ]), emphasis and strikethrough (* _ ~), code (`),
+# HTML and autolinks (<), entities (&), LaTeX ($), colour directives, emoji and icons (:), and the
+# backslash itself. Others (. - + # ! ( ) |) mean something only where a line starts; see _BLOCK.
+_MARKDOWN = re.compile(r"([\\`*_\[\]<~:$&])")
+# Line breaks and runs of blanks become one space (as the page shows them anyway), so that the text
+# cannot open a block of its own: a heading, a list, a quote, a table, an indented code block...
+_BLANKS = re.compile(r"[ \t\r\n\f\v]+")
+# ...except where it starts the Markdown: there a heading, quote, list or thematic break marker is
+# escaped too.
+_BLOCK = re.compile(r"^( ?)([#>+\-=|]|\d{1,9}(?=[.)]))")
+# Some links and icons are made after the escapes are read, from the plain text: GFM's bare autolinks
+# (http://, www., name@host), and Streamlit's `:material/...:` icons (replaced in the source, backslash
+# or not). An invisible word joiner after each colon and at-sign, and between "www" and its dot,
+# breaks every one of those patterns and leaves the text as it reads.
+WORD_JOINER = "\u2060"
+_JOINED = re.compile(r"(\\:|@|(?i:www)(?=\.))")
 LOG = logging.getLogger("mlpdash")
 
 
@@ -92,7 +108,18 @@ def guarded(panel: str) -> Iterator[None]:
                  f"Error id `{error_id}` (the details are in the server's log).", icon=":material/error:")
 
 
-def plain(text: str) -> str:
-    """A user's own text (a run's name, a sweep's) shown in Markdown as written: no link, image or
-    styling can come from it."""
-    return _MARKDOWN.sub(r"\\\1", text)
+def plain(text: object) -> str:
+    """Text from a file or a user (a run's name or folder, a data source, an error quoting either)
+    for Streamlit's Markdown, shown as written on one line: no link, image, styling, HTML, LaTeX,
+    emoji or icon can come from it. Every such text goes through here before it reaches Markdown
+    (st.markdown, captions, alerts, toasts, widget, metric, expander and popover labels, st.table
+    cells); selectbox and multiselect options are plain text already and must not be escaped."""
+    escaped = _MARKDOWN.sub(r"\\\1", _BLANKS.sub(" ", str(text)))
+    escaped = _BLOCK.sub(_escape_block_start, escaped)
+    return _JOINED.sub(lambda found: found.group(0) + WORD_JOINER, escaped)
+
+
+def _escape_block_start(found: re.Match) -> str:
+    space, marker = found.groups()
+    # A number is an ordered list's marker only with the dot or parenthesis after it: escape that.
+    return f"{space}{marker}\\" if marker[0].isdigit() else f"{space}\\{marker}"

@@ -91,9 +91,9 @@ def _notes_form(info: RunInfo) -> None:
         try:
             set_notes(info.path, name, note)
         except (ValueError, OSError) as err:
-            st.error(f"Not saved: {err}", icon=":material/warning:")
+            st.error(f"Not saved: {plain(err)}", icon=":material/warning:")
         else:
-            st.toast(f"Saved the name and note of {info.run_id}", icon=":material/check:")
+            st.toast(f"Saved the name and note of {plain(info.run_id)}", icon=":material/check:")
             st.rerun()
     with st.popover("Delete this run…", icon=":material/delete:", disabled=not allowed):
         st.markdown(f"Move **{plain(info.title)}** to the trash? It can be restored for a day, then it is "
@@ -102,7 +102,7 @@ def _notes_form(info: RunInfo) -> None:
             try:
                 trash_run(info.path)
             except (RunError, OSError) as err:
-                st.error(f"Not deleted: {err}", icon=":material/warning:")
+                st.error(f"Not deleted: {plain(err)}", icon=":material/warning:")
             else:
                 focus.pick_run(None)
                 st.toast(f"{plain(info.title)} moved to the trash (Recently deleted, below the table)",
@@ -123,7 +123,7 @@ def _trash_ui(manager: JobManager) -> None:
                 try:
                     restore_run(entry)
                 except (RunError, OSError) as err:
-                    st.error(f"Not restored: {err}", icon=":material/warning:")
+                    st.error(f"Not restored: {plain(err)}", icon=":material/warning:")
                 else:
                     st.rerun()
 
@@ -152,7 +152,7 @@ def _comparison_ui(manager: JobManager, listed: list[RunInfo]) -> None:
             try:
                 curves.append((run.title, colours[run.run_id], read_metrics(run.path / "metrics.jsonl")))
             except RunError as err:
-                st.warning(f"{run.title}: its curves cannot be read ({err})", icon=":material/warning:")
+                st.warning(f"{plain(run.title)}: its curves cannot be read ({plain(err)})", icon=":material/warning:")
         accuracy_col, loss_col = st.columns(2)
         accuracy_col.plotly_chart(figures.compare_curves_figure(curves, "accuracy", training), key="compare_accuracy",
                                   theme=None, config=CHART_CONFIG)
@@ -240,7 +240,7 @@ def _sweep_ui(manager: JobManager, listed: list[RunInfo]) -> None:
         if problem:
             st.error(f"Not queued: {problem}", icon=":material/warning:")
         if manager.queue.problem:
-            st.warning(manager.queue.problem, icon=":material/warning:")
+            st.warning(plain(manager.queue.problem), icon=":material/warning:")  # it quotes queue.json
         _sweeps_ui(manager, listed)
 
 

@@ -11,7 +11,7 @@ from mlpdash import figures
 from mlpdash.data import DataError
 from mlpdash.digits import CREDIT, class_counts, class_pictures, random_examples
 from mlpdash.jobs import JobManager
-from mlpdash.ui import focus
+from mlpdash.ui import focus, plain
 
 CHART_CONFIG = {"displayModeBar": False}
 PER_CLASS = 10
@@ -27,12 +27,12 @@ def data_view_ui(manager: JobManager) -> None:
         try:
             data = manager.load_data(spec)
         except DataError as err:
-            st.error(f"The data cannot be loaded: {err}", icon=":material/warning:")
+            st.error(f"The data cannot be loaded: {plain(err)}", icon=":material/warning:")
             return
         counts = class_counts(data)
         why = data.reason.removeprefix(data.description).lstrip(", ")  # the reason may restate the source
-        st.markdown(f"**{data.description}** — {data.n_digits:,} digits: {len(data.y_train):,} for training, "
-                    f"{len(data.y_val):,} for validation, {len(data.y_test):,} for the test ({why}).")
+        st.markdown(f"**{plain(data.description)}** — {data.n_digits:,} digits: {len(data.y_train):,} for training, "
+                    f"{len(data.y_val):,} for validation, {len(data.y_test):,} for the test ({plain(why)}).")
         st.caption(CREDIT)
         counts_col, pictures_col = st.columns([2, 3])
         with counts_col:

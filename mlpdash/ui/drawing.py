@@ -17,7 +17,7 @@ from mlpdash.jobs import JobManager
 from mlpdash.predict import Prediction, predict_image
 from mlpdash.preprocess import Preparation, canvas_png, prepare
 from mlpdash.runs import RunError
-from mlpdash.ui import focus, guarded
+from mlpdash.ui import focus, guarded, plain
 from mlpdash.ui.views import open_view_follows_drawing
 
 CANVAS_SIZE = 280
@@ -100,7 +100,7 @@ def _canvas_image(result) -> np.ndarray | None:
         png = result.image_bytes
         return None if png is None else canvas_png(png, CANVAS_SIZE, CANVAS_SIZE)
     except (ValueError, TypeError, AttributeError) as err:  # a malformed data URL from the browser
-        st.warning(f"That drawing could not be read: {err}. Clear the canvas and draw again.",
+        st.warning(f"That drawing could not be read: {plain(err)}. Clear the canvas and draw again.",
                    icon=":material/warning:")
         return None
 
@@ -130,7 +130,7 @@ def _save_as_ui(drawing: np.ndarray | None) -> None:
     with st.container(key="save_as"):
         problem = st.session_state.pop(SAVE_PROBLEM_KEY, None)
         if problem:
-            st.error(f"Not saved: {problem}", icon=":material/warning:")
+            st.error(f"Not saved: {plain(problem)}", icon=":material/warning:")
         st.caption("**Save as…** the digit you meant, to test and teach the model under *Your drawings*:"
                    if drawing is not None else
                    "Draw a digit, then save it as the digit you meant: *Your drawings* tests and teaches the "
@@ -171,7 +171,7 @@ def _predict(manager: JobManager, steps: Preparation | None) -> Prediction | Non
             return None
         return predict_image(predictor, image)
     except RunError as err:
-        st.error(f"The saved model cannot be loaded: {err}", icon=":material/warning:")
+        st.error(f"The saved model cannot be loaded: {plain(err)}", icon=":material/warning:")
         return None
 
 

@@ -30,7 +30,7 @@ from mlpdash.finetune import REPLAY_CHOICES, FinetuneSettings, read_report, repo
 from mlpdash.jobs import JobManager
 from mlpdash.preprocess import canvas_to_mnist
 from mlpdash.runs import RunError
-from mlpdash.ui import focus
+from mlpdash.ui import focus, plain
 from mlpdash.ui.access import may_control
 from mlpdash.ui.panels import CHART_CONFIG
 
@@ -47,7 +47,7 @@ def drawings_ui(manager: JobManager) -> None:
         try:
             kept = listing(root)
         except (DrawingsError, UnsafeFileError) as err:
-            st.error(f"The drawings folder {root} cannot be read: {err}", icon=":material/warning:")
+            st.error(f"The drawings folder {plain(root)} cannot be read: {plain(err)}", icon=":material/warning:")
             _import_export(root, [])
             return
         if not kept:
@@ -115,23 +115,23 @@ def _selected(root, kept: list[Drawing]) -> None:
         st.info("Click a drawing to relabel it, delete it or see it inside the model.", icon=":material/touch_app:")
         return
     allowed = may_control()
-    st.markdown(f"**{drawing.file}**, saved as a **{drawing.label}**")
+    st.markdown(f"**{plain(drawing.file)}**, saved as a **{drawing.label}**")
     try:
         st.image(load(root, drawing), width=140, clamp=True)
     except (DrawingsError, UnsafeFileError) as err:
-        st.error(f"It cannot be read: {err}", icon=":material/warning:")
+        st.error(f"It cannot be read: {plain(err)}", icon=":material/warning:")
     label_col, apply_col = st.columns([2, 1], vertical_alignment="bottom")
     label = label_col.selectbox("Relabel as", range(10), index=drawing.label, key=f"drawings_label_{drawing.file}",
                                 disabled=not allowed)
     if apply_col.button("Relabel", key="drawings_relabel", disabled=not allowed or label == drawing.label):
-        _change(lambda: relabel(root, drawing.file, int(label)), f"{drawing.file} is now a {label}")
+        _change(lambda: relabel(root, drawing.file, int(label)), f"{plain(drawing.file)} is now a {label}")
     with st.container(horizontal=True):
         st.button("Inside a prediction", key="drawings_explain", icon=":material/open_in_new:",
                   on_click=focus.explain_saved_drawing, args=(drawing.file,))
         with st.popover("Delete…", icon=":material/delete:", disabled=not allowed):
             st.markdown("Delete this drawing for good? (Export the folder first to keep a copy.)")
             if st.button("Delete", key="drawings_delete", type="primary"):
-                _change(lambda: delete(root, drawing.file), f"{drawing.file} deleted")
+                _change(lambda: delete(root, drawing.file), f"{plain(drawing.file)} deleted")
     focus.follow_tab_change()
 
 
@@ -139,7 +139,7 @@ def _change(action, done: str) -> None:
     try:
         action()
     except (DrawingsError, OSError) as err:
-        st.error(f"Not changed: {err}", icon=":material/warning:")
+        st.error(f"Not changed: {plain(err)}", icon=":material/warning:")
         return
     st.session_state.pop("drawings_evaluation", None)  # answers to an older set
     st.toast(done, icon=":material/check:")
@@ -163,7 +163,7 @@ def _evaluate(manager: JobManager, kept: list[Drawing], digits: dict[str, np.nda
     labels = np.array([d.label for d in inked])
     answers = model.network.logits(np.stack([digits[d.file] for d in inked])).argmax(axis=1)
     right = float(np.mean(answers == labels))
-    st.caption(f"{model.title}: **{right:.1%}** of {len(inked)} drawings read right"
+    st.caption(f"{plain(model.title)}: **{right:.1%}** of {len(inked)} drawings read right"
                + (f" ({len(kept) - len(inked)} without ink left out)" if len(inked) < len(kept) else ""))
     from mlpdash.evaluate import confusion_matrix
 
@@ -232,10 +232,10 @@ def _run_finetune(manager: JobManager, root, count: int, settings: FinetuneSetti
         data = manager.load_data(base.data_source)
         from mlpdash.finetune import finetune  # TensorFlow
 
-        with st.spinner(f"Fine-tuning {base.title} on {count} drawings…"):
+        with st.spinner(f"Fine-tuning {plain(base.title)} on {count} drawings…"):
             report = finetune(base.path, root, data, settings, manager.runs_dir)
     except (DrawingsError, RunError, ValueError, OSError) as err:
-        st.error(f"Not fine-tuned: {err}", icon=":material/warning:")
+        st.error(f"Not fine-tuned: {plain(err)}", icon=":material/warning:")
         return
     st.session_state[REPORT_KEY] = report.to_dict()
     focus.pick_run(report.run_dir)
@@ -244,13 +244,13 @@ def _run_finetune(manager: JobManager, root, count: int, settings: FinetuneSetti
 
 def _report(report: dict) -> None:
     before, after = report["before"], report["after"]
-    st.success(f"New run **{Path(report['run_dir']).name}**, fine-tuned from {report['base_run']} on "
-               f"{report['trained_on']} drawings with {report['replayed']:,} MNIST digits replayed "
+    st.success(f"New run **{plain(Path(report['run_dir']).name)}**, fine-tuned from {plain(report['base_run'])} on "
+               f"{plain(report['trained_on'])} drawings with {report['replayed']:,} MNIST digits replayed "
                f"({report['seconds']:.1f} s); it is the run in focus now.", icon=":material/model_training:")
     rows = [{"accuracy on": what, "before": f"{before[key]:.1%}", "after": f"{after[key]:.1%}",
              "change": _points(after[key] - before[key])}
-            for key, what in (("held_out", f"the {report['held_out']} held-out drawings"),
-                              ("drawings", f"all {report['drawings']} drawings"),
+            for key, what in (("held_out", f"the {plain(report['held_out'])} held-out drawings"),
+                              ("drawings", f"all {plain(report['drawings'])} drawings"),
                               ("mnist_test", "the MNIST test split"))]
     st.table(rows, hide_index=True, border="horizontal", width="content")
     st.caption("The held-out drawings were never trained on: they say whether it learned your hand, not just "
@@ -271,7 +271,7 @@ def _import_export(root, kept: list[Drawing]) -> None:
             try:
                 archive = export_zip(root)
             except (DrawingsError, OSError) as err:
-                st.error(f"Cannot export: {err}", icon=":material/warning:")
+                st.error(f"Cannot export: {plain(err)}", icon=":material/warning:")
             else:
                 st.download_button(f"Export {len(kept)} drawings (.zip)", archive, file_name="mlpdash-drawings.zip",
                                    mime="application/zip", key="drawings_export", icon=":material/download:")
@@ -281,7 +281,7 @@ def _import_export(root, kept: list[Drawing]) -> None:
             try:
                 added = import_zip(root, upload.getvalue())
             except (DrawingsError, OSError) as err:
-                st.error(f"Not imported: {err}", icon=":material/warning:")
+                st.error(f"Not imported: {plain(err)}", icon=":material/warning:")
                 return
             st.toast(f"{added} drawings imported", icon=":material/check:")
             st.rerun()

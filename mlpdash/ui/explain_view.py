@@ -15,7 +15,7 @@ from mlpdash.explain import EPSILON_LADDER, Explanation, HiddenMap, attack, expl
 from mlpdash.jobs import JobManager, ModelInFocus
 from mlpdash.files import UnsafeFileError
 from mlpdash.preprocess import Preparation, prepare
-from mlpdash.ui import focus
+from mlpdash.ui import focus, plain
 
 CHART_CONFIG = {"displayModeBar": False}
 NO_TARGET = "—"
@@ -59,7 +59,7 @@ def explain_ui(manager: JobManager) -> None:
     e = explain(model.network, image)
     hidden_map = manager.hidden_map(model)
     with st.container(key="explain"):
-        st.caption(f"{model.title} · input: {origin} · read as **{e.digit}** "
+        st.caption(f"{plain(model.title)} · input: {origin} · read as **{e.digit}** "
                    f"({float(e.probabilities[e.digit]):.1%})")
         if steps is not None:
             _preparation(model, steps)
@@ -75,7 +75,7 @@ def _saved_drawing() -> tuple[Preparation, str] | None:
     try:
         kept = {d.file: d for d in listing(root)}
     except DrawingsError as err:
-        st.error(f"The saved drawings cannot be read: {err}", icon=":material/warning:")
+        st.error(f"The saved drawings cannot be read: {plain(err)}", icon=":material/warning:")
         return None
     if not kept:
         st.info("No saved drawings yet: draw one and press a digit under Save as…", icon=":material/draw:")
@@ -87,12 +87,12 @@ def _saved_drawing() -> tuple[Preparation, str] | None:
     try:
         steps = prepare(load(root, kept[file]))
     except (DrawingsError, UnsafeFileError, ValueError) as err:
-        st.error(f"That drawing cannot be read: {err}", icon=":material/warning:")
+        st.error(f"That drawing cannot be read: {plain(err)}", icon=":material/warning:")
         return None
     if steps is None:
         st.info("That drawing has no ink.", icon=":material/info:")
         return None
-    return steps, f"your saved drawing {file} (labelled {kept[file].label})"
+    return steps, f"your saved drawing {plain(file)} (labelled {kept[file].label})"
 
 
 def _digit_picker(split: str, count: int) -> int:

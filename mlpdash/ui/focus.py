@@ -18,6 +18,7 @@ import streamlit as st
 from mlpdash.data import DataError
 from mlpdash.preprocess import Preparation
 from mlpdash.runs import RunError
+from mlpdash.ui import plain
 
 if TYPE_CHECKING:
     from mlpdash.config import TrainConfig
@@ -59,7 +60,7 @@ def model(manager: JobManager, cannot: str, none: str) -> ModelInFocus | None:
     try:
         found = manager.model_in_focus(picked_run())
     except RunError as err:
-        st.error(f"{cannot}: {err}", icon=":material/warning:")
+        st.error(f"{cannot}: {plain(err)}", icon=":material/warning:")
         return None
     if found is None:
         st.info(none, icon=":material/info:")
@@ -71,7 +72,7 @@ def data(manager: JobManager, spec: str | None, what: str = "test digits") -> Mn
     try:
         return manager.load_data(spec)
     except DataError as err:
-        st.error(f"The {what} of {spec} cannot be loaded: {err}", icon=":material/warning:")
+        st.error(f"The {what} of {plain(spec)} cannot be loaded: {plain(err)}", icon=":material/warning:")
         return None
 
 

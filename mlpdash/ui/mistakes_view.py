@@ -15,7 +15,7 @@ from mlpdash.data import DataError
 from mlpdash.jobs import JobManager
 from mlpdash.mistakes import Answers, captions, cell, hardest
 from mlpdash.runs import RunError
-from mlpdash.ui import focus
+from mlpdash.ui import focus, plain
 
 TEST, VALIDATION = "Test split (the final model)", "Validation split, by epoch"
 CELL_KEY = "mistakes_cell"
@@ -34,7 +34,7 @@ def mistakes_ui(manager: JobManager) -> None:
             return
         answers, title, images = found
         right = float(np.mean(answers.labels == answers.predictions))
-        st.caption(f"{title} · {answers.split} split: {len(answers.labels):,} digits, {right:.2%} read right")
+        st.caption(f"{plain(title)} · {answers.split} split: {len(answers.labels):,} digits, {right:.2%} read right")
         matrix_col, cell_col = st.columns([2, 3])
         with matrix_col, st.container(key="confusion_column"):
             st.plotly_chart(figures.confusion_figure(answers.confusion), key="mistakes_matrix", theme=None,
@@ -62,10 +62,10 @@ def _test(manager: JobManager) -> tuple[Answers, str, np.ndarray] | None:
     try:
         answers, title, spec, missing = manager.test_answers(focus.picked_run())
     except RunError as err:
-        st.error(f"That run's test answers cannot be read: {err}", icon=":material/warning:")
+        st.error(f"That run's test answers cannot be read: {plain(err)}", icon=":material/warning:")
         return None
     if answers is None:
-        st.info(f"{title + ': ' if title else ''}{missing} — or look at the validation split by epoch.",
+        st.info(f"{plain(title) + ': ' if title else ''}{missing} — or look at the validation split by epoch.",
                 icon=":material/info:")
         return None
     images = _split_images(manager, spec, "test", len(answers.labels))
@@ -76,10 +76,10 @@ def _validation(manager: JobManager) -> tuple[Answers, str, np.ndarray] | None:
     try:
         shown = manager.timeline_in_focus(focus.picked_run())
     except RunError as err:
-        st.error(f"That run's epochs cannot be read: {err}", icon=":material/warning:")
+        st.error(f"That run's epochs cannot be read: {plain(err)}", icon=":material/warning:")
         return None
     if shown is None or shown.timeline is None:
-        st.info(f"{shown.title}: {shown.missing}." if shown else "Train a model first.", icon=":material/info:")
+        st.info(f"{plain(shown.title)}: {shown.missing}." if shown else "Train a model first.", icon=":material/info:")
         return None
     epochs = shown.timeline.epochs
     if st.session_state.get("mistakes_epoch") not in epochs:
@@ -92,7 +92,7 @@ def _validation(manager: JobManager) -> tuple[Answers, str, np.ndarray] | None:
     try:
         answers = manager.validation_answers(shown, int(epoch))
     except (RunError, DataError) as err:
-        st.error(f"The validation answers cannot be shown: {err}", icon=":material/warning:")
+        st.error(f"The validation answers cannot be shown: {plain(err)}", icon=":material/warning:")
         return None
     images = _split_images(manager, shown.data_spec, "validation", len(answers.labels))
     when = "at step 0" if epoch == 0 else f"after epoch {epoch}"
@@ -105,7 +105,7 @@ def _split_images(manager: JobManager, spec: str | None, split: str, count: int)
         return None
     images = data.x_test if split == "test" else data.x_val
     if len(images) != count:
-        st.error(f"The run answered {count:,} {split} digits, but {spec} has {len(images):,}: it was trained "
+        st.error(f"The run answered {count:,} {split} digits, but {plain(spec)} has {len(images):,}: it was trained "
                  "on other data.", icon=":material/warning:")
         return None
     return images

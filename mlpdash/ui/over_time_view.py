@@ -23,7 +23,7 @@ from mlpdash.timeline import (
     layer_bands,
     unit_over_time,
 )
-from mlpdash.ui import focus, guarded, job_active, refresh_every, rerun_if_changed
+from mlpdash.ui import focus, guarded, job_active, plain, refresh_every, rerun_if_changed
 
 EPOCH_KEY = "weights_epoch"
 PLAYING_KEY = "weights_playing"
@@ -60,7 +60,7 @@ def _view(manager: JobManager, playing: bool) -> None:
         shown = manager.timeline_in_focus(focus.picked_run())
     except RunError as err:
         _stop_playing()
-        st.error(f"That run's weights over time cannot be read: {err}", icon=":material/warning:")
+        st.error(f"That run's weights over time cannot be read: {plain(err)}", icon=":material/warning:")
         return
     if shown is None:
         _stop_playing()
@@ -69,12 +69,12 @@ def _view(manager: JobManager, playing: bool) -> None:
         return
     if shown.timeline is None:
         _stop_playing()
-        st.info(f"{shown.title}: {shown.missing}.", icon=":material/history:")
+        st.info(f"{plain(shown.title)}: {shown.missing}.", icon=":material/history:")
         return
     timeline = shown.timeline
     epochs = timeline.epochs
     epoch = _epoch_picker(epochs, playing)
-    st.caption(f"{shown.title} · {len(epochs)} kept states of the model, step 0 to epoch {epochs[-1]}"
+    st.caption(f"{plain(shown.title)} · {len(epochs)} kept states of the model, step 0 to epoch {epochs[-1]}"
                + ("" if epochs == list(range(epochs[-1] + 1)) else " (a long run keeps every other one)"))
     mode = MODES[st.segmented_control("First layer", list(MODES), default="Change since step 0",
                                       key="weights_time_mode",

@@ -35,7 +35,7 @@ def current_view(manager: JobManager) -> RunView | None:
             return view_of_run(manager.saved_run(picked))
         except RunError as err:
             focus.pick_run(None)
-            st.error(f"Cannot show that run: {err}", icon=":material/warning:")
+            st.error(f"Cannot show that run: {plain(err)}", icon=":material/warning:")
     job = manager.job
     if job is not None:
         return view_of_snapshot(job.snapshot())
@@ -78,7 +78,7 @@ def run_banner(manager: JobManager) -> None:
         return
     with st.container(key="run_banner"):
         text_col, button_col = st.columns([4, 1], vertical_alignment="center")
-        text_col.info(f"Showing saved run **{picked.name}**: the charts, the result, the views below "
+        text_col.info(f"Showing saved run **{plain(picked.name)}**: the charts, the result, the views below "
                       "and the answers to drawings are this run's, not the current job's.",
                       icon=":material/history:")
         if button_col.button("Back to the current run", key="view_current", width="stretch"):
@@ -92,11 +92,12 @@ def _live(manager: JobManager) -> None:
     with st.container(key="status"):
         line = status_line(snap)
         if snap is not None and snap.status in (Status.FAILED, Status.DIVERGED):
-            st.error(line, icon=":material/error:")
+            # A failure's message may quote a file: the data source a queued run names, a path.
+            st.error(plain(line), icon=":material/error:")
         else:
             st.markdown(f"**{line}**")
         if snap is not None and snap.data_reason:
-            st.caption(f"Data: {snap.data_reason}")
+            st.caption(f"Data: {plain(snap.data_reason)}")
         _queue_line(manager, snap)
     # The progress bar's slot stays keyed: when the run ends, the bar does not linger while the
     # page reruns to show the result.
@@ -110,7 +111,7 @@ def _queue_line(manager: JobManager, snap) -> None:
     item, waiting = manager.queue_item(), manager.queue.waiting()
     if item is None and not waiting:
         return
-    this = (f"{plain(item.sweep_name)}, {item.label}" if item is not None and snap is not None
+    this = (f"{plain(item.sweep_name)}, {plain(item.label)}" if item is not None and snap is not None
             and snap.status.active else None)
     after = f"{waiting} more queued" if waiting else "none queued after it"
     text = f"Sweep run ({this}); {after}" if this else f"Sweep: {after}"
@@ -130,7 +131,7 @@ def result_ui(manager: JobManager) -> None:
 
 def _result_metrics(view: RunView) -> None:
     if view.title != "Current run":
-        st.caption(f"{view.title} ({view.config.architecture}):")
+        st.caption(f"{plain(view.title)} ({view.config.architecture}):")
     accuracy, loss, epochs = st.columns(3)
     accuracy.metric("Test accuracy", f"{view.test_accuracy:.4f}")
     loss.metric("Test loss", "—" if view.test_loss is None else f"{view.test_loss:.4f}")
@@ -314,7 +315,7 @@ def runs_ui(manager: JobManager) -> None:
     # that is still ticked in the table.
     chosen = runs[picked[0]] if picked and picked[0] < len(runs) else None
     if chosen is not None and chosen.status == "damaged":
-        st.warning(f"{chosen.run_id} cannot be shown: {chosen.error}", icon=":material/warning:")
+        st.warning(f"{plain(chosen.run_id)} cannot be shown: {plain(chosen.error)}", icon=":material/warning:")
     elif st.session_state.get("runs_table_applied") != (chosen and str(chosen.path)):
         st.session_state["runs_table_applied"] = chosen and str(chosen.path)
         if chosen is not None:
@@ -329,7 +330,7 @@ def _evaluate_ui(manager: JobManager, chosen) -> None:
     """An interrupted run has no test result: offer to compute it from its last saved epoch."""
     if chosen is None or chosen.status != "interrupted" or chosen.summary or not chosen.has_model:
         return
-    st.info(f"{chosen.run_id} was {chosen.label}. Its model from the last finished epoch can be "
+    st.info(f"{plain(chosen.run_id)} was {chosen.label}. Its model from the last finished epoch can be "
             "evaluated on the test set.", icon=":material/info:")
     if st.button("Evaluate it on the test set", key="evaluate_interrupted", disabled=not may_control(),
                  icon=":material/fact_check:"):
@@ -337,7 +338,7 @@ def _evaluate_ui(manager: JobManager, chosen) -> None:
             try:
                 info = manager.evaluate_run(chosen.path)
             except (RunError, ValueError, OSError) as err:
-                st.error(f"Cannot evaluate {chosen.run_id}: {err}", icon=":material/warning:")
+                st.error(f"Cannot evaluate {plain(chosen.run_id)}: {plain(err)}", icon=":material/warning:")
                 return
         focus.pick_run(info.path)
         st.rerun()

@@ -21,7 +21,7 @@ from mlpdash.data import ENV_VAR, DataError, resolve_source
 from mlpdash.jobs import JobBusyError, JobManager
 from mlpdash.lessons import LESSONS, lesson_named
 from mlpdash.progress import Status
-from mlpdash.ui import focus, guarded, job_active, refresh_every, rerun_if_changed
+from mlpdash.ui import focus, guarded, job_active, plain, refresh_every, rerun_if_changed
 from mlpdash.ui.access import may_control
 from mlpdash.ui.panels import status_panel
 
@@ -91,9 +91,9 @@ def data_ui(locked: bool = False, job_spec: str | None = None) -> tuple[str | No
         spec = f"idx:{folder}"
     source, reason = _resolve(spec)
     if source is None:
-        st.error(reason, icon=":material/warning:")
+        st.error(plain(reason), icon=":material/warning:")  # it quotes the folder, which a queued run names
         return spec, reason
-    st.caption(f"Uses: {reason}")
+    st.caption(f"Uses: {plain(reason)}")
     if source == "sample":
         st.caption(SAMPLE_NOTE)
     return spec, None

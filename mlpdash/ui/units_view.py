@@ -13,7 +13,7 @@ import streamlit as st
 from mlpdash import figures
 from mlpdash.explain import Network
 from mlpdash.jobs import JobManager, ModelInFocus
-from mlpdash.ui import focus
+from mlpdash.ui import focus, plain
 from mlpdash.units import (
     CURVE_FRACTIONS,
     LayerSummary,
@@ -59,7 +59,7 @@ def units_ui(manager: JobManager) -> None:
         layer = st.segmented_control("Layer", list(range(1, len(sizes) + 1)), default=1, key=LAYER_KEY,
                                      format_func=lambda n: f"layer {n} ({sizes[n - 1]} units)") or 1
         summary = _summary(state, model.network, images, labels, layer)
-        st.caption(f"{model.title} · test split of {model.data_spec}: {len(images):,} digits")
+        st.caption(f"{plain(model.title)} · test split of {plain(model.data_spec)}: {len(images):,} digits")
         _unit_list(summary, layer)
         _card(model, state, images, labels, layer, summary)
         _lab(model, state, images, labels, layer, summary)
