@@ -1,32 +1,49 @@
-"""Command line: `python -m mlpdash train | evaluate | predict | bench`.
+"""Command line: `python -m mlpdash train | evaluate | predict | explain | ablate | compare | sweep |
+drawings (evaluate | finetune | export | import) | bench`.
 
-Bad input (a flag out of range, an unknown data folder, a missing model, an unreadable image) ends with
-one line on stderr and exit code 2, never a traceback. TensorFlow is imported only once the arguments
-are known to be good, so mistakes are reported at once.
+Bad input (a flag out of range, an unknown data folder, a missing model, an unreadable image, a folder
+that cannot be written, a damaged zip or CSV file, a full disk) ends with one line on stderr and exit
+code 2, never a traceback: `main` turns every OSError, zip and CSV error, and our own input errors, into
+that line, and lets anything else (a bug) through as it is. Targets that a command writes are checked
+before the work starts, so that the line names the problem. TensorFlow is imported only once the
+arguments are known to be good, so mistakes are reported at once.
+
+Ctrl-C before training has started (TensorFlow importing, data loading) ends with one line and exit code
+130. Once a run trains, Ctrl-C or SIGTERM stops it after the current batch and saves it as stopped
+(`train`, `sweep`, `drawings finetune`; exit code 0), or saves nothing when no epoch had finished
+(`drawings finetune`: exit code 130). JSON output is always strict JSON: a number that is not finite
+(a diverged model's loss) is written as null.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
+import math
+import numbers
 import os
 import signal
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
 
+# Only the standard library and our stdlib-only config load before `main` runs: Ctrl-C during the
+# imports of NumPy and the rest (inside `main`) is then one line, not a traceback.
 from mlpdash.config import TrainConfig, parse_hidden
-from mlpdash.data import DataError, validate_source
-from mlpdash.finetune import FinetuneSettings
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: what a shell reports for a command that Ctrl-C ended
 POLL_SECONDS = 0.2
-FINETUNE_DEFAULTS = FinetuneSettings()
 # `sweep`'s flags and the settings they vary.
 SWEEP_FLAGS = {"--lr": "learning_rate", "--hidden": "hidden", "--dropout": "dropout", "--batch-size": "batch_size",
                "--activation": "activation", "--optimizer": "optimizer", "--lr-schedule": "lr_schedule",
@@ -44,6 +61,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mlpdash.finetune import FinetuneSettings  # NumPy: imported inside `main`, see above
+
+    finetune_defaults = FinetuneSettings()
     parser = _Parser(prog="python -m mlpdash", description="Train and probe an MLP on MNIST.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     common = _Parser(add_help=False)
@@ -109,10 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
     drawings.add_argument("--folder", default=None,
                           help="the drawings folder (default: $MLPDASH_DRAWINGS, else drawings beside the runs)")
     drawings.add_argument("--json", action="store_true", help="evaluate, finetune: one JSON object")
-    drawings.add_argument("--epochs", type=int, default=FINETUNE_DEFAULTS.epochs, help="finetune: epochs")
-    drawings.add_argument("--replay", type=int, default=FINETUNE_DEFAULTS.replay, metavar="N",
+    drawings.add_argument("--epochs", type=int, default=finetune_defaults.epochs, help="finetune: epochs")
+    drawings.add_argument("--replay", type=int, default=finetune_defaults.replay, metavar="N",
                           help="finetune: MNIST training digits mixed in per drawing (0: no replay)")
-    drawings.add_argument("--lr", type=float, default=FINETUNE_DEFAULTS.learning_rate,
+    drawings.add_argument("--lr", type=float, default=finetune_defaults.learning_rate,
                           help="finetune: Adam's learning rate")
     drawings.add_argument("--data", default=None,
                           help="finetune: the MNIST source replayed and tested on (default: the run's own)")
@@ -170,6 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also time the units lab: a change answered on the whole test split, a unit's dream")
     bench.add_argument("--over-time", action="store_true",
                        help="also time one step of the weights-over-time view (the server's part)")
+    bench.add_argument("--drawings", type=int, default=0, metavar="N",
+                       help="also time the Your drawings tab (each rerun, server side) with N drawings in the "
+                            "folder, e.g. 10000 (0: skip)")
     bench.add_argument("--explain-model", default=None, metavar="RUN_DIR",
                        help="with --explain: a saved run's model (default: train the default model on --data)")
     bench.add_argument("--tab-repeats", type=int, default=1, metavar="N",
@@ -194,12 +217,77 @@ def _tab_counts(text: str) -> list[int]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    interrupted = threading.Event()
+    with _noting_interrupts(interrupted):
+        try:
+            args = build_parser().parse_args(argv)
+            return COMMANDS[args.command](args)
+        except KeyboardInterrupt:
+            # Training handles its own Ctrl-C (it stops and saves the run): one that reaches here came
+            # before anything was trained, while TensorFlow imported or the data loaded, say.
+            return _interrupted()
+        except Exception as err:
+            # Ctrl-C inside a C extension's import (NumPy's, TensorFlow's) can come out as the
+            # ImportError it caused ("PyCapsule_Import could not import module ...").
+            if interrupted.is_set() and isinstance(err, ImportError):
+                return _interrupted()
+            problem = bad_input(err)
+            if problem is None:
+                raise  # a bug, not the user's input: its traceback is what a report needs
+            print(f"mlpdash: error: {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+
+
+def _interrupted() -> int:
+    print("mlpdash: interrupted", file=sys.stderr, flush=True)
+    return EXIT_INTERRUPTED
+
+
+@contextmanager
+def _noting_interrupts(interrupted: threading.Event) -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt as always, and also sets `interrupted`, so that `main` knows
+    it came even when code it passed through turned it into another error. Only in the main thread
+    (the only one that handles signals), and only over Python's own handler."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        interrupted.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, note)
     try:
-        args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
-    except (UsageError, DataError, ValueError) as err:
-        print(f"mlpdash: error: {err}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def bad_input(err: BaseException) -> str | None:
+    """The one line for an error caused by the input or the machine (a bad value, a file or folder
+    that cannot be read or written, a full disk, a damaged zip or CSV file), or None for any other
+    error, which is a bug."""
+    if isinstance(err, UsageError | ValueError):  # ValueError: DataError, RunError, DrawingsError... too
+        return str(err) or type(err).__name__
+    if isinstance(err, OSError):
+        return _os_error_text(err)
+    if isinstance(err, csv.Error):
+        return f"a damaged CSV file ({err})"
+    # Every archive is read through files.iter_archive, which says what is wrong as a ValueError:
+    # these two are the net under it.
+    if isinstance(err, zipfile.BadZipFile | zipfile.LargeZipFile):
+        return f"a damaged or unsupported zip archive ({err})"
+    return None
+
+
+def _os_error_text(err: OSError) -> str:
+    what = err.strerror or str(err) or type(err).__name__
+    if err.filename is None:
+        return what
+    if err.filename2 is not None:
+        return f"{err.filename} -> {err.filename2}: {what}"
+    return f"{err.filename}: {what}"
 
 
 def import_tensorflow(verbose: bool) -> None:
@@ -219,7 +307,7 @@ def import_tensorflow(verbose: bool) -> None:
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # probes CUDA, which logs on a machine without one
-        except BaseException:
+        except Exception:  # not KeyboardInterrupt: Ctrl-C is one line, not TensorFlow's start-up noise
             os.dup2(saved, 2)
             sink.seek(0)
             sys.stderr.write(sink.read().decode(errors="replace"))
@@ -228,6 +316,78 @@ def import_tensorflow(verbose: bool) -> None:
             os.dup2(saved, 2)
             os.close(saved)
     tf.get_logger().setLevel("ERROR")  # Python-side warnings (retracing notices and the like)
+
+
+def _check_source(source: str) -> None:
+    """`data.validate_source`, imported when first needed (NumPy comes with it)."""
+    from mlpdash.data import validate_source
+
+    validate_source(source)
+
+
+def _json(value: Any) -> str:
+    """`value` as one line of strict JSON: a number that is not finite (the loss of a model whose
+    weights are NaN, say) is null, never the `NaN` that JSON readers refuse."""
+    return json.dumps(_finite(value), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, bool | int | str) or value is None:
+        return value
+    if isinstance(value, numbers.Integral):  # NumPy's integers
+        return int(value)
+    if isinstance(value, numbers.Real):  # float and NumPy's floats
+        number = float(value)
+        return number if math.isfinite(number) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _check_writable(folder: Path, what: str) -> None:
+    """Fail now, naming `folder`, if files cannot be made in it (or in the folder that will hold it,
+    when it is not made yet): before TensorFlow loads and the work is done, not after. A file is
+    made there and removed (the only test that holds for root, whom permission bits do not stop)."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing == folder and not folder.is_dir():
+        raise UsageError(f"{what} {folder} is a file, not a folder")
+    if not existing.is_dir():
+        raise UsageError(f"{what} {folder} cannot be made: {existing} is a file, not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=existing):
+            pass
+    except OSError as err:
+        where = "it" if existing == folder else existing
+        raise UsageError(f"{what} {folder}: cannot make files in {where} ({err.strerror or err})") from None
+
+
+def _write_output(path: Path, data: bytes) -> None:
+    """Write a file the user asked for, whole or not at all (a full disk leaves no half file)."""
+    from mlpdash.files import write_bytes_atomic
+
+    try:
+        write_bytes_atomic(path, data)
+    except OSError as err:
+        raise UsageError(f"cannot write {path} ({err.strerror or err})") from None
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """While the block runs, Ctrl-C and SIGTERM set `stop` (the work ends at its next safe point and
+    saves what it has) rather than raise in the middle of it; a second one changes nothing."""
+    def request_stop(signum: int, frame: Any) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 # --- train ---------------------------------------------------------------------------------------
@@ -249,9 +409,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from mlpdash.runs import runs_root
+
     config = config_from_args(args)
     if args.data is not None:
-        validate_source(args.data)
+        _check_source(args.data)
+    _check_writable(runs_root(args.out), "the runs folder")
     # Imported here: TensorFlow loads only after the input is checked.
     import_tensorflow(args.verbose)
     from mlpdash.training import SHUTDOWN_GRACE_SECONDS, TrainingJob
@@ -339,7 +502,7 @@ def _report_end(snap: Any) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     run_dir = _existing_run(args.model)
     if args.data is not None:
-        validate_source(args.data)
+        _check_source(args.data)
     import_tensorflow(args.verbose)
     from mlpdash.data import load_mnist
     from mlpdash.evaluate import report_from_logits
@@ -350,7 +513,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     data = load_mnist(args.data)
     report = report_from_logits(Predictor(model).logits(to_model_input(data.x_test)), data.y_test)
     summary = {"run": str(run_dir), "data_source": data.source, **report.summary()}
-    print(json.dumps(summary))
+    print(_json(summary))
     return 0
 
 
@@ -424,9 +587,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
             # Errors go to stderr; a JSON reader still gets one line per file, with its error field.
             print(f"mlpdash: {file}: {result['error']}", file=sys.stderr, flush=True)
             if args.json:
-                print(json.dumps(result), flush=True)
+                print(_json(result), flush=True)
         else:
-            print(json.dumps(result) if args.json else _predict_line(result), flush=True)
+            print(_json(result) if args.json else _predict_line(result), flush=True)
     return EXIT_FAILED if failures else 0
 
 
@@ -438,10 +601,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     run_dir = _existing_run(args.model)
     files = _image_files(args.images)
     out = Path(args.out) if args.out else None
-    if out is not None and out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} exists and is not a folder")
+    if out is not None:
+        _check_writable(out, "--out")
     if args.data is not None:
-        validate_source(args.data)
+        _check_source(args.data)
     import_tensorflow(args.verbose)
     from mlpdash.data import load_mnist
     from mlpdash.explain import attack, explain, fit_map, representation
@@ -463,7 +626,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
             failures += 1
             print(f"mlpdash: {file}: {err}", file=sys.stderr, flush=True)
             if args.json:
-                print(json.dumps({"file": file, "error": str(err)}), flush=True)
+                print(_json({"file": file, "error": str(err)}), flush=True)
             continue
         e = explain(network, image)
         result: dict[str, Any] = {
@@ -479,46 +642,50 @@ def cmd_explain(args: argparse.Namespace) -> int:
         }
         if args.attack is not None:
             result["attack"] = _attack_result(attack(network, image, args.attack), network, number, file, out)
-        print(json.dumps(result) if args.json else _explain_text(result), flush=True)
+        print(_json(result) if args.json else _explain_text(result), flush=True)
     return EXIT_FAILED if failures else 0
 
 
 def cmd_drawings(args: argparse.Namespace) -> int:
-    from mlpdash.drawings import DrawingsError, drawings_root, export_zip, import_zip, listing
-    from mlpdash.runs import RunError
+    from mlpdash.drawings import MAX_ZIP_BYTES, drawings_root, export_zip, import_zip, listing, prepared
 
     folder = drawings_root(args.folder)
-    try:
-        if args.action == "export":
-            if not args.archive:
-                raise UsageError("drawings export needs the zip to write")
-            data = export_zip(folder)
-            Path(args.archive).write_bytes(data)
-            print(f"{len(listing(folder))} drawings written to {args.archive}")
-            return 0
-        if args.action == "import":
-            if not args.archive or not Path(args.archive).is_file():
-                raise UsageError(f"drawings import needs a zip file, not {args.archive!r}")
-            added = import_zip(folder, Path(args.archive).read_bytes())
-            print(f"{added} drawings added to {folder}")
-            return 0
-        if not args.model:
-            raise UsageError(f"drawings {args.action} needs --model RUN_DIR")
-        run_dir = _existing_run(args.model)
-        if args.action == "finetune":
-            return _finetune(args, run_dir, folder)
-        import_tensorflow(args.verbose)
-        from mlpdash.drawings import evaluate
-        from mlpdash.predict import Predictor
+    named = f"--folder {folder}" if args.folder else f"the drawings folder {folder}"
+    if args.action == "import":
+        archive = _archive_to_import(args.archive, MAX_ZIP_BYTES)
+        _check_writable(folder, "--folder" if args.folder else "the drawings folder")
+        added = import_zip(folder, archive.read_bytes())
+        print(f"{added} drawings added to {folder}", flush=True)
+        if added:
+            began = time.monotonic()
+            prepared(folder, listing(folder))  # once, kept in the folder: the page opens on them at once
+            print(f"prepared for the model in {time.monotonic() - began:.1f} s")
+        return 0
+    target = _export_target(args.archive) if args.action == "export" else None
+    # The other actions read the drawings: a folder that is not there is a mistake (a typo in
+    # --folder), not an empty set of drawings.
+    if not folder.is_dir():
+        raise UsageError(f"{named}: no such folder" if not folder.exists() else f"{named} is not a folder")
+    if target is not None:
+        data = export_zip(folder)
+        _write_output(target, data)
+        print(f"{len(listing(folder))} drawings written to {target}")
+        return 0
+    if not args.model:
+        raise UsageError(f"drawings {args.action} needs --model RUN_DIR")
+    run_dir = _existing_run(args.model)
+    if args.action == "finetune":
+        return _finetune(args, run_dir, folder)
+    import_tensorflow(args.verbose)
+    from mlpdash.drawings import evaluate
+    from mlpdash.predict import Predictor
 
-        predictor = Predictor(_run_model(run_dir))
-        result = evaluate(folder, predictor.logits)
-    except (DrawingsError, RunError) as err:
-        raise UsageError(str(err)) from None
+    predictor = Predictor(_run_model(run_dir))
+    result = evaluate(folder, predictor.logits)
     summary = {"folder": str(folder), "accuracy": result.accuracy, "confusion": result.confusion.tolist(),
                "misread": [{"file": f, "label": t, "answer": a} for f, t, a in result.misread], "blank": result.blank}
     if args.json:
-        print(json.dumps(summary))
+        print(_json(summary))
     elif result.accuracy is None:
         print(f"no drawing with ink in {folder}")
     else:
@@ -529,25 +696,70 @@ def cmd_drawings(args: argparse.Namespace) -> int:
     return 0
 
 
+def _archive_to_import(archive: str | None, limit: int) -> Path:
+    if not archive:
+        raise UsageError("drawings import needs the zip to read")
+    path = Path(archive)
+    if not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a file" if path.exists() else "no such file"
+        raise UsageError(f"drawings import needs a zip file: {archive} is {kind}")
+    size = path.stat().st_size
+    if size > limit:  # before it is read into memory
+        raise UsageError(f"{archive} is {size:,} bytes, more than the {limit:,} a drawings archive may be")
+    return path
+
+
+def _export_target(archive: str | None) -> Path:
+    """The zip `drawings export` writes, checked before the drawings are packed."""
+    if not archive:
+        raise UsageError("drawings export needs the zip to write")
+    target = Path(archive)
+    if target.is_dir():
+        raise UsageError(f"drawings export: {archive} is a folder; name the zip file to write in it")
+    parent = target.parent
+    if not parent.is_dir():
+        raise UsageError(f"drawings export: no folder {parent} to write {target.name} in")
+    _check_writable(parent, "drawings export: the folder")
+    return target
+
+
 def _finetune(args: argparse.Namespace, run_dir: Path, folder: Path) -> int:
+    from mlpdash.finetune import FinetuneSettings
     from mlpdash.runs import read_info
 
     settings = FinetuneSettings(epochs=args.epochs, replay=args.replay, learning_rate=args.lr)
     source = args.data or read_info(run_dir).data_source
     if source is not None:
-        validate_source(source)
+        _check_source(source)
+    _check_writable(Path(args.out) if args.out else run_dir.parent, "--out" if args.out else "the runs folder")
     import_tensorflow(args.verbose)
     from mlpdash.data import load_mnist
-    from mlpdash.finetune import finetune, report_text
+    from mlpdash.finetune import FinetuneDiverged, FinetuneStopped, finetune, report_text
 
-    report = finetune(run_dir, folder, load_mnist(source), settings, args.out)
-    if args.json:
-        print(json.dumps(report.to_dict()))
-    else:
-        print(f"{report.drawings} drawings: trained on {report.trained_on} with {report.replayed} MNIST digits "
-              f"replayed, {report.held_out} held out; {report.seconds:.1f} s")
-        print(report_text(report.to_dict()))
-        print(f"run saved to {report.run_dir}")
+    data = load_mnist(source)
+    stop = threading.Event()
+    # From here Ctrl-C and SIGTERM stop the fine-tune after the current batch, as they stop `train`;
+    # the report is printed under the same handlers, so a late Ctrl-C cannot cut it short.
+    with _stop_on_signals(stop):
+        try:
+            report = finetune(run_dir, folder, data, settings, args.out, stop=stop)
+        except FinetuneStopped as err:
+            print(f"mlpdash: {err}", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except FinetuneDiverged as err:
+            print(f"mlpdash: {err}", file=sys.stderr)
+            return EXIT_DIVERGED
+        if args.json:
+            print(_json(report.to_dict()), flush=True)
+        else:
+            print(f"{report.drawings} drawings: trained on {report.trained_on} with {report.replayed} MNIST digits "
+                  f"replayed, {report.held_out} held out; {report.seconds:.1f} s")
+            print(report_text(report.to_dict()))
+            print(f"run saved to {report.run_dir}", flush=True)
+        if report.stopped:
+            # As `train` does: a run stopped and saved is a normal end (exit code 0), said on stderr.
+            print(f"mlpdash: fine-tuning stopped after {report.epochs_completed} of {settings.epochs} epochs; "
+                  f"the run is saved as stopped: {report.run_dir}", file=sys.stderr)
     return 0
 
 
@@ -563,7 +775,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def _print_comparison(rows: list[dict[str, Any]], as_json: bool) -> None:
     for row in rows:
         if as_json:
-            print(json.dumps(row))
+            print(_json(row))
             continue
         settings = ", ".join(f"{key} {value}" for key, value in row["settings"].items()) or "the same settings"
         accuracy = "not tested" if row["test_accuracy"] is None else f"test accuracy {row['test_accuracy']:.4f}"
@@ -583,10 +795,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         raise UsageError(f"sweep needs values for one setting or more: {', '.join(SWEEP_FLAGS)}")
     configs = grid(TrainConfig(epochs=args.epochs), axes)
     if args.data is not None:
-        validate_source(args.data)
+        _check_source(args.data)
+    from mlpdash.runs import read_info, runs_root
+
+    _check_writable(runs_root(args.out), "the runs folder")
     import_tensorflow(args.verbose)
     from mlpdash.jobs import JobManager
-    from mlpdash.runs import read_info
 
     manager = JobManager(args.out, keep_queue=False)  # a server's queue in that folder is its own
     swept = varied(axes) or list(axes)
@@ -629,7 +843,7 @@ def _watch_sweep(manager: Any, item_ids: list[str]) -> None:
 def cmd_ablate(args: argparse.Namespace) -> int:
     run_dir = _existing_run(args.model)
     if args.data is not None:
-        validate_source(args.data)
+        _check_source(args.data)
     import_tensorflow(args.verbose)
     import numpy as np
 
@@ -658,7 +872,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
               "intact": {"accuracy": round(intact.overall, 5), "per_class": _rounded(intact.per_class)},
               "ablated": {"accuracy": round(broken.overall, 5), "per_class": _rounded(broken.per_class)}}
     if args.json:
-        print(json.dumps(result))
+        print(_json(result))
         return 0
     print(f"layer {args.layer}: {len(units)} of {count} units switched off ({spec}); "
           f"test split of {data.source}, {len(images):,} digits")
@@ -686,7 +900,9 @@ def _attack_result(found: Any, network: Any, number: int, file: str, out: Path |
         # Numbered: two inputs may share a name (a/1.png and b/1.png, 1.png and 1.jpg).
         path = out / f"{number:03d}-{Path(file).stem}-to-{found.target}.png"
         pixels = np.round(found.image * 255).astype(np.uint8)
-        Image.fromarray(pixels).save(path)
+        png = io.BytesIO()
+        Image.fromarray(pixels).save(png, format="PNG")
+        _write_output(path, png.getvalue())
         result["png"] = str(path)
         # What the model reads in the file itself, 8-bit pixels and all.
         result["png_digit"] = int(np.argmax(network.logits(pixels[None].astype(np.float32) / 255)[0]))
@@ -758,8 +974,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.memory_runs < 0 or args.tab_seconds <= 0 or not 0 <= args.browser_nice <= 19:
         raise UsageError("--memory-runs cannot be negative, --tab-seconds must be positive and "
                          "--browser-nice is 0 to 19")
+    from mlpdash.drawings import MAX_DRAWINGS
+
+    if not 0 <= args.drawings <= MAX_DRAWINGS:
+        raise UsageError(f"--drawings is 0 to {MAX_DRAWINGS:,}, the most a drawings folder holds")
     if args.data is not None:
-        validate_source(args.data)
+        _check_source(args.data)
     import_tensorflow(args.verbose)
     from mlpdash import bench
 
@@ -768,6 +988,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     bench.print_latency(args.latency_calls)
     if args.over_time:
         bench.print_over_time()
+    if args.drawings:
+        from mlpdash.bench_drawings import print_drawings
+
+        print_drawings(args.drawings)
     if args.units:
         bench.print_units(args.data)
     if args.explain:
@@ -787,4 +1011,18 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
 
 
 def run() -> NoReturn:
-    sys.exit(main())
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        # Said, and nothing left to save. A Ctrl-C that passed through code a C extension ran (its
+        # import) leaves CPython's "unhandled KeyboardInterrupt" flag set, and the interpreter would
+        # then end itself by SIGINT at exit, losing this exit code: leave without the shutdown.
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    # The command has ended and said so: a Ctrl-C while the interpreter shuts down (TensorFlow's
+    # teardown takes a moment) would kill it by the signal, silently, and lose the exit code.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)

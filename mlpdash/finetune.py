@@ -6,11 +6,18 @@ digits (so many a drawing, 256 at least; none is an option) so that the model le
 MNIST. The result is a run folder like any other — it lists, answers drawings, is explained — whose
 `finetune.json` says what it was fine-tuned from, how, and the before/after report: accuracy on the
 held-out drawings, on all of them and on the MNIST test split, where forgetting would show.
+
+A fine-tune can be stopped (`stop`, an event that a signal handler or a page's button sets): it ends
+after the current batch and is saved as a *stopped* run when an epoch or more had finished, or leaves
+nothing behind when none had. A model whose weights are not all finite numbers is never fine-tuned, and
+a fine-tune that diverges (a loss or a weight that is no longer finite) is refused and leaves no run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from mlpdash.data import MnistSplits
-from mlpdash.drawings import DrawingsError, listing, load
+from mlpdash.drawings import DrawingsError, listing, prepared
 from mlpdash.files import UnsafeFileError, read_json, write_json_atomic
 from mlpdash.runs import MAX_NAME_CHARS, RunError, read_info, set_notes
 
@@ -34,6 +41,17 @@ MIN_DRAWINGS = 3  # one to hold out, two to learn from
 MIN_REPLAY = 256
 MAX_REPLAY_DIGITS = 20_000  # a page's fine-tune stays seconds long on 2 cores
 BATCH_SIZE = 32
+# A saved report is untrusted: its text fields are bounded, so a planted one cannot flood the page.
+MAX_REPORT_TEXT = 4096
+MAX_HELD_OUT_NAME = 200
+
+
+class FinetuneStopped(Exception):
+    """The fine-tune was stopped before its first epoch had finished: no run was saved."""
+
+
+class FinetuneDiverged(ValueError):
+    """The fine-tune diverged (its loss or weights are no longer finite numbers): no run was saved."""
 
 
 @dataclass(frozen=True)
@@ -79,27 +97,24 @@ class FinetuneReport:
     held_out: int
     replayed: int  # MNIST digits mixed in
     seconds: float
+    epochs_completed: int | None = None  # None in reports saved before stopping existed: all of them
+    stopped: bool = False  # stopped early, saved with the epochs it had finished
 
     def to_dict(self) -> dict[str, Any]:
         return {"base_run": self.base_run, "run_dir": str(self.run_dir), "settings": dataclasses.asdict(self.settings),
                 "before": dataclasses.asdict(self.before), "after": dataclasses.asdict(self.after),
                 "drawings": self.drawings, "trained_on": self.trained_on, "held_out": self.held_out,
-                "replayed": self.replayed, "seconds": self.seconds}
+                "replayed": self.replayed, "seconds": self.seconds,
+                "epochs_completed": self.epochs_completed, "stopped": self.stopped}
 
 
 def prepared_drawings(root: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """The drawings with ink, prepared as the canvas's are: float32 [N, 28, 28], their labels and files."""
-    from mlpdash.preprocess import canvas_to_mnist
-
-    images, labels, files = [], [], []
-    for drawing in listing(root):
-        digit = canvas_to_mnist(load(root, drawing))
-        if digit is not None:
-            images.append(digit)
-            labels.append(drawing.label)
-            files.append(drawing.file)
-    stacked = np.stack(images).astype(np.float32) if images else np.zeros((0, 28, 28), np.float32)
-    return stacked, np.asarray(labels, np.int64), files
+    """The drawings with ink, prepared as the canvas's are (`drawings.prepared`, kept in the folder):
+    float32 [N, 28, 28], their labels and files."""
+    kept = listing(root)
+    ready = prepared(root, kept)
+    inked = [d for d, ink in zip(kept, ready.inked) if ink]
+    return ready.digits[ready.inked], np.asarray([d.label for d in inked], np.int64), [d.file for d in inked]
 
 
 def split_held_out(labels: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -119,12 +134,17 @@ def split_held_out(labels: np.ndarray, share: float, seed: int) -> tuple[np.ndar
 
 
 def finetune(base: Path, drawings_root: Path, data: MnistSplits, settings: FinetuneSettings = FinetuneSettings(),
-             runs_dir: str | Path | None = None) -> FinetuneReport:
+             runs_dir: str | Path | None = None, stop: threading.Event | None = None) -> FinetuneReport:
     """Fine-tune `base`'s model on the drawings in `drawings_root` (with `data`'s training digits
-    replayed) and save it as a new run; RunError or DrawingsError saying what is missing."""
+    replayed) and save it as a new run; RunError or DrawingsError saying what is missing.
+
+    When `stop` is set (from a signal handler, another thread), training ends after the current
+    batch: the run is saved as stopped, with the epochs that had finished, or FinetuneStopped is
+    raised and nothing is saved when none had. FinetuneDiverged when the training diverges."""
     info = read_info(Path(base))
     if info.config is None or not info.can_answer:
-        raise RunError(f"{Path(base).name} has no model to fine-tune ({info.label})")
+        why = info.error if info.status == "damaged" and info.error else info.label  # the damage, named
+        raise RunError(f"{Path(base).name} has no model to fine-tune ({why})")
     images, labels, files = prepared_drawings(drawings_root)
     if len(labels) < MIN_DRAWINGS:
         raise DrawingsError(f"fine-tuning needs at least {MIN_DRAWINGS} drawings with ink, one of them held out "
@@ -133,11 +153,11 @@ def finetune(base: Path, drawings_root: Path, data: MnistSplits, settings: Finet
 
     import keras  # TensorFlow only once the input is known to be good
 
-    from mlpdash.model import to_model_input
+    from mlpdash.model import network_weights, to_model_input
     from mlpdash.predict import Predictor
     from mlpdash.runs import load_run_model
 
-    model = load_run_model(info.path)
+    model = load_run_model(info.path)  # RunError for weights that are not all finite: NaN in, NaN out
     predictor = Predictor(model)
     x_test = to_model_input(data.x_test)
 
@@ -161,21 +181,47 @@ def finetune(base: Path, drawings_root: Path, data: MnistSplits, settings: Finet
     keras.utils.set_random_seed(settings.seed)
     model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    stop = stop if stop is not None else threading.Event()
+    if stop.is_set():  # stopped while the drawings were prepared: no run folder is made at all
+        raise FinetuneStopped(_NOTHING_SAVED)
     started = time.monotonic()
     run = _NewRun(runs_dir if runs_dir is not None else info.path.parent, config, data, predictor, model)
     try:
         run.start()
         model.fit(x, y, batch_size=BATCH_SIZE, epochs=settings.epochs, shuffle=True, verbose=0,
-                  callbacks=[run.callback()])
+                  callbacks=[run.callback(math.ceil(len(x) / BATCH_SIZE), stop)])
+        if not _all_finite(network_weights(model)):  # the last, partial epoch of a stop included
+            raise FinetuneDiverged(_diverged("its weights are no longer finite numbers", settings.learning_rate))
+        epochs = run.epochs_completed
+        if epochs == 0:
+            raise FinetuneStopped(_NOTHING_SAVED)
         seconds = time.monotonic() - started
         after = scores()
+        # A stop that came after the last batch of the last epoch cut nothing short.
         report = FinetuneReport(info.run_id, run.path, settings, before, after, len(labels), len(train), len(held),
-                                int(count), seconds)
+                                int(count), seconds, epochs_completed=epochs, stopped=epochs < settings.epochs)
         run.finish(report, len(x), held_files=[files[i] for i in held])
     except BaseException:
         run.abandon()
         raise
     return report
+
+
+def _epochs_note(report: FinetuneReport) -> str:
+    if report.stopped:
+        return f"stopped after {report.epochs_completed} of {report.settings.epochs} epochs"
+    return f"{report.settings.epochs} epochs"
+
+
+_NOTHING_SAVED = "fine-tuning stopped before its first epoch had finished; no run was saved"
+
+
+def _diverged(what: str, learning_rate: float) -> str:
+    return f"fine-tuning diverged: {what}; nothing was saved. Try a lower learning rate than {learning_rate:g}"
+
+
+def _all_finite(weights: list[np.ndarray]) -> bool:
+    return all(bool(np.isfinite(w).all()) for w in weights)
 
 
 class _NewRun:
@@ -195,6 +241,10 @@ class _NewRun:
         self._confusions: list[np.ndarray] = []
         self._epoch_started = time.monotonic()
 
+    @property
+    def epochs_completed(self) -> int:
+        return len(self._rows)
+
     def start(self) -> None:
         """The model as it came (epoch 0), where the views over time start."""
         self._validate(0)
@@ -212,7 +262,10 @@ class _NewRun:
         self.writer.write_confusions(range(len(self._confusions)), self._confusions)
         return {"val_loss": report.loss, "val_accuracy": report.accuracy}
 
-    def callback(self) -> Any:
+    def callback(self, steps: int, stop: threading.Event) -> Any:
+        """The Keras callback that records each finished epoch, and ends training after the batch in
+        which `stop` was set (an epoch cut short is not recorded: its weights are newer than its
+        metrics would say, as for a stopped training run)."""
         import keras
 
         run = self
@@ -220,9 +273,16 @@ class _NewRun:
         class _Epochs(keras.callbacks.Callback):
             def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
                 run._epoch_started = time.monotonic()
+                self.batches = 0
+
+            def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+                self.batches += 1
+                if stop.is_set():
+                    self.model.stop_training = True
 
             def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-                run.end_epoch(epoch + 1, logs or {})
+                if self.batches == steps:  # Keras ends a stopped epoch too, with its partial logs
+                    run.end_epoch(epoch + 1, logs or {})
 
         return _Epochs()
 
@@ -230,7 +290,11 @@ class _NewRun:
         from mlpdash.model import network_weights
 
         seconds = time.monotonic() - self._epoch_started
-        row = {"epoch": epoch, "loss": float(logs["loss"]), "accuracy": float(logs["accuracy"]),
+        loss = float(logs["loss"])
+        if not math.isfinite(loss):  # ends training now: every later step would be NaN too
+            raise FinetuneDiverged(_diverged(f"the training loss of epoch {epoch} is {loss}",
+                                             self.writer.config.learning_rate))
+        row = {"epoch": epoch, "loss": loss, "accuracy": float(logs["accuracy"]),
                **self._validate(epoch), "seconds": seconds}
         self._rows.append(row)
         self.writer.write_epoch(self._rows, network_weights(self._model))
@@ -249,14 +313,15 @@ class _NewRun:
         suffix = f" fine-tuned on {report.drawings} drawings"
         try:  # a name is a convenience: a trained run is never lost for want of one
             set_notes(self.path, report.base_run[:MAX_NAME_CHARS - len(suffix)] + suffix,
-                      f"replay {report.settings.replay} MNIST digits a drawing, {report.settings.epochs} epochs; "
+                      f"replay {report.settings.replay} MNIST digits a drawing, {_epochs_note(report)}; "
                       f"held-out drawings {report.before.held_out:.0%} -> {report.after.held_out:.0%}, "
                       f"MNIST test {report.before.mnist_test:.2%} -> {report.after.mnist_test:.2%}")
         except (OSError, ValueError):
             pass
         train_seconds = float(sum(row["seconds"] for row in self._rows))
         self.writer.write_summary({  # last: its presence marks the run as complete
-            **test.summary(), "epochs_completed": len(self._rows), "stopped_early": False, "outcome": "finished",
+            **test.summary(), "epochs_completed": len(self._rows), "stopped_early": report.stopped,
+            "outcome": "stopped" if report.stopped else "finished",
             "data_source": self._data.source, "train_seconds": train_seconds,
             "samples_per_second": samples * len(self._rows) / train_seconds if train_seconds > 0 else None,
         })
@@ -269,19 +334,80 @@ class _NewRun:
 
 def read_report(path: Path) -> dict[str, Any] | None:
     """A fine-tuned run's report as saved (None for a run that was not fine-tuned, or whose report is
-    damaged: it only describes the run, which stands without it)."""
+    damaged: it only describes the run, which stands without it). Every field the page and the CLI
+    read is checked for its type and range, so that a planted or hand-edited report cannot break them."""
     try:
         raw = read_json(Path(path) / FINETUNE_FILE, 1 << 20)
     except UnsafeFileError:
         return None
     try:
-        valid = (isinstance(raw, dict) and isinstance(raw.get("base_run"), str)
-                 and all(isinstance(raw.get(k), dict) and all(isinstance(raw[k].get(f), float | int)
-                         and 0 <= raw[k][f] <= 1 for f in ("held_out", "drawings", "mnist_test"))
-                         for k in ("before", "after")))
-    except (TypeError, AttributeError):
-        valid = False
-    return raw if valid else None
+        return _valid_report(raw)
+    except (TypeError, ValueError, KeyError, AttributeError):
+        return None
+
+
+def _valid_report(raw: Any) -> dict[str, Any] | None:
+    """The report with every field checked, or None; only the fields known here are kept."""
+    if not isinstance(raw, dict):
+        return None
+    counts = {key: raw.get(key) for key in ("drawings", "trained_on", "held_out", "replayed")}
+    settings = raw.get("settings")
+    checks = [
+        _is_text(raw.get("base_run")), _is_text(raw.get("run_dir")),
+        all(_is_count(v) for v in counts.values()),
+        _is_number(raw.get("seconds")) and raw["seconds"] >= 0,
+        isinstance(settings, dict) and set(settings) == {f.name for f in dataclasses.fields(FinetuneSettings)},
+    ]
+    if not all(checks):
+        return None
+    if (counts["drawings"] < MIN_DRAWINGS or counts["trained_on"] < 1 or counts["held_out"] < 1
+            or counts["trained_on"] + counts["held_out"] != counts["drawings"]
+            or counts["replayed"] > MAX_REPLAY_DIGITS):
+        return None
+    if not (all(_is_count(settings[k]) for k in ("epochs", "replay", "seed"))
+            and all(_is_number(settings[k]) for k in ("learning_rate", "held_out"))):
+        return None
+    FinetuneSettings(**settings)  # its own ranges: ValueError for one out of them
+    scores = {}
+    for key in ("before", "after"):
+        found = raw.get(key)
+        if not (isinstance(found, dict) and set(found) >= {f.name for f in dataclasses.fields(Scores)}):
+            return None
+        if not all(_is_number(found[f]) and 0 <= found[f] <= 1 for f in ("held_out", "drawings", "mnist_test")):
+            return None
+        scores[key] = {f: float(found[f]) for f in ("held_out", "drawings", "mnist_test")}
+    report = {"base_run": raw["base_run"], "run_dir": raw["run_dir"], "settings": dict(settings), **scores,
+              **counts, "seconds": float(raw["seconds"]), "epochs_completed": None, "stopped": False}
+    # Written since stopping exists: absent from older reports, which were all whole runs.
+    epochs = raw.get("epochs_completed")
+    if epochs is not None:
+        if not (_is_count(epochs) and 1 <= epochs <= settings["epochs"]):
+            return None
+        report["epochs_completed"] = epochs
+    if "stopped" in raw:
+        if not isinstance(raw["stopped"], bool):
+            return None
+        report["stopped"] = raw["stopped"]
+    if "held_out_files" in raw:
+        files = raw["held_out_files"]
+        if not (isinstance(files, list) and len(files) == counts["held_out"]
+                and all(isinstance(f, str) and len(f) <= MAX_HELD_OUT_NAME for f in files)):
+            return None
+        report["held_out_files"] = list(files)
+    return report
+
+
+def _is_text(value: Any) -> bool:
+    """A short, printable, single-line string (a run's name or folder)."""
+    return isinstance(value, str) and 0 < len(value) <= MAX_REPORT_TEXT and value.isprintable()
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 2**31 - 1
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def report_text(report: dict[str, Any]) -> str:
