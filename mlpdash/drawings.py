@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import logging
 import os
 import secrets
 import shutil
@@ -35,10 +36,12 @@ from mlpdash.files import (
     iter_archive,
     locked,
     read_archive,
+    read_npz,
     read_regular,
     remove_entry,
     temp_beside,
     write_bytes_atomic,
+    write_npz_atomic,
 )
 from mlpdash.runs import runs_root
 
@@ -54,6 +57,9 @@ MAX_LABELS_BYTES = 4 << 20
 MAX_ZIP_BYTES = 256 << 20
 # What one import may unpack to in all: a drawing saved from the canvas is a few KB.
 MAX_IMPORT_BYTES = 512 << 20
+
+
+LOG = logging.getLogger("mlpdash")
 
 
 class DrawingsError(ValueError):
@@ -317,6 +323,91 @@ def _check_label(label: int) -> None:
         raise DrawingsError(f"a label is a digit 0-9, got {label!r}")
 
 
+# --- the drawings as the model sees them --------------------------------------------------------------
+
+PREPARED = ".prepared.npz"
+# Bumped whenever `preprocess.canvas_to_mnist` changes what a drawing becomes: older copies are redone.
+PREPARED_VERSION = 1
+_NAME_CHARS = 68  # the longest name `_safe_name` allows
+_PREPARED_ROW_BYTES = 4 * 28 * 28 + 4 * _NAME_CHARS + 8 + 1
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The kept drawings prepared as the canvas's are (`preprocess.canvas_to_mnist`), in their order:
+    float32 [N, 28, 28] in [0, 1], zeros for one without ink, and `inked` [N] saying which have ink."""
+
+    digits: np.ndarray
+    inked: np.ndarray
+
+
+def prepared(root: Path, kept: list[Drawing]) -> Prepared:
+    """The drawings `kept` (a listing of `root`) as the model sees them. Preparing one costs a few
+    milliseconds (half a minute for a full folder), so the result is kept in the folder's hidden
+    `.prepared.npz`, keyed by each drawing's name and time saved, and only drawings new to it are
+    prepared. That file is read like any file we did not write (bounded, validated): a damaged one is
+    prepared afresh."""
+    known = _read_prepared(root)
+    digits = np.zeros((len(kept), 28, 28), np.float32)
+    inked = np.zeros(len(kept), bool)
+    missing = 0
+    for i, drawing in enumerate(kept):
+        found = known.get(_key(drawing))
+        if found is None:
+            found = _prepare_one(root, drawing)
+            missing += 1
+        digits[i], inked[i] = found
+    if missing or len(known) != len(kept):
+        _write_prepared(root, kept, digits, inked)
+    return Prepared(digits, inked)
+
+
+def _key(drawing: Drawing) -> tuple[str, float]:
+    return drawing.file, round(drawing.created, 3)  # as labels.csv keeps the time
+
+
+def _prepare_one(root: Path, drawing: Drawing) -> tuple[np.ndarray, bool]:
+    from mlpdash.preprocess import canvas_to_mnist
+
+    try:
+        digit = canvas_to_mnist(load(root, drawing))
+    except (DrawingsError, UnsafeFileError, ValueError):
+        digit = None  # unreadable now: shown blank, answered by nothing
+    return (np.zeros((28, 28), np.float32), False) if digit is None else (digit.astype(np.float32), True)
+
+
+def _read_prepared(root: Path) -> dict[tuple[str, float], tuple[np.ndarray, bool]]:
+    path = root / PREPARED
+    if not os.path.lexists(path):
+        return {}
+    limit = MAX_DRAWINGS * _PREPARED_ROW_BYTES + (1 << 20)
+    try:
+        arrays = read_npz(path, limit, max_members=5)
+        version, files, created = arrays["version"], arrays["files"], arrays["created"]
+        digits, inked = arrays["digits"], arrays["inked"]
+        count = len(files)
+        if (version.shape != () or int(version) != PREPARED_VERSION or files.dtype.kind != "U"
+                or files.shape != (count,) or created.shape != (count,) or created.dtype != np.float64
+                or digits.shape != (count, 28, 28) or digits.dtype != np.float32 or inked.shape != (count,)
+                or inked.dtype != bool or not np.isfinite(digits).all()
+                or (count and (digits.min() < 0 or digits.max() > 1))):
+            raise ValueError("not the arrays it keeps")
+    except (UnsafeFileError, KeyError, ValueError, TypeError) as err:
+        LOG.warning("the prepared drawings %s are redone: %s", path, err)
+        return {}
+    return {(str(f), round(float(c), 3)): (d, bool(i)) for f, c, d, i in zip(files, created, digits, inked)}
+
+
+def _write_prepared(root: Path, kept: list[Drawing], digits: np.ndarray, inked: np.ndarray) -> None:
+    try:
+        write_npz_atomic(root / PREPARED, version=np.array(PREPARED_VERSION),
+                         files=np.array([d.file for d in kept], dtype=f"<U{_NAME_CHARS}"),
+                         created=np.array([round(d.created, 3) for d in kept], np.float64),
+                         digits=digits, inked=inked)
+    except OSError as err:  # a read-only folder: prepared again next time, nothing lost
+        LOG.warning("could not keep the prepared drawings in %s: %s", root, err)
+
+
 # --- evaluating a model on them -------------------------------------------------------------------
 
 
@@ -331,23 +422,33 @@ class Evaluation:
     blank: list[str]
 
 
-def evaluate(root: Path, logits: Callable[[np.ndarray], np.ndarray]) -> Evaluation:
-    """Each drawing prepared as the canvas's are (`preprocess.canvas_to_mnist`) and answered by
-    `logits` ([N, 28, 28] in [0, 1] -> [N, 10])."""
-    from mlpdash.evaluate import confusion_matrix
-    from mlpdash.preprocess import canvas_to_mnist
+def evaluate(root: Path, logits: Callable[[np.ndarray], np.ndarray], kept: list[Drawing] | None = None,
+             ready: Prepared | None = None) -> Evaluation:
+    """Each drawing prepared as the canvas's are (`prepared`) and answered by `logits` ([N, 28, 28]
+    in [0, 1] -> [N, 10]); `kept` and `ready` when the caller has them already."""
+    kept = listing(root) if kept is None else kept
+    ready = prepared(root, kept) if ready is None else ready
+    return score(kept, ready.inked, answer(ready, logits))
 
-    kept, inputs, blank = [], [], []
-    for drawing in listing(root):
-        digit = canvas_to_mnist(load(root, drawing))
-        if digit is None:
-            blank.append(drawing.file)
-        else:
-            kept.append(drawing)
-            inputs.append(digit)
-    if not kept:
+
+def answer(ready: Prepared, logits: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The digit `logits` reads in each prepared drawing, -1 for one without ink. The answers depend
+    on the model and the drawings, not on their labels: a relabel keeps them."""
+    answers = np.full(len(ready.inked), -1, np.int64)
+    if ready.inked.any():
+        answers[ready.inked] = np.asarray(logits(ready.digits[ready.inked])).argmax(axis=1)
+    return answers
+
+
+def score(kept: list[Drawing], inked: np.ndarray, answers: np.ndarray) -> Evaluation:
+    """The answers (`answer`) set against the drawings' labels."""
+    from mlpdash.evaluate import confusion_matrix
+
+    blank = [d.file for d, ink in zip(kept, inked) if not ink]
+    read = [(d, int(a)) for d, a, ink in zip(kept, answers, inked) if ink]
+    if not read:
         return Evaluation(None, np.zeros((10, 10), np.int64), [], blank)
-    answers = np.asarray(logits(np.stack(inputs))).argmax(axis=1)
-    labels = np.array([d.label for d in kept])
-    misread = [(d.file, d.label, int(a)) for d, a in zip(kept, answers) if a != d.label]
-    return Evaluation(float(np.mean(answers == labels)), confusion_matrix(labels, answers), misread, blank)
+    labels = np.array([d.label for d, _ in read])
+    given = np.array([a for _, a in read])
+    misread = [(d.file, d.label, a) for d, a in read if a != d.label]
+    return Evaluation(float(np.mean(given == labels)), confusion_matrix(labels, given), misread, blank)

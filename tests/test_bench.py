@@ -87,3 +87,21 @@ def test_bench_units_prints_the_lab_change_the_dream_and_the_ranking(capsys):
     assert "test split of sample: 2,000 digits" in out
     assert re.search(r"one lab change .*: p50 [\d.]+ ms, max \d+ ms \(goal <= 1 s\)", out)
     assert re.search(r"wants to see \(gradient ascent\): \d+ ms \(goal <= 2 s\); the first layer's importance", out)
+
+
+def test_bench_drawings_times_every_step_of_the_tab_on_the_real_page(capsys):
+    from mlpdash.bench_drawings import print_drawings
+
+    print_drawings(450)  # three gallery pages
+    out = capsys.readouterr().out
+    assert "your drawings, 450 in the folder" in out
+    assert re.search(r"import: [\d.]+ s; preparing them all for the model, once .*: [\d.]+ s", out)
+    for step in ("open the tab (a new session)", "a rerun", "show one digit", "another gallery page",
+                 "select a drawing", "choose another label", "relabel it", "a drawing saved with Save as…"):
+        assert re.search(rf"  {re.escape(step)}.*: median \d+ ms, max \d+ ms \(\d+ times\)", out), step
+    assert re.search(r"slowest step \d+ ms \(goal: each rerun <= 1000 ms server side\)", out)
+
+
+def test_bench_drawings_count_is_checked_first(capsys):
+    assert main(["bench", "--drawings", "10001"]) == 2
+    assert "--drawings is 0 to 10,000" in capsys.readouterr().err

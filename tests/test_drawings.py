@@ -355,3 +355,51 @@ def test_a_folder_that_is_a_file_is_refused_with_its_name(tmp_path):
         import_zip(not_a_folder, _zip(_labelled(1)))
     with pytest.raises(DrawingsError, match="is not a folder"):
         save(not_a_folder, _digit(), 1)
+
+
+# --- the drawings as the model sees them, kept -----------------------------------------------------------
+
+
+def test_drawings_are_prepared_once_and_kept_beside_them(tmp_path, monkeypatch):
+    import mlpdash.preprocess as preprocess
+    from mlpdash.drawings import PREPARED, prepared
+
+    kept = [save(tmp_path, _digit(v), d) for v, d in ((255, 1), (200, 4))]
+    blank = save(tmp_path, np.zeros((280, 280), np.uint8), 3)
+    listed = listing(tmp_path)
+    ready = prepared(tmp_path, listed)
+    for i, drawing in enumerate(kept):
+        np.testing.assert_array_equal(ready.digits[i], preprocess.canvas_to_mnist(load(tmp_path, drawing)))
+    assert list(ready.inked) == [True, True, False] and not ready.digits[2].any()
+    assert (tmp_path / PREPARED).is_file() and blank.file in {d.file for d in listed}
+    calls = []
+    real = preprocess.canvas_to_mnist
+    monkeypatch.setattr(preprocess, "canvas_to_mnist", lambda image: calls.append(1) or real(image))
+    again = prepared(tmp_path, listing(tmp_path))
+    assert calls == [] and np.array_equal(again.digits, ready.digits)  # read back, not redone
+    save(tmp_path, _digit(90), 7)
+    assert prepared(tmp_path, listing(tmp_path)).inked.tolist() == [True, True, False, True] and len(calls) == 1
+
+
+@pytest.mark.parametrize("damage", ["bomb", "wrong-arrays", "old-version", "not-a-file"])
+def test_a_damaged_or_outdated_preparation_is_redone(tmp_path, damage):
+    from hostile import bomb
+
+    import mlpdash.drawings as drawings
+    from mlpdash.drawings import PREPARED, prepared
+
+    save(tmp_path, _digit(), 2)
+    expected = prepared(tmp_path, listing(tmp_path)).digits
+    path = tmp_path / PREPARED
+    if damage == "bomb":
+        path.write_bytes(bomb("digits.npy"))
+    elif damage == "wrong-arrays":
+        np.savez(path, version=np.array(drawings.PREPARED_VERSION), files=np.array(["x.png"]))
+    elif damage == "old-version":
+        with np.load(path) as arrays:
+            np.savez(path, **{**{k: arrays[k] for k in arrays.files}, "version": np.array(0)})
+    else:
+        path.unlink()
+        path.mkdir()
+    ready = prepared(tmp_path, listing(tmp_path))
+    np.testing.assert_array_equal(ready.digits, expected)

@@ -2,8 +2,11 @@
 by digit (relabel, delete), the model in focus evaluated on them, a fine-tuned model as a new run,
 and the folder exported or imported as a zip.
 
-The store is `mlpdash.drawings`, evaluation `drawings.evaluate`'s computation on the model's arrays,
-fine-tuning `mlpdash.finetune`; this module lays them out.
+The store is `mlpdash.drawings` (with the drawings prepared for the model once, kept in the folder),
+evaluation `drawings.evaluate` on the model's arrays, fine-tuning `mlpdash.finetune`; this module lays
+them out. A folder holds up to 10,000 drawings: the gallery shows a page of them at a time, the
+misread ones the first few hundred, and the prepared drawings and the model's answers are read once
+per change of the folder, so that every rerun stays well under a second (`bench --drawings`).
 """
 
 from __future__ import annotations
@@ -17,28 +20,34 @@ from mlpdash import figures
 from mlpdash.drawings import (
     Drawing,
     DrawingsError,
+    Prepared,
+    answer,
     delete,
     drawings_root,
     export_zip,
     import_zip,
     listing,
     load,
+    prepared,
     relabel,
+    score,
 )
 from mlpdash.files import UnsafeFileError
 from mlpdash.finetune import REPLAY_CHOICES, FinetuneSettings, read_report, report_text
-from mlpdash.jobs import JobManager
-from mlpdash.preprocess import canvas_to_mnist
+from mlpdash.jobs import JobManager, ModelInFocus
 from mlpdash.runs import RunError
 from mlpdash.ui import focus, plain
 from mlpdash.ui.access import may_control
 from mlpdash.ui.panels import CHART_CONFIG
 
-PREPARED_KEY = "drawings_prepared"  # (file, created) -> the 28x28 digit (None: no ink), once a session
 SELECTED_KEY = "drawings_selected"
+PAGE_KEY = "drawings_page"
 REPORT_KEY = "drawings_finetune_report"
 ALL = "all digits"
 GALLERY_COLUMNS = 10  # tiles of one size, whether 3 drawings are kept or 300
+# Drawings a gallery page shows: a grid of all 10,000 took 2.5 s to build and 31 MB to send.
+GALLERY_PAGE = 200
+MISREAD_SHOWN = 200
 
 
 def drawings_ui(manager: JobManager) -> None:
@@ -56,50 +65,62 @@ def drawings_ui(manager: JobManager) -> None:
                     "hand.", icon=":material/draw:")
             _import_export(root, kept)
             return
-        digits = _prepared(root, kept)
+        keys = _keys(kept)
+        ready = _prepared(str(root), keys, kept)
         counts = np.bincount([d.label for d in kept], minlength=10)
         st.caption(f"{len(kept)} drawings in `{root}` — " + ", ".join(f"{n} × {d}" for d, n in enumerate(counts) if n))
         gallery_col, selected_col = st.columns([3, 2], gap="large")
         with gallery_col:
-            _gallery(kept, digits)
+            _gallery(kept, ready)
         with selected_col:
             _selected(root, kept)
-        _evaluate(manager, kept, digits)
+        _evaluate(manager, root, keys, kept, ready)
         _finetune(manager, root, kept)
         _import_export(root, kept)
 
 
-def _prepared(root, kept: list[Drawing]) -> dict[str, np.ndarray | None]:
-    """Each drawing as the model sees it, prepared once a session (a stroke-by-stroke preparation costs
-    a few milliseconds a drawing)."""
-    # Keyed by name and time saved: a drawing deleted and another imported under its name is new.
-    cache = st.session_state.setdefault(PREPARED_KEY, {})
-    for drawing in kept:
-        if (drawing.file, drawing.created) not in cache:
-            try:
-                cache[drawing.file, drawing.created] = canvas_to_mnist(load(root, drawing))
-            except (DrawingsError, UnsafeFileError, ValueError):
-                cache[drawing.file, drawing.created] = None
-    return {drawing.file: cache[drawing.file, drawing.created] for drawing in kept}
+def _keys(kept: list[Drawing]) -> int:
+    """What the drawings as the model sees them depend on: each one's name and time saved (a relabel
+    changes neither; a save, delete or import does). The cache key of what is computed from them."""
+    return hash(tuple((d.file, d.created) for d in kept))
 
 
-def _gallery(kept: list[Drawing], digits: dict[str, np.ndarray | None]) -> None:
+# One copy for every session: what a folder's drawings become does not depend on who looks.
+@st.cache_resource(max_entries=4, show_spinner="Preparing the drawings for the model…")
+def _prepared(root: str, keys: int, _kept: list[Drawing]) -> Prepared:
+    return prepared(Path(root), _kept)
+
+
+def _gallery(kept: list[Drawing], ready: Prepared) -> None:
     shown_digit = st.segmented_control("Show", [ALL, *map(str, range(10))], default=ALL, key="drawings_filter")
+    position = {d.file: i for i, d in enumerate(kept)}
     shown = sorted((d for d in kept if shown_digit in (None, ALL) or d.label == int(shown_digit)),
                    key=lambda d: (d.label, d.created))
     if not shown:
         st.caption(f"No {shown_digit} kept yet.")
         return
-    blank = np.zeros((28, 28), np.float32)
-    images = np.stack([(digits.get(d.file) if digits.get(d.file) is not None else blank) for d in shown])
-    fig = figures.digits_grid_figure((images * 255).astype(np.uint8), [kept.index(d) for d in shown],
-                                     [f"a {d.label} · {d.file}" for d in shown],
-                                     f"{len(shown)} drawings, by digit", short=[str(d.label) for d in shown],
-                                     columns=GALLERY_COLUMNS, hint="click: select it")
+    page = _page(len(shown))
+    on_page = shown[(page - 1) * GALLERY_PAGE: page * GALLERY_PAGE]
+    ids = [position[d.file] for d in on_page]
+    title = f"{len(shown)} drawings, by digit" + (f" (page {page}: {len(on_page)} of them)" if len(shown) > len(on_page) else "")
+    fig = figures.digits_grid_figure((ready.digits[ids] * 255).astype(np.uint8), ids,
+                                     [f"a {d.label} · {d.file}" for d in on_page], title,
+                                     short=[str(d.label) for d in on_page], columns=GALLERY_COLUMNS,
+                                     hint="click: select it")
     st.plotly_chart(fig, key="drawings_gallery", theme=None, on_select=lambda: _select(kept),
                     selection_mode=("points",), config=CHART_CONFIG)
     st.caption("Each drawing as the model sees it (28×28, prepared as the canvas's are), with the digit it "
                "was saved as. Click one to relabel, delete or explain it.")
+
+
+def _page(count: int) -> int:
+    """The gallery page chosen (from 1), with a page picker when one page cannot show them all."""
+    pages = -(-count // GALLERY_PAGE)
+    if pages == 1:
+        return 1
+    if not 1 <= st.session_state.get(PAGE_KEY, 1) <= pages:  # fewer drawings than when it was picked
+        st.session_state[PAGE_KEY] = 1
+    return int(st.number_input(f"Page (of {pages}, {GALLERY_PAGE} drawings each)", 1, pages, key=PAGE_KEY))
 
 
 def _select(kept: list[Drawing]) -> None:
@@ -149,42 +170,51 @@ def _change(action, done: str) -> None:
 # --- evaluating the model on them -------------------------------------------------------------------
 
 
-def _evaluate(manager: JobManager, kept: list[Drawing], digits: dict[str, np.ndarray | None]) -> None:
+def _evaluate(manager: JobManager, root: Path, keys: int, kept: list[Drawing], ready: Prepared) -> None:
     st.markdown("#### How the model reads them")
     model = focus.model(manager, "That run's model cannot be evaluated",
                         "Train a model first: the drawings are read by the current model or the run picked "
                         "under Runs & comparison.")
     if model is None:
         return
-    inked = [d for d in kept if digits.get(d.file) is not None]
-    if not inked:
+    if not ready.inked.any():
         st.info("None of the drawings has ink.", icon=":material/info:")
         return
-    labels = np.array([d.label for d in inked])
-    answers = model.network.logits(np.stack([digits[d.file] for d in inked])).argmax(axis=1)
-    right = float(np.mean(answers == labels))
-    st.caption(f"{plain(model.title)}: **{right:.1%}** of {len(inked)} drawings read right"
-               + (f" ({len(kept) - len(inked)} without ink left out)" if len(inked) < len(kept) else ""))
-    from mlpdash.evaluate import confusion_matrix
-
+    if manager.active() and focus.picked_run() is None:  # a live model changes with every batch
+        answers = answer(ready, model.network.logits)
+    else:
+        answers = _answers(model.state, str(root), keys, model, ready)
+    result = score(kept, ready.inked, answers)
+    inked = int(ready.inked.sum())
+    st.caption(f"{plain(model.title)}: **{result.accuracy:.1%}** of {inked} drawings read right"
+               + (f" ({len(kept) - inked} without ink left out)" if inked < len(kept) else ""))
     matrix_col, misread_col = st.columns([2, 3], gap="large")
-    matrix_col.plotly_chart(figures.confusion_figure(confusion_matrix(labels, answers)), key="drawings_confusion",
+    matrix_col.plotly_chart(figures.confusion_figure(result.confusion), key="drawings_confusion",
                             theme=None, config=CHART_CONFIG)
-    wrong = [i for i in range(len(inked)) if answers[i] != labels[i]]
     with misread_col:
-        if not wrong:
+        if not result.misread:
             st.success("Every drawing is read right.", icon=":material/check:")
             return
+        position = {d.file: i for i, d in enumerate(kept)}
+        misread = result.misread[:MISREAD_SHOWN]
+        ids = [position[file] for file, _, _ in misread]
+        shown = f"The {len(result.misread)} misread" + (f" (the first {len(misread)})" if len(misread) < len(result.misread) else "")
         fig = figures.digits_grid_figure(
-            (np.stack([digits[inked[i].file] for i in wrong]) * 255).astype(np.uint8),
-            [kept.index(inked[i]) for i in wrong],
-            [f"a {labels[i]} read as {answers[i]} · {inked[i].file}" for i in wrong],
-            f"The {len(wrong)} misread", short=[f"{labels[i]}→{answers[i]}" for i in wrong])
+            (ready.digits[ids] * 255).astype(np.uint8), ids,
+            [f"a {label} read as {answer} · {file}" for file, label, answer in misread],
+            shown, short=[f"{label}→{answer}" for _, label, answer in misread])
         st.plotly_chart(fig, key="drawings_misread", theme=None, on_select=lambda: _explain_clicked(kept),
                         selection_mode=("points",), config=CHART_CONFIG)
         st.caption("Over each: the digit it was saved as → the model's answer. Click one to see why, in "
                    "Inside a prediction.")
         focus.follow_tab_change()
+
+
+# Keyed by the model's state (a new epoch, another run) and the drawings' keys: a rerun that changes
+# neither (a page of the gallery, a selection, a relabel) answers nothing again.
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _answers(state: tuple, root: str, keys: int, _model: ModelInFocus, _ready: Prepared) -> np.ndarray:
+    return answer(_ready, _model.network.logits)
 
 
 def _explain_clicked(kept: list[Drawing]) -> None:
@@ -268,13 +298,10 @@ def _points(change: float) -> str:
 def _import_export(root, kept: list[Drawing]) -> None:
     with st.expander("Export or import drawings", icon=":material/folder_zip:", expanded=not kept):
         if kept:
-            try:
-                archive = export_zip(root)
-            except (DrawingsError, OSError) as err:
-                st.error(f"Cannot export: {plain(err)}", icon=":material/warning:")
-            else:
-                st.download_button(f"Export {len(kept)} drawings (.zip)", archive, file_name="mlpdash-drawings.zip",
-                                   mime="application/zip", key="drawings_export", icon=":material/download:")
+            # Built when pressed, not on every rerun (a folder of 10,000 makes a zip of tens of MB).
+            st.download_button(f"Export {len(kept)} drawings (.zip)", lambda: export_zip(root),
+                               file_name="mlpdash-drawings.zip", mime="application/zip", key="drawings_export",
+                               icon=":material/download:", on_click="ignore")
         upload = st.file_uploader("Import a zip of drawings (PNG files and a labels.csv, as exported)", type=["zip"],
                                   key="drawings_import", disabled=not may_control())
         if upload is not None and st.button("Import", key="drawings_import_apply", icon=":material/upload:"):
@@ -283,5 +310,7 @@ def _import_export(root, kept: list[Drawing]) -> None:
             except (DrawingsError, OSError) as err:
                 st.error(f"Not imported: {plain(err)}", icon=":material/warning:")
                 return
+            with st.spinner(f"Preparing the {added} new drawings for the model (once: they are kept)…"):
+                prepared(root, listing(root))
             st.toast(f"{added} drawings imported", icon=":material/check:")
             st.rerun()
