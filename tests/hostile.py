@@ -119,3 +119,77 @@ def nan_weights(run: Path) -> None:
 
 def markup_notes(run: Path, payload: str) -> None:
     (run / "notes.json").write_text(json.dumps({"name": payload[:80], "note": payload}))
+
+
+# --- a runs folder holding every hostile run at once ---------------------------------------------------
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# 1,549 bytes of bzip2 that declare 2,000 bytes and unpack to 1,792 MB (a .npy of zeros): made by
+# `bomb("w0.npy", 1792 << 20)` (18 s), kept so that a test need not make it again.
+BIG_BOMB = FIXTURES / "bzip2-bomb-1792mb.npz"
+EVIL = "evil.example"
+MARKUP = (f"![pixel](http://{EVIL}/pixel.png) [log in again](http://{EVIL}/login) "
+          f"<img src=http://{EVIL}/i.png> http://{EVIL}/bare www.{EVIL} :red[alarm] $\\pi$")
+
+
+def _written_run(root: Path, hidden: tuple[int, ...], created: float, seed: int) -> Path:
+    from mlpdash.config import TrainConfig
+    from mlpdash.runs import RunWriter, layer_shapes
+    from mlpdash.timeline import EpochRecord
+
+    config, rng = TrainConfig(hidden=hidden, epochs=2), np.random.default_rng(seed)
+    weights = [rng.normal(0, 0.05, shape).astype(np.float32) for shape in layer_shapes(config)]
+    writer = RunWriter(root, config, "sample")
+    rows = [{"epoch": e, "loss": 1.0 / e, "accuracy": 0.5, "val_loss": 1.0 / e, "val_accuracy": 0.5, "seconds": 1.0}
+            for e in (1, 2)]
+    for epoch in range(3):
+        writer.write_record(EpochRecord.of(epoch, weights, rng.integers(0, 10, 2000), rng.random(2000)))
+        writer.write_snapshot(weights[0], epoch)
+    writer.write_confusions([0, 1, 2], [np.diag(np.full(10, 200)) for _ in range(3)])
+    writer.write_epoch(rows, weights)
+    labels = rng.integers(0, 10, 2000).astype(np.uint8)
+    writer.write_test_results({"labels": labels, "predictions": labels, "confidences": np.full(2000, 0.9, np.float32)},
+                              {"index": [], "label": [], "prediction": [], "confidence": []})
+    writer.write_summary({"test_accuracy": 1.0, "test_loss": 0.1, "stopped_early": False, "epochs_completed": 2,
+                          "outcome": "finished", "data_source": "sample"})
+    writer.close()
+    head = json.loads((writer.path / "config.json").read_text())
+    (writer.path / "config.json").write_text(json.dumps({**head, "created": created}))
+    return writer.path
+
+
+def hostile_runs(root: Path) -> dict[str, Path]:
+    """A runs folder as a colleague's copy might hold it, oldest first: a good run; one whose model is
+    good but whose test answers and timeline are bzip2 bombs; one whose model is a bomb; one of
+    20,000 members; one whose weights are NaN; one with Markup (links, an image, HTML, colour, LaTeX)
+    in its data source, its name and note, and its folder's name; and a queue naming it in Markup."""
+    import time
+
+    root.mkdir(parents=True, exist_ok=True)
+    now = time.time() - 3600
+    runs = {"good": _written_run(root, (16,), now, 0)}
+    runs["answers-bomb"] = _written_run(root, (16,), now + 60, 1)  # the newest that answers: the views show it
+    for file in ("test_predictions.npz", "timeline/epoch-00002.npz", "timeline/confusions.npz"):
+        plant_in_run(runs["answers-bomb"], file, BIG_BOMB.read_bytes())
+    runs["weights-bomb"] = _written_run(root, (16,), now + 20, 2)
+    plant_in_run(runs["weights-bomb"], WEIGHTS, BIG_BOMB.read_bytes())
+    runs["many-members"] = _written_run(root, (16,), now + 30, 3)
+    plant_in_run(runs["many-members"], WEIGHTS, many_members(20_000))
+    runs["nan"] = _written_run(root, (16,), now + 40, 4)
+    nan_weights(runs["nan"])
+    markup = _written_run(root, (16,), now + 50, 5)
+    head = json.loads((markup / "config.json").read_text())
+    (markup / "config.json").write_text(json.dumps({**head, "data_source": MARKUP}))
+    markup_notes(markup, MARKUP)
+    runs["markup"] = markup.rename(markup.with_name(markup.name + f" [x](javascript:alert(1)) <img src=x onerror=alert(1)> {EVIL}"))
+    _markup_queue(root, runs["markup"].name)
+    return runs
+
+
+def _markup_queue(root: Path, run: str) -> None:
+    from mlpdash.config import TrainConfig
+    from mlpdash.sweep import QUEUE_FILE, QueueItem
+
+    item = QueueItem("a-0", "a", MARKUP, TrainConfig(hidden=(16,), epochs=2), "sample", ("seed",), state="failed",
+                     run=None, error=MARKUP, queued_at=1.0)
+    (root / QUEUE_FILE).write_text(json.dumps({"items": [item.to_dict()]}))
