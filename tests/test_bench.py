@@ -97,7 +97,8 @@ def test_bench_drawings_times_every_step_of_the_tab_on_the_real_page(capsys):
     assert "your drawings, 450 in the folder" in out
     assert re.search(r"import: [\d.]+ s; preparing them all for the model, once .*: [\d.]+ s", out)
     for step in ("open the tab (a new session)", "a rerun", "show one digit", "another gallery page",
-                 "select a drawing", "choose another label", "relabel it", "a drawing saved with Save as…"):
+                 "select a drawing", "choose another label", "relabel it", "a drawing on the canvas, the tab open",
+                 "Save as… (the new drawing prepared and answered)"):
         assert re.search(rf"  {re.escape(step)}.*: median \d+ ms, max \d+ ms \(\d+ times\)", out), step
     assert re.search(r"slowest step \d+ ms \(goal: each rerun <= 1000 ms server side\)", out)
 

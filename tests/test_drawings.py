@@ -403,3 +403,30 @@ def test_a_damaged_or_outdated_preparation_is_redone(tmp_path, damage):
         path.mkdir()
     ready = prepared(tmp_path, listing(tmp_path))
     np.testing.assert_array_equal(ready.digits, expected)
+
+
+def test_a_callers_memory_spares_reading_the_folders_copy_for_a_new_drawing(tmp_path, monkeypatch):
+    import mlpdash.drawings as drawings
+    import mlpdash.preprocess as preprocess
+    from mlpdash.drawings import prepared
+
+    for label in range(3):
+        save(tmp_path, _digit(200 + label), label)
+    known = {}
+    first = prepared(tmp_path, listing(tmp_path), known)
+    assert len(known) == 3
+
+    def never(root):
+        raise AssertionError("the folder's copy was read")
+
+    calls = []
+    real = preprocess.canvas_to_mnist
+    monkeypatch.setattr(drawings, "_read_prepared", never)
+    monkeypatch.setattr(preprocess, "canvas_to_mnist", lambda image: calls.append(1) or real(image))
+    save(tmp_path, _digit(90), 7)
+    again = prepared(tmp_path, listing(tmp_path), known)
+    assert calls == [1] and np.array_equal(again.digits[:3], first.digits)  # only the new one prepared
+    monkeypatch.undo()
+    monkeypatch.setattr(preprocess, "canvas_to_mnist", lambda image: calls.append(2) or real(image))
+    assert np.array_equal(prepared(tmp_path, listing(tmp_path)).digits, again.digits)
+    assert calls == [1]  # the folder's copy holds all four: a new server prepares none

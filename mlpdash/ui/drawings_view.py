@@ -48,6 +48,7 @@ GALLERY_COLUMNS = 10  # tiles of one size, whether 3 drawings are kept or 300
 # Drawings a gallery page shows: a grid of all 10,000 took 2.5 s to build and 31 MB to send.
 GALLERY_PAGE = 200
 MISREAD_SHOWN = 200
+FORGET_AFTER = 1000  # drawings gone from the folder that the server's memory of it may keep
 
 
 def drawings_ui(manager: JobManager) -> None:
@@ -74,7 +75,7 @@ def drawings_ui(manager: JobManager) -> None:
             _gallery(kept, ready)
         with selected_col:
             _selected(root, kept)
-        _evaluate(manager, root, keys, kept, ready)
+        _evaluate(manager, kept, ready)
         _finetune(manager, root, kept)
         _import_export(root, kept)
 
@@ -82,13 +83,25 @@ def drawings_ui(manager: JobManager) -> None:
 def _keys(kept: list[Drawing]) -> int:
     """What the drawings as the model sees them depend on: each one's name and time saved (a relabel
     changes neither; a save, delete or import does). The cache key of what is computed from them."""
-    return hash(tuple((d.file, d.created) for d in kept))
+    return hash(tuple(d.key for d in kept))
 
 
 # One copy for every session: what a folder's drawings become does not depend on who looks.
 @st.cache_resource(max_entries=4, show_spinner="Preparing the drawings for the model…")
 def _prepared(root: str, keys: int, _kept: list[Drawing]) -> Prepared:
-    return prepared(Path(root), _kept)
+    known = _known(root)
+    if len(known) > len(_kept) + FORGET_AFTER:  # drawings deleted since: forget them
+        alive = {d.key for d in _kept}
+        for key in [key for key in known if key not in alive]:
+            known.pop(key, None)
+    return prepared(Path(root), _kept, known)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _known(root: str) -> dict:
+    """The server's memory of a folder's prepared drawings (drawing key -> (digit, inked)), kept
+    across changes of the folder: a drawing saved costs its own preparation, not a read of them all."""
+    return {}
 
 
 def _gallery(kept: list[Drawing], ready: Prepared) -> None:
@@ -170,7 +183,7 @@ def _change(action, done: str) -> None:
 # --- evaluating the model on them -------------------------------------------------------------------
 
 
-def _evaluate(manager: JobManager, root: Path, keys: int, kept: list[Drawing], ready: Prepared) -> None:
+def _evaluate(manager: JobManager, kept: list[Drawing], ready: Prepared) -> None:
     st.markdown("#### How the model reads them")
     model = focus.model(manager, "That run's model cannot be evaluated",
                         "Train a model first: the drawings are read by the current model or the run picked "
@@ -183,7 +196,7 @@ def _evaluate(manager: JobManager, root: Path, keys: int, kept: list[Drawing], r
     if manager.active() and focus.picked_run() is None:  # a live model changes with every batch
         answers = answer(ready, model.network.logits)
     else:
-        answers = _answers(model.state, str(root), keys, model, ready)
+        answers = _answers(model, kept, ready)
     result = score(kept, ready.inked, answers)
     inked = int(ready.inked.sum())
     st.caption(f"{plain(model.title)}: **{result.accuracy:.1%}** of {inked} drawings read right"
@@ -210,11 +223,22 @@ def _evaluate(manager: JobManager, root: Path, keys: int, kept: list[Drawing], r
         focus.follow_tab_change()
 
 
-# Keyed by the model's state (a new epoch, another run) and the drawings' keys: a rerun that changes
-# neither (a page of the gallery, a selection, a relabel) answers nothing again.
+def _answers(model: ModelInFocus, kept: list[Drawing], ready: Prepared) -> np.ndarray:
+    """The model's answer to each drawing (-1: no ink). A saved model's answers are remembered by
+    drawing, for every session: a rerun answers only the drawings new since (none for a page of the
+    gallery, a selection or a relabel; one for a drawing saved)."""
+    known = _answered(model.state)
+    new = [i for i, d in enumerate(kept) if d.key not in known]
+    if new:
+        found = answer(Prepared(ready.digits[new], ready.inked[new]), model.network.logits)
+        known.update((kept[i].key, int(a)) for i, a in zip(new, found))
+    return np.array([known[d.key] for d in kept], np.int64)
+
+
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _answers(state: tuple, root: str, keys: int, _model: ModelInFocus, _ready: Prepared) -> np.ndarray:
-    return answer(_ready, _model.network.logits)
+def _answered(state: tuple) -> dict:
+    """A model's answers by drawing key; `state` changes with the model (another run, a new epoch)."""
+    return {}
 
 
 def _explain_clicked(kept: list[Drawing]) -> None:
