@@ -333,3 +333,19 @@ def test_a_ctrl_c_that_comes_out_as_an_import_error_is_still_an_interruption(mon
     monkeypatch.setitem(cli.COMMANDS, "compare", broken)
     with pytest.raises(ImportError, match="a missing module"):
         main(["compare", "x"])
+
+
+@pytest.mark.parametrize("command", ["predict", "evaluate", "explain", "drawings"])
+def test_a_run_whose_weights_are_nan_is_refused_by_every_command(command, tmp_path, image, drawings, capsys):
+    # Before: `predict` answered "0 (nan%)", `evaluate` printed NaN, fine-tuning saved a NaN "finished" run.
+    from hostile import nan_weights
+
+    run = saved_run(tmp_path / "runs")
+    nan_weights(run)
+    argv = {"predict": ["predict", "--model", str(run), str(image)],
+            "evaluate": ["evaluate", "--model", str(run), "--data", "sample"],
+            "explain": ["explain", "--model", str(run), str(image), "--data", "sample"],
+            "drawings": ["drawings", "finetune", "--model", str(run), "--folder", str(drawings)]}[command]
+    assert main(argv) == 2
+    assert "NaN or infinite" in one_error_line(capsys)
+    assert len(list((tmp_path / "runs").iterdir())) == 1  # no fine-tuned run made of it
