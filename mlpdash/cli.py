@@ -1010,9 +1010,16 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict
             "bench": cmd_bench}
 
 
+def _a_job_lives() -> bool:
+    """Whether a training job is still going (a second Ctrl-C in the moment before its save began):
+    then the exit hook that stops and saves it must run, and the process leaves the usual way."""
+    training = sys.modules.get("mlpdash.training")  # never imported for this: TensorFlow comes with it
+    return training is not None and training.any_live_job()
+
+
 def run() -> NoReturn:
     code = main()
-    if code == EXIT_INTERRUPTED:
+    if code == EXIT_INTERRUPTED and not _a_job_lives():
         # Said, and nothing left to save. A Ctrl-C that passed through code a C extension ran (its
         # import) leaves CPython's "unhandled KeyboardInterrupt" flag set, and the interpreter would
         # then end itself by SIGINT at exit, losing this exit code: leave without the shutdown.

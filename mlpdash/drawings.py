@@ -33,6 +33,7 @@ from PIL import Image
 from mlpdash.files import (
     UnsafeFileError,
     fsync_dir,
+    is_temporary,
     iter_archive,
     locked,
     read_archive,
@@ -57,6 +58,8 @@ MAX_LABELS_BYTES = 4 << 20
 MAX_ZIP_BYTES = 256 << 20
 # What one import may unpack to in all: a drawing saved from the canvas is a few KB.
 MAX_IMPORT_BYTES = 512 << 20
+STAGING = "import"  # an import's drawings wait in a hidden ".import.XXXXXXXX.tmp" beside the folder's
+STALE_STAGING_S = 3600  # older than this, no import is writing there any more
 
 
 LOG = logging.getLogger("mlpdash")
@@ -167,10 +170,12 @@ def import_zip(root: Path, data: bytes) -> int:
         raise DrawingsError(f"the archive is {len(data):,} bytes, more than the {MAX_ZIP_BYTES:,} allowed")
     incoming = _archive_labels(data)
     _ensure_folder(root)
-    staging = temp_beside(root / "import")
+    _clean_stale_staging(root)
+    staging = temp_beside(root / STAGING)
     try:
         staging.mkdir()
         _stage_pngs(data, incoming, staging)
+        os.sync()  # the drawings reach the disk before labels.csv names them (one sync, not one a file)
         with _changing(root) as kept:
             have = {d.file for d in kept}
             new = [d for d in incoming if d.file not in have]
@@ -191,6 +196,17 @@ def import_zip(root: Path, data: bytes) -> int:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return len(new)
+
+
+def _clean_stale_staging(root: Path) -> None:
+    """Staging folders of imports that a crash or a kill interrupted (one running now is younger)."""
+    try:
+        entries = [entry for entry in root.iterdir() if entry.name.startswith(f".{STAGING}.")
+                   and is_temporary(entry.name) and time.time() - entry.lstat().st_mtime > STALE_STAGING_S]
+        for entry in entries:
+            remove_entry(entry)
+    except OSError as err:  # tidying only
+        LOG.warning("could not remove an interrupted import's files in %s: %s", root, err)
 
 
 def _archive_labels(data: bytes) -> list[Drawing]:
@@ -277,10 +293,10 @@ def _parse_labels(text: str, where: str) -> list[Drawing]:
         header = next(rows, None)
         if header is None or tuple(header) != FIELDS:
             raise DrawingsError(f"{where}: the first row must be {','.join(FIELDS)}")
+        # No cap on the rows here (the file's bytes bound them): a folder past MAX_DRAWINGS, made before
+        # the cap was a folder's, must still list, so that drawings can be deleted or exported.
         drawings, seen = [], set()
         for number, row in enumerate(rows, start=2):
-            if number > MAX_DRAWINGS + 1:
-                raise DrawingsError(f"{where}: more than the {MAX_DRAWINGS:,} drawings a folder keeps")
             drawings.append(_parse_row(row, number, where, seen))
     except csv.Error as err:  # a field over csv's 128 KB limit, a NUL byte...
         raise DrawingsError(f"{where}: not a labels file ({err})") from None
@@ -333,84 +349,121 @@ def _check_label(label: int) -> None:
 
 PREPARED = ".prepared.npz"
 # Bumped whenever `preprocess.canvas_to_mnist` changes what a drawing becomes: older copies are redone.
-PREPARED_VERSION = 1
+PREPARED_VERSION = 2
 _NAME_CHARS = 68  # the longest name `_safe_name` allows
-_PREPARED_ROW_BYTES = 4 * 28 * 28 + 4 * _NAME_CHARS + 8 + 1
+_PREPARED_ROW_BYTES = 4 * 28 * 28 + 4 * _NAME_CHARS + 8 + 8 + 8 + 1
 # New drawings beyond which the folder's prepared copy is read back rather than each prepared (5 ms).
 READ_BACK_MIN = 32
+
+# What a prepared drawing was made from: its name, the time it was saved (as labels.csv keeps it),
+# and its PNG's size and modification time, so that a PNG replaced under the same name (deleted, then
+# imported again, changed) is prepared again.
+Identity = tuple[str, float, int, int]
 
 
 @dataclass(frozen=True)
 class Prepared:
     """The kept drawings prepared as the canvas's are (`preprocess.canvas_to_mnist`), in their order:
-    float32 [N, 28, 28] in [0, 1], zeros for one without ink, and `inked` [N] saying which have ink."""
+    float32 [N, 28, 28] in [0, 1], zeros for one without ink or that cannot be read, `inked` [N]
+    saying which have ink, and `identities` what each was prepared from (see `identities`)."""
 
     digits: np.ndarray
     inked: np.ndarray
+    identities: tuple[Identity, ...]
 
 
-def prepared(root: Path, kept: list[Drawing], known: dict | None = None) -> Prepared:
+def identities(root: Path, kept: list[Drawing]) -> tuple[Identity, ...]:
+    """What each kept drawing is, PNG and all: one listing of the folder (about 20 ms for 10,000)."""
+    stamps = {}
+    try:
+        with os.scandir(root) as entries:
+            for entry in entries:
+                if entry.name.endswith(".png"):
+                    stat = entry.stat(follow_symlinks=False)
+                    stamps[entry.name] = (stat.st_size, stat.st_mtime_ns)
+    except OSError:
+        pass  # each drawing then reads as missing: blank, and not kept as prepared
+    return tuple((*d.key, *stamps.get(d.file, (-1, -1))) for d in kept)
+
+
+def prepared(root: Path, kept: list[Drawing], known: dict | None = None,
+             made_of: tuple[Identity, ...] | None = None) -> Prepared:
     """The drawings `kept` (a listing of `root`) as the model sees them. Preparing one costs a few
     milliseconds (half a minute for a full folder), so each is prepared once and kept in the folder's
-    hidden `.prepared.npz`, keyed by its name and time saved. That file is read like any file we did
-    not write (bounded, validated): a damaged one is prepared afresh. `known` is a caller's memory of
-    prepared drawings (key -> (digit, inked); the page keeps one a folder for every session), filled
-    here: with it, the file is read only when many drawings are new to it (a start, an import), and a
-    drawing saved meanwhile costs its own preparation and the file's rewrite, no read."""
+    hidden `.prepared.npz`, by its identity (`identities`, or `made_of` when the caller has them). That
+    file is read like any file we did not write (bounded, validated): a damaged one is prepared
+    afresh. `known` is a caller's memory of prepared drawings (identity -> (digit, inked); the page
+    keeps one a folder for every session), filled here: with it, the file is read only when many
+    drawings are new to it (a start, an import), and a drawing saved meanwhile costs its own
+    preparation and the file's rewrite, no read. A drawing that cannot be read is shown blank and
+    tried again next time."""
     known = {} if known is None else known
-    missing = [d for d in kept if d.key not in known]
+    made_of = identities(root, kept) if made_of is None else made_of
+    missing = [i for i, identity in enumerate(made_of) if identity not in known]
     if missing and (not known or len(missing) > READ_BACK_MIN):
-        known.update(_read_prepared(root))
-        missing = [d for d in kept if d.key not in known]
-    for drawing in missing:
-        known[drawing.key] = _prepare_one(root, drawing)
+        known.update(_read_prepared(root, len(kept)))
+        missing = [i for i, identity in enumerate(made_of) if identity not in known]
     digits = np.zeros((len(kept), 28, 28), np.float32)
     inked = np.zeros(len(kept), bool)
-    for i, drawing in enumerate(kept):
-        digits[i], inked[i] = known[drawing.key]
-    if missing:
-        _write_prepared(root, kept, digits, inked)
-    return Prepared(digits, inked)
+    fresh = False
+    for i, identity in enumerate(made_of):
+        found = known.get(identity)
+        if found is None:
+            found = _prepare_one(root, kept[i])
+            if found is not None:
+                known[identity], fresh = found, True
+        if found is not None:
+            digits[i], inked[i] = found
+    ready = Prepared(digits, inked, made_of)
+    if fresh:
+        _write_prepared(root, ready, [i for i, identity in enumerate(made_of) if identity in known])
+    return ready
 
 
-def _prepare_one(root: Path, drawing: Drawing) -> tuple[np.ndarray, bool]:
+def _prepare_one(root: Path, drawing: Drawing) -> tuple[np.ndarray, bool] | None:
+    """The drawing prepared (a zero digit and False for one without ink); None when it cannot be
+    read now (a missing or damaged PNG): never kept, so that it is tried again."""
     from mlpdash.preprocess import canvas_to_mnist
 
     try:
         digit = canvas_to_mnist(load(root, drawing))
     except (DrawingsError, UnsafeFileError, ValueError):
-        digit = None  # unreadable now: shown blank, answered by nothing
+        return None
     return (np.zeros((28, 28), np.float32), False) if digit is None else (digit.astype(np.float32), True)
 
 
-def _read_prepared(root: Path) -> dict[tuple[str, float], tuple[np.ndarray, bool]]:
+def _read_prepared(root: Path, count: int) -> dict[Identity, tuple[np.ndarray, bool]]:
     path = root / PREPARED
     if not os.path.lexists(path):
         return {}
-    limit = MAX_DRAWINGS * _PREPARED_ROW_BYTES + (1 << 20)
+    limit = max(count, MAX_DRAWINGS) * _PREPARED_ROW_BYTES + (1 << 20)
     try:
-        arrays = read_npz(path, limit, max_members=5)
+        arrays = read_npz(path, limit, max_members=7)
         version, files, created = arrays["version"], arrays["files"], arrays["created"]
-        digits, inked = arrays["digits"], arrays["inked"]
-        count = len(files)
+        sizes, times, digits, inked = arrays["sizes"], arrays["times"], arrays["digits"], arrays["inked"]
+        rows = len(files)
         if (version.shape != () or int(version) != PREPARED_VERSION or files.dtype.kind != "U"
-                or files.shape != (count,) or created.shape != (count,) or created.dtype != np.float64
-                or digits.shape != (count, 28, 28) or digits.dtype != np.float32 or inked.shape != (count,)
-                or inked.dtype != bool or not np.isfinite(digits).all()
-                or (count and (digits.min() < 0 or digits.max() > 1))):
+                or any(a.shape != (rows,) for a in (files, created, sizes, times, inked))
+                or created.dtype != np.float64 or sizes.dtype != np.int64 or times.dtype != np.int64
+                or digits.shape != (rows, 28, 28) or digits.dtype != np.float32 or inked.dtype != bool
+                or not np.isfinite(digits).all() or (rows and (digits.min() < 0 or digits.max() > 1))):
             raise ValueError("not the arrays it keeps")
     except (UnsafeFileError, KeyError, ValueError, TypeError) as err:
         LOG.warning("the prepared drawings %s are redone: %s", path, err)
         return {}
-    return {(str(f), round(float(c), 3)): (d, bool(i)) for f, c, d, i in zip(files, created, digits, inked)}
+    return {(str(f), round(float(c), 3), int(n), int(t)): (d, bool(i))
+            for f, c, n, t, d, i in zip(files, created, sizes, times, digits, inked)}
 
 
-def _write_prepared(root: Path, kept: list[Drawing], digits: np.ndarray, inked: np.ndarray) -> None:
-    try:  # uncompressed: rewritten at every save, and 10,000 compress in 0.4 s, write in 0.2 s
-        write_npz_atomic(root / PREPARED, compress=False, version=np.array(PREPARED_VERSION),
-                         files=np.array([d.file for d in kept], dtype=f"<U{_NAME_CHARS}"),
-                         created=np.array([round(d.created, 3) for d in kept], np.float64),
-                         digits=digits, inked=inked)
+def _write_prepared(root: Path, ready: Prepared, rows: list[int]) -> None:
+    made_of = [ready.identities[i] for i in rows]
+    try:  # uncompressed and unsynced: a cache rewritten at every save (10,000 compress in 0.4 s)
+        write_npz_atomic(root / PREPARED, compress=False, durable=False, version=np.array(PREPARED_VERSION),
+                         files=np.array([m[0] for m in made_of], dtype=f"<U{_NAME_CHARS}"),
+                         created=np.array([m[1] for m in made_of], np.float64),
+                         sizes=np.array([m[2] for m in made_of], np.int64),
+                         times=np.array([m[3] for m in made_of], np.int64),
+                         digits=ready.digits[rows], inked=ready.inked[rows])
     except OSError as err:  # a read-only folder: prepared again next time, nothing lost
         LOG.warning("could not keep the prepared drawings in %s: %s", root, err)
 
@@ -429,21 +482,20 @@ class Evaluation:
     blank: list[str]
 
 
-def evaluate(root: Path, logits: Callable[[np.ndarray], np.ndarray], kept: list[Drawing] | None = None,
-             ready: Prepared | None = None) -> Evaluation:
+def evaluate(root: Path, logits: Callable[[np.ndarray], np.ndarray]) -> Evaluation:
     """Each drawing prepared as the canvas's are (`prepared`) and answered by `logits` ([N, 28, 28]
-    in [0, 1] -> [N, 10]); `kept` and `ready` when the caller has them already."""
-    kept = listing(root) if kept is None else kept
-    ready = prepared(root, kept) if ready is None else ready
-    return score(kept, ready.inked, answer(ready, logits))
+    in [0, 1] -> [N, 10])."""
+    kept = listing(root)
+    ready = prepared(root, kept)
+    return score(kept, ready.inked, answer(ready.digits, ready.inked, logits))
 
 
-def answer(ready: Prepared, logits: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """The digit `logits` reads in each prepared drawing, -1 for one without ink. The answers depend
-    on the model and the drawings, not on their labels: a relabel keeps them."""
-    answers = np.full(len(ready.inked), -1, np.int64)
-    if ready.inked.any():
-        answers[ready.inked] = np.asarray(logits(ready.digits[ready.inked])).argmax(axis=1)
+def answer(digits: np.ndarray, inked: np.ndarray, logits: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """The digit `logits` reads in each prepared drawing (`Prepared.digits`), -1 for one without ink.
+    The answers depend on the model and the drawings, not on their labels: a relabel keeps them."""
+    answers = np.full(len(inked), -1, np.int64)
+    if inked.any():
+        answers[inked] = np.asarray(logits(digits[inked])).argmax(axis=1)
     return answers
 
 

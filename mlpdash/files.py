@@ -83,28 +83,32 @@ def fsync_tree(path: Path) -> None:
         fsync_dir(Path(folder))
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
+def write_bytes_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write `path` whole or not at all; `durable` also syncs it (a cache that can be made again need
+    not wait for the disk)."""
     tmp = temp_beside(path)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     write_bytes_atomic(path, (json.dumps(obj, indent=2, allow_nan=True) + "\n").encode())
 
 
-def write_npz_atomic(path: Path, compress: bool = True, **arrays: np.ndarray) -> None:
+def write_npz_atomic(path: Path, compress: bool = True, durable: bool = True, **arrays: np.ndarray) -> None:
     buffer = io.BytesIO()
     (np.savez_compressed if compress else np.savez)(buffer, **arrays)
-    write_bytes_atomic(path, buffer.getvalue())
+    write_bytes_atomic(path, buffer.getbuffer(), durable)
 
 
 def write_npy_atomic(path: Path, array: np.ndarray) -> None:
@@ -179,29 +183,39 @@ def _process_lock(path: Path) -> threading.Lock:
 def locked(folder: Path, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
     """Hold `folder`'s lock while the caller reads, changes and rewrites a file in it: a lock of this
     process (the sessions of one server are its threads) and an flock on the folder itself (other
-    processes: a CLI import while the page saves), which leaves no lock file behind. TimeoutError,
+    processes: a CLI import while the page saves), which leaves no lock file behind. The folder may
+    be a link (a drawings folder kept elsewhere): the lock is on the folder it names. Where the file
+    system has no flock for folders (some NFS mounts), the process lock alone serialises. TimeoutError,
     an OSError, when another holder keeps it past `timeout` seconds: a stuck or hostile holder must
     not hang the page."""
     guard = _process_lock(folder)
     if not guard.acquire(timeout=timeout):
         raise TimeoutError(f"{folder} is being changed by another session; try again")
     try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise TimeoutError(f"{folder} is being changed by another process; try again") from None
-                    time.sleep(_LOCK_POLL_S)
+            _flock(fd, folder, timeout)
             yield
         finally:
             os.close(fd)  # releases the flock
     finally:
         guard.release()
+
+
+def _flock(fd: int, folder: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{folder} is being changed by another process; try again") from None
+            time.sleep(_LOCK_POLL_S)
+        except OSError as err:
+            if err.errno in (errno.ENOLCK, errno.EBADF, errno.EINVAL, errno.EOPNOTSUPP):
+                return  # no flock here: other processes are not kept out, this one's sessions are
+            raise
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -293,6 +307,9 @@ def read_npz(path: Path, limit: int, member_limits: Mapping[str, int] | None = N
     raw = read_regular(path, limit)
     caps = {f"{name}.npy": cap for name, cap in (member_limits or {}).items()}
     members = read_archive(raw, str(path), lambda name: caps.get(name, limit), limit, max_members)
+    odd = [name for name in members if not name.endswith(".npy")]
+    if odd:  # NumPy names every array NAME.npy; another name would pass under NAME's cap
+        raise UnsafeFileError(f"{path}[{odd[0][:80]}]: not an array of an .npz (NAME.npy)")
     return {name.removesuffix(".npy"): load_npy_bytes(data, f"{path}[{name}]") for name, data in members.items()}
 
 
@@ -303,6 +320,7 @@ def read_npz(path: Path, limit: int, member_limits: Mapping[str, int] | None = N
 # unpacked to 6 GB here), so they are refused, as are methods zipfile cannot read at all.
 SAFE_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
 _END_OF_DIRECTORY = b"PK\x05\x06"
+_ZIP64_LOCATOR = b"PK\x06\x07"  # 20 bytes before the end record, when there is one
 _END_RECORD = 22  # bytes of the end-of-central-directory record, before its comment
 # The most a central directory entry of ours can take (46 fixed bytes, a short name, zip64 extras):
 # bounds the directory's size by the member count before zipfile parses it.
@@ -371,6 +389,10 @@ def _declared_count(raw: bytes, name: str, max_members: int) -> None:
     end = raw.rfind(_END_OF_DIRECTORY, max(0, len(raw) - _END_RECORD - 0xFFFF))
     if end < 0 or len(raw) - end < _END_RECORD:
         raise UnsafeFileError(f"{name}: not a zip archive (no end record)")
+    if end >= 20 and raw[end - 20:end - 16] == _ZIP64_LOCATOR:
+        # zipfile then takes the directory from the zip64 record, whatever the end record says: a way
+        # round the count below. Nothing we read needs one (NumPy writes it past 65,535 members only).
+        raise UnsafeFileError(f"{name}: a zip64 archive (a directory beyond what the end record declares)")
     count = int.from_bytes(raw[end + 10:end + 12], "little")
     directory = int.from_bytes(raw[end + 12:end + 16], "little")
     if count > max_members:  # 0xFFFF (zip64's "see elsewhere") included: we allow far fewer

@@ -28,7 +28,7 @@ import numpy as np
 from mlpdash.data import MnistSplits
 from mlpdash.drawings import DrawingsError, listing, prepared
 from mlpdash.files import UnsafeFileError, read_json, write_json_atomic
-from mlpdash.runs import MAX_NAME_CHARS, RunError, read_info, set_notes
+from mlpdash.runs import MAX_NAME_CHARS, RunError, nonfinite, read_info, set_notes
 
 FINETUNE_FILE = "finetune.json"
 REPLAY_CHOICES = (0, 1, 4, 16)  # MNIST training digits replayed per drawing trained on; 0: no replay
@@ -190,7 +190,7 @@ def finetune(base: Path, drawings_root: Path, data: MnistSplits, settings: Finet
         run.start()
         model.fit(x, y, batch_size=BATCH_SIZE, epochs=settings.epochs, shuffle=True, verbose=0,
                   callbacks=[run.callback(math.ceil(len(x) / BATCH_SIZE), stop)])
-        if not _all_finite(network_weights(model)):  # the last, partial epoch of a stop included
+        if nonfinite(network_weights(model)) is not None:  # the last, partial epoch of a stop included
             raise FinetuneDiverged(_diverged("its weights are no longer finite numbers", settings.learning_rate))
         epochs = run.epochs_completed
         if epochs == 0:
@@ -218,10 +218,6 @@ _NOTHING_SAVED = "fine-tuning stopped before its first epoch had finished; no ru
 
 def _diverged(what: str, learning_rate: float) -> str:
     return f"fine-tuning diverged: {what}; nothing was saved. Try a lower learning rate than {learning_rate:g}"
-
-
-def _all_finite(weights: list[np.ndarray]) -> bool:
-    return all(bool(np.isfinite(w).all()) for w in weights)
 
 
 class _NewRun:

@@ -169,7 +169,9 @@ class JobManager:
             if item.state != "interrupted" or not item.run:
                 continue
             info = read_info(self.runs_dir / item.run)
-            if info.status != "interrupted" or info.epochs_completed:
+            # Empty for sure: no epoch in its metrics (a damaged metrics file reads as none) and no
+            # weights, which only an epoch's end writes.
+            if info.status != "interrupted" or info.epochs_completed or info.has_model:
                 continue
             try:
                 trash_run(info.path)

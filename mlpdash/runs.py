@@ -130,9 +130,13 @@ def _weights_limit(config: TrainConfig) -> int:
     return 4 * config.parameters + (1 << 20)
 
 
+def layer_sizes(config: TrainConfig) -> list[int]:
+    return [PIXELS, *config.hidden, NUM_CLASSES]
+
+
 def layer_shapes(config: TrainConfig) -> list[tuple[int, ...]]:
     """The shapes of the network's arrays in order: kernel, bias, kernel, bias, ..."""
-    sizes = [PIXELS, *config.hidden, NUM_CLASSES]
+    sizes = layer_sizes(config)
     return [shape for a, b in zip(sizes, sizes[1:]) for shape in ((a, b), (b,))]
 
 
@@ -566,18 +570,24 @@ def _check_layers(weights: Sequence[np.ndarray], config: TrainConfig, file: Path
     expected = layer_shapes(config)
     if len(weights) != len(expected) or any(w.shape != shape or w.dtype not in (np.float16, np.float32)
                                             for w, shape in zip(weights, expected)):
-        sizes = [PIXELS, *config.hidden, NUM_CLASSES]
-        raise RunError(f"{file}: the weights do not match the run's layers {sizes}")
+        raise RunError(f"{file}: the weights do not match the run's layers {layer_sizes(config)}")
     _check_finite(weights, file)
+
+
+def nonfinite(arrays: Sequence[np.ndarray]) -> tuple[int, int] | None:
+    """(the first array holding NaN or infinity, how many it holds), or None when all are finite."""
+    for i, array in enumerate(arrays):
+        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+            return i, int(np.size(array) - np.isfinite(array).sum())
+    return None
 
 
 def _check_finite(arrays: Sequence[np.ndarray], file: Path) -> None:
     """Refuse weights holding NaN or infinity: such a model answers every input alike (`0 (nan%)`)."""
-    for i, array in enumerate(arrays):
-        if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
-            bad = int(np.size(array) - np.isfinite(array).sum())
-            raise RunError(f"{file}: {bad:,} weights of w{i} are NaN or infinite (the run diverged, or the "
-                           "file was damaged)")
+    found = nonfinite(arrays)
+    if found is not None:
+        raise RunError(f"{file}: {found[1]:,} weights of w{found[0]} are NaN or infinite (the run diverged, or "
+                       "the file was damaged)")
 
 
 def _check_saved_weights(path: Path, config: TrainConfig) -> None:
@@ -588,15 +598,18 @@ def _check_saved_weights(path: Path, config: TrainConfig) -> None:
         stat = os.lstat(file)
     except OSError:
         return  # no model saved (stopped before one) or a legacy run: its reader checks it
-    problem = _weights_problem(str(file), (stat.st_ino, stat.st_size, stat.st_mtime_ns), config)
+    problem = _weights_problem(str(file), (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns), config)
     if problem:
         raise RunError(problem)
 
 
-@functools.lru_cache(maxsize=1024)
-def _weights_problem(file: str, stamp: tuple[int, int, int], config: TrainConfig) -> str | None:
-    """Why the weights file cannot serve as the run's model, or None; `stamp` (inode, size, mtime)
-    keys the cache, so a rewritten file is read again and an unchanged one never is."""
+# Far more entries than runs a folder holds (a listing visits every run: an LRU smaller than that would
+# miss on every one); each is a path, a stamp and a short text.
+@functools.lru_cache(maxsize=1 << 16)
+def _weights_problem(file: str, stamp: tuple[int, int, int, int], config: TrainConfig) -> str | None:
+    """Why the weights file cannot serve as the run's model, or None; `stamp` (inode, size, mtime,
+    ctime: a copy that keeps the time still changes the last) keys the cache, so a rewritten file is
+    read again and an unchanged one never is."""
     try:
         read_model_weights(Path(file).parent, config)
     except RunError as err:
@@ -906,7 +919,7 @@ def _read_record(file: Path, epoch: int, config: TrainConfig, cap: int) -> Epoch
     weights = [arrays.get(f"w{i}") for i in range(len(expected))]
     predictions, confidences = arrays.get("predictions"), arrays.get("confidences")
     if any(w is None for w in weights) or len(arrays) != len(expected) + 2:
-        raise RunError(f"{file}: the weights do not match the run's layers {[PIXELS, *config.hidden, NUM_CLASSES]}")
+        raise RunError(f"{file}: the weights do not match the run's layers {layer_sizes(config)}")
     _check_layers(weights, config, file)
     if (predictions is None or confidences is None or predictions.dtype != np.uint8 or predictions.ndim != 1
             or confidences.shape != predictions.shape or confidences.dtype != np.float16

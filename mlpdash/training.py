@@ -752,6 +752,11 @@ def _write_report(writer: RunWriter, report: TestReport) -> None:
     )
 
 
+def any_live_job() -> bool:
+    """Whether a job of this process is still going (training, or saving after a stop)."""
+    return any(not job.done for job in list(_live_jobs))
+
+
 def stop_live_jobs() -> None:
     """Stop every job still training and wait for each to save, at most SHUTDOWN_GRACE_SECONDS
     after it was first stopped."""

@@ -430,3 +430,65 @@ def test_a_callers_memory_spares_reading_the_folders_copy_for_a_new_drawing(tmp_
     monkeypatch.setattr(preprocess, "canvas_to_mnist", lambda image: calls.append(2) or real(image))
     assert np.array_equal(prepared(tmp_path, listing(tmp_path)).digits, again.digits)
     assert calls == [1]  # the folder's copy holds all four: a new server prepares none
+
+
+def test_a_png_replaced_under_the_same_name_and_time_is_prepared_again(tmp_path):
+    # Export, delete, change the drawing in the zip, import it back: same name, same time saved.
+    from mlpdash.drawings import prepared
+
+    folder, known = tmp_path / "mine", {}
+    kept = save(folder, _digit(255), 1)
+    archive = export_zip(folder)
+    before = prepared(folder, listing(folder), known).digits[0]
+    delete(folder, kept.file)
+    with zipfile.ZipFile(io.BytesIO(archive)) as source:
+        changed = {name: source.read(name) for name in source.namelist()}
+    other = io.BytesIO()
+    Image.fromarray(_digit(255).T.copy()).save(other, format="PNG")  # a bar across, not down
+    changed[kept.file] = other.getvalue()
+    import_zip(folder, _zip(changed))
+    after = prepared(folder, listing(folder), known).digits[0]
+    assert not np.array_equal(before, after)
+    np.testing.assert_array_equal(after, prepared(folder, listing(folder)).digits[0])  # the folder's copy too
+
+
+def test_a_drawing_that_cannot_be_read_is_shown_blank_and_tried_again(tmp_path):
+    from mlpdash.drawings import prepared
+
+    kept = save(tmp_path, _digit(), 5)
+    good = (tmp_path / kept.file).read_bytes()
+    (tmp_path / kept.file).write_bytes(b"not a png")
+    known = {}
+    assert not prepared(tmp_path, listing(tmp_path), known).inked[0] and known == {}
+    (tmp_path / kept.file).write_bytes(good)
+    assert prepared(tmp_path, listing(tmp_path), known).inked[0]
+
+
+def test_a_folder_past_the_cap_still_lists_deletes_and_exports_but_takes_no_more(tmp_path, monkeypatch):
+    # Folders made when the cap was an archive's: their drawings must not be held hostage.
+    import mlpdash.drawings as drawings
+
+    kept = [save(tmp_path, _digit(), d) for d in range(4)]
+    monkeypatch.setattr(drawings, "MAX_DRAWINGS", 2)
+    assert len(listing(tmp_path)) == 4
+    with pytest.raises(DrawingsError, match="holds 4 drawings; 1 more would pass the 2"):
+        save(tmp_path, _digit(), 1)
+    delete(tmp_path, kept[0].file)
+    assert len(listing(tmp_path)) == 3 and zipfile.ZipFile(io.BytesIO(export_zip(tmp_path))).namelist()
+
+
+def test_an_import_interrupted_long_ago_leaves_no_staging_behind_the_next(tmp_path):
+    import os
+    import time
+
+    from mlpdash.drawings import STALE_STAGING_S
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    old, recent = folder / ".import.0123abcd.tmp", folder / ".import.4567cdef.tmp"
+    for staging in (old, recent):
+        staging.mkdir()
+        (staging / "a.png").write_bytes(_png())
+    os.utime(old, (time.time() - STALE_STAGING_S - 60,) * 2)
+    assert import_zip(folder, _zip(_labelled(2))) == 2
+    assert not old.exists() and recent.exists()  # one that may still be importing is left alone

@@ -156,3 +156,31 @@ def test_another_process_holding_the_lock_makes_a_writer_wait_then_give_up(tmp_p
         holder.wait()
     with locked(tmp_path, timeout=5):  # released with its holder
         pass
+
+
+def test_a_zip64_directory_that_the_end_record_hides_is_refused():
+    # With a zip64 locator before the end record, zipfile takes the directory's size and place from
+    # the zip64 record: a directory of 300,000 entries behind an end record that declares one.
+    raw = zip_of({"a.npy": npy_bytes(np.arange(3))})
+    end = raw.rindex(b"PK\x05\x06")
+    locator = b"PK\x06\x07" + (0).to_bytes(4, "little") + (0).to_bytes(8, "little") + (1).to_bytes(4, "little")
+    with pytest.raises(UnsafeFileError, match="a zip64 archive"):
+        read_archive(raw[:end] + locator + raw[end:], "x", 100, 100, 4)
+
+
+def test_an_npz_member_not_named_as_an_array_is_refused(tmp_path):
+    path = tmp_path / "x.npz"
+    path.write_bytes(zip_of({"w0": npy_bytes(np.zeros(10))}))  # past w0.npy's cap, were it looked up
+    with pytest.raises(UnsafeFileError, match=r"x.npz\[w0\]: not an array of an .npz"):
+        read_npz(path, MB, {"w0": 100})
+
+
+def test_the_lock_of_a_folder_reached_through_a_link_works(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    with locked(tmp_path / "link", timeout=1):
+        pass
+    from mlpdash.drawings import listing, save
+
+    save(tmp_path / "link", np.zeros((28, 28), np.uint8), 4)  # a drawings folder kept elsewhere
+    assert [d.label for d in listing(tmp_path / "real")] == [4]

@@ -130,7 +130,7 @@ def start_finetune(base: Path, drawings: Path, out: Path, epochs: int = 20) -> s
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "mlpdash", "drawings", "finetune", "--model", str(base), "--folder", str(drawings),
-         "--epochs", str(epochs), "--replay", "4", "--data", "sample", "--out", str(out)],
+         "--epochs", str(epochs), "--replay", "16", "--data", "sample", "--out", str(out)],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 

@@ -11,6 +11,7 @@ per change of the folder, so that every rerun stays well under a second (`bench 
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,13 +19,16 @@ import streamlit as st
 
 from mlpdash import figures
 from mlpdash.drawings import (
+    MAX_DRAWINGS,
     Drawing,
     DrawingsError,
+    Identity,
     Prepared,
     answer,
     delete,
     drawings_root,
     export_zip,
+    identities,
     import_zip,
     listing,
     load,
@@ -62,14 +66,18 @@ def drawings_ui(manager: JobManager) -> None:
             return
         if not kept:
             st.info(f"No drawings kept yet. Draw a digit on the canvas and press the digit you meant under "
-                    f"**Save as…**: they are kept in `{root}`, to test the model on and to teach it your "
+                    f"**Save as…**: they are kept in {plain(root)}, to test the model on and to teach it your "
                     "hand.", icon=":material/draw:")
             _import_export(root, kept)
             return
-        keys = _keys(kept)
-        ready = _prepared(str(root), keys, kept)
+        made_of = identities(root, kept)
+        ready = _prepared(str(root), hash(made_of), kept, made_of)
         counts = np.bincount([d.label for d in kept], minlength=10)
-        st.caption(f"{len(kept)} drawings in `{root}` — " + ", ".join(f"{n} × {d}" for d, n in enumerate(counts) if n))
+        st.caption(f"{len(kept)} drawings in {plain(root)} — " + ", ".join(f"{n} × {d}" for d, n in enumerate(counts) if n))
+        if len(kept) > MAX_DRAWINGS:
+            st.warning(f"This folder holds {len(kept):,} drawings, more than the {MAX_DRAWINGS:,} a folder keeps: "
+                       "Save as… and imports are refused until some are deleted (export them first to keep "
+                       "them, and start a new folder).", icon=":material/warning:")
         gallery_col, selected_col = st.columns([3, 2], gap="large")
         with gallery_col:
             _gallery(kept, ready)
@@ -80,28 +88,30 @@ def drawings_ui(manager: JobManager) -> None:
         _import_export(root, kept)
 
 
-def _keys(kept: list[Drawing]) -> int:
-    """What the drawings as the model sees them depend on: each one's name and time saved (a relabel
-    changes neither; a save, delete or import does). The cache key of what is computed from them."""
-    return hash(tuple(d.key for d in kept))
+# One copy for every session: what a folder's drawings become does not depend on who looks. Keyed
+# by what each drawing was made from (a relabel changes nothing of it; a save, delete or import does).
+@st.cache_resource(max_entries=2, show_spinner="Preparing the drawings for the model…")
+def _prepared(root: str, key: int, _kept: list[Drawing], _made_of: tuple[Identity, ...]) -> Prepared:
+    return _prepare(Path(root), _kept, _made_of)
 
 
-# One copy for every session: what a folder's drawings become does not depend on who looks.
-@st.cache_resource(max_entries=4, show_spinner="Preparing the drawings for the model…")
-def _prepared(root: str, keys: int, _kept: list[Drawing]) -> Prepared:
-    known = _known(root)
-    if len(known) > len(_kept) + FORGET_AFTER:  # drawings deleted since: forget them
-        alive = {d.key for d in _kept}
-        for key in [key for key in known if key not in alive]:
-            known.pop(key, None)
-    return prepared(Path(root), _kept, known)
+def _prepare(root: Path, kept: list[Drawing], made_of: tuple[Identity, ...] | None = None) -> Prepared:
+    """`drawings.prepared` with the server's memory of the folder: a drawing saved costs its own
+    preparation, not a read of them all. One session at a time changes that memory."""
+    known, lock = _known(str(root))
+    with lock:
+        if len(known) > len(kept) + FORGET_AFTER:  # drawings deleted since: forget them
+            alive = set(made_of or identities(root, kept))
+            for identity in [identity for identity in known if identity not in alive]:
+                del known[identity]
+        return prepared(root, kept, known, made_of)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _known(root: str) -> dict:
-    """The server's memory of a folder's prepared drawings (drawing key -> (digit, inked)), kept
-    across changes of the folder: a drawing saved costs its own preparation, not a read of them all."""
-    return {}
+def _known(root: str) -> tuple[dict, threading.Lock]:
+    """The server's memory of a folder's prepared drawings (identity -> (digit, inked)), kept across
+    changes of the folder, with the lock of its changes."""
+    return {}, threading.Lock()
 
 
 def _gallery(kept: list[Drawing], ready: Prepared) -> None:
@@ -175,7 +185,6 @@ def _change(action, done: str) -> None:
     except (DrawingsError, OSError) as err:
         st.error(f"Not changed: {plain(err)}", icon=":material/warning:")
         return
-    st.session_state.pop("drawings_evaluation", None)  # answers to an older set
     st.toast(done, icon=":material/check:")
     st.rerun()
 
@@ -194,9 +203,9 @@ def _evaluate(manager: JobManager, kept: list[Drawing], ready: Prepared) -> None
         st.info("None of the drawings has ink.", icon=":material/info:")
         return
     if manager.active() and focus.picked_run() is None:  # a live model changes with every batch
-        answers = answer(ready, model.network.logits)
+        answers = answer(ready.digits, ready.inked, model.network.logits)
     else:
-        answers = _answers(model, kept, ready)
+        answers = _answers(model, ready)
     result = score(kept, ready.inked, answers)
     inked = int(ready.inked.sum())
     st.caption(f"{plain(model.title)}: **{result.accuracy:.1%}** of {inked} drawings read right"
@@ -223,16 +232,16 @@ def _evaluate(manager: JobManager, kept: list[Drawing], ready: Prepared) -> None
         focus.follow_tab_change()
 
 
-def _answers(model: ModelInFocus, kept: list[Drawing], ready: Prepared) -> np.ndarray:
+def _answers(model: ModelInFocus, ready: Prepared) -> np.ndarray:
     """The model's answer to each drawing (-1: no ink). A saved model's answers are remembered by
     drawing, for every session: a rerun answers only the drawings new since (none for a page of the
     gallery, a selection or a relabel; one for a drawing saved)."""
     known = _answered(model.state)
-    new = [i for i, d in enumerate(kept) if d.key not in known]
+    new = [i for i, identity in enumerate(ready.identities) if identity not in known]
     if new:
-        found = answer(Prepared(ready.digits[new], ready.inked[new]), model.network.logits)
-        known.update((kept[i].key, int(a)) for i, a in zip(new, found))
-    return np.array([known[d.key] for d in kept], np.int64)
+        found = answer(ready.digits[new], ready.inked[new], model.network.logits)
+        known.update((ready.identities[i], int(a)) for i, a in zip(new, found))
+    return np.array([known.get(identity, -1) for identity in ready.identities], np.int64)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -335,6 +344,6 @@ def _import_export(root, kept: list[Drawing]) -> None:
                 st.error(f"Not imported: {plain(err)}", icon=":material/warning:")
                 return
             with st.spinner(f"Preparing the {added} new drawings for the model (once: they are kept)…"):
-                prepared(root, listing(root))
+                _prepare(root, listing(root))
             st.toast(f"{added} drawings imported", icon=":material/check:")
             st.rerun()
