@@ -48,6 +48,19 @@ def _entries(raw: bytes) -> list[tuple[int, int]]:
     return found
 
 
+def peak_bytes(action) -> int:
+    """Bytes allocated at the peak while `action` runs (NumPy's buffers included)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        action()
+    finally:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    return peak
+
+
 def patched(raw: bytes, *, declared: int | None = None, method: int | None = None, flags: int | None = None) -> bytes:
     """The archive with every member's declared unpacked size, compression method or flag bits
     rewritten, in the central directory and in the local headers alike."""

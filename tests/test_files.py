@@ -7,28 +7,16 @@ import subprocess
 import sys
 import threading
 import time
-import tracemalloc
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from hostile import MB, bad_crc, bomb, many_members, npy_bytes, patched, zip_of
+from hostile import MB, bad_crc, bomb, many_members, npy_bytes, patched, peak_bytes, zip_of
 
 from mlpdash.files import UnsafeFileError, iter_archive, locked, read_archive, read_npz
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _peak_while(action) -> int:
-    """Bytes allocated at the peak while `action` runs (NumPy's buffers included)."""
-    tracemalloc.start()
-    try:
-        action()
-    finally:
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-    return peak
 
 
 @pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA], ids=["bzip2", "lzma"])
@@ -40,7 +28,7 @@ def test_a_member_that_declares_little_and_unpacks_to_much_is_refused_unread(tmp
         with pytest.raises(UnsafeFileError, match="not stored or deflate"):
             read_npz(path, 4 * MB)
 
-    assert _peak_while(read) < 8 * MB
+    assert peak_bytes(read) < 8 * MB
 
 
 def test_a_deflate_member_is_unpacked_in_chunks_against_its_cap_whatever_it_declares(tmp_path):
@@ -51,7 +39,7 @@ def test_a_deflate_member_is_unpacked_in_chunks_against_its_cap_whatever_it_decl
         with pytest.raises(UnsafeFileError):  # past the cap, or its size disagrees: never 64 MB
             read_npz(path, 4 * MB)
 
-    assert _peak_while(read) < 12 * MB
+    assert peak_bytes(read) < 12 * MB
     honest = tmp_path / "honest.npz"
     honest.write_bytes(bomb("w0.npy", 8 * MB, zipfile.ZIP_DEFLATED, declared=8 * MB + 128))
     with pytest.raises(UnsafeFileError, match="declares 8,388,736 bytes, more than the"):

@@ -356,24 +356,12 @@ def _run_with_timeline(root):
     return path
 
 
-def _peak_bytes(action) -> int:
-    import tracemalloc
-
-    tracemalloc.start()
-    try:
-        action()
-    finally:
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-    return peak
-
-
 @pytest.mark.parametrize("file", ["model.weights.npz", "test_predictions.npz", "timeline/epoch-00000.npz",
                                   "timeline/confusions.npz"])
 def test_a_compressed_bomb_in_any_archive_of_a_run_is_refused_unpacked(tmp_path, file):
     # A few hundred bytes of bzip2 that declare 2,000 bytes and unpack to 64 MB (6 GB took the page
     # to 3.6 GB before): refused by its compression method, before anything is unpacked.
-    from hostile import bomb
+    from hostile import bomb, peak_bytes
 
     from mlpdash.runs import load_run_model, read_test_predictions, read_timeline
 
@@ -387,7 +375,7 @@ def test_a_compressed_bomb_in_any_archive_of_a_run_is_refused_unpacked(tmp_path,
         with pytest.raises(RunError, match=r"compressed with method 12, not stored or deflate"):
             readers[file](path)
 
-    assert _peak_bytes(read) < 16 << 20
+    assert peak_bytes(read) < 16 << 20
     info = read_info(path)
     if file == "model.weights.npz":  # the listing reads a model's weights: the run is damaged
         assert info.status == "damaged" and "model.weights.npz" in info.error
