@@ -989,7 +989,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.over_time:
         bench.print_over_time()
     if args.drawings:
-        from mlpdash.bench_drawings import print_drawings
+        from mlpdash.ui.bench_drawings import print_drawings  # drives the page: Streamlit
 
         print_drawings(args.drawings)
     if args.units:

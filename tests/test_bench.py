@@ -90,7 +90,7 @@ def test_bench_units_prints_the_lab_change_the_dream_and_the_ranking(capsys):
 
 
 def test_bench_drawings_times_every_step_of_the_tab_on_the_real_page(capsys):
-    from mlpdash.bench_drawings import print_drawings
+    from mlpdash.ui.bench_drawings import print_drawings
 
     print_drawings(450)  # three gallery pages
     out = capsys.readouterr().out

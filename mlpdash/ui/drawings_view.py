@@ -237,11 +237,13 @@ def _answers(model: ModelInFocus, ready: Prepared) -> np.ndarray:
     drawing, for every session: a rerun answers only the drawings new since (none for a page of the
     gallery, a selection or a relabel; one for a drawing saved)."""
     known = _answered(model.state)
-    new = [i for i, identity in enumerate(ready.identities) if identity not in known]
+    # Only drawings with ink are answered, and so remembered: one unreadable now may read later.
+    new = [i for i, identity in enumerate(ready.identities) if ready.inked[i] and identity not in known]
     if new:
         found = answer(ready.digits[new], ready.inked[new], model.network.logits)
         known.update((ready.identities[i], int(a)) for i, a in zip(new, found))
-    return np.array([known.get(identity, -1) for identity in ready.identities], np.int64)
+    return np.array([known[identity] if ink else -1 for identity, ink in zip(ready.identities, ready.inked)],
+                    np.int64)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)

@@ -1,4 +1,5 @@
 """`python -m mlpdash bench --drawings N`: the Your drawings tab's cost with a folder of N drawings.
+It drives the page itself (Streamlit's AppTest), so it lives with the page's code.
 
 A folder of N drawings (test digits of the bundled sample drawn large on a 280-px canvas, as Save as…
 keeps them) is made by importing a zip, as a class's drawings arrive; they are then prepared once for
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TAB = "Your drawings"
 CANVAS = 280
 RERUNS = 5
