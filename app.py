@@ -8,44 +8,46 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mlpdash.config import TrainConfig
-from mlpdash.ui import focus, get_manager, guarded, load_engine_after_first_view
+from mlpdash.ui import choices, get_server, guarded, keep_keras_state_between_reruns, load_engine_after_first_view
 from mlpdash.ui.access import access_ui
 from mlpdash.ui.drawing import drawing_ui
 from mlpdash.ui.panels import charts_ui, result_ui, run_banner
 from mlpdash.ui.sidebar import control_bar_ui, data_ui, estimate_ui, lessons_ui, settings_ui
 from mlpdash.ui.style import page_style
-from mlpdash.ui.views import views_ui
+from mlpdash.ui.tabs import views_ui
 
 
 def main() -> None:
+    keep_keras_state_between_reruns()
     st.set_page_config(page_title="mlpdash — MLP on MNIST", page_icon="🔢", layout="wide")
     page_style()
-    manager = get_manager()
+    server = get_server()
     with st.sidebar, guarded("setup"):
         st.header("Setup")
         allowed = access_ui()
         lessons_ui(locked=not allowed)
-        job = manager.job
+        job = server.jobs.job
         spec, data_problem = data_ui(locked=not allowed, job_spec=job.data_spec if job else None)
-        focus.set_data_choice(None if data_problem else spec)
-        config, _ = settings_ui(job.config if job else TrainConfig(), locked=not allowed)
-        focus.set_settings(config)
+        choices.set_data_choice(None if data_problem else spec)
+        config, _ = settings_ui(server.jobs.settings(), locked=not allowed)
+        choices.set_settings(config)
         estimate_ui(None if data_problem else spec, config)
     st.markdown("### mlpdash &nbsp; :gray[<small>a multilayer perceptron learning handwritten digits "
                 "(MNIST), live</small>]", unsafe_allow_html=True)
     # The control bar: what is happening, and the buttons that change it, on every screen size.
     with st.container(key="control_bar"):
-        control_bar_ui(manager, None if data_problem else spec, config)
-    run_banner(manager)
+        control_bar_ui(server, None if data_problem else spec, config)
+    run_banner()
+    # What every panel below is about: one rule (mlpdash.focus), asked once for this run of the page.
+    focus = choices.focus_of(server)
     with st.container(key="main_row"):
         training_col, drawing_col = st.columns([3, 2], gap="large")
         with training_col, st.container(key="training_column"):
-            result_ui(manager)
-            charts_ui(manager, planned_epochs=config.epochs if config else None)
+            result_ui(focus)
+            charts_ui(focus, planned_epochs=config.epochs if config else None)
         with drawing_col, st.container(key="drawing_column"):
-            drawing_ui(manager)
-    views_ui(manager)
+            drawing_ui(focus)
+    views_ui(server, focus)
     load_engine_after_first_view()
 
 main()

@@ -67,3 +67,84 @@ def sweep_rows(sweep: Sweep, runs: Mapping[str, RunInfo]) -> list[dict[str, Any]
             "train_seconds": summary.get("train_seconds"),
         })
     return rows
+
+
+# --- as the page shows them ------------------------------------------------------------------------
+
+
+def shown_value(value: object) -> str:
+    """A setting's value as a table cell: hidden sizes '700,500' ('none (linear)' for none), a
+    number as %g."""
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "none (linear)"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def run_label(run: RunInfo) -> str:
+    """A run as a choice to tick: 'its title · 784-128-10 · 97.12%' (its state while it has no test
+    accuracy)."""
+    accuracy = (run.summary or {}).get("test_accuracy")
+    shown = f"{accuracy:.2%}" if accuracy is not None else run.label
+    model = run.config.architecture if run.config else "?"
+    return f"{run.title} · {model} · {shown}"
+
+
+def comparison_table(runs: Sequence[RunInfo]) -> list[dict[str, object]]:
+    """`comparison` as the page's table: the settings that differ, then what each run reached, one
+    row a run, every cell text."""
+    rows = []
+    for run, row in zip(runs, comparison(runs), strict=True):
+        accuracy, seconds = row["test_accuracy"], row["train_seconds"]
+        rows.append({
+            "run": run.title,
+            "state": row["state"],
+            **{key: shown_value(value) for key, value in row["settings"].items()},
+            "test accuracy": f"{accuracy:.2%}" if accuracy is not None else "—",
+            "epochs": row["epochs"],
+            "training time": f"{seconds:.0f} s" if seconds is not None else "—",
+            "parameters": f"{row['parameters']:,}" if row["parameters"] is not None else "—",
+        })
+    return rows
+
+
+def runs_table_row(run: RunInfo) -> dict[str, object]:
+    """A saved run as a row of the runs table."""
+    summary = run.summary or {}
+    config = run.config
+    accuracy = summary.get("test_accuracy")
+    return {
+        "run": run.run_id,
+        "name": run.name,
+        "status": run.label,
+        "model": config.architecture if config else "—",
+        "epochs": f"{run.epochs_completed}/{config.epochs}" if config else "—",
+        "test accuracy": f"{accuracy:.4f}" if accuracy is not None else "—",
+        "data": run.data_source or "—",
+        "note": run.error or run.note,
+    }
+
+
+def sweep_label(sweep: Sweep) -> str:
+    """A queued sweep as a choice: 'its name · 4 runs · 1 finished · 3 to go'."""
+    done = sum(item.state == "finished" for item in sweep.items)
+    waiting = sweep.pending
+    return f"{sweep.name} · {len(sweep.items)} runs · {done} finished" + (f" · {waiting} to go" if waiting else "")
+
+
+def state_counts(sweep: Sweep) -> dict[str, int]:
+    """How many of the sweep's runs are in each state, in the order the states first appear."""
+    states = [item.state for item in sweep.items]
+    return {state: states.count(state) for state in dict.fromkeys(states)}
+
+
+def sweep_table(rows: Sequence[Mapping[str, Any]], swept: Sequence[str]) -> list[dict[str, object]]:
+    """`sweep_rows` as the page's table: the swept settings' values as text, test accuracy in %,
+    training time in s to one place, the run's name (or folder)."""
+    return [{
+        **{setting.replace("_", " "): shown_value(row[setting]) for setting in swept},
+        "state": row["state"],
+        "test accuracy": None if row["test_accuracy"] is None else 100 * float(row["test_accuracy"]),
+        "epochs": row["epochs"],
+        "training time (s)": None if row["train_seconds"] is None else round(float(row["train_seconds"]), 1),
+        "run": row["name"] or row["run"] or "—",
+    } for row in rows]

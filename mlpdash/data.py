@@ -34,10 +34,11 @@ from pathlib import Path
 import numpy as np
 
 from mlpdash.files import UnsafeFileError, read_npz
+from mlpdash.mnist import IMAGE_SIDE
 
 ENV_VAR = "MLPDASH_DATA"
 N_VAL = 10_000
-IMAGE_SHAPE = (28, 28)
+IMAGE_SHAPE = (IMAGE_SIDE, IMAGE_SIDE)
 GZIP_MAGIC = b"\x1f\x8b"
 # Full MNIST's largest file holds 47 MB; EMNIST-sized files still fit. A header declaring more is
 # refused before anything is unpacked.

@@ -420,6 +420,16 @@ def prepared(root: Path, kept: list[Drawing], known: dict | None = None,
     return ready
 
 
+def forget_gone(known: dict, made_of: tuple[Identity, ...], slack: int) -> None:
+    """A caller's memory of prepared drawings (see `prepared`) rid of the drawings no longer in the
+    folder (`made_of`, its identities now), once it holds more than `slack` of those: a deleted
+    drawing costs nothing until many have gone."""
+    if len(known) > len(made_of) + slack:
+        alive = set(made_of)
+        for identity in [identity for identity in known if identity not in alive]:
+            del known[identity]
+
+
 def _prepare_one(root: Path, drawing: Drawing) -> tuple[np.ndarray, bool] | None:
     """The drawing prepared (a zero digit and False for one without ink); None when it cannot be
     read now (a missing or damaged PNG): never kept, so that it is tried again."""
@@ -482,12 +492,33 @@ class Evaluation:
     blank: list[str]
 
 
-def evaluate(root: Path, logits: Callable[[np.ndarray], np.ndarray]) -> Evaluation:
+def evaluate(root: Path, logits: Callable[[np.ndarray], np.ndarray], kept: list[Drawing] | None = None,
+             ready: Prepared | None = None, known: dict[Identity, int] | None = None) -> Evaluation:
     """Each drawing prepared as the canvas's are (`prepared`) and answered by `logits` ([N, 28, 28]
-    in [0, 1] -> [N, 10])."""
-    kept = listing(root)
-    ready = prepared(root, kept)
-    return score(kept, ready.inked, answer(ready.digits, ready.inked, logits))
+    in [0, 1] -> [N, 10]). A caller that has them passes the folder's listing `kept` and its
+    `ready` drawings, and `known`, its memory of this model's answers by drawing (see
+    `remembered_answers`)."""
+    kept = listing(root) if kept is None else kept
+    ready = prepared(root, kept) if ready is None else ready
+    if known is None:
+        answers = answer(ready.digits, ready.inked, logits)
+    else:
+        answers = remembered_answers(ready, logits, known)
+    return score(kept, ready.inked, answers)
+
+
+def remembered_answers(ready: Prepared, logits: Callable[[np.ndarray], np.ndarray],
+                       known: dict[Identity, int]) -> np.ndarray:
+    """`answer` for the drawings `ready`, with `known` a memory of one model's answers by drawing
+    (identity -> digit), filled here: only the drawings new to it are answered (none for a relabel,
+    one for a drawing saved). Only drawings with ink are answered, and so remembered: one unreadable
+    now may read later."""
+    new = [i for i, identity in enumerate(ready.identities) if ready.inked[i] and identity not in known]
+    if new:
+        found = answer(ready.digits[new], ready.inked[new], logits)
+        known.update((ready.identities[i], int(a)) for i, a in zip(new, found))
+    return np.array([known[identity] if ink else -1 for identity, ink in zip(ready.identities, ready.inked)],
+                    np.int64)
 
 
 def answer(digits: np.ndarray, inked: np.ndarray, logits: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
@@ -511,3 +542,56 @@ def score(kept: list[Drawing], inked: np.ndarray, answers: np.ndarray) -> Evalua
     given = np.array([a for _, a in read])
     misread = [(d.file, d.label, a) for d, a in read if a != d.label]
     return Evaluation(float(np.mean(given == labels)), confusion_matrix(labels, given), misread, blank)
+
+
+# --- the drawings as the page lays them out ------------------------------------------------------------
+
+
+def tally(kept: list[Drawing]) -> str:
+    """How many of each digit are kept: '3 × 1, 2 × 4' (digits with none left out)."""
+    counts = np.bincount([d.label for d in kept], minlength=10)
+    return ", ".join(f"{n} × {d}" for d, n in enumerate(counts) if n)
+
+
+def by_digit(kept: list[Drawing], digit: int | None = None) -> list[Drawing]:
+    """The drawings saved as `digit` (every one for None), by digit, then oldest first."""
+    return sorted((d for d in kept if digit is None or d.label == digit), key=lambda d: (d.label, d.created))
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Drawings as one grid of tiles: their pixels (uint8 [n, 28, 28], as the model sees them), their
+    positions in the folder's listing (what a click hands back), a hover text and a short label over
+    each, and the grid's title."""
+
+    images: np.ndarray
+    ids: list[int]
+    hover: list[str]
+    short: list[str]
+    title: str
+
+
+def _tiles(ready: Prepared, ids: list[int]) -> np.ndarray:
+    return (ready.digits[ids] * 255).astype(np.uint8)
+
+
+def gallery_page(kept: list[Drawing], ready: Prepared, shown: list[Drawing], page: int, per_page: int) -> Grid:
+    """Page `page` (from 1) of the drawings `shown` (`by_digit`), each with the digit it was saved as."""
+    position = {d.file: i for i, d in enumerate(kept)}
+    on_page = shown[(page - 1) * per_page: page * per_page]
+    ids = [position[d.file] for d in on_page]
+    title = f"{len(shown)} drawings, by digit" + (f" (page {page}: {len(on_page)} of them)"
+                                                    if len(shown) > len(on_page) else "")
+    return Grid(_tiles(ready, ids), ids, [f"a {d.label} · {d.file}" for d in on_page],
+                [str(d.label) for d in on_page], title)
+
+
+def misread_grid(kept: list[Drawing], ready: Prepared, result: Evaluation, limit: int) -> Grid:
+    """The first `limit` drawings the model misread, each with the digit it was saved as → the answer."""
+    position = {d.file: i for i, d in enumerate(kept)}
+    misread = result.misread[:limit]
+    ids = [position[file] for file, _, _ in misread]
+    title = f"The {len(result.misread)} misread" + (f" (the first {len(misread)})"
+                                                    if len(misread) < len(result.misread) else "")
+    return Grid(_tiles(ready, ids), ids, [f"a {label} read as {read} · {file}" for file, label, read in misread],
+                [f"{label}→{read}" for _, label, read in misread], title)

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-NUM_CLASSES = 10
+from mlpdash.mnist import NUM_CLASSES
+
 
 
 @dataclass(frozen=True)

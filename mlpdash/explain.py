@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-PIXELS = 784
-NUM_CLASSES = 10
+from mlpdash.mnist import NUM_CLASSES, PIXELS
+
 TOP_UNITS = 5
 NEIGHBOURS = 5
 # The attack's budgets, smallest first: the answer is the first one at which the target is reached.
@@ -143,6 +143,26 @@ class Explanation:
         column = self.unit_contributions[:, digit]
         order = np.argsort(column)[::-1][:count]
         return [(int(u), float(self.activations[0][u]), float(column[u])) for u in order]
+
+
+def read_digit(network: Network, image: np.ndarray) -> int:
+    """The digit `network` reads in one image [28, 28] in [0, 1]."""
+    return int(np.argmax(network.logits(np.asarray(image)[None])[0]))
+
+
+def logit_table(e: Explanation) -> list[dict[str, float | int]]:
+    """For the answer and the runner-up: the pixels' contributions summed, the bias part (carried
+    through for ReLU; the remainder otherwise), their sum and the logit, to 4 places: the sum is the
+    logit."""
+    bias = "bias carried through (b_eff)" if e.exact else "remainder (logit − Σ, not a bias)"
+    rows: list[dict[str, float | int]] = []
+    for digit in (e.digit, e.runner_up):
+        total = float(e.contributions(digit).sum())
+        rows.append({"digit": digit, "pixels' contributions (Σ)": round(total, 4),
+                     bias: round(float(e.effective_bias[digit]), 4),
+                     "sum": round(total + float(e.effective_bias[digit]), 4),
+                     "logit": round(float(e.logits[digit]), 4)})
+    return rows
 
 
 def explain(network: Network, image: np.ndarray) -> Explanation:
@@ -292,6 +312,17 @@ def sign_noise(image: np.ndarray, epsilon: float, rng: np.random.Generator) -> n
     """Random +-epsilon on every pixel, kept in [0, 1]: a change as large as an attack's, aimed nowhere."""
     x = np.asarray(image, np.float32)
     return np.clip(x + epsilon * rng.choice(np.array([-1.0, 1.0], np.float32), size=x.shape), 0.0, 1.0)
+
+
+def noise_reading(network: Network, image: np.ndarray, epsilon: float | None,
+                  seed: int = 0) -> tuple[np.ndarray | None, int | None]:
+    """`sign_noise` of an attack's size `epsilon` on the image and the digit the network reads in it:
+    what a change as large as the attack's, aimed nowhere, does. (None, None) without a budget (no
+    attack reached its target, or none was needed)."""
+    if not epsilon:
+        return None, None
+    noisy = sign_noise(image, epsilon, np.random.default_rng(seed))
+    return noisy, read_digit(network, noisy)
 
 
 # --- shared pieces ------------------------------------------------------------------------------

@@ -7,10 +7,19 @@ MNIST. The result is a run folder like any other — it lists, answers drawings,
 `finetune.json` says what it was fine-tuned from, how, and the before/after report: accuracy on the
 held-out drawings, on all of them and on the MNIST test split, where forgetting would show.
 
-A fine-tune can be stopped (`stop`, an event that a signal handler or a page's button sets): it ends
-after the current batch and is saved as a *stopped* run when an epoch or more had finished, or leaves
-nothing behind when none had. A model whose weights are not all finite numbers is never fine-tuned, and
-a fine-tune that diverges (a loss or a weight that is no longer finite) is refused and leaves no run.
+A fine-tune is a training job (`mlpdash.training.TrainingJob`) with a plan of its own (`FinetunePlan`):
+the same background thread, progress, pause and stop, the same recorder of metrics and timeline, the
+same summary. `finetune_job` makes one for a job manager to start (`check_finetune` first says, without
+TensorFlow, whether it can); `finetune` runs one to its end and returns its report, for the CLI.
+
+A fine-tune can be stopped (the job's `stop`, or `finetune`'s `stop` event that a signal handler sets):
+it ends after the current batch and is saved as a *stopped* run when an epoch or more had finished, or
+leaves nothing behind when none had. A model whose weights are not all finite numbers is never
+fine-tuned, and a fine-tune that diverges (a loss or a weight that is no longer finite) is refused and
+leaves no run; so does one that fails.
+
+TensorFlow is imported only inside functions: the page imports this module for its settings before
+TensorFlow has loaded.
 """
 
 from __future__ import annotations
@@ -19,16 +28,29 @@ import dataclasses
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mlpdash.data import MnistSplits
+from mlpdash.config import TrainConfig
+from mlpdash.data import MnistSplits, load_mnist
 from mlpdash.drawings import DrawingsError, listing, prepared
 from mlpdash.files import UnsafeFileError, read_json, write_json_atomic
-from mlpdash.runs import MAX_NAME_CHARS, RunError, nonfinite, read_info, set_notes
+from mlpdash.mnist import IMAGE_SIDE, scale
+from mlpdash.plan import TrainPlan
+from mlpdash.progress import FINE_TUNING
+from mlpdash.runs import MAX_NAME_CHARS, RunError, RunInfo, nonfinite, read_info, set_notes
+
+if TYPE_CHECKING:
+    import keras
+
+    from mlpdash.evaluate import TestReport
+    from mlpdash.model import SpareModel
+    from mlpdash.predict import Predictor
+    from mlpdash.training import TrainingJob
 
 FINETUNE_FILE = "finetune.json"
 REPLAY_CHOICES = (0, 1, 4, 16)  # MNIST training digits replayed per drawing trained on; 0: no replay
@@ -41,6 +63,8 @@ MIN_DRAWINGS = 3  # one to hold out, two to learn from
 MIN_REPLAY = 256
 MAX_REPLAY_DIGITS = 20_000  # a page's fine-tune stays seconds long on 2 cores
 BATCH_SIZE = 32
+# How often `finetune` looks at its stop event while it waits for the job.
+STOP_POLL_SECONDS = 0.05
 # A saved report is untrusted: its text fields are bounded, so a planted one cannot flood the page.
 MAX_REPORT_TEXT = 4096
 MAX_HELD_OUT_NAME = 200
@@ -133,78 +157,201 @@ def split_held_out(labels: np.ndarray, share: float, seed: int) -> tuple[np.ndar
     return np.setdiff1d(np.arange(len(labels)), held_out), held_out
 
 
-def finetune(base: Path, drawings_root: Path, data: MnistSplits, settings: FinetuneSettings = FinetuneSettings(),
-             runs_dir: str | Path | None = None, stop: threading.Event | None = None) -> FinetuneReport:
-    """Fine-tune `base`'s model on the drawings in `drawings_root` (with `data`'s training digits
-    replayed) and save it as a new run; RunError or DrawingsError saying what is missing.
-
-    When `stop` is set (from a signal handler, another thread), training ends after the current
-    batch: the run is saved as stopped, with the epochs that had finished, or FinetuneStopped is
-    raised and nothing is saved when none had. FinetuneDiverged when the training diverges."""
+def check_finetune(base: Path, drawings_root: Path) -> RunInfo:
+    """What can be checked of a fine-tune in a blink, without TensorFlow: that `base` has a model to
+    fine-tune (RunError), and that `drawings_root` does not hold too few drawings (DrawingsError). The
+    drawings with ink are counted to the last one by the job itself, which prepares them. Returns the
+    base run's info."""
     info = read_info(Path(base))
     if info.config is None or not info.can_answer:
         why = info.error if info.status == "damaged" and info.error else info.label  # the damage, named
         raise RunError(f"{Path(base).name} has no model to fine-tune ({why})")
-    images, labels, files = prepared_drawings(drawings_root)
-    if len(labels) < MIN_DRAWINGS:
-        raise DrawingsError(f"fine-tuning needs at least {MIN_DRAWINGS} drawings with ink, one of them held out "
-                            f"to measure; {drawings_root} has {len(labels)}")
-    train, held = split_held_out(labels, settings.held_out, settings.seed)
+    if len(listing(Path(drawings_root))) < MIN_DRAWINGS:
+        # Too few whatever their ink: those few are prepared (milliseconds) to say how many have ink.
+        raise _too_few(len(prepared_drawings(Path(drawings_root))[1]), drawings_root)
+    return info
 
-    import keras  # TensorFlow only once the input is known to be good
 
-    from mlpdash.model import network_weights, to_model_input
-    from mlpdash.predict import Predictor
-    from mlpdash.runs import load_run_model
+def finetune_job(base: Path, drawings_root: Path, data: str | MnistSplits | None, settings: FinetuneSettings,
+                 runs_dir: str | Path | None = None, *, loader: Callable[[str | None], MnistSplits] = load_mnist,
+                 spare: SpareModel | None = None) -> TrainingJob:
+    """A job, not started yet, that fine-tunes `base`'s model on the drawings in `drawings_root` and
+    saves it as a new run in `runs_dir` (None: beside `base`). `data` is the MNIST source replayed and
+    tested on: a spec for `loader`, or loaded splits (None: the base run's own source). `spare` is an
+    ended job's model, handed on untouched to the next job (a fine-tune trains the base run's model).
+    RunError or DrawingsError at once for what `check_finetune` finds; once the job has ended,
+    `report_of(job)` is its report or the exception it ended with."""
+    from mlpdash.training import TrainingJob  # TensorFlow
 
-    model = load_run_model(info.path)  # RunError for weights that are not all finite: NaN in, NaN out
-    predictor = Predictor(model)
-    x_test = to_model_input(data.x_test)
+    info = check_finetune(Path(base), Path(drawings_root))
+    assert info.config is not None
+    return TrainingJob(finetune_config(info.config, settings), info.data_source if data is None else data,
+                       runs_dir if runs_dir is not None else info.path.parent, loader=loader, spare=spare,
+                       plan=FinetunePlan(info, Path(drawings_root), settings))
 
-    def scores() -> Scores:
-        answers = predictor.logits(images).argmax(axis=1)
-        return Scores(float(np.mean(answers[held] == labels[held])), float(np.mean(answers == labels)),
-                      float(np.mean(predictor.logits(x_test).argmax(axis=1) == data.y_test)))
 
-    before = scores()
-    rng = np.random.default_rng(settings.seed)
-    # At least MIN_REPLAY digits when replaying at all: Adam moves every weight by about the learning
-    # rate a step whatever the batch, and steps on a handful of drawings alone cost MNIST points.
-    wanted = max(settings.replay * len(train), MIN_REPLAY if settings.replay else 0)
-    count = min(wanted, MAX_REPLAY_DIGITS, len(data.x_train))
-    replay = rng.choice(len(data.x_train), size=count, replace=False) if count else np.zeros(0, np.int64)
-    x = np.concatenate([images[train], to_model_input(data.x_train[replay])])
-    y = np.concatenate([labels[train], np.asarray(data.y_train)[replay].astype(np.int64)])
-    config = dataclasses.replace(info.config, epochs=settings.epochs, learning_rate=settings.learning_rate,
-                                 lr_schedule="constant", optimizer="adam", batch_size=BATCH_SIZE,
-                                 seed=settings.seed, train_digits=0)
-    keras.utils.set_random_seed(settings.seed)
-    model.compile(optimizer=keras.optimizers.Adam(settings.learning_rate),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
-    stop = stop if stop is not None else threading.Event()
-    if stop.is_set():  # stopped while the drawings were prepared: no run folder is made at all
+def finetune_config(base: TrainConfig, settings: FinetuneSettings) -> TrainConfig:
+    """The config a fine-tune of a run of `base` trains with, and its new run records: the same network,
+    trained by Adam at a constant learning rate, seeded, on all the arrays it is given."""
+    return dataclasses.replace(base, epochs=settings.epochs, learning_rate=settings.learning_rate,
+                               lr_schedule="constant", optimizer="adam", batch_size=BATCH_SIZE,
+                               seed=settings.seed, train_digits=0)
+
+
+def report_of(job: TrainingJob) -> FinetuneReport:
+    """An ended fine-tune job's report; else the exception it ended with (FinetuneDiverged, RunError,
+    DrawingsError...), or FinetuneStopped when it was stopped before it had anything to save."""
+    if not job.done:
+        raise RuntimeError("the fine-tune has not ended yet")
+    if job.exception is not None:
+        raise job.exception
+    if job.result is None:
         raise FinetuneStopped(_NOTHING_SAVED)
-    started = time.monotonic()
-    run = _NewRun(runs_dir if runs_dir is not None else info.path.parent, config, data, predictor, model)
+    return job.result
+
+
+def finetune(base: Path, drawings_root: Path, data: str | MnistSplits | None,
+             settings: FinetuneSettings = FinetuneSettings(), runs_dir: str | Path | None = None,
+             stop: threading.Event | None = None) -> FinetuneReport:
+    """Fine-tune `base`'s model on the drawings in `drawings_root` (with `data`'s training digits
+    replayed) and save it as a new run; RunError or DrawingsError saying what is missing. The job runs
+    in its own thread (`finetune_job`); this waits for it.
+
+    When `stop` is set (from a signal handler, another thread), training ends after the current
+    batch: the run is saved as stopped, with the epochs that had finished, or FinetuneStopped is
+    raised and nothing is saved when none had. FinetuneDiverged when the training diverges."""
+    job = finetune_job(Path(base), Path(drawings_root), data, settings, runs_dir)
+    job.start()
     try:
-        run.start()
-        model.fit(x, y, batch_size=BATCH_SIZE, epochs=settings.epochs, shuffle=True, verbose=0,
-                  callbacks=[run.callback(math.ceil(len(x) / BATCH_SIZE), stop)])
-        if nonfinite(network_weights(model)) is not None:  # the last, partial epoch of a stop included
-            raise FinetuneDiverged(_diverged("its weights are no longer finite numbers", settings.learning_rate))
-        epochs = run.epochs_completed
-        if epochs == 0:
-            raise FinetuneStopped(_NOTHING_SAVED)
-        seconds = time.monotonic() - started
-        after = scores()
-        # A stop that came after the last batch of the last epoch cut nothing short.
-        report = FinetuneReport(info.run_id, run.path, settings, before, after, len(labels), len(train), len(held),
-                                int(count), seconds, epochs_completed=epochs, stopped=epochs < settings.epochs)
-        run.finish(report, len(x), held_files=[files[i] for i in held])
-    except BaseException:
-        run.abandon()
+        while not job.done:
+            if stop is not None and stop.is_set():
+                job.stop()  # once it is stopping, again is a no-op
+            job.join(STOP_POLL_SECONDS)
+    except BaseException:  # the wait interrupted: the job is not left training on its own
+        job.stop()
+        job.wait_for_save()
         raise
-    return report
+    return report_of(job)
+
+
+class FinetunePlan(TrainPlan):
+    """The fine-tune as a training job's plan: the base run's model, compiled afresh (Adam at the
+    settings' learning rate, seeded), fitted to the training part of the drawings mixed with replayed
+    MNIST digits; scored before and after; saved with `finetune.json` and a name and notes of its own.
+    Its end rules: a stop before its first epoch has finished, a divergence (a loss, or after the fit a
+    weight, that is not finite) or any failure leaves no run folder."""
+
+    task = FINE_TUNING
+    keeps_failures = False
+    judges_divergence = False  # a fine-tune diverges when its numbers are no longer finite, not before
+
+    def __init__(self, base: RunInfo, drawings_root: Path, settings: FinetuneSettings) -> None:
+        self.base = base
+        self.drawings_root = drawings_root
+        self.settings = settings
+        self._report: FinetuneReport | None = None
+        # Set by the hooks, in the job's thread.
+        self._images = np.zeros((0, IMAGE_SIDE, IMAGE_SIDE), np.float32)
+        self._labels = np.zeros(0, np.int64)
+        self._files: list[str] = []
+        self._held = np.zeros(0, np.int64)
+        self._trained_on = 0
+        self._replayed = 0
+        self._before: Scores | None = None
+        self._started = 0.0
+        self._seconds = 0.0
+
+    def arrays(self, data: MnistSplits) -> tuple[np.ndarray, np.ndarray]:
+        images, labels, files = prepared_drawings(self.drawings_root)
+        if len(labels) < MIN_DRAWINGS:
+            raise _too_few(len(labels), self.drawings_root)
+        train, held = split_held_out(labels, self.settings.held_out, self.settings.seed)
+        rng = np.random.default_rng(self.settings.seed)
+        # At least MIN_REPLAY digits when replaying at all: Adam moves every weight by about the learning
+        # rate a step whatever the batch, and steps on a handful of drawings alone cost MNIST points.
+        wanted = max(self.settings.replay * len(train), MIN_REPLAY if self.settings.replay else 0)
+        count = min(wanted, MAX_REPLAY_DIGITS, len(data.x_train))
+        replay = rng.choice(len(data.x_train), size=count, replace=False) if count else np.zeros(0, np.int64)
+        self._images, self._labels, self._files, self._held = images, labels, files, held
+        self._trained_on, self._replayed = len(train), int(count)
+        x = np.concatenate([images[train], scale(data.x_train[replay])])
+        y = np.concatenate([labels[train], np.asarray(data.y_train)[replay].astype(np.int64)])
+        return x, y
+
+    def model(self, data: MnistSplits) -> keras.Model:
+        import keras
+
+        from mlpdash.runs import load_run_model
+
+        model = load_run_model(self.base.path)  # RunError for weights that are not all finite: NaN in, NaN out
+        # Seeded after loading: the optimizer and the fit's shuffling start from the settings' seed alone.
+        keras.utils.set_random_seed(self.settings.seed)
+        model.compile(optimizer=keras.optimizers.Adam(self.settings.learning_rate),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+        return model
+
+    def before_fit(self, model: keras.Model, predictor: Predictor, data: MnistSplits) -> None:
+        answers = predictor.logits(scale(data.x_test)).argmax(axis=1)
+        self._before = self._scores(predictor, float(np.mean(answers == data.y_test)))
+        self._started = time.monotonic()
+
+    def _scores(self, predictor: Predictor, mnist_test: float) -> Scores:
+        answers = predictor.logits(self._images).argmax(axis=1)
+        held, labels = self._held, self._labels
+        return Scores(float(np.mean(answers[held] == labels[held])), float(np.mean(answers == labels)), mnist_test)
+
+    def after_fit(self, model: keras.Model) -> None:
+        from mlpdash.model import network_weights
+        from mlpdash.recorder import DivergedError
+
+        self._seconds = time.monotonic() - self._started
+        if nonfinite(network_weights(model)) is not None:  # the last, partial epoch of a stop included
+            raise DivergedError("its weights are no longer finite numbers")
+
+    def keeps(self, epochs_completed: int, batches_at_stop: int) -> bool:
+        return epochs_completed >= 1
+
+    def failure(self, err: Exception) -> Exception:
+        from mlpdash.recorder import DivergedError
+
+        if not isinstance(err, DivergedError):
+            return err
+        diverged = FinetuneDiverged(_diverged(err.what, self.settings.learning_rate))
+        diverged.__cause__ = err
+        return diverged
+
+    def before_summary(self, run_dir: Path, predictor: Predictor, report: TestReport, epochs_completed: int,
+                       stopped: bool) -> None:
+        assert self._before is not None
+        # The test report's accuracy is the after-score on MNIST test: the same model on the same split.
+        after = self._scores(predictor, report.accuracy)
+        result = FinetuneReport(self.base.run_id, run_dir, self.settings, self._before, after, len(self._labels),
+                                self._trained_on, len(self._held), self._replayed, self._seconds,
+                                epochs_completed=epochs_completed, stopped=stopped)
+        write_json_atomic(run_dir / FINETUNE_FILE,
+                          {**result.to_dict(), "held_out_files": [self._files[i] for i in self._held]})
+        suffix = f" fine-tuned on {result.drawings} drawings"
+        try:  # a name is a convenience: a trained run is never lost for want of one
+            set_notes(run_dir, result.base_run[:MAX_NAME_CHARS - len(suffix)] + suffix,
+                      f"replay {result.settings.replay} MNIST digits a drawing, {_epochs_note(result)}; "
+                      f"held-out drawings {result.before.held_out:.0%} -> {result.after.held_out:.0%}, "
+                      f"MNIST test {result.before.mnist_test:.2%} -> {result.after.mnist_test:.2%}")
+        except (OSError, ValueError):
+            pass
+        self._report = result
+
+    def close(self) -> None:
+        self._images = np.zeros((0, IMAGE_SIDE, IMAGE_SIDE), np.float32)  # up to 31 MB for a full folder of drawings
+
+    @property
+    def result(self) -> FinetuneReport | None:
+        """The report, once the run is saved (None before, and for a run that was not)."""
+        return self._report
+
+
+def _too_few(count: int, root: Path) -> DrawingsError:
+    return DrawingsError(f"fine-tuning needs at least {MIN_DRAWINGS} drawings with ink, one of them held out "
+                         f"to measure; {root} has {count}")
 
 
 def _epochs_note(report: FinetuneReport) -> str:
@@ -218,114 +365,6 @@ _NOTHING_SAVED = "fine-tuning stopped before its first epoch had finished; no ru
 
 def _diverged(what: str, learning_rate: float) -> str:
     return f"fine-tuning diverged: {what}; nothing was saved. Try a lower learning rate than {learning_rate:g}"
-
-
-class _NewRun:
-    """The fine-tuned model's run folder, written as the engine writes one: its start and every epoch
-    (metrics, weights, and a timeline record with the validation answers, so the views over time show
-    what fine-tuning changed), then the test results and the summary last."""
-
-    def __init__(self, root: str | Path, config: Any, data: MnistSplits, predictor: Any, model: Any) -> None:
-        from mlpdash.model import to_model_input
-        from mlpdash.runs import RunWriter
-
-        self.writer = RunWriter(root, config, data.source)
-        self.path = self.writer.path
-        self._data, self._predictor, self._model = data, predictor, model
-        self._val = to_model_input(data.x_val)
-        self._rows: list[dict[str, float]] = []
-        self._confusions: list[np.ndarray] = []
-        self._epoch_started = time.monotonic()
-
-    @property
-    def epochs_completed(self) -> int:
-        return len(self._rows)
-
-    def start(self) -> None:
-        """The model as it came (epoch 0), where the views over time start."""
-        self._validate(0)
-
-    def _validate(self, epoch: int) -> dict[str, float]:
-        from mlpdash.evaluate import report_from_logits
-        from mlpdash.model import first_layer_kernel, network_weights
-        from mlpdash.timeline import EpochRecord
-
-        report = report_from_logits(self._predictor.logits(self._val), self._data.y_val)
-        self.writer.write_record(EpochRecord.of(epoch, network_weights(self._model), report.predictions,
-                                                report.confidences))
-        self.writer.write_snapshot(first_layer_kernel(self._model), epoch)
-        self._confusions.append(report.confusion)
-        self.writer.write_confusions(range(len(self._confusions)), self._confusions)
-        return {"val_loss": report.loss, "val_accuracy": report.accuracy}
-
-    def callback(self, steps: int, stop: threading.Event) -> Any:
-        """The Keras callback that records each finished epoch, and ends training after the batch in
-        which `stop` was set (an epoch cut short is not recorded: its weights are newer than its
-        metrics would say, as for a stopped training run)."""
-        import keras
-
-        run = self
-
-        class _Epochs(keras.callbacks.Callback):
-            def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-                run._epoch_started = time.monotonic()
-                self.batches = 0
-
-            def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-                self.batches += 1
-                if stop.is_set():
-                    self.model.stop_training = True
-
-            def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-                if self.batches == steps:  # Keras ends a stopped epoch too, with its partial logs
-                    run.end_epoch(epoch + 1, logs or {})
-
-        return _Epochs()
-
-    def end_epoch(self, epoch: int, logs: dict[str, Any]) -> None:
-        from mlpdash.model import network_weights
-
-        seconds = time.monotonic() - self._epoch_started
-        loss = float(logs["loss"])
-        if not math.isfinite(loss):  # ends training now: every later step would be NaN too
-            raise FinetuneDiverged(_diverged(f"the training loss of epoch {epoch} is {loss}",
-                                             self.writer.config.learning_rate))
-        row = {"epoch": epoch, "loss": loss, "accuracy": float(logs["accuracy"]),
-               **self._validate(epoch), "seconds": seconds}
-        self._rows.append(row)
-        self.writer.write_epoch(self._rows, network_weights(self._model))
-
-    def finish(self, report: FinetuneReport, samples: int, held_files: list[str]) -> None:
-        from mlpdash.evaluate import report_from_logits
-        from mlpdash.model import network_weights, to_model_input
-
-        test = report_from_logits(self._predictor.logits(to_model_input(self._data.x_test)), self._data.y_test)
-        self.writer.write_test_results(
-            {"labels": test.labels.astype(np.uint8), "predictions": test.predictions.astype(np.uint8),
-             "confidences": test.confidences}, test.mistakes())
-        self.writer.write_model_weights(network_weights(self._model))
-        self.writer.write_model(self._model)
-        write_json_atomic(self.path / FINETUNE_FILE, {**report.to_dict(), "held_out_files": held_files})
-        suffix = f" fine-tuned on {report.drawings} drawings"
-        try:  # a name is a convenience: a trained run is never lost for want of one
-            set_notes(self.path, report.base_run[:MAX_NAME_CHARS - len(suffix)] + suffix,
-                      f"replay {report.settings.replay} MNIST digits a drawing, {_epochs_note(report)}; "
-                      f"held-out drawings {report.before.held_out:.0%} -> {report.after.held_out:.0%}, "
-                      f"MNIST test {report.before.mnist_test:.2%} -> {report.after.mnist_test:.2%}")
-        except (OSError, ValueError):
-            pass
-        train_seconds = float(sum(row["seconds"] for row in self._rows))
-        self.writer.write_summary({  # last: its presence marks the run as complete
-            **test.summary(), "epochs_completed": len(self._rows), "stopped_early": report.stopped,
-            "outcome": "stopped" if report.stopped else "finished",
-            "data_source": self._data.source, "train_seconds": train_seconds,
-            "samples_per_second": samples * len(self._rows) / train_seconds if train_seconds > 0 else None,
-        })
-        self.writer.close()
-
-    def abandon(self) -> None:
-        """A fine-tune that failed half-way leaves no run behind."""
-        self.writer.discard()
 
 
 def read_report(path: Path) -> dict[str, Any] | None:

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlpdash.evaluate import confusion_matrix
+from mlpdash.mnist import NUM_CLASSES
 
-NUM_CLASSES = 10
 # The most images a cell or a gallery shows: the grid is one image, so hundreds stay cheap.
 MAX_SHOWN = 200
 
@@ -37,6 +37,11 @@ class Answers:
     @property
     def confusion(self) -> np.ndarray:
         return confusion_matrix(self.labels, self.predictions)
+
+    @property
+    def accuracy(self) -> float:
+        """The share of the split answered right."""
+        return float(np.mean(self.labels == self.predictions))
 
     @property
     def per_class_accuracy(self) -> list[float | None]:
@@ -68,3 +73,22 @@ def captions(answers: Answers, indices: np.ndarray) -> list[str]:
     """'#412: a 4 read as 9 (97%)' for each image, for hover texts and titles."""
     return [f"#{int(i)}: a {int(answers.labels[i])} read as {int(answers.predictions[i])} "
             f"({float(answers.confidences[i]):.0%})" for i in indices]
+
+
+def short_captions(answers: Answers, indices: np.ndarray, with_labels: bool = True) -> list[str]:
+    """The text over each image of a grid: the answer's probability, under '4→9' (its label → the
+    answer) where those differ from image to image. Two short lines: on a phone a tile is about
+    40 px wide."""
+    return [(f"{int(answers.labels[i])}→{int(answers.predictions[i])}<br>" if with_labels else "")
+            + f"{float(answers.confidences[i]):.0%}" for i in indices]
+
+
+def describe_cell(answers: Answers, true: int, predicted: int, shown: int) -> tuple[str, str]:
+    """(title, note) of a cell whose first `shown` images are shown: how many images it holds, and
+    in which order they come."""
+    total = int(answers.confusion[true, predicted])
+    right = true == predicted
+    title = f"{true} read right: {total:,}" if right else f"{true} read as {predicted}: {total:,}"
+    order = "the least confident first (the right answers nearly missed)" if right else "the most confident first"
+    more = f"; the first {shown} of them" if shown < total else ""
+    return title, f"{total:,} {true}s {'read right' if right else f'read as {predicted}'}, {order}{more}. "

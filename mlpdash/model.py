@@ -15,9 +15,9 @@ import numpy as np
 import tensorflow as tf
 
 from mlpdash.config import TrainConfig
+from mlpdash.mnist import IMAGE_SIDE as IMAGE_SIZE
+from mlpdash.mnist import MAX_PIXEL, NUM_CLASSES, scale
 
-IMAGE_SIZE = 28
-NUM_CLASSES = 10
 FIRST_LAYER = "hidden_1"
 
 
@@ -138,7 +138,7 @@ def first_layer_kernel(model: keras.Model) -> np.ndarray:
 
 def to_model_input(images: np.ndarray) -> np.ndarray:
     """Raw uint8 MNIST pixels [N, 28, 28] -> the model's float32 input in [0, 1]."""
-    return images.astype(np.float32) / 255.0
+    return scale(images)
 
 
 class _Serving(tf.Module):
@@ -150,7 +150,7 @@ class _Serving(tf.Module):
 
     @tf.function(input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE], tf.uint8, name="images")])
     def serve(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        logits = self.model(tf.cast(images, tf.float32) / 255.0, training=False)
+        logits = self.model(tf.cast(images, tf.float32) / MAX_PIXEL, training=False)
         return {
             "probabilities": tf.nn.softmax(logits),
             "digit": tf.argmax(logits, axis=-1, output_type=tf.int64),

@@ -31,7 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-MNIST_SIDE = 28
+from mlpdash.mnist import IMAGE_SIDE
+
+MNIST_SIDE = IMAGE_SIDE
 """Side of the output image in pixels."""
 
 DIGIT_BOX = 20

@@ -1,7 +1,8 @@
 """A training job's observable progress: its status and the immutable snapshot readers get.
 
 Kept apart from the engine so that readers (the page, above all) can hold and inspect snapshots
-without importing TensorFlow, which takes seconds to load.
+without importing TensorFlow, which takes seconds to load. A snapshot says what kind of job it is
+(`task`: a training run or a fine-tune, both run by the same engine), so that one status line serves both.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ import numpy as np
 from mlpdash.config import TrainConfig
 from mlpdash.evaluate import TestReport
 from mlpdash.timeline import Timeline
+
+
+# What a job does, as the status line names it (`Snapshot.task`).
+TRAINING = "Training"
+FINE_TUNING = "Fine-tuning"
 
 
 class Status(str, Enum):
@@ -70,6 +76,7 @@ class Snapshot:
     train_seconds: float = 0.0  # time spent in training batches, pauses excluded
     finishing: bool = False  # the last batch is done: validation, testing and saving remain
     holding: bool = False  # paused, and the batch that was running when Pause came has finished
+    task: str = TRAINING  # what the job does: TRAINING or FINE_TUNING
 
     @property
     def total_batches(self) -> int:

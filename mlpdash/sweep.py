@@ -15,7 +15,7 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,39 @@ def grid(base: TrainConfig, axes: Mapping[str, Sequence[Any]]) -> list[TrainConf
             shown = ", ".join(f"{k} {_shown(v)}" for k, v in changes.items())
             raise ValueError(f"{shown}: {err}") from None
     return configs
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A sweep read from text: its runs' configs, in order, and the settings it varies (those given
+    two values or more; with one value each, every setting given)."""
+
+    configs: list[TrainConfig]
+    swept: list[str]
+
+    @property
+    def title(self) -> str:
+        """The sweep's name on the page: 'Sweep of learning rate, hidden'."""
+        return "Sweep of " + ", ".join(self.swept).replace("_", " ")
+
+
+def plan(base: TrainConfig, given: Iterable[tuple[str, str]], names: Mapping[str, str] | None = None) -> Plan:
+    """The sweep that text asks for, as the page's sweep form and `python -m mlpdash sweep` give it:
+    (setting, values) pairs, each read by `parse_values`, over `base` (`grid`). ValueError naming
+    the problem: a setting with no values or given twice (called as `names` says, else by its own
+    name), a value that cannot be read, a grid too large or that a config refuses."""
+    names = names or {}
+    axes: dict[str, list[Any]] = {}
+    for setting, text in given:
+        name = names.get(setting, setting)
+        text = text.strip()
+        if not text:
+            raise ValueError(f"give values for {name}")
+        if setting in axes:
+            raise ValueError(f"{name} is chosen twice")
+        axes[setting] = parse_values(setting, text)
+    configs = grid(base, axes)
+    return Plan(configs, varied(axes) or list(axes))
 
 
 def _shown(value: Any) -> str:

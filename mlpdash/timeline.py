@@ -12,15 +12,15 @@ is an `explain.Network`, whose forward pass answers for any input.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from mlpdash.evaluate import confusion_matrix
 from mlpdash.explain import Network
+from mlpdash.mnist import NUM_CLASSES
 
-NUM_CLASSES = 10
 FLOAT16_MAX = float(np.finfo(np.float16).max)
 # Records kept at most; beyond it (or the byte budget) every other one is dropped. 32 records of the
 # default model take 58 MB.
@@ -78,6 +78,12 @@ class Timeline:
     def epochs(self) -> list[int]:
         """The epochs whose model is kept (0: as initialised)."""
         return [r.epoch for r in self.records]
+
+    @property
+    def keeps_every_epoch(self) -> bool:
+        """Whether every epoch's model is kept, from step 0 on (a long run keeps every other one)."""
+        epochs = self.epochs
+        return not epochs or epochs == list(range(epochs[-1] + 1))
 
     def record(self, epoch: int) -> EpochRecord:
         """The kept record of `epoch`, or the newest one before it (a thinned run lacks some)."""
@@ -171,3 +177,99 @@ def answers_over_time(timeline: Timeline, image: np.ndarray, activation: str = "
     logits = np.concatenate([r.network(activation).logits(image) for r in timeline.records])
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def epoch_name(epoch: int) -> str:
+    """A kept epoch as the page names it: 'step 0' (the model as initialised) or 'epoch N'."""
+    return "step 0" if epoch == 0 else f"epoch {epoch}"
+
+
+def epoch_when(epoch: int) -> str:
+    """When a kept model is from: 'at step 0' or 'after epoch N'."""
+    return "at step 0" if epoch == 0 else f"after epoch {epoch}"
+
+
+def play_step(epochs: Sequence[int], current: int) -> tuple[int, bool]:
+    """One step of playing through the kept `epochs` from `current`: (the epoch shown next, whether
+    the play ends there, at the newest)."""
+    later = [e for e in epochs if e > current]
+    return (later[0] if later else current), len(later) <= 1
+
+
+def common_range(views: Iterable[np.ndarray], measure: Callable[[np.ndarray], float]) -> float:
+    """One colour range for several views of the weights: the largest `measure` (a robust range) of
+    those that hold anything; 1.0 when none does (a change of zero, step 0's since itself)."""
+    return max((measure(v) for v in views if np.any(v)), default=1.0)
+
+
+def fixed_range(timeline: Timeline, mode: str, measure: Callable[[np.ndarray], float]) -> float:
+    """The first layer's colour range, the same at every kept epoch (`common_range` of every epoch's
+    `first_layer_view`), so that a tile changes only when its weights do."""
+    return common_range((first_layer_view(timeline, e, mode) for e in timeline.epochs), measure)
+
+
+def all_layer_bands(timeline: Timeline) -> list[np.ndarray]:
+    """`layer_bands` of every Dense layer, the first one first and the output last."""
+    return [layer_bands(timeline, layer) for layer in range(len(timeline.records[0].weights) // 2)]
+
+
+def layer_names(timeline: Timeline) -> list[str]:
+    """Each Dense layer with its shape: 'layer 1 (784→128)', ..., 'output (128→10)'."""
+    shapes = [w.shape for w in timeline.records[0].weights[::2]]
+    return [f"layer {i + 1} ({a}→{b})" if i < len(shapes) - 1 else f"output ({a}→{b})"
+            for i, (a, b) in enumerate(shapes)]
+
+
+def unit_norms(timeline: Timeline, unit: int) -> np.ndarray:
+    """[R]: the length of first-layer unit `unit`'s weights in each kept record."""
+    return np.linalg.norm(unit_over_time(timeline, unit), axis=1)
+
+
+def stable_since(epochs: Sequence[int], answers: np.ndarray) -> int:
+    """The first kept epoch from which the answer (one per kept epoch, `epochs` order) never changed
+    again."""
+    start = len(answers) - 1
+    while start > 0 and answers[start - 1] == answers[-1]:
+        start -= 1
+    return epochs[start]
+
+
+@dataclass(frozen=True)
+class Learned:
+    """When a model learned to read one input: its answer at the epoch asked about and that answer's
+    probability, the newest kept model's answer, and the first kept epoch since which it has been
+    the answer."""
+
+    answer: int
+    probability: float
+    final: int
+    since: int
+
+
+def learned(timeline: Timeline, probabilities: np.ndarray, epoch: int) -> Learned:
+    """`probabilities` ([R, 10], `answers_over_time`) read at `epoch` (or the kept record before it)
+    and over the whole run."""
+    at = timeline.epochs.index(timeline.record(epoch).epoch)
+    answers = np.asarray(probabilities).argmax(axis=1)
+    answer = int(answers[at])
+    return Learned(answer, float(probabilities[at, answer]), int(answers[-1]), stable_since(timeline.epochs, answers))
+
+
+# --- the first layer as the weights panel shows it ----------------------------------------------------
+
+
+def layer_shown(kernel: np.ndarray, initial: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A first-layer kernel [784, units] as shown: float32, minus `initial` when given (the change
+    since step 0); and its units by the size of what is shown, largest first (ties by number, NaN as
+    0), for "most changed first"."""
+    values = np.asarray(kernel, np.float32)
+    if initial is not None:
+        values = values - np.asarray(initial, np.float32)
+    return values, np.argsort(-np.linalg.norm(np.nan_to_num(values), axis=0), kind="stable")
+
+
+def units_on_page(order: np.ndarray, by_change: bool, page: int, per_page: int) -> np.ndarray:
+    """The units of page `page` (from 1) of the grid: in `order` (`layer_shown`'s, most changed
+    first) or, not `by_change`, by number."""
+    ranked = order if by_change else np.arange(len(order))
+    return ranked[(page - 1) * per_page: page * per_page]

@@ -6,6 +6,10 @@ controls (pause, resume, stop) are events the callback checks after every batch,
 within one batch. Every run is saved through `RunWriter` as it goes: the model's weights and the
 snapshots at the end of every epoch, so a killed process loses at most the epoch in flight.
 
+What a job trains is its plan (`mlpdash.plan`): a normal training run by default, or a fine-tune of
+a saved run's model (`mlpdash.finetune`); either way the same thread, controls, recorder
+(`mlpdash.recorder`: metrics, timeline, snapshots, run folder) and summary, written last by `_finish`.
+
 The job says it has ended through an Event set in a `finally` of its thread, never through
 `Thread.is_alive()`: on Python 3.11 a `join()` interrupted by Ctrl-C can report a running thread as
 finished. And since the thread is a daemon, which the interpreter kills at exit wherever it is, an
@@ -21,7 +25,6 @@ import math
 import threading
 import time
 import weakref
-from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,46 +33,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mlpdash.budgets import loss_history_points, return_freed_memory, snapshot_bytes, timeline_bytes
+from mlpdash.budgets import return_freed_memory
 from mlpdash.config import TrainConfig
 from mlpdash.data import MnistSplits, load_mnist
 from mlpdash.evaluate import TestReport, report_from_logits
-from mlpdash.model import (
-    SpareModel,
-    build_model,
-    first_layer_kernel,
-    graph_key,
-    network_weights,
-    reuse_model,
-    spare_model,
-    to_model_input,
-)
-from mlpdash.predict import EVAL_BATCH, Prediction, Predictor, predict_drawing
-from mlpdash.progress import LossHistory, Snapshot, Status
+from mlpdash.mnist import scale
+from mlpdash.model import SpareModel, build_model, first_layer_kernel, graph_key, reuse_model, spare_model
+from mlpdash.plan import TrainPlan
+from mlpdash.predict import Prediction, Predictor, predict_drawing
+from mlpdash.progress import Snapshot, Status
+from mlpdash.recorder import DivergedError, Reporter, RunRecorder, write_summary, write_test_results
 from mlpdash.runs import RunInfo, RunWriter
-from mlpdash.timeline import MAX_RECORDS, EpochRecord, Timeline, compact, thinned
 
-__all__ = ["NotReadyError", "Snapshot", "Status", "TrainingJob"]
+__all__ = ["DivergedError", "NotReadyError", "ShuttingDownError", "Snapshot", "Status", "TrainPlan", "TrainingJob",
+           "any_live_job", "evaluate_saved_run", "stop_live_jobs"]
 
-# Debiased exponential moving average of the per-batch loss, as TensorBoard smooths its curves.
-LOSS_SMOOTHING = 0.9
-# First-layer snapshots are kept for every epoch up to this many, and within the byte budget of
-# budgets.snapshot_bytes(); beyond either every other one is dropped (the first and the newest always
-# stay), so neither a 1000-epoch run nor a 4096-unit layer can exhaust memory.
-MAX_KERNEL_SNAPSHOTS = 101
 PAUSE_POLL_SECONDS = 0.1
-# Batches over which the displayed pace (samples/s, time left) is measured.
-PACE_WINDOW = 20
-# A uniform guess over 10 digits has a cross-entropy of ln 10. An epoch far above it, or a network
-# stuck at chance with no better loss than that guess, has diverged, whatever Keras says.
-UNIFORM_LOSS = math.log(10)
-DIVERGED_EPOCH_LOSS = 10 * UNIFORM_LOSS
-DIVERGED_BATCH_LOSS = 1e4
-CHANCE_ACCURACY = 0.2
-# Stuck at chance is judged only after this many updates: a run of one huge batch per epoch has
-# barely begun after two epochs.
-MIN_STUCK_STEPS = 100
-DIVERGENCE_ADVICE = "lower the learning rate (a tenth of it is a good next try)"
 # How long an exiting process waits for a stopped job to evaluate and save.
 SHUTDOWN_GRACE_SECONDS = 30.0
 # An ended job's thread still closes its files and returns memory (milliseconds); a next Start waits
@@ -79,10 +58,6 @@ RELEASE_WAIT_SECONDS = 5.0
 LOG = logging.getLogger("mlpdash")
 _live_jobs: weakref.WeakSet[TrainingJob] = weakref.WeakSet()
 _shutting_down = threading.Event()
-
-
-class DivergedError(FloatingPointError):
-    """The loss blew up or the network is stuck at chance: a run that cannot learn."""
 
 
 class ShuttingDownError(RuntimeError):
@@ -101,7 +76,11 @@ class TrainingJob:
     default strategy on one CPU or GPU). `spare` is an ended job's compiled model
     (`release_model`), used instead of a new one when it has this config's graph. `pace` is slow
     motion (`set_pace`). `on_run_dir` is called with the run folder the moment it exists, in the
-    training thread (a sweep's queue records it then, so that a restart finds it).
+    training thread (a sweep's queue records it then, so that a restart finds it). `plan` says what
+    is trained and which ends leave a run (None: a normal training run of `config`).
+
+    The reporter inside `fit` uses the job's public side only: `config`, `recorder` (what the run
+    records), `stop_requested`, `hold_pace` and `wait_while_paused`.
     """
 
     def __init__(
@@ -117,8 +96,10 @@ class TrainingJob:
         spare: SpareModel | None = None,
         pace: float | None = None,
         on_run_dir: Callable[[Path], None] | None = None,
+        plan: TrainPlan | None = None,
     ) -> None:
         self.config = config
+        self._plan = plan if plan is not None else TrainPlan()
         self._on_run_dir = on_run_dir
         self._data = data
         self._runs_dir = runs_dir
@@ -126,7 +107,8 @@ class TrainingJob:
         self._extra_callbacks = list(callbacks)
         self._loader = loader
         self._strategy = strategy
-        self._lock = threading.Lock()
+        # Re-entrant: the recorder shares it, and a snapshot reads the recorder while holding it.
+        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._unpaused = threading.Event()
         self._unpaused.set()
@@ -136,32 +118,19 @@ class TrainingJob:
         self._pace: float | None = None
         self._pace_changed = threading.Event()  # wakes a slow-motion hold: new pace or a stop
         self.set_pace(pace)
-        self._spare = spare  # before _build: one offered to this job; after: this job's own model
-        self._writer: RunWriter | None = None
-        # Mutable progress, guarded by _lock; snapshot() copies it.
+        # Before _build: one offered to this job; after: this job's own model (a plan's model is never
+        # one: the offered spare is kept for the next job).
+        self._spare = spare
+        self._recorder = RunRecorder(self._lock, self._stop)
+        self._fit_on: tuple[np.ndarray, np.ndarray] | None = None  # the plan's arrays, until fit ends
+        # Mutable state, guarded by _lock; snapshot() copies it with the recorder's.
         self._status = Status.IDLE
         self._error: str | None = None
+        self._exception: Exception | None = None
         self._source: tuple[str, str] | None = None
         self._train_size = 0
-        self._epoch = 0
-        self._batch = 0
-        self._steps = 0
-        self._speed: float | None = None
-        self._history: tuple[dict[str, float], ...] = ()  # replaced, never changed: snapshots share it
-        self._losses = LossHistory(loss_history_points())
-        self._kernels: list[np.ndarray] = []
-        self._kernel_epochs: list[int] = []
-        self._records: list[EpochRecord] = []  # thinned; the confusions are kept for every epoch
-        self._confusion_epochs: list[int] = []
-        self._confusions = np.zeros((0, 10, 10), np.int64)  # replaced, never changed: snapshots share it
-        self._val_images: np.ndarray | None = None
-        self._val_labels: np.ndarray | None = None
         self._report: TestReport | None = None
-        self._train_seconds = 0.0
-        self._samples_trained = 0
-        self._finishing = False
         self._holding = False  # the thread is waiting in a pause (not merely asked to)
-        self._batches_trained = 0
         self._batches_at_stop: int | None = None  # batches trained when stop() was first called
         self._stop_deadline: float | None = None  # time.monotonic() by which a stopped job must be saved
 
@@ -182,7 +151,7 @@ class TrainingJob:
         """Hold training after the current batch; False when there is nothing to pause (also once
         the last batch is done: only testing and saving are left, and they are not held)."""
         with self._lock:
-            if self._status != Status.TRAINING or self._finishing:
+            if self._status != Status.TRAINING or self._recorder.finishing:
                 return False
             self._unpaused.clear()
             self._status = Status.PAUSED
@@ -206,7 +175,7 @@ class TrainingJob:
             self._unpaused.set()
             self._status = Status.STOPPING
             if self._batches_at_stop is None:
-                self._batches_at_stop = self._batches_trained
+                self._batches_at_stop = self._recorder.batches_trained
                 self._stop_deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
             return True
 
@@ -236,49 +205,50 @@ class TrainingJob:
     @property
     def finishing(self) -> bool:
         """The last batch is done: a pause would hold nothing."""
-        with self._lock:
-            return self._finishing
+        return self._recorder.finishing
 
     @property
     def stop_requested(self) -> bool:
         return self._stop.is_set()
+
+    @property
+    def plan(self) -> TrainPlan:
+        return self._plan
+
+    @property
+    def recorder(self) -> RunRecorder:
+        """What the run records (for the reporter inside `fit`; readers use `snapshot`)."""
+        return self._recorder
+
+    @property
+    def result(self) -> Any:
+        """What the plan made of the run once it was saved (a fine-tune's report), else None."""
+        return self._plan.result
+
+    @property
+    def exception(self) -> Exception | None:
+        """The exception that ended the job as failed or diverged (as the plan words it), for a
+        caller that waits for the job and re-raises it; None otherwise."""
+        with self._lock:
+            return self._exception
 
     # --- reading ---------------------------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
         with self._lock:
             source, reason = self._source or (None, None)
-            steps, losses, smoothed = self._losses.view()
             return Snapshot(
                 status=self._status,
                 config=self.config,
+                task=self._plan.task,
                 error=self._error,
                 data_source=source,
                 data_reason=reason,
                 train_size=self._train_size,
-                epoch=self._epoch,
-                batch=self._batch,
-                batches_per_epoch=self._steps,
-                samples_per_second=self._speed,
-                history=self._history,
-                batch_steps=steps,
-                batch_loss=losses,
-                batch_loss_smoothed=smoothed,
-                kernels=tuple(self._kernels),
-                kernel_epochs=tuple(self._kernel_epochs),
-                timeline=self._timeline(),
                 report=self._report,
-                run_dir=self._writer.path if self._writer else None,
-                train_seconds=self._train_seconds,
-                finishing=self._finishing,
                 holding=self._holding,
+                **self._recorder.progress(),
             )
-
-    def _timeline(self) -> Timeline | None:
-        """The records and confusions so far (called under the lock); None before step 0's."""
-        if not self._records:
-            return None
-        return Timeline(tuple(self._records), np.asarray(self._confusion_epochs, np.int64), self._confusions)
 
     @property
     def predictor(self) -> Predictor | None:
@@ -310,8 +280,7 @@ class TrainingJob:
         predictor = self._predictor
         if predictor is None:
             return None
-        with self._lock:
-            epoch, batch = self._epoch, self._batch
+        epoch, batch = self._recorder.position()
         return first_layer_kernel(predictor.model), epoch, batch
 
     def release_model(self) -> SpareModel | None:
@@ -347,7 +316,8 @@ class TrainingJob:
                 return
             self._open_run(model, data)
             self._fit(model, data)
-            if self._stopped_before_a_batch():
+            self._plan.after_fit(model)
+            if self._stopped_with_nothing_to_keep():
                 return
             self._finish(model, data)
         except DivergedError as err:
@@ -355,10 +325,10 @@ class TrainingJob:
         except Exception as err:  # anything at all must reach the reader, not die with the thread
             self._fail(err, Status.FAILED)
         finally:
-            self._val_images = None  # 31 MB of float32 for full MNIST: the page never needs them
+            self._fit_on = None  # 188 MB of float32 for full MNIST
             try:
-                if self._writer is not None:
-                    self._writer.close()
+                self._plan.close()
+                self._recorder.close()
                 return_freed_memory()
             finally:
                 self._done.set()  # whatever happened above: a waiter must never hang on this job
@@ -386,27 +356,33 @@ class TrainingJob:
             self._status = Status.STOPPED
             return True
 
-    def _stopped_before_a_batch(self) -> bool:
-        """A stop pressed before the first batch had finished (while the training step was being
-        traced, say) ends the job as if training had not begun: the run folder is removed, so no
-        model trained on one batch ever answers drawings."""
+    def _stopped_with_nothing_to_keep(self) -> bool:
+        """A stop that came before the plan had anything worth keeping ends the job as if training
+        had not begun: the run folder is removed. A normal run keeps nothing stopped before its first
+        batch had finished (while the training step was being traced, say), so that no model trained
+        on one batch ever answers drawings; a fine-tune keeps nothing stopped before its first epoch."""
         with self._lock:
-            if self._batches_at_stop != 0:
+            if self._batches_at_stop is None or self._plan.keeps(self._recorder.epochs_completed,
+                                                                 self._batches_at_stop):
                 return False
             self._status = Status.STOPPED
-            writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.discard()
+        self._recorder.discard()
         return True
 
     def _build(self, data: MnistSplits) -> keras.Model:
-        steps = math.ceil(len(data.x_train) / self.config.batch_size)
+        x, y = self._plan.arrays(data)
+        steps = math.ceil(len(x) / self.config.batch_size)
         # Seeds Python, NumPy and TensorFlow: the same config and data give the same metrics.
         keras.utils.set_random_seed(self.config.seed)
-        model = self._compiled_model(graph_key(self.config, steps), steps)
+        model = self._plan.model(data)
+        if model is None:
+            model = self._compiled_model(graph_key(self.config, steps), steps)
         self._predictor = Predictor(model)
+        self._recorder.set_steps(steps)
         with self._lock:
-            self._steps = steps
+            self._train_size = len(x)
+        self._fit_on = (x, y)
+        self._plan.before_fit(model, self._predictor, data)
         return model
 
     def _compiled_model(self, key: tuple, steps: int) -> keras.Model:
@@ -424,65 +400,55 @@ class TrainingJob:
         return model
 
     def _open_run(self, model: keras.Model, data: MnistSplits) -> None:
-        self._writer = RunWriter(self._runs_dir, self.config, data.source)
+        writer = RunWriter(self._runs_dir, self.config, data.source)
+        self._recorder.open(writer)
         if self._on_run_dir is not None:
             try:
-                self._on_run_dir(self._writer.path)
+                self._on_run_dir(writer.path)
             except Exception:  # bookkeeping of the caller's: the run trains on without it
-                LOG.exception("recording the run folder %s failed", self._writer.path)
-        self._keep_kernel(first_layer_kernel(model), 0)
-        self._val_images, self._val_labels = to_model_input(data.x_val), np.asarray(data.y_val)
-        self._validate(0, model)  # the model as initialised: where the views over time start
+                LOG.exception("recording the run folder %s failed", writer.path)
+        assert self._predictor is not None
+        self._recorder.set_validation(self._predictor, scale(data.x_val), data.y_val)
+        self._recorder.record_start(model)  # the model as it starts: where the views over time start
         with self._lock:
             if not self._stop.is_set():
                 self._status = Status.TRAINING
 
     def _fit(self, model: keras.Model, data: MnistSplits) -> None:
+        assert self._fit_on is not None
+        x, y = self._fit_on
         model.fit(
-            to_model_input(data.x_train),
-            data.y_train,
+            x,
+            y,
             batch_size=self.config.batch_size,
             epochs=self.config.epochs,
-            # The validation pass is ours (_validate, at each epoch's end): one pass gives Keras's
+            # The validation pass is the recorder's (at each epoch's end): one pass gives Keras's
             # metrics and the answers that the views over time need.
-            callbacks=[_Reporter(self, len(data.x_train)), *self._extra_callbacks],
+            callbacks=[Reporter(self, len(x), self._plan.judges_divergence), *self._extra_callbacks],
             shuffle=True,
             verbose=self._verbose,
         )
 
     def _finish(self, model: keras.Model, data: MnistSplits) -> None:
         with self._lock:
+            epochs = self._recorder.epochs_completed
             # A stop that came after the last batch of the last epoch cut nothing short.
-            stopped = self._stop.is_set() and len(self._history) < self.config.epochs
+            stopped = self._stop.is_set() and epochs < self.config.epochs
             self._status = Status.EVALUATING
-        assert self._predictor is not None and self._writer is not None
-        report = report_from_logits(self._predictor.logits(to_model_input(data.x_test)), data.y_test)
+        assert self._predictor is not None
+        report = report_from_logits(self._predictor.logits(scale(data.x_test)), data.y_test)
         with self._lock:
             self._report = report
-            summary = self._summary(report, stopped, data.source)
-        writer = self._writer
-        _write_report(writer, report)
-        # A stop mid-epoch leaves weights newer than the last epoch's checkpoint: the run's model
-        # is the one that was tested.
-        writer.write_model_weights(network_weights(model))
-        writer.write_model(model)
-        writer.write_summary(summary)  # last: its presence marks the run as complete
+        self._recorder.save(report, model)
+        run_dir = self._recorder.run_dir
+        assert run_dir is not None
+        self._plan.before_summary(run_dir, self._predictor, report, epochs, stopped)
+        self._recorder.write_summary(report, stopped, data.source)  # last: it marks the run as complete
         with self._lock:
             self._status = Status.STOPPED if stopped else Status.FINISHED
 
-    def _summary(self, report: TestReport, stopped: bool, source: str) -> dict[str, Any]:
-        seconds = self._train_seconds
-        return {
-            **report.summary(),
-            "epochs_completed": len(self._history),
-            "stopped_early": stopped,
-            "outcome": "stopped" if stopped else "finished",
-            "data_source": source,
-            "samples_per_second": self._samples_trained / seconds if seconds > 0 else None,
-            "train_seconds": seconds,
-        }
-
     def _fail(self, err: Exception, status: Status) -> None:
+        err = self._plan.failure(err)
         if isinstance(err, ValueError | DivergedError) and str(err):
             message = str(err)
         else:
@@ -490,95 +456,18 @@ class TrainingJob:
         with self._lock:
             self._status = status
             self._error = message
-        if self._writer is not None:
-            try:
-                self._writer.write_failure(message, status.value)
-            except OSError:
-                pass  # the failure itself is already visible in the snapshot
+            self._exception = err
+        try:
+            if self._plan.keeps_failures:
+                self._recorder.write_failure(message, status.value)
+            else:
+                self._recorder.discard()
+        except OSError:
+            pass  # the failure itself is already visible in the snapshot
 
-    # --- called by _Reporter from inside fit ------------------------------------------------------
+    # --- the reporter's controls (called from inside fit) ------------------------------------------
 
-    def _record_batch(self, epoch: int, batch: int, loss: float, smoothed: float,
-                      samples: int, seconds: float, speed: float | None, last: bool) -> None:
-        with self._lock:
-            self._epoch, self._batch = epoch, batch
-            self._losses.append((epoch - 1) * self._steps + batch, loss, smoothed)
-            self._batches_trained += 1
-            self._samples_trained += samples
-            self._train_seconds += seconds
-            if speed is not None:  # keep the last known pace until this epoch has one
-                self._speed = speed
-            self._finishing = self._finishing or last
-
-    def _validation_logits(self) -> np.ndarray | None:
-        """The model's logits for the validation split, or None when a stop came meanwhile (it is
-        checked between batches: a stop does not wait for the pass)."""
-        assert self._predictor is not None and self._val_images is not None
-        parts = []
-        for start in range(0, len(self._val_images), EVAL_BATCH):
-            if self._stop.is_set():
-                return None
-            parts.append(self._predictor.logits(self._val_images[start : start + EVAL_BATCH]))
-        return np.concatenate(parts) if parts else np.zeros((0, 10), np.float32)
-
-    def _validate(self, epoch: int, model: keras.Model) -> dict[str, float] | None:
-        """The end of an epoch's validation: its loss and accuracy (as Keras's own validation would
-        give them), with the model's record kept; None when a stop cut the pass short."""
-        logits = self._validation_logits()
-        if logits is None:
-            return None
-        assert self._val_labels is not None
-        report = report_from_logits(logits, self._val_labels)
-        record = EpochRecord.of(epoch, network_weights(model), report.predictions, report.confidences)
-        self._keep_record(record, report.confusion)
-        return {"val_loss": report.loss, "val_accuracy": report.accuracy}
-
-    def _keep_record(self, record: EpochRecord, confusion: np.ndarray) -> None:
-        """Keep an epoch's record in memory and in the run folder, thinning both the same way, and its
-        confusion matrix for good."""
-        assert self._writer is not None
-        self._writer.write_record(record)
-        with self._lock:
-            self._records.append(record)
-            keep = thinned([r.nbytes for r in self._records], MAX_RECORDS, timeline_bytes())
-            dropped = [r.epoch for i, r in enumerate(self._records) if i not in set(keep)]
-            self._records = [self._records[i] for i in keep]
-            self._confusion_epochs.append(record.epoch)
-            self._confusions = np.concatenate([self._confusions, confusion[None]])
-            epochs, confusions = list(self._confusion_epochs), self._confusions
-        for gone in dropped:
-            self._writer.remove_record(gone)
-        self._writer.write_confusions(epochs, confusions)
-
-    def _record_epoch(self, row: dict[str, float], model: keras.Model) -> None:
-        self._keep_kernel(first_layer_kernel(model), int(row["epoch"]))
-        with self._lock:
-            self._history = (*self._history, row)
-            rows = self._history
-        assert self._writer is not None
-        self._writer.write_epoch(rows, network_weights(model))
-
-    def _keep_kernel(self, kernel: np.ndarray, epoch: int) -> None:
-        """Keep a snapshot in memory and in the run folder, thinning both the same way."""
-        kernel = compact(kernel)
-        assert self._writer is not None
-        self._writer.write_snapshot(kernel, epoch)
-        with self._lock:
-            self._kernels.append(kernel)
-            self._kernel_epochs.append(epoch)
-            dropped = self._thin_kernels()
-        for gone in dropped:
-            self._writer.remove_snapshot(gone)
-
-    def _thin_kernels(self) -> list[int]:
-        """Drop every other snapshot (never the first or the newest) while over count or bytes."""
-        keep = thinned([k.nbytes for k in self._kernels], MAX_KERNEL_SNAPSHOTS, snapshot_bytes())
-        dropped = [e for i, e in enumerate(self._kernel_epochs) if i not in set(keep)]
-        self._kernels = [self._kernels[i] for i in keep]
-        self._kernel_epochs = [self._kernel_epochs[i] for i in keep]
-        return dropped
-
-    def _hold_pace(self, samples: int, took: float) -> float:
+    def hold_pace(self, samples: int, took: float) -> float:
         """Slow motion: make a batch of `samples` that took `took` s last samples/pace seconds;
         returns the seconds held. A new pace applies at once (the wait is recomputed from it) and a
         stop ends the wait; a pause pressed meanwhile takes effect after it."""
@@ -597,7 +486,7 @@ class TrainingJob:
             self._pace_changed.wait(left)
         return time.perf_counter() - began
 
-    def _wait_while_paused(self) -> float:
+    def wait_while_paused(self) -> float:
         """Block while paused; returns the seconds spent waiting."""
         if self._unpaused.is_set():
             return 0.0
@@ -613,143 +502,22 @@ class TrainingJob:
         return time.perf_counter() - began
 
 
-class _Reporter(keras.callbacks.Callback):
-    """Turns Keras' progress into the job's records and applies its pause and stop requests.
-
-    Per-epoch bookkeeping lives here, touched only by the training thread, so the job's lock guards
-    just what readers see.
-    """
-
-    def __init__(self, job: TrainingJob, train_size: int) -> None:
-        super().__init__()
-        self.job = job
-        self.train_size = train_size
-        self.batch_size = job.config.batch_size
-        self.steps = math.ceil(train_size / self.batch_size)
-        self.epochs = job.config.epochs
-        self.ema = 0.0
-        self.ema_count = 0
-        self.stuck_epochs = 0
-        self.last_val_loss: float | None = None
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        # A pause pressed during the validation pass holds here, before the next epoch starts.
-        self.job._wait_while_paused()
-        self.epoch = epoch + 1
-        self.batches = 0
-        self.samples = 0
-        self.mean_loss = 0.0
-        self.started = self.mark = time.perf_counter()
-        self.paused = 0.0
-        self.held = 0.0  # slow motion's waits: not training time, as pauses are not
-        self.pace: deque[tuple[float, int]] = deque(maxlen=PACE_WINDOW)
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        now = time.perf_counter()
-        mean_loss = float((logs or {})["loss"])
-        size = min(self.batch_size, self.train_size - self.samples)
-        # Keras logs the running mean over the epoch, weighted by batch size: recover this batch's.
-        done = self.samples + size
-        loss = (mean_loss * done - self.mean_loss * self.samples) / size
-        self.samples, self.mean_loss, self.batches = done, mean_loss, self.batches + 1
-        self.pace.append((now - self.started - self.paused, done))
-        last = self.epoch == self.epochs and self.batches == self.steps
-        self.job._record_batch(self.epoch, self.batches, loss, self._smooth(loss), size,
-                               now - self.mark, self._recent_speed(), last)
-        if not math.isfinite(loss) or loss > DIVERGED_BATCH_LOSS:
-            raise DivergedError(f"Diverged: the loss reached {loss:.3g} in epoch {self.epoch}, batch "
-                                f"{self.batches} — {DIVERGENCE_ADVICE}")
-        held = self.job._hold_pace(size, now - self.mark)
-        waited = self.job._wait_while_paused()
-        self.paused += waited
-        self.held += held
-        # The next batch is timed from here: neither a pause nor slow motion is its compute time.
-        self.mark = time.perf_counter() if waited or held else now
-        if self.job.stop_requested:
-            self.model.stop_training = True
-
-    def _recent_speed(self) -> float | None:
-        """Samples per second over the last few batches of this epoch. The first batch of a run
-        includes tracing the training step (seconds), so an average from the epoch's start would
-        understate the pace, and the time left would be wrong, for a whole epoch."""
-        if len(self.pace) < 2:
-            return None
-        (t0, s0), (t1, s1) = self.pace[0], self.pace[-1]
-        return (s1 - s0) / (t1 - t0) if t1 > t0 else None
-
-    def _smooth(self, loss: float) -> float:
-        self.ema_count += 1
-        self.ema = LOSS_SMOOTHING * self.ema + (1 - LOSS_SMOOTHING) * loss
-        return self.ema / (1 - LOSS_SMOOTHING**self.ema_count)
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.batches < self.steps:
-            return  # stopped mid-epoch: a partial epoch is no row of the history
-        validation = self.job._validate(epoch + 1, self.model)
-        if validation is None:  # a stop cut the validation short: no row for this epoch either
-            self.model.stop_training = True
-            return
-        if logs is not None:
-            # Shared with the callbacks after this one: Keras's progress line and History show them.
-            logs.update(validation)
-        logs = logs or {}
-        row = {
-            "epoch": epoch + 1,
-            "loss": float(logs["loss"]),
-            "accuracy": float(logs["accuracy"]),
-            **validation,
-            "seconds": time.perf_counter() - self.started - self.paused - self.held,
-        }
-        self.job._record_epoch(row, self.model)
-        self._check_divergence(row)
-
-    def _check_divergence(self, row: dict[str, float]) -> None:
-        """After an epoch: a loss far above a uniform guess's, or a network stuck at chance (accuracy
-        at chance, a loss no better than a guess's and no better than the epoch before, for two
-        epochs running and at least MIN_STUCK_STEPS updates), ends the run as diverged. A slow
-        learner near chance still improves its loss, and is left alone."""
-        epoch, loss = int(row["epoch"]), row["loss"]
-        if not math.isfinite(loss) or loss > DIVERGED_EPOCH_LOSS:
-            raise DivergedError(f"Diverged: the training loss of epoch {epoch} is {loss:.3g}, far above "
-                                f"the {UNIFORM_LOSS:.2f} of a uniform guess — {DIVERGENCE_ADVICE}")
-        val_loss = row["val_loss"]
-        stuck = (row["val_accuracy"] < CHANCE_ACCURACY and val_loss >= UNIFORM_LOSS - 0.05
-                 and self.last_val_loss is not None and val_loss >= self.last_val_loss - 1e-3)
-        self.last_val_loss = val_loss
-        self.stuck_epochs = self.stuck_epochs + 1 if stuck else 0
-        if self.stuck_epochs >= 2 and epoch * self.steps >= MIN_STUCK_STEPS:
-            raise DivergedError(f"Diverged: the network is stuck at chance — validation accuracy "
-                                f"{row['val_accuracy']:.1%} and a loss no better than a uniform guess, "
-                                f"not improving — {DIVERGENCE_ADVICE}")
-
-
 def evaluate_saved_run(info: RunInfo, data: MnistSplits) -> TestReport:
     """Test the model an interrupted run saved at its last finished epoch, and record the result
     in its folder as the run's summary (outcome "interrupted")."""
     from mlpdash.runs import load_run_model, read_metrics
 
     model = load_run_model(info.path)
-    report = report_from_logits(Predictor(model).logits(to_model_input(data.x_test)), data.y_test)
+    report = report_from_logits(Predictor(model).logits(scale(data.x_test)), data.y_test)
     rows = read_metrics(info.path / "metrics.jsonl")
     writer = RunWriter.reopen(info)
     try:
-        _write_report(writer, report)
-        writer.write_summary({
-            **report.summary(), "epochs_completed": len(rows), "stopped_early": True,
-            "outcome": "interrupted", "data_source": data.source,
-            "train_seconds": float(sum(row["seconds"] for row in rows)),
-        })
+        write_test_results(writer, report)
+        write_summary(writer, report, epochs_completed=len(rows), outcome="interrupted", data_source=data.source,
+                      train_seconds=float(sum(row["seconds"] for row in rows)))
     finally:
         writer.close()
     return report
-
-
-def _write_report(writer: RunWriter, report: TestReport) -> None:
-    writer.write_test_results(
-        {"labels": report.labels.astype(np.uint8), "predictions": report.predictions.astype(np.uint8),
-         "confidences": report.confidences},
-        report.mistakes(),
-    )
 
 
 def any_live_job() -> bool:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mlpdash.explain import ACTIVATIONS, DERIVATIVES, Network
+from mlpdash.explain import ACTIVATIONS, DERIVATIVES, Network, read_digit
+from mlpdash.mnist import NUM_CLASSES
 
-NUM_CLASSES = 10
 EVAL_BATCH = 2048
 TOP = 9  # digits shown for what excites a unit most, and for what it ignores
 # Gradient ascent ("what it wants to see"): start from a uniform grey, small steps up the unit's input,
@@ -218,6 +218,20 @@ def _amount(text: str, count: int) -> int:
     return number
 
 
+def lab_spec(mode: str, k: int) -> str:
+    """The `parse_units` spec of the lab's "the k most / least important" ('top', 'bottom') and "a
+    random k %" ('random') choices."""
+    return f"{mode}:{int(k)}{'%' if mode == 'random' else ''}"
+
+
+def with_unit(listed: str, unit: int) -> str:
+    """A comma-separated list of units with `unit` added at its end (once; blanks dropped)."""
+    units = [part.strip() for part in listed.split(",") if part.strip()]
+    if str(unit) not in units:
+        units.append(str(unit))
+    return ",".join(units)
+
+
 # The ablation curve: accuracy with these shares of a layer's units switched off.
 CURVE_FRACTIONS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
 
@@ -239,6 +253,40 @@ def summarise(network: Network, images: np.ndarray, labels: np.ndarray, layer: i
     means = class_means(ACTIVATIONS[network.activation](pre), labels)
     return LayerSummary(means, selectivity(means), importance(network, images, labels, layer),
                         np.linalg.norm(network.kernels[layer - 1], axis=0))
+
+
+def unit_table(summary: LayerSummary) -> list[dict[str, int | float]]:
+    """The layer's units, one row each, for the sortable list: its favourite digit (highest mean
+    output), selectivity and weight norm rounded to 3 places, importance as measured."""
+    return [{"unit": u, "favourite digit": int(np.nanargmax(summary.means[:, u])),
+             "selectivity": round(float(summary.selectivity[u]), 3), "importance": float(summary.importance[u]),
+             "weight norm": round(float(summary.weight_norm[u]), 3)}
+            for u in range(len(summary.selectivity))]
+
+
+def template_source(layer: int, activation: str, averaged: int) -> str:
+    """What a unit's input template (`input_template`) is, in words, for its caption."""
+    if layer == 1:
+        return "its weights"
+    if activation == "relu":
+        return f"its exact template averaged over the {averaged:,} test digits that switch it on"
+    return (f"its gradient with respect to the pixels (an approximation for {activation}) "
+            f"averaged over the {averaged:,} test digits that drive it hardest")
+
+
+def most_hurt(intact: Accuracy, changed: Accuracy) -> tuple[int, float] | None:
+    """The digit whose accuracy falls most from `intact` to `changed` (the smallest digit of a tie)
+    and that change (< 0); None when no digit loses."""
+    changes = [(after - before, digit) for digit, (after, before) in enumerate(zip(changed.per_class, intact.per_class))
+               if after is not None and before is not None]
+    worst, digit = min(changes) if changes else (0.0, 0)
+    return (digit, worst) if worst < 0 else None
+
+
+def readings(intact: Network, changed: Network, image: np.ndarray) -> tuple[int, int]:
+    """The digit each network reads in one image ([28, 28] in [0, 1]): (intact, changed), the
+    before and after of switching units off or breaking the model."""
+    return read_digit(intact, image), read_digit(changed, image)
 
 
 def ablation_curve(network: Network, images: np.ndarray, labels: np.ndarray, layer: int, ranking: np.ndarray,
@@ -277,6 +325,24 @@ def broken(network: Network, *, zero_biases: bool = False, noise: float = 0.0, z
     if zero_layer is not None:
         result = ablated(result, zero_layer, range(check_layer(result, zero_layer)))
     return result
+
+
+def breaks_nothing(*, zero_biases: bool = False, noise: float = 0.0, zero_layer: int | None = None,
+                   bits: int | None = None) -> bool:
+    """Whether `broken` with these settings is the network as it is (its accuracy need not be
+    measured again)."""
+    return not zero_biases and not noise and zero_layer is None and bits is None
+
+
+def broken_accuracy(network: Network, images: np.ndarray, labels: np.ndarray, intact: Accuracy, *,
+                    zero_biases: bool = False, noise: float = 0.0, zero_layer: int | None = None,
+                    bits: int | None = None) -> tuple[Network, Accuracy]:
+    """The network `broken` with these settings and its accuracy on `images` (`intact`, the
+    network's own, when nothing is broken)."""
+    damaged = broken(network, zero_biases=zero_biases, noise=noise, zero_layer=zero_layer, bits=bits)
+    if breaks_nothing(zero_biases=zero_biases, noise=noise, zero_layer=zero_layer, bits=bits):
+        return damaged, intact
+    return damaged, accuracy(damaged, images, labels)
 
 
 def quantised(kernel: np.ndarray, bits: int) -> np.ndarray:

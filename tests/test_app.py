@@ -2,39 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import io
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from apptest import drawing_state, new_page, status_text, wait_until
 from streamlit.testing.v1 import AppTest
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-
-
-@pytest.fixture
-def app(tmp_path, monkeypatch):
-    """A fresh page on a fresh runs folder (the server-wide manager is per runs folder)."""
-    monkeypatch.setenv("MLPDASH_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("MLPDASH_DATA", "sample")
-    return AppTest.from_file(APP, default_timeout=60).run()
-
-
-def status_text(at: AppTest) -> str:
-    return " ".join(m.value for m in at.markdown if m.value.startswith("**")) + " ".join(
-        e.value for e in at.error)
-
-
-def wait_until(at: AppTest, words: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while words not in status_text(at):
-        assert time.monotonic() < deadline, f"never saw {words!r}; last: {status_text(at)!r}"
-        time.sleep(0.3)
-        at.run()
-    assert not at.exception
+# The page: the `app` fixture (conftest), a fresh page on a fresh runs folder.
 
 
 def configure(at: AppTest, hidden: str = "32", epochs: int = 1) -> AppTest:
@@ -126,7 +101,7 @@ def test_a_new_tab_shows_the_running_jobs_data_source(app, monkeypatch):
         # Without MLPDASH_DATA a new page would offer "auto"; this server's job trains on the sample,
         # and a new tab (or a reload) says so instead of quietly offering another source.
         monkeypatch.delenv("MLPDASH_DATA")
-        other_tab = AppTest.from_file(APP, default_timeout=60).run()
+        other_tab = new_page().run()
         assert other_tab.selectbox(key="data_kind").value == "sample"
     finally:
         app.button(key="stop_training").click().run()
@@ -179,7 +154,7 @@ def test_a_short_run_shows_live_charts_then_its_results(app):
 
 
 def test_a_second_start_from_a_stale_tab_is_refused(app, tmp_path, monkeypatch):
-    other_tab = AppTest.from_file(APP, default_timeout=60).run()  # rendered while idle
+    other_tab = new_page().run()  # rendered while idle
     configure(app, epochs=200)
     app.button(key="start_training").click().run()
     try:
@@ -193,17 +168,6 @@ def test_a_second_start_from_a_stale_tab_is_refused(app, tmp_path, monkeypatch):
         app.button(key="stop_training").click().run()
     # Stopped after some batches, or before the first one ended (then nothing is saved).
     wait_until(app, "Stopped")
-
-
-def drawing_state(digit: np.ndarray) -> dict:
-    """What streamlit-drawable-canvas stores for a drawing: its RGBA image as a PNG data URL."""
-    canvas = np.zeros((280, 280, 4), np.uint8)
-    canvas[..., 3] = 255
-    canvas[70:210, 70:210, :3] = np.kron(digit, np.ones((5, 5), np.uint8))[..., None]
-    buffer = io.BytesIO()
-    Image.fromarray(canvas).save(buffer, format="PNG")
-    data = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
-    return {"drawing": {"raw": {"objects": []}, "data": data}, "backgroundFit": None}
 
 
 def test_a_drawing_is_answered_by_the_trained_model(app, sample_data):

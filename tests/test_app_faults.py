@@ -9,27 +9,25 @@ import os
 import numpy as np
 import pytest
 import streamlit as st
+from apptest import new_page, status_text, wait_until
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from mlpdash.config import TrainConfig
 from mlpdash.model import build_network, network_weights
 from mlpdash.runs import RunWriter, list_runs
-from test_app import APP, status_text, wait_until
 
 ROWS = [{"epoch": 1, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.85, "seconds": 1.0}]
 
 
 @pytest.fixture
-def runs_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLPDASH_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("MLPDASH_DATA", "sample")
-    monkeypatch.delenv("MLPDASH_CONTROL_PASSWORD", raising=False)
-    return tmp_path / "runs"
+def runs_dir(app_env):
+    """The runs folder of the page's environment (conftest): these tests plant runs before a page opens."""
+    return app_env
 
 
 def page() -> AppTest:
-    return AppTest.from_file(APP, default_timeout=60).run()
+    return new_page().run()
 
 
 def png_data_url(pixels: np.ndarray) -> str:

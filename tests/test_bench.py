@@ -1,17 +1,92 @@
-"""The bench's own bookkeeping, without TensorFlow, a server or a browser."""
+"""The bench's own bookkeeping, without TensorFlow, a server or a browser; the bench's modes print
+their figures; and the layering: the UI never imports the bench, the bench never imports the UI."""
 
 from __future__ import annotations
 
 import argparse
+import ast
+import importlib
+import pkgutil
 import re
+from pathlib import Path
 
 import pytest
 
+import mlpdash
 from mlpdash import bench
-from mlpdash.cli import _tab_counts, main
+from mlpdash.bench import controls, run_loading
+from mlpdash.bench.streamlit_server import rate, server_drawing_seconds
+from mlpdash.bench.throughput import cpu_seconds
+from mlpdash.cli import main
+
+PACKAGE = Path(mlpdash.__file__).parent
+
+
+def _cli_module_with(name: str):
+    """The module of the CLI that defines `name` (mlpdash.cli, or one of its modules once it is a package)."""
+    import mlpdash.cli as cli
+
+    modules = [cli] + [importlib.import_module(info.name)
+                       for info in pkgutil.walk_packages(getattr(cli, "__path__", []), "mlpdash.cli.")]
+    return next(module for module in modules if name in vars(module))
+
+
+def _imported_modules(path: Path, root: Path = PACKAGE.parent) -> set[str]:
+    """Every module a source file under `root` imports, at any depth (functions included), relative
+    imports resolved against the file's package; `from X import Y` counts as X and X.Y (Y may be a
+    module), and importlib.import_module("X") as X."""
+    package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                base = f"{parent}.{base}" if base else parent
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None))
+              in ("import_module", "__import__") and node.args and isinstance(node.args[0], ast.Constant)):
+            found.add(str(node.args[0].value))
+    return found
+
+
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def test_nothing_in_the_ui_imports_the_bench():
+    # The page must not depend on the measuring code: the bench may start the page, never the reverse.
+    offenders = {str(path.relative_to(PACKAGE.parent)): sorted(m for m in _imported_modules(path)
+                                                               if _within(m, "mlpdash.bench"))
+                 for path in sorted((PACKAGE / "ui").rglob("*.py"))}
+    assert {path: found for path, found in offenders.items() if found} == {}
+
+
+def test_the_bench_imports_neither_streamlit_nor_the_ui():
+    offenders = {str(path.relative_to(PACKAGE.parent)): sorted(m for m in _imported_modules(path)
+                                                               if _within(m, "streamlit") or _within(m, "mlpdash.ui"))
+                 for path in sorted((PACKAGE / "bench").rglob("*.py"))}
+    assert {path: found for path, found in offenders.items() if found} == {}
+
+
+def test_the_import_check_sees_every_way_of_importing(tmp_path):
+    ui = tmp_path / "mlpdash" / "ui"
+    ui.mkdir(parents=True)
+    source = ui / "page.py"
+    source.write_text("import os\n"
+                      "def late():\n    from .. import bench\n"
+                      "def later():\n    import mlpdash.bench.tabs\n"
+                      "def latest():\n    importlib.import_module('mlpdash.bench')\n"
+                      "from ..bench.common import CANVAS\n")
+    found = _imported_modules(source, tmp_path)
+    assert {"mlpdash.bench", "mlpdash.bench.tabs", "mlpdash.bench.common"} <= found and "os" in found
 
 
 def test_tab_counts_parse_and_reject():
+    _tab_counts = _cli_module_with("_tab_counts")._tab_counts
     assert _tab_counts("0,1,5") == [0, 1, 5]
     assert _tab_counts("") == []
     with pytest.raises(argparse.ArgumentTypeError):
@@ -38,7 +113,7 @@ def test_server_drawing_pairs_preprocessing_with_the_prediction_of_the_same_thre
                    "1 live 10.4 10.5\n"
                    "2 predict 10.2 10.25\n"
                    "3 predict 11.0 11.1\n")  # no preprocessing seen: not a drawing of ours
-    assert bench._server_drawing_seconds(log) == pytest.approx([0.3, 0.2])
+    assert server_drawing_seconds(log) == pytest.approx([0.3, 0.2])
 
 
 def test_rate_counts_calls_inside_the_window(tmp_path):
@@ -46,28 +121,22 @@ def test_rate_counts_calls_inside_the_window(tmp_path):
     log.write_text("".join(f"1 live {t} {t + 0.01}\n" for t in (99.0, 100.5, 101.0, 102.0, 103.0)))
     window = bench.Throughput(samples_per_s=1.0, epochs=1, window_s=2.0, pace=None, server_cpu_s=None,
                               browser_cpu_s=None, ended=102.0)
-    assert bench._rate(log, "live", window) == pytest.approx(1.5)
+    assert rate(log, "live", window) == pytest.approx(1.5)
 
 
 def test_cpu_seconds_of_this_process_grow():
     import os
 
-    before = bench._cpu_seconds([os.getpid()])
+    before = cpu_seconds([os.getpid()])
     sum(i * i for i in range(2_000_000))
-    assert bench._cpu_seconds([os.getpid(), 999_999_999]) > before
+    assert cpu_seconds([os.getpid(), 999_999_999]) > before
 
 
-def test_bench_explain_prints_the_explanation_map_and_attack_figures(tiny_data, tmp_path, capsys, monkeypatch):
-    from mlpdash import cli
-    from mlpdash.config import TrainConfig
-    from mlpdash.training import TrainingJob
-
-    job = TrainingJob(TrainConfig(hidden=(32,), epochs=2, batch_size=64), tiny_data, tmp_path).start()
-    assert job.join(120)
-    monkeypatch.setattr(cli, "EXPLAIN_DIGITS", 5)
-    monkeypatch.setattr(cli, "EXPLAIN_ATTACKS", 5)
+def test_bench_explain_prints_the_explanation_map_and_attack_figures(trained_run, capsys, monkeypatch):
+    monkeypatch.setattr(_cli_module_with("EXPLAIN_DIGITS"), "EXPLAIN_DIGITS", 5)
+    monkeypatch.setattr(_cli_module_with("EXPLAIN_ATTACKS"), "EXPLAIN_ATTACKS", 5)
     assert main(["bench", "--skip-training", "--latency-calls", "1", "--explain", "--explain-model",
-                 str(job.snapshot().run_dir), "--data", "sample"]) == 0
+                 str(trained_run.run_dir), "--data", "sample"]) == 0
     out = capsys.readouterr().out
     assert "the map's basis" in out and "one input explained" in out and "5 canvas drawings" in out
     assert "targeted attack on 5 test digits" in out and "median epsilon" in out and "random sign noise" in out
@@ -106,3 +175,27 @@ def test_bench_drawings_times_every_step_of_the_tab_on_the_real_page(capsys):
 def test_bench_drawings_count_is_checked_first(capsys):
     assert main(["bench", "--drawings", "10001"]) == 2
     assert "--drawings is 0 to 10,000" in capsys.readouterr().err
+
+
+def test_bench_controls_prints_the_pace_the_release_the_stop_and_the_uncounted_hold(capsys, monkeypatch):
+    # The speed of the controls, which the unit tests no longer time (tests/test_training.py).
+    monkeypatch.setattr(controls, "TRAIN_DIGITS", 500)
+    monkeypatch.setattr(controls, "RATE_WINDOW_S", 0.5)
+    bench.print_controls()
+    out = capsys.readouterr().out
+    assert re.search(r"slow motion at 500 digits/s, batches of 50: [\d.]+ batches/s \(goal 10\); full speed set "
+                     r"mid-run: [\d,]+ batches/s", out), out
+    assert re.search(r"a faster pace ends a 50 s hold: the next batch \d+ ms after set_pace", out), out
+    assert re.search(r"a stop during a 50 s hold: the job ended \(evaluated and saved\) in [\d.]+ s \(goal < 10 s\), "
+                     r"[01] batch\(es\) after the stop", out), out
+    assert re.search(r"2 epochs at 1,000 digits/s \(each held about 0.5 s\) took [\d.]+ s .*; the epochs record "
+                     r"[\d.]+, [\d.]+ s", out), out
+
+
+def test_bench_run_loading_prints_the_refusal_and_the_lent_weights(capsys):
+    run_loading.run_loading_child()
+    out = capsys.readouterr().out
+    assert re.search(r"model.weights.npz declaring a 94 MB first layer in \d+ KB: refused in \d+ ms, peak "
+                     r"(\+[\d.]+ MB|not measurable here)", out), out
+    assert re.search(r"legacy model.keras declaring a 300,000-unit layer \(941 MB to build\): loaded as the run's "
+                     r"16-unit layer in \d+ ms", out), out

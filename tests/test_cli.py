@@ -17,19 +17,14 @@ from PIL import Image
 
 from mlpdash.cli import main
 from mlpdash.config import TrainConfig
-from mlpdash.training import TrainingJob
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def run_dir(tiny_data, tmp_path_factory):
-    job = TrainingJob(TrainConfig(hidden=(64,), epochs=3, batch_size=32), tiny_data,
-                      tmp_path_factory.mktemp("runs"))
-    job.start().join()
-    snap = job.snapshot()
-    assert snap.status.value == "finished", snap.error
-    return snap.run_dir
+@pytest.fixture
+def run_dir(trained_run):
+    """The session's small run (conftest), alone in its parent folder (as `train --out DIR` leaves one)."""
+    return trained_run.run_dir
 
 
 def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -22,8 +22,9 @@ from PIL import Image
 
 from hostile import bad_crc, patched, zip_of
 
-from mlpdash import cli
+from mlpdash.cli import compare as compare_command
 from mlpdash.cli import main
+from mlpdash.cli.common import bad_input, json_line
 from mlpdash.config import TrainConfig
 from mlpdash.drawings import save
 from mlpdash.runs import RunWriter
@@ -215,20 +216,20 @@ def test_the_safety_net_takes_input_errors_and_leaves_bugs(tmp_path, monkeypatch
         except BaseException as caught:
             return caught
 
-    assert "zip archive" in cli.bad_input(zipfile.BadZipFile("Bad CRC-32 for file 'a.png'"))
-    assert "zip archive" in cli.bad_input(zipfile.LargeZipFile("Zipfile size would require ZIP64 extensions"))
-    assert "damaged CSV" in cli.bad_input(csv.Error("field larger than field limit (131072)"))
-    assert cli.bad_input(PermissionError(13, "Permission denied", "/x/y")) == "/x/y: Permission denied"
-    assert cli.bad_input(OSError(errno.ENOSPC, "No space left on device")) == "No space left on device"
+    assert "zip archive" in bad_input(zipfile.BadZipFile("Bad CRC-32 for file 'a.png'"))
+    assert "zip archive" in bad_input(zipfile.LargeZipFile("Zipfile size would require ZIP64 extensions"))
+    assert "damaged CSV" in bad_input(csv.Error("field larger than field limit (131072)"))
+    assert bad_input(PermissionError(13, "Permission denied", "/x/y")) == "/x/y: Permission denied"
+    assert bad_input(OSError(errno.ENOSPC, "No space left on device")) == "No space left on device"
     # The same types raised by our own code, and the usual bugs, are not bad input.
     for bug in (RuntimeError("a bug"), NotImplementedError(), TypeError("a bug"), KeyError("a bug"),
                 AttributeError("a bug"), AssertionError("a bug")):
-        assert cli.bad_input(raised(bug)) is None, bug
+        assert bad_input(raised(bug)) is None, bug
     # main lets a bug through, traceback and all.
     def broken(args):
         raise RuntimeError("a bug in a command")
 
-    monkeypatch.setitem(cli.COMMANDS, "compare", broken)
+    monkeypatch.setattr(compare_command, "cmd_compare", broken)
     with pytest.raises(RuntimeError, match="a bug in a command"):
         main(["compare", str(tmp_path)])
 
@@ -244,7 +245,7 @@ def strict_json(line: str):
 
 
 def test_json_output_never_holds_nan():
-    assert cli._json({"a": float("nan"), "b": [np.float32("inf"), 1.5, -float("inf")], "c": np.int64(3),
+    assert json_line({"a": float("nan"), "b": [np.float32("inf"), 1.5, -float("inf")], "c": np.int64(3),
                       "d": (True, None, "x")}) == '{"a": null, "b": [null, 1.5, null], "c": 3, "d": [true, null, "x"]}'
 
 
@@ -322,7 +323,7 @@ def test_a_ctrl_c_that_comes_out_as_an_import_error_is_still_an_interruption(mon
         except KeyboardInterrupt:
             raise ImportError('PyCapsule_Import could not import module "datetime"') from None
 
-    monkeypatch.setitem(cli.COMMANDS, "compare", importing)
+    monkeypatch.setattr(compare_command, "cmd_compare", importing)
     assert main(["compare", "x"]) == 130
     assert capsys.readouterr().err == "mlpdash: interrupted\n"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -330,7 +331,7 @@ def test_a_ctrl_c_that_comes_out_as_an_import_error_is_still_an_interruption(mon
     def broken(args):
         raise ImportError("a missing module is a bug, not an interruption")
 
-    monkeypatch.setitem(cli.COMMANDS, "compare", broken)
+    monkeypatch.setattr(compare_command, "cmd_compare", broken)
     with pytest.raises(ImportError, match="a missing module"):
         main(["compare", "x"])
 

@@ -8,7 +8,18 @@ import pytest
 
 from mlpdash import figures
 from mlpdash.cli import main
-from mlpdash.compare import comparison, differing_settings, sweep_rows
+from mlpdash.compare import (
+    comparison,
+    comparison_table,
+    differing_settings,
+    run_label,
+    runs_table_row,
+    shown_value,
+    state_counts,
+    sweep_label,
+    sweep_rows,
+    sweep_table,
+)
 from mlpdash.config import TrainConfig
 from mlpdash.runs import RunWriter, read_info
 
@@ -116,3 +127,54 @@ def test_the_sweep_chart_has_an_axis_a_setting_and_one_for_accuracy():
 def test_a_runs_name_is_shown_as_written_never_as_markup_or_a_template():
     fig = figures.compare_curves_figure([("<b>x</b> %{y}", "#111111", _metrics(1, 0.1))], "accuracy")
     assert fig.data[0].name == "&lt;b&gt;x&lt;/b&gt; %{y}" and "<b>" not in fig.data[0].hovertemplate
+
+
+# --- what the page shows, computed headless
+
+
+def test_the_comparison_table_shows_every_cell_as_text():
+    assert [shown_value(v) for v in ([700, 500], [], 0.0003, 128, "relu", None)] == [
+        "700,500", "none (linear)", "0.0003", "128", "relu", "None"]
+
+
+def test_runs_ticked_are_compared_in_a_table_of_text(tmp_path):
+    a = _run(tmp_path / "a", TrainConfig(hidden=(64,), learning_rate=0.001, epochs=2), 0.91)
+    c = _run(tmp_path / "c", TrainConfig(hidden=(), learning_rate=0.001, epochs=2), None, source="keras")
+    first, untested = (read_info(p) for p in (a, c))
+    rows = comparison_table([first, untested])
+    assert rows[0] == {"run": first.title, "state": "finished", "hidden": "64", "data": "sample",
+                       "test accuracy": "91.00%", "epochs": 2, "training time": "12 s",
+                       "parameters": f"{TrainConfig(hidden=(64,)).parameters:,}"}
+    assert (rows[1]["hidden"], rows[1]["test accuracy"], rows[1]["training time"]) == ("none (linear)", "—", "—")
+    assert run_label(first) == f"{first.title} · 784-64-10 · 91.00%"
+    assert run_label(untested) == f"{untested.title} · 784-10 linear · {untested.label}"
+
+
+def test_a_saved_run_is_a_row_of_the_runs_table(tmp_path):
+    info = read_info(_run(tmp_path, TrainConfig(hidden=(64,), epochs=2), 0.91234))
+    assert runs_table_row(info) == {"run": info.run_id, "name": info.name, "status": "finished",
+                                    "model": "784-64-10", "epochs": f"{info.epochs_completed}/2",
+                                    "test accuracy": "0.9123", "data": "sample", "note": info.note}
+
+
+def test_a_sweep_is_listed_counted_and_tabled_as_the_page_shows_it(tmp_path):
+    from mlpdash.sweep import RunQueue, grid
+
+    queue = RunQueue()
+    queue.add(grid(TrainConfig(epochs=1), {"learning_rate": [0.001, 0.01, 0.1], "hidden": [(8,), ()]}), "sample",
+              "lr and size", ["learning_rate", "hidden"])
+    items = queue.items()
+    done = _run(tmp_path, items[0].config, 0.9)
+    queue.update(items[0].item, state="finished", run=done.name)
+    queue.update(items[1].item, state="running")
+    sweep = queue.sweeps()[0]
+    assert sweep_label(sweep) == "lr and size · 6 runs · 1 finished · 5 to go"
+    assert state_counts(sweep) == {"finished": 1, "running": 1, "queued": 4}
+    table = sweep_table(sweep_rows(sweep, {done.name: read_info(done)}), sweep.swept)
+    assert table[0] == {"learning rate": "0.001", "hidden": "8", "state": "finished", "test accuracy": 90.0,
+                        "epochs": 1, "training time (s)": 12.5, "run": done.name}
+    assert table[1]["hidden"] == "none (linear)" and table[1]["test accuracy"] is None and table[1]["run"] == "—"
+    for item in items[1:]:
+        queue.update(item.item, state="cancelled")
+    assert sweep_label(queue.sweeps()[0]) == "lr and size · 6 runs · 1 finished"
+

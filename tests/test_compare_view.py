@@ -4,26 +4,23 @@ runs compared, a linear classifier against the MLP, and a run named, noted, dele
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
+from apptest import new_page
 from streamlit.testing.v1 import AppTest
 
 from mlpdash.runs import list_runs, trashed_runs
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TAB = "Runs & comparison"
 
 
 @pytest.fixture
-def app(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLPDASH_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("MLPDASH_DATA", "sample")
-    at = AppTest.from_file(APP, default_timeout=60).run()
-    at.text_input(key="hidden").input("16")
-    at.number_input(key="epochs").set_value(1)
-    at.session_state["view_tab"] = TAB
-    return at.run()
+def app(app):
+    """The shared page (conftest), set to quick runs (16 units, one epoch) and opened on this tab."""
+    app.text_input(key="hidden").input("16")
+    app.number_input(key="epochs").set_value(1)
+    app.session_state["view_tab"] = TAB
+    return app.run()
 
 
 def rerun_until(at: AppTest, done, timeout: float = 180) -> None:
@@ -106,7 +103,7 @@ def test_a_refreshed_page_finds_the_sweep_and_can_cancel_it(app, tmp_path):
     app.selectbox(key="sweep_setting_0").set_value("epochs").run()
     app.text_input(key="sweep_values_0").input("200, 1").run()
     app.button(key="sweep_queue_button").click().run()
-    refreshed = AppTest.from_file(APP, default_timeout=60)  # a new browser session on the same server
+    refreshed = new_page()  # a new browser session on the same server
     refreshed.session_state["view_tab"] = TAB
     refreshed.run()
     rerun_until(refreshed, lambda at: sweep_states(at) == ["running", "queued"])
@@ -116,12 +113,12 @@ def test_a_refreshed_page_finds_the_sweep_and_can_cancel_it(app, tmp_path):
     assert all(run.status != "training" for run in list_runs(tmp_path / "runs"))
 
 
-def test_after_a_server_restart_the_sweep_shows_what_ran_and_resumes_the_rest(tmp_path, monkeypatch):
+def test_after_a_server_restart_the_sweep_shows_what_ran_and_resumes_the_rest(app_env):
     from mlpdash.config import TrainConfig
     from mlpdash.runs import RunWriter
     from mlpdash.sweep import QUEUE_FILE, RunQueue
 
-    runs = tmp_path / "runs"
+    runs = app_env
     configs = [TrainConfig(hidden=(16,), epochs=1, seed=seed) for seed in (1, 2, 3)]
     queue = RunQueue(runs / QUEUE_FILE)  # the server before it stopped
     sweep = queue.add(configs, "sample", "seeds", ["seed"])
@@ -134,9 +131,7 @@ def test_after_a_server_restart_the_sweep_shows_what_ran_and_resumes_the_rest(tm
                       "seconds": 1.0}], None)
     cut.close()
     queue.update(queue.take_next().item, run=cut.path.name)
-    monkeypatch.setenv("MLPDASH_RUNS", str(runs))
-    monkeypatch.setenv("MLPDASH_DATA", "sample")
-    at = AppTest.from_file(APP, default_timeout=60)
+    at = new_page()  # the server after its restart
     at.session_state["view_tab"] = TAB
     at.run()
     assert sweep_states(at) == ["finished", "interrupted after 1 epoch", "not run"]

@@ -10,7 +10,27 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mlpdash.drawings import DrawingsError, delete, drawings_root, export_zip, import_zip, listing, load, relabel, save
+from mlpdash.drawings import (
+    Drawing,
+    DrawingsError,
+    Evaluation,
+    Prepared,
+    by_digit,
+    delete,
+    drawings_root,
+    evaluate,
+    export_zip,
+    forget_gone,
+    gallery_page,
+    import_zip,
+    listing,
+    load,
+    misread_grid,
+    prepared,
+    relabel,
+    save,
+    tally,
+)
 
 
 def _digit(value: int = 255) -> np.ndarray:
@@ -480,3 +500,85 @@ def test_an_import_interrupted_long_ago_leaves_no_staging_behind_the_next(tmp_pa
     os.utime(old, (time.time() - STALE_STAGING_S - 60,) * 2)
     assert import_zip(folder, _zip(_labelled(2))) == 2
     assert not old.exists() and recent.exists()  # one that may still be importing is left alone
+
+
+# --- what the page shows, computed headless
+
+
+def _made_up(labels: list[int]) -> tuple[list[Drawing], Prepared]:
+    """Drawings `d0.png`, `d1.png`... saved in that order with these labels, prepared as a digit whose
+    first pixel is its number / 100 (every one inked)."""
+    kept = [Drawing(f"d{i}.png", label, 1000.0 + i) for i, label in enumerate(labels)]
+    digits = np.zeros((len(kept), 28, 28), np.float32)
+    digits[:, 0, 0] = np.arange(len(kept)) / 100
+    return kept, Prepared(digits, np.ones(len(kept), bool), tuple((*d.key, 1, 1) for d in kept))
+
+
+def test_the_folders_count_by_digit_names_only_the_digits_kept():
+    kept, _ = _made_up([1, 4, 1, 1, 4, 9])
+    assert tally(kept) == "3 × 1, 2 × 4, 1 × 9"
+    assert tally([]) == ""
+
+
+def test_the_gallery_shows_one_digit_or_all_by_digit_then_oldest_first_a_page_at_a_time():
+    kept, ready = _made_up([7, 2, 7, 2, 0])
+    assert [d.file for d in by_digit(kept)] == ["d4.png", "d1.png", "d3.png", "d0.png", "d2.png"]
+    assert [d.file for d in by_digit(kept, 7)] == ["d0.png", "d2.png"] and by_digit(kept, 5) == []
+    shown = by_digit(kept)
+    page = gallery_page(kept, ready, shown, 2, 2)
+    assert page.ids == [3, 0]  # positions in the listing: what a click hands back
+    assert page.title == "5 drawings, by digit (page 2: 2 of them)"
+    assert page.hover == ["a 2 · d3.png", "a 7 · d0.png"] and page.short == ["2", "7"]
+    assert page.images.dtype == np.uint8 and page.images[0, 0, 0] == 7  # 0.03 of 255, as drawn
+    whole = gallery_page(kept, ready, by_digit(kept, 7), 1, 200)
+    assert whole.title == "2 drawings, by digit" and whole.ids == [0, 2]
+
+
+def test_the_misread_drawings_are_shown_saved_digit_to_answer_the_first_few():
+    kept, ready = _made_up([1, 7, 7, 3])
+    result = Evaluation(0.25, np.zeros((10, 10), np.int64), [("d1.png", 7, 1), ("d2.png", 7, 1), ("d3.png", 3, 8)], [])
+    grid = misread_grid(kept, ready, result, 2)
+    assert grid.ids == [1, 2] and grid.title == "The 3 misread (the first 2)"
+    assert grid.hover == ["a 7 read as 1 · d1.png", "a 7 read as 1 · d2.png"] and grid.short == ["7→1", "7→1"]
+    np.testing.assert_array_equal(grid.images, (ready.digits[[1, 2]] * 255).astype(np.uint8))
+    assert misread_grid(kept, ready, result, 200).title == "The 3 misread"
+
+
+def test_the_memory_of_prepared_drawings_forgets_the_deleted_ones_once_many_are_gone():
+    alive = (("a.png", 1.0, 1, 1), ("b.png", 2.0, 1, 1))
+    known = {identity: "kept" for identity in alive}
+    known.update({(f"gone{i}.png", 0.0, 1, 1): "deleted" for i in range(3)})
+    forget_gone(known, alive, slack=3)
+    assert len(known) == 5  # 3 gone: not yet more than the slack
+    forget_gone(known, alive, slack=2)
+    assert set(known) == set(alive)
+
+
+def test_a_models_answers_are_remembered_by_drawing_and_only_new_drawings_are_answered(tmp_path):
+    for label in (1, 7):
+        save(tmp_path, _digit(), label)
+    save(tmp_path, np.zeros((280, 280), np.uint8), 3)  # blank: never answered, never remembered
+    asked = []
+
+    def reads_one(images):
+        asked.append(len(images))
+        logits = np.zeros((len(images), 10))
+        logits[:, 1] = 1.0
+        return logits
+
+    known: dict = {}
+    first = evaluate(tmp_path, reads_one, known=known)
+    assert asked == [2] and len(known) == 2
+    plain = evaluate(tmp_path, reads_one)  # the same answers as without a memory
+    assert (first.accuracy, first.misread, first.blank) == (plain.accuracy, plain.misread, plain.blank) == (
+        0.5, [(listing(tmp_path)[1].file, 7, 1)], [listing(tmp_path)[2].file])
+    np.testing.assert_array_equal(first.confusion, plain.confusion)
+    asked.clear()
+    relabel(tmp_path, listing(tmp_path)[1].file, 1)  # a relabel changes no answer: nothing asked
+    again = evaluate(tmp_path, reads_one, known=known)
+    assert asked == [] and again.accuracy == 1.0 and again.misread == []
+    save(tmp_path, _digit(200), 4)
+    kept = listing(tmp_path)
+    latest = evaluate(tmp_path, reads_one, kept, prepared(tmp_path, kept), known)
+    assert asked == [1] and latest.misread == [(kept[3].file, 4, 1)] and len(latest.blank) == 1
+

@@ -8,23 +8,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pytest
+from apptest import drawing_state
 from streamlit.testing.v1 import AppTest
-from test_app import drawing_state
 
 from mlpdash.drawings import listing
 from mlpdash.runs import list_runs
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TAB = "Your drawings"
-
-
-@pytest.fixture
-def app(tmp_path, monkeypatch):
-    monkeypatch.setenv("MLPDASH_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("MLPDASH_DRAWINGS", str(tmp_path / "drawings"))
-    monkeypatch.setenv("MLPDASH_DATA", "sample")
-    return AppTest.from_file(APP, default_timeout=60).run()
+# The page: the `app` fixture (conftest), its drawings in tmp_path / "drawings".
 
 
 def train(at: AppTest, tmp_path: Path) -> None:
@@ -107,9 +98,16 @@ def test_fine_tuning_from_the_tab_makes_a_new_run_in_focus(app, sample_data, tmp
     app.number_input(key="drawings_ft_epochs").set_value(2).run()
     app.button(key="drawings_finetune").click().run()
     assert not app.exception and not [e.value for e in app.error]
+    # The fine-tune is the server's job, in the background: Start waits for it, as for a training run.
+    deadline = time.monotonic() + 120
+    while app.button(key="start_training").disabled:
+        assert time.monotonic() < deadline and not app.exception
+        time.sleep(0.3)
+        app.run()
     runs = list_runs(tmp_path / "runs")
     assert len(runs) == 2 and runs[0].name.endswith("fine-tuned on 4 drawings")
-    assert app.session_state["view_run"] == str(runs[0].path)
+    assert [m.value for m in app.markdown if m.value.startswith("**Finished")]
+    assert app.session_state["view_run"] is None  # not picked: the new run is the current job's
     table = app.table[-1].value
     assert list(table["accuracy on"]) == ["the 1 held-out drawings", "all 4 drawings", "the MNIST test split"]
     assert [s.value for s in app.success if "fine-tuned from" in s.value]

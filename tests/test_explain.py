@@ -7,20 +7,26 @@ import numpy as np
 import pytest
 
 from mlpdash.config import TrainConfig
-from mlpdash.explain import EPSILON_LADDER, Network, attack, explain, fit_map, representation, sign_noise
+from mlpdash.explain import (
+    EPSILON_LADDER,
+    Network,
+    attack,
+    explain,
+    fit_map,
+    logit_table,
+    noise_reading,
+    read_digit,
+    representation,
+    sign_noise,
+)
 from mlpdash.model import build_network, network_weights, to_model_input
 
 
-@pytest.fixture(scope="module")
-def trained(tiny_data, tmp_path_factory):
-    """A small ReLU MLP trained for a few seconds on real digits, as Keras model and as arrays."""
-    from mlpdash.training import TrainingJob
-
-    config = TrainConfig(hidden=(64, 32), epochs=3, batch_size=64)
-    job = TrainingJob(config, tiny_data, tmp_path_factory.mktemp("runs")).start()
-    assert job.join(120)
-    model = job.predictor.model
-    return model, Network.from_weights(network_weights(model), "relu")
+@pytest.fixture
+def trained(trained_model, trained_network):
+    """The session's small ReLU MLP (conftest), as Keras model and as arrays."""
+    assert len(trained_network.kernels) == 3  # two hidden layers: the tests below reach through both
+    return trained_model, trained_network
 
 
 @pytest.fixture(scope="module")
@@ -193,3 +199,43 @@ def test_the_map_places_inputs_with_the_weights_it_was_fitted_with_and_handles_a
     line = fit_map(narrow, images, labels)
     assert line.points.shape == (len(images), 2) and np.all(line.points[:, 1] == 0)
     assert line.explained[1] == 0.0
+
+
+# --- what the page shows, computed headless
+
+
+def _random_network(activation: str, seed: int = 0) -> Network:
+    rng = np.random.default_rng(seed)
+    weights = [rng.normal(0, 0.05, (784, 16)), rng.normal(0, 0.1, 16), rng.normal(0, 0.3, (16, 10)),
+               rng.normal(0, 0.1, 10)]
+    return Network.from_weights(weights, activation)
+
+
+def test_the_digit_read_is_the_largest_logit():
+    network = _random_network("relu")
+    images = np.random.default_rng(1).random((5, 28, 28)).astype(np.float32)
+    assert [read_digit(network, image) for image in images] == network.logits(images).argmax(axis=1).tolist()
+
+
+@pytest.mark.parametrize(("activation", "bias"), [("relu", "bias carried through (b_eff)"),
+                                                  ("tanh", "remainder (logit − Σ, not a bias)")])
+def test_the_logit_table_adds_up_to_the_logit_for_the_answer_and_the_runner_up(activation, bias):
+    e = explain(_random_network(activation), np.random.default_rng(2).random((28, 28)).astype(np.float32))
+    rows = logit_table(e)
+    assert [row["digit"] for row in rows] == [e.digit, e.runner_up]
+    for row in rows:
+        assert list(row) == ["digit", "pixels' contributions (Σ)", bias, "sum", "logit"]
+        assert row["sum"] == pytest.approx(row["pixels' contributions (Σ)"] + row[bias], abs=2e-4)
+        assert row["sum"] == pytest.approx(row["logit"], abs=2e-4)
+        assert row["logit"] == round(float(e.logits[row["digit"]]), 4)
+
+
+def test_random_noise_as_large_as_the_attack_is_read_too():
+    network = _random_network("relu")
+    image = np.random.default_rng(3).random((28, 28)).astype(np.float32)
+    noisy, answer = noise_reading(network, image, 0.1)
+    np.testing.assert_array_equal(noisy, sign_noise(image, 0.1, np.random.default_rng(0)))
+    assert answer == read_digit(network, noisy)
+    assert noise_reading(network, image, None) == (None, None)  # no attack reached its target
+    assert noise_reading(network, image, 0.0) == (None, None)  # none was needed
+

@@ -1,13 +1,15 @@
-"""Figure builders: trace types and counts, the data they carry against hand-computed references, and
-the weights grid's PNG decoded back to pixels."""
+"""Figure builders: trace types and counts, the data they carry against hand-computed references, the
+weights grid's PNG decoded back to pixels, and the package's shape (small modules over one base)."""
 
 from __future__ import annotations
 
+import ast
 import math
 import re
 
 import base64
 import io
+from pathlib import Path
 
 import numpy as np
 import plotly.colors as pcolors
@@ -826,3 +828,27 @@ def test_names_from_files_show_as_text_in_figures():
         shown = [str(value) for trace in fig.to_dict()["data"] for key, value in trace.items()
                  if key != "legendgroup"] + [str(fig.to_dict()["layout"])]  # a legend group is only a key
         assert not [text for text in shown if "<a " in text or "<b>bold" in text]
+
+
+# --- the package's shape --------------------------------------------------------------------------
+
+FIGURES_DIR = Path(figures.__file__).parent
+
+
+@pytest.mark.parametrize("path", sorted(FIGURES_DIR.glob("*.py")), ids=lambda p: p.name)
+def test_each_figures_module_is_small_documented_and_leans_on_the_base_only(path):
+    source = path.read_text()
+    tree = ast.parse(source)
+    assert len(source.splitlines()) <= 600
+    assert ast.get_docstring(tree)
+    siblings = {p.stem for p in FIGURES_DIR.glob("*.py")} - {"__init__", "base"}
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module}
+    if path.stem != "__init__":  # the package gathers the views; a view never reaches into another
+        assert not {f"mlpdash.figures.{name}" for name in siblings} & imported
+    if path.stem == "base":  # the ground floor of the package
+        assert not [name for name in imported if name.startswith("mlpdash.figures")]
+
+
+def test_the_package_offers_every_builder_it_names():
+    assert all(callable(getattr(figures, name)) or name.isupper() for name in figures.__all__)
+    assert {"loss_figure", "weights_grid_figure", "sweep_figure", "MapRaster"} <= set(figures.__all__)

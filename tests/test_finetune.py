@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import os
 import shutil
@@ -13,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
@@ -21,9 +24,22 @@ from mlpdash import finetune as ft
 from mlpdash.cli import main
 from mlpdash.config import TrainConfig
 from mlpdash.drawings import DrawingsError, save
-from mlpdash.finetune import FINETUNE_FILE, FinetuneSettings, finetune, read_report, split_held_out
+from mlpdash.finetune import (
+    FINETUNE_FILE,
+    FinetunePlan,
+    FinetuneSettings,
+    check_finetune,
+    finetune,
+    finetune_config,
+    finetune_job,
+    read_report,
+    report_of,
+    split_held_out,
+)
+from mlpdash.progress import FINE_TUNING, Snapshot, Status
 from mlpdash.runs import RunError, list_runs, load_run_model, read_info, read_timeline
 from mlpdash.training import TrainingJob
+from mlpdash.run_view import status_line
 
 REPO = Path(__file__).resolve().parents[1]
 # With replay, the MNIST test accuracy may fall by at most this much (measured: 1-3 points).
@@ -42,6 +58,9 @@ def slanted(digit: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def base_run(sample_data, tmp_path_factory) -> Path:
+    # Its own run, not the session's shared one (conftest): what fine-tuning must gain and may forget
+    # (FORGETTING_BOUND, +0.15 on the held-out drawings) was measured from this base, trained on the
+    # whole sample.
     job = TrainingJob(TrainConfig(hidden=(64,), epochs=3), sample_data, tmp_path_factory.mktemp("runs"))
     job.start().join()
     assert job.snapshot().status.value == "finished", job.snapshot().error
@@ -288,3 +307,188 @@ def test_a_sound_report_reads_back_with_its_fields(tmp_path):
         older.pop(key)
     (tmp_path / FINETUNE_FILE).write_text(json.dumps(older))
     assert read_report(tmp_path) == {**older, "epochs_completed": None, "stopped": False}
+
+
+# --- a fine-tune is a training job ------------------------------------------------------------------
+
+# Slow motion so slow that a batch of 32 would be held for hours: whatever moves on below was let go by
+# a control (a faster pace, a pause, a stop), never by the clock.
+HELD = 0.001
+QUICK = FinetuneSettings(epochs=2, replay=1)
+# The order a job's states come in (a snapshot may miss some, never reorder them).
+ORDER = [Status.IDLE, Status.LOADING_DATA, Status.TRAINING, Status.PAUSED, Status.TRAINING, Status.EVALUATING,
+         Status.FINISHED]
+
+
+@pytest.fixture(scope="module")
+def few_drawings(sample_data, tmp_path_factory) -> Path:
+    """Twelve slanted drawings: enough to fine-tune on, few enough to be quick."""
+    folder = tmp_path_factory.mktemp("few-drawings")
+    for i in range(1000, 1012):
+        save(folder, slanted(sample_data.x_test[i]), int(sample_data.y_test[i]))
+    return folder
+
+
+def wait_for_job(job: TrainingJob, predicate, timeout: float = 120.0) -> Snapshot:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        snap = job.snapshot()
+        if predicate(snap):
+            return snap
+        if snap.status.ended:
+            raise AssertionError(f"the job ended as {snap.status} ({snap.error}) before the condition held")
+        time.sleep(0.01)
+    raise AssertionError("timed out waiting for the job")
+
+
+def in_order(seen: list[Status]) -> bool:
+    """Whether `seen` (with repeats) follows ORDER, skipping what a snapshot missed."""
+    rest = iter(ORDER)
+    return all(any(status == expected for expected in rest) for status, _ in itertools.groupby(seen))
+
+
+def test_the_checks_before_a_job_need_no_tensorflow_and_refuse_what_cannot_be_fine_tuned(base_run, sample_data,
+                                                                                         tmp_path):
+    few = tmp_path / "two"
+    for i in range(2):
+        save(few, slanted(sample_data.x_test[i]), int(sample_data.y_test[i]))
+    with pytest.raises(DrawingsError, match="at least 3 drawings with ink.* has 2$"):
+        check_finetune(base_run, few)
+    with pytest.raises(RunError, match="no model to fine-tune"):
+        check_finetune(tmp_path, few)
+    save(few, np.zeros((280, 280), np.uint8), 5)  # three listed, two with ink: the job finds out
+    assert check_finetune(base_run, few).path == base_run
+
+
+def test_a_finetune_runs_as_a_training_job_in_the_background_and_pauses(base_run, few_drawings, tiny_data, tmp_path):
+    runs = tmp_path / "runs"
+    job = finetune_job(base_run, few_drawings, tiny_data, QUICK, runs)
+    assert job.status == Status.IDLE and job.snapshot().task == FINE_TUNING  # not started: the caller starts it
+    job.set_pace(HELD)
+    seen = [job.snapshot().status, job.start().snapshot().status]
+    snap = wait_for_job(job, lambda s: s.batches_done >= 1)  # held in slow motion after its first batch
+    assert snap.task == FINE_TUNING and snap.config == finetune_config(read_info(base_run).config, QUICK)
+    assert status_line(snap).startswith(f"Fine-tuning — epoch 1/2, batch 1/{snap.batches_per_epoch}")
+    assert snap.run_dir is not None and snap.run_dir.parent == runs and snap.timeline.records[0].epoch == 0
+    assert job.predict_drawing(slanted(tiny_data.x_test[0])).digit is not None  # the live model answers
+    assert job.pause()
+    seen.append(job.snapshot().status)
+    job.set_pace(None)  # the hold ends: the pause holds the thread now
+    snap = wait_for_job(job, lambda s: s.holding)
+    assert status_line(snap) == f"Paused fine-tuning — epoch 1/2, batch 1/{snap.batches_per_epoch}"
+    assert job.resume()
+    while not job.join(0.01):
+        seen.append(job.snapshot().status)
+    seen.append(job.snapshot().status)
+    assert in_order(seen) and Status.TRAINING in seen and Status.PAUSED in seen, seen
+    snap = job.snapshot()
+    assert snap.status == Status.FINISHED and status_line(snap).startswith("Finished fine-tuning — test accuracy")
+    report = report_of(job)
+    assert report is job.result and report.run_dir == snap.run_dir and not report.stopped
+    assert report.epochs_completed == 2 and report.drawings == 12 and report.trained_on + report.held_out == 12
+    # The run holds what a fine-tune's always held, and its summary reads as a training run's.
+    info = read_info(report.run_dir)
+    assert info.status == "finished" and info.can_answer and info.name.endswith("fine-tuned on 12 drawings")
+    assert info.summary["test_accuracy"] == pytest.approx(report.after.mnist_test) == snap.report.accuracy
+    assert info.summary["outcome"] == "finished" and info.summary["epochs_completed"] == 2
+    assert not info.summary["stopped_early"] and info.summary["data_source"] == "sample"
+    assert [r.epoch for r in read_timeline(report.run_dir).records] == [0, 1, 2]
+    assert [row["epoch"] for row in snap.history] == [1, 2]
+    assert read_report(report.run_dir)["after"] == dataclasses.asdict(report.after)
+    assert len(read_report(report.run_dir)["held_out_files"]) == report.held_out
+    for name in ("model.weights.npz", "test_predictions.npz", "model/saved_model.pb", "summary.json"):
+        assert (report.run_dir / name).is_file(), name
+    assert not (report.run_dir / "training.lock").exists()
+
+
+def test_a_finetune_job_stopped_before_its_first_epoch_ends_leaves_no_run(base_run, few_drawings, tiny_data,
+                                                                         tmp_path):
+    runs = tmp_path / "runs"
+    job = finetune_job(base_run, few_drawings, tiny_data, QUICK, runs)
+    job.set_pace(HELD)
+    job.start()
+    assert wait_for_job(job, lambda s: s.batches_done >= 1).run_dir is not None  # the run had begun ...
+    assert job.stop() and job.join(120)
+    snap = job.snapshot()
+    assert snap.status == Status.STOPPED and snap.run_dir is None and snap.report is None
+    assert list(runs.iterdir()) == []  # ... and is gone, not even a hidden folder left
+    assert status_line(snap) == "Fine-tuning stopped before its first epoch had finished — nothing was saved"
+    assert job.exception is None and job.result is None
+    with pytest.raises(ft.FinetuneStopped, match="no run was saved"):
+        report_of(job)
+
+
+class _StopAfterTheFirstEpoch(keras.callbacks.Callback):
+    def __init__(self, job_ref):
+        super().__init__()
+        self.job_ref = job_ref
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0:
+            self.job_ref[0].stop()  # after the reporter has recorded the epoch: the next batch is the last
+
+
+def test_a_finetune_job_stopped_after_an_epoch_is_saved_as_stopped(base_run, few_drawings, tiny_data, tmp_path):
+    # The job finetune_job makes, with a callback: a fine-tune is a training job with a plan of its own.
+    settings = FinetuneSettings(epochs=4, replay=1)
+    info = check_finetune(base_run, few_drawings)
+    ref = []
+    job = TrainingJob(finetune_config(info.config, settings), tiny_data, tmp_path / "runs",
+                      plan=FinetunePlan(info, few_drawings, settings), callbacks=[_StopAfterTheFirstEpoch(ref)])
+    ref.append(job)
+    assert job.start().join(120)
+    snap = job.snapshot()
+    assert snap.status == Status.STOPPED and snap.epochs_completed == 1
+    assert status_line(snap).startswith("Stopped fine-tuning after 1 of 4 epochs — test accuracy")
+    report = report_of(job)
+    assert report.stopped and report.epochs_completed == 1 and report.run_dir == snap.run_dir
+    [saved] = list_runs(tmp_path / "runs")
+    assert saved.path == report.run_dir and saved.status == "stopped"
+    assert saved.summary["outcome"] == "stopped" and saved.summary["stopped_early"] is True
+    assert saved.summary["epochs_completed"] == 1
+    assert read_report(saved.path)["stopped"] is True and read_report(saved.path)["epochs_completed"] == 1
+    assert [r.epoch for r in read_timeline(saved.path).records] == [0, 1]
+    assert "stopped after 1 of 4 epochs" in saved.note
+
+
+@pytest.mark.parametrize(("snapshot", "expected"), [
+    (dict(status=Status.LOADING_DATA), "Loading data for fine-tuning…"),
+    (dict(status=Status.TRAINING, epoch=2, batch=3, batches_per_epoch=40),
+     "Fine-tuning — epoch 2/5, batch 3/40"),
+    (dict(status=Status.PAUSED, epoch=2, batch=3, batches_per_epoch=40, holding=True),
+     "Paused fine-tuning — epoch 2/5, batch 3/40"),
+    (dict(status=Status.STOPPING, epoch=2, batch=3, batches_per_epoch=40),
+     "Stopping fine-tuning — finishing batch 3 of epoch 2"),
+    (dict(status=Status.EVALUATING), "Fine-tuning done — evaluating on the test set and saving the run…"),
+    (dict(status=Status.FAILED, error="x.png cannot be read"), "Fine-tuning failed: x.png cannot be read"),
+    (dict(status=Status.STOPPED), "Fine-tuning stopped before its first epoch had finished — nothing was saved"),
+])
+def test_the_status_line_says_a_finetune_is_one(snapshot, expected):
+    assert status_line(Snapshot(config=TrainConfig(epochs=5), task=FINE_TUNING, **snapshot)) == expected
+
+
+def test_a_finetune_diverges_only_when_its_numbers_are_not_finite(base_run, few_drawings, tiny_data, tmp_path):
+    # As before fine-tunes were jobs: a huge loss that is still a number is trained on, not refused.
+    from mlpdash.recorder import DivergedError, Reporter
+
+    job = finetune_job(base_run, few_drawings, tiny_data, QUICK, tmp_path)
+    assert not job.plan.judges_divergence
+    rows = [{"epoch": epoch, "loss": loss, "accuracy": 0.1, "val_loss": 2.31, "val_accuracy": 0.1, "seconds": 1.0}
+            for epoch, loss in enumerate((1e6, 2.31, 2.31, 2.31), start=1)]  # far above a guess, then "stuck"
+    with pytest.raises(DivergedError, match="far above"):  # what a training run would make of them
+        Reporter(job, train_size=3200)._check_divergence(rows[0])
+    with pytest.raises(DivergedError, match="stuck at chance"):
+        strict = Reporter(job, train_size=3200)
+        for row in rows[1:]:
+            strict._check_divergence(row)
+    reporter = Reporter(job, train_size=3200, judge_divergence=job.plan.judges_divergence)
+    reporter.on_epoch_begin(0)
+    reporter.on_train_batch_end(0, {"loss": 1e6})
+    for row in rows:
+        reporter._check_divergence(row)
+    with pytest.raises(DivergedError, match="the loss reached nan"):
+        reporter.on_train_batch_end(1, {"loss": float("nan")})
+    diverged = job.plan.failure(DivergedError("the loss reached nan in epoch 1, batch 2"))
+    assert isinstance(diverged, ft.FinetuneDiverged) and str(diverged) == (
+        "fine-tuning diverged: the loss reached nan in epoch 1, batch 2; nothing was saved. "
+        "Try a lower learning rate than 0.0003")

@@ -23,6 +23,7 @@ DRAWINGS = 2000
 def default_run(full_mnist_dir, tmp_path_factory):
     if full_mnist_dir is None:
         pytest.skip("full MNIST is not beside this checkout (../shared/data/mnist)")
+    # The default model on the full data set: the accuracy the README promises is for exactly these.
     job = TrainingJob(TrainConfig(), f"idx:{full_mnist_dir}", tmp_path_factory.mktemp("runs"))
     job.start().join()
     snap = job.snapshot()

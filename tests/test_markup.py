@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from apptest import new_page
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -27,10 +28,9 @@ from mlpdash.config import TrainConfig
 from mlpdash.finetune import FinetuneReport, FinetuneSettings, Scores, read_report
 from mlpdash.runs import NOTES_FILE, RunWriter, list_runs
 from mlpdash.ui import WORD_JOINER, plain
-from mlpdash.ui.focus import RUN_KEY, VIEW_TAB_KEY
-from mlpdash.ui.views import VIEWS
+from mlpdash.ui.choices import RUN_KEY, VIEW_TAB_KEY
+from mlpdash.ui.tabs import VIEWS
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 CONFIG = TrainConfig(hidden=(16,), epochs=2)
 ROWS = [{"epoch": 1, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.4, "val_accuracy": 0.85, "seconds": 1.0}]
 
@@ -207,13 +207,10 @@ def _drawings(root: Path, files: list[str]) -> None:
 
 
 @pytest.fixture
-def planted(tmp_path, monkeypatch, sample_data) -> dict[str, Path]:
-    """A runs folder, a sweep queue and a drawings folder holding markup wherever a file can."""
-    runs = tmp_path / "runs"
-    monkeypatch.setenv("MLPDASH_RUNS", str(runs))
-    monkeypatch.setenv("MLPDASH_DRAWINGS", str(tmp_path / "drawings"))
-    monkeypatch.setenv("MLPDASH_DATA", "sample")
-    monkeypatch.delenv("MLPDASH_CONTROL_PASSWORD", raising=False)
+def planted(app_env, tmp_path, sample_data) -> dict[str, Path]:
+    """A runs folder, a sweep queue and a drawings folder holding markup wherever a file can, where the
+    page's environment (conftest) has them."""
+    runs = app_env
     size = len(sample_data.y_test)
     damaged = _run(runs, size)  # its summary quotes markup in its error
     (damaged / "summary.json").write_text(json.dumps({"test_accuracy": SHORT}))
@@ -256,7 +253,7 @@ def _witnessed(at: AppTest, words: str) -> bool:
 
 def test_every_view_shows_planted_markup_as_text(planted):
     """Each view, with each planted run picked and with none (the newest, the folder named in markup)."""
-    at = AppTest.from_file(APP, default_timeout=90).run()
+    at = new_page(timeout=90).run()
     assert not at.exception
     leaks = []
     for run in (None, *planted.values()):
@@ -269,7 +266,7 @@ def test_every_view_shows_planted_markup_as_text(planted):
 def test_the_places_that_quote_files_show_them_as_text(planted):
     """Each place that quotes a planted file, opened as a person would, shows it escaped (and so the
     test above is not vacuous)."""
-    at = AppTest.from_file(APP, default_timeout=90).run()
+    at = new_page(timeout=90).run()
     named, sourced, damaged = planted["named"], planted["sourced"], planted["damaged"]
     # The folder's name: the banner, the result, and the titles of the views.
     assert _show(at, "Mistakes", named) == []
@@ -298,19 +295,15 @@ def test_the_places_that_quote_files_show_them_as_text(planted):
     assert any(f"www{WORD_JOINER}.png" in c.value for c in at.caption)
 
 
-def test_a_broken_queue_and_drawings_folder_are_reported_as_text(tmp_path, monkeypatch, sample_data):
-    runs, drawings = tmp_path / "runs", tmp_path / "drawings"
-    monkeypatch.setenv("MLPDASH_RUNS", str(runs))
-    monkeypatch.setenv("MLPDASH_DRAWINGS", str(drawings))
-    monkeypatch.setenv("MLPDASH_DATA", "sample")
-    monkeypatch.delenv("MLPDASH_CONTROL_PASSWORD", raising=False)
+def test_a_broken_queue_and_drawings_folder_are_reported_as_text(app_env, tmp_path, sample_data):
+    runs, drawings = app_env, tmp_path / "drawings"
     _run(runs, len(sample_data.y_test))  # a model, for Inside a prediction to ask about a drawing
     item = {"item": "s1-0", "sweep": "s1", "sweep_name": "x", "config": CONFIG.to_dict(), "data": "sample",
             "swept": ["learning_rate"], "run": SHORT}  # not a folder's name: the queue is refused, quoting it
     (runs / "queue.json").write_text(json.dumps({"items": [item]}))
     drawings.mkdir()
     (drawings / "labels.csv").write_text(f"file,label,created\n{SHORT}.png,3,1.7e9\n")
-    at = AppTest.from_file(APP, default_timeout=90).run()
+    at = new_page(timeout=90).run()
     assert _show(at, "Runs & comparison", None) == []
     assert any("could not be read" in w.value and "evil" in w.value for w in at.warning)
     assert _show(at, "Your drawings", None) == []

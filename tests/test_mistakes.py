@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlpdash.mistakes import Answers, captions, cell, hardest
+from mlpdash.mistakes import Answers, captions, cell, describe_cell, hardest, short_captions
 
 
 def _answers(n: int = 500, seed: int = 0) -> Answers:
@@ -50,3 +50,25 @@ def test_per_class_accuracy_and_captions():
     assert captions(answers, np.array([1])) == ["#1: a 0 read as 1 (60%)"]
     with pytest.raises(ValueError, match="one each per image"):
         Answers("test", np.zeros(3), np.zeros(2), np.zeros(3))
+
+
+# --- what the page shows, computed headless
+
+
+def test_the_share_read_right_and_the_text_over_each_digit():
+    answers = Answers("validation", np.array([0, 0, 1, 2]), np.array([0, 1, 1, 2]), np.array([0.9, 0.6, 0.8, 0.994]))
+    assert answers.accuracy == 0.75
+    assert short_captions(answers, np.array([1, 3])) == ["0→1<br>60%", "2→2<br>99%"]
+    assert short_captions(answers, np.array([1]), with_labels=False) == ["60%"]
+
+
+def test_a_cell_says_how_many_it_holds_and_in_which_order():
+    labels = np.array([3] * 5 + [5] * 2)
+    predictions = np.array([3, 3, 3, 5, 5, 5, 5])
+    answers = Answers("test", labels, predictions, np.full(7, 0.5))
+    assert describe_cell(answers, 3, 5, 2) == (
+        "3 read as 5: 2", "2 3s read as 5, the most confident first. ")
+    assert describe_cell(answers, 3, 3, 2) == (
+        "3 read right: 3", "3 3s read right, the least confident first (the right answers nearly missed); the "
+                           "first 2 of them. ")
+

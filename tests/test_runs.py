@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from mlpdash.config import TrainConfig
+from mlpdash.files import write_bytes_atomic
 from mlpdash.runs import (
     RunError,
     RunWriter,
     list_runs,
     load_run,
     read_info,
-    write_bytes_atomic,
 )
 from mlpdash.timeline import compact
 
@@ -136,7 +136,7 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatc
     def broken_replace(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr("mlpdash.runs.os.replace", broken_replace)
+    monkeypatch.setattr("mlpdash.files.os.replace", broken_replace)
     with pytest.raises(OSError):
         write_bytes_atomic(target, b"new")
     assert target.read_text() == "old"
@@ -407,13 +407,14 @@ def test_a_run_whose_weights_are_not_finite_is_listed_as_damaged_and_never_answe
 
 
 def test_a_weights_file_is_read_once_per_version_by_the_listing(tmp_path, monkeypatch):
-    import mlpdash.runs as runs
+    import mlpdash.runs.weights as weights
     from mlpdash.files import write_npz_atomic
 
     path = write_run(tmp_path)
     reads = []
-    real = runs.read_model_weights
-    monkeypatch.setattr(runs, "read_model_weights", lambda *a: reads.append(a) or real(*a))
+    real = weights.read_model_weights
+    # Patched where the listing's cached check looks it up.
+    monkeypatch.setattr(weights, "read_model_weights", lambda *a: reads.append(a) or real(*a))
     for _ in range(3):
         assert list_runs(tmp_path)[0].status == "finished"
     assert len(reads) == 1  # cached by the file's inode, size and time
@@ -428,7 +429,7 @@ def test_leftovers_that_cannot_be_removed_never_break_the_listing_or_damage_a_ru
     # answer as a read-only folder gives it.
     import errno
 
-    import mlpdash.runs as runs
+    import mlpdash.runs.reader as reader
 
     good = write_run(tmp_path)
     (good / ".model.weights.npz.0123abcd.tmp").write_bytes(b"half a write")
@@ -440,7 +441,7 @@ def test_leftovers_that_cannot_be_removed_never_break_the_listing_or_damage_a_ru
     def read_only(path):
         raise PermissionError(errno.EROFS, "Read-only file system", str(path))
 
-    monkeypatch.setattr(runs, "remove_entry", read_only)
+    monkeypatch.setattr(reader, "remove_entry", read_only)  # the listing's tidying of leftovers
     [info] = list_runs(tmp_path)
     assert info.path == good and info.status == "finished", info.error
     assert abandoned.exists() and (good / ".model.weights.npz.0123abcd.tmp").exists()

@@ -9,10 +9,10 @@ import time
 import pytest
 
 from mlpdash.config import TrainConfig
-from mlpdash.jobs import JobManager
+from mlpdash.server import Server
 from mlpdash.progress import Status
 from mlpdash.runs import list_runs
-from mlpdash.sweep import MAX_RUNS, QUEUE_FILE, RunQueue, grid, parse_values
+from mlpdash.sweep import MAX_RUNS, QUEUE_FILE, RunQueue, grid, parse_values, plan
 
 QUICK = TrainConfig(hidden=(16,), epochs=1, batch_size=32, learning_rate=3e-3, train_digits=1000)
 LONG = TrainConfig(hidden=(8,), epochs=200, batch_size=8)
@@ -99,77 +99,77 @@ def test_a_damaged_queue_file_starts_afresh_and_says_so(tmp_path, content):
     assert queue.items() == [] and "started afresh" in queue.problem
 
 
-def _wait_for_queue(manager: JobManager, seconds: float = 120) -> None:
+def _wait_for_queue(server: Server, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
-    while manager.queue_running():
+    while server.sweeps.running():
         assert time.monotonic() < deadline, "the queue did not finish"
         time.sleep(0.1)
 
 
 def test_the_manager_trains_a_sweep_one_run_at_a_time_in_order(tmp_path):
-    manager = JobManager(tmp_path)
-    sweep = manager.enqueue(grid(QUICK, {"seed": [5, 6]}), "sample", "two seeds", ["seed"])
-    _wait_for_queue(manager)
-    items = manager.queue.items()
+    server = Server.open(tmp_path)
+    sweep = server.sweeps.enqueue(grid(QUICK, {"seed": [5, 6]}), "sample", "two seeds", ["seed"])
+    _wait_for_queue(server)
+    items = server.sweeps.queue.items()
     assert [i.state for i in items] == ["finished", "finished"]
     runs = {run.run_id: run for run in list_runs(tmp_path)}
     assert [runs[i.run].config.seed for i in items] == [5, 6]
     assert [runs[i.run].title for i in items] == ["seed 5", "seed 6"]  # named for what they vary
     assert runs[items[0].run].created <= runs[items[1].run].created
     assert all(runs[i.run].summary["test_accuracy"] > 0.3 for i in items)
-    assert manager.queue.sweeps()[0].sweep == sweep.sweep
+    assert server.sweeps.queue.sweeps()[0].sweep == sweep.sweep
 
 
 def test_cancelling_a_sweep_stops_its_run_and_skips_the_rest(tmp_path):
-    manager = JobManager(tmp_path)
-    sweep = manager.enqueue([LONG, QUICK], "sample", "long then quick", ["epochs"])
+    server = Server.open(tmp_path)
+    sweep = server.sweeps.enqueue([LONG, QUICK], "sample", "long then quick", ["epochs"])
     deadline = time.monotonic() + 60
-    while not (manager.job and manager.job.snapshot().status == Status.TRAINING):
+    while not (server.jobs.job and server.jobs.job.snapshot().status == Status.TRAINING):
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    manager.cancel_queued([item.item for item in sweep.items])
-    _wait_for_queue(manager)
-    assert [i.state for i in manager.queue.items()] == ["cancelled", "cancelled"]
-    assert manager.job.snapshot().status == Status.STOPPED and len(list_runs(tmp_path)) <= 1
+    server.sweeps.cancel([item.item for item in sweep.items])
+    _wait_for_queue(server)
+    assert [i.state for i in server.sweeps.queue.items()] == ["cancelled", "cancelled"]
+    assert server.jobs.job.snapshot().status == Status.STOPPED and len(list_runs(tmp_path)) <= 1
 
 
 def test_a_job_started_by_hand_is_waited_for(tmp_path):
-    manager = JobManager(tmp_path)
-    by_hand = manager.start(LONG, "sample")
-    manager.enqueue([QUICK], "sample", "after it", ["seed"])
+    server = Server.open(tmp_path)
+    by_hand = server.jobs.start(LONG, "sample")
+    server.sweeps.enqueue([QUICK], "sample", "after it", ["seed"])
     time.sleep(1.0)
-    assert manager.job is by_hand and manager.queue.items()[0].state == "queued"
+    assert server.jobs.job is by_hand and server.sweeps.queue.items()[0].state == "queued"
     by_hand.stop()
-    _wait_for_queue(manager)
-    assert manager.queue.items()[0].state == "finished" and manager.job is not by_hand
+    _wait_for_queue(server)
+    assert server.sweeps.queue.items()[0].state == "finished" and server.jobs.job is not by_hand
 
 
 def test_a_worker_that_fails_leaves_no_run_running_and_the_next_sweep_trains(tmp_path, monkeypatch):
-    manager = JobManager(tmp_path)
-    real = manager._follow
+    server = Server.open(tmp_path)
+    real = server.sweeps._follow
 
-    def broken(item, job):
-        job.join(60)
+    def broken(item, handle):
+        handle.wait()
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(manager, "_follow", broken)
-    manager.enqueue([QUICK], "sample", "broken", ["seed"])
-    _wait_for_queue(manager)
-    assert [(i.state, "a bug" in (i.error or "")) for i in manager.queue.items()] == [("failed", True)]
-    monkeypatch.setattr(manager, "_follow", real)
-    manager.enqueue([QUICK], "sample", "after it", ["seed"])
-    _wait_for_queue(manager)
-    assert manager.queue.items()[-1].state == "finished"
+    monkeypatch.setattr(server.sweeps, "_follow", broken)
+    server.sweeps.enqueue([QUICK], "sample", "broken", ["seed"])
+    _wait_for_queue(server)
+    assert [(i.state, "a bug" in (i.error or "")) for i in server.sweeps.queue.items()] == [("failed", True)]
+    monkeypatch.setattr(server.sweeps, "_follow", real)
+    server.sweeps.enqueue([QUICK], "sample", "after it", ["seed"])
+    _wait_for_queue(server)
+    assert server.sweeps.queue.items()[-1].state == "finished"
 
 
 def test_the_model_to_fine_tune_is_never_a_failed_job(tmp_path):
-    good = JobManager(tmp_path)
-    job = good.start(QUICK, "sample")
+    good = Server.open(tmp_path)
+    job = good.jobs.start(QUICK, "sample")
     job.join(60)
-    failed = good.start(QUICK, "idx:/no/such/folder")
+    failed = good.jobs.start(QUICK, "idx:/no/such/folder")
     failed.join(60)
     assert failed.snapshot().status == Status.FAILED
-    assert good.run_in_focus().path == job.snapshot().run_dir  # the newest saved model, as the views use
+    assert good.focus().info().path == job.snapshot().run_dir  # the newest saved model, as the views use
 
 
 def test_a_queued_run_is_recorded_the_moment_its_folder_exists(tmp_path, monkeypatch):
@@ -184,10 +184,10 @@ def test_a_queued_run_is_recorded_the_moment_its_folder_exists(tmp_path, monkeyp
         return fit(job, model, data)
 
     monkeypatch.setattr(training.TrainingJob, "_fit", first_batch_not_yet_trained)
-    manager = JobManager(tmp_path)
-    manager.enqueue([QUICK], "sample", "one", ["seed"])
-    _wait_for_queue(manager)
-    [item] = manager.queue.items()
+    server = Server.open(tmp_path)
+    server.sweeps.enqueue([QUICK], "sample", "one", ["seed"])
+    _wait_for_queue(server)
+    [item] = server.sweeps.queue.items()
     assert item.state == "finished" and read_back == [("interrupted", item.run)]
 
 
@@ -211,10 +211,46 @@ def test_an_empty_run_left_by_a_server_killed_before_its_first_epoch_is_trashed_
     orphan = RunWriter(tmp_path, QUICK, "sample")  # made, then the process died: its lock is free
     os.close(orphan._lock_fd)
     queue.update(item.item, run=orphan.path.name)
-    manager = JobManager(tmp_path)  # the restarted server
-    assert [(i.state, i.run) for i in manager.queue.items()] == [("not run", None)]
+    server = Server.open(tmp_path)  # the restarted server
+    assert [(i.state, i.run) for i in server.sweeps.queue.items()] == [("not run", None)]
     assert list_runs(tmp_path) == [] and [t.run_id for t in trashed_runs(tmp_path)] == [orphan.path.name]
-    assert manager.queue.sweeps()[0].resumable == 1
-    assert manager.resume_sweep(sweep.sweep) == 1
-    _wait_for_queue(manager)
-    assert manager.queue.items()[0].state == "finished"
+    assert server.sweeps.queue.sweeps()[0].resumable == 1
+    assert server.sweeps.resume_sweep(sweep.sweep) == 1
+    _wait_for_queue(server)
+    assert server.sweeps.queue.items()[0].state == "finished"
+
+
+# --- what the page shows, computed headless
+# One parser for the page's sweep form and `python -m mlpdash sweep`: text in, configs and the settings
+# varied out.
+
+
+def test_a_sweep_is_planned_from_text_as_the_form_and_the_command_give_it():
+    planned = plan(QUICK, [("learning_rate", " 0.001, 0.01 "), ("hidden", "16:0"), ("seed", "4")])
+    assert [(c.learning_rate, c.hidden, c.seed) for c in planned.configs] == [
+        (0.001, (16,), 4), (0.001, (), 4), (0.01, (16,), 4), (0.01, (), 4)]
+    assert planned.configs == grid(QUICK, {"learning_rate": [0.001, 0.01], "hidden": [(16,), ()], "seed": [4]})
+    assert planned.swept == ["learning_rate", "hidden"]  # the seed is set, not varied
+    assert planned.title == "Sweep of learning rate, hidden"
+    one_value = plan(QUICK, [("seed", "4")])
+    assert one_value.swept == ["seed"] and len(one_value.configs) == 1  # nothing varied: the setting given
+
+
+@pytest.mark.parametrize(("given", "message"), [
+    ([("dropout", "0.1, lots")], "'lots' is not a number"),
+    ([("dropout", "  ")], "give values for dropout"),
+    ([("dropout", "0.1"), ("dropout", "0.2")], "dropout is chosen twice"),
+    ([], "at least one setting"),
+    ([("dropout", "0.0, 1.5")], "dropout 1.5"),
+])
+def test_a_sweep_that_cannot_be_read_or_run_is_refused_with_its_reason(given, message):
+    with pytest.raises(ValueError, match=message):
+        plan(QUICK, given)
+
+
+def test_the_page_names_a_setting_as_its_form_does():
+    with pytest.raises(ValueError, match="give values for learning rate"):
+        plan(QUICK, [("learning_rate", "")], {"learning_rate": "learning rate"})
+    with pytest.raises(ValueError, match="training digits is chosen twice"):
+        plan(QUICK, [("train_digits", "0"), ("train_digits", "100")], {"train_digits": "training digits"})
+

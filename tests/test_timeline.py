@@ -14,26 +14,40 @@ from mlpdash.timeline import (
     SINCE_PREVIOUS,
     SINCE_START,
     WEIGHTS,
+    EpochRecord,
+    Timeline,
+    all_layer_bands,
     answers_over_time,
+    common_range,
     compact,
+    epoch_name,
+    epoch_when,
     first_layer_view,
+    fixed_range,
     layer_bands,
+    layer_names,
+    layer_shown,
+    learned,
     per_class_accuracy,
+    play_step,
+    stable_since,
     thinned,
+    unit_norms,
     unit_over_time,
+    units_on_page,
 )
 from mlpdash.training import Status, TrainingJob
 
+# For a job that is built but never started (the validation pass below).
 SMALL = TrainConfig(hidden=(32, 16), epochs=3, batch_size=128)
 
 
-@pytest.fixture(scope="module")
-def small_run(tiny_data, tmp_path_factory):
-    job = TrainingJob(SMALL, tiny_data, tmp_path_factory.mktemp("runs"))
-    job.start().join(120)
-    snap = job.snapshot()
-    assert snap.status == Status.FINISHED, snap.error
-    return job, snap
+@pytest.fixture
+def small_run(trained_run):
+    """The session's small run (conftest): its finished job and last snapshot. The tests below count on
+    its three epochs (records 0-3); its sizes they read from its config."""
+    assert trained_run.config.epochs == 3
+    return trained_run.job, trained_run.snapshot
 
 
 def _count(labels: np.ndarray, predictions: np.ndarray) -> np.ndarray:
@@ -65,7 +79,7 @@ def test_a_record_answers_as_the_keras_model_does(small_run, tiny_data):
     images = tiny_data.x_test.astype(np.float32) / 255.0
     keras_logits = job.predictor.logits(images)
     last = snap.timeline.records[-1]
-    assert last.epoch == SMALL.epochs
+    assert last.epoch == job.config.epochs
     # float16 weights: the logits move by a little, the answers (nearly) never.
     ours = last.network().logits(images)
     np.testing.assert_allclose(ours, keras_logits, atol=0.05 * np.abs(keras_logits).max())
@@ -84,7 +98,7 @@ def test_every_epoch_keeps_its_weights_answers_and_confusion(small_run, tiny_dat
         assert record.predictions.dtype == np.uint8 and record.confidences.dtype == np.float16
         assert np.all((record.confidences >= 0.1) & (record.confidences <= 1.0))  # the top of ten
         # The record's bytes: float16 weights and three bytes a validation digit.
-        assert record.nbytes == 2 * SMALL.parameters + 3 * len(labels)
+        assert record.nbytes == 2 * job.config.parameters + 3 * len(labels)
         if row:  # the epoch's row and its record come from the same validation pass
             assert row["val_accuracy"] == pytest.approx(np.trace(counts) / len(labels))
     np.testing.assert_allclose(per_class_accuracy(timeline.confusion(3)),
@@ -189,8 +203,8 @@ def test_a_stop_during_the_validation_pass_ends_it_between_batches(tmp_path):
             job._stop.set()
             return np.zeros((len(images), 10), np.float32)
 
-    job._predictor, job._val_images = StopsAfterOneBatch(), np.zeros((5000, 28, 28), np.float32)
-    assert job._validation_logits() is None
+    job.recorder.set_validation(StopsAfterOneBatch(), np.zeros((5000, 28, 28), np.float32), np.zeros(5000, np.int64))
+    assert job.recorder.validate(1, None) is None
     assert calls == [2048]  # one batch, then the stop was seen: no second batch
 
 
@@ -205,8 +219,9 @@ def test_the_first_layer_as_weights_and_as_change(small_run):
     unit = unit_over_time(timeline, 5, SINCE_START)
     np.testing.assert_array_equal(unit[3], (last - first)[:, 5])
     assert unit.shape == (4, 784) and not np.any(unit[0])
-    with pytest.raises(ValueError, match="unit 32 is out of range"):
-        unit_over_time(timeline, 32)
+    width = snap.config.hidden[0]
+    with pytest.raises(ValueError, match=f"unit {width} is out of range"):
+        unit_over_time(timeline, width)
     with pytest.raises(ValueError, match="unknown view"):
         first_layer_view(timeline, 1, "sideways")
 
@@ -245,3 +260,106 @@ def test_a_runs_test_answers_are_read_back_and_checked(small_run, tmp_path):
         read_test_predictions(run)
     (run / "test_predictions.npz").unlink()
     assert read_test_predictions(run) is None
+
+
+# --- what the page shows, computed headless
+
+
+def _made_up(epochs: list[int], units: int = 4) -> Timeline:
+    """A 784-`units`-10 model whose first-layer weights at epoch e are all e + 1, except unit 0's,
+    which stay at 1 (it never learns)."""
+    records = []
+    for epoch in epochs:
+        first = np.full((784, units), epoch + 1.0, np.float32)
+        first[:, 0] = 1.0
+        weights = [first, np.zeros(units, np.float32), np.ones((units, 10), np.float32), np.zeros(10, np.float32)]
+        records.append(EpochRecord.of(epoch, weights, np.zeros(5, np.uint8), np.ones(5, np.float16)))
+    return Timeline(tuple(records), np.array(epochs, np.int64), np.zeros((len(epochs), 10, 10), np.int64))
+
+
+def test_epochs_are_named_as_the_page_names_them():
+    assert [epoch_name(e) for e in (0, 1, 12)] == ["step 0", "epoch 1", "epoch 12"]
+    assert [epoch_when(e) for e in (0, 3)] == ["at step 0", "after epoch 3"]
+
+
+def test_a_long_run_that_keeps_every_other_epoch_is_known():
+    assert _made_up([0, 1, 2, 3]).keeps_every_epoch
+    assert not _made_up([0, 2, 4, 5]).keeps_every_epoch
+    assert not _made_up([1, 2]).keeps_every_epoch  # step 0 is missing
+
+
+@pytest.mark.parametrize(("epochs", "current", "step"), [
+    ([0, 1, 2, 3], 0, (1, False)),
+    ([0, 1, 2, 3], 2, (3, True)),  # the newest: the play ends there
+    ([0, 1, 2, 3], 3, (3, True)),
+    ([0, 2, 4, 6], 1, (2, False)),  # an epoch the thinned run does not keep: the next kept one
+    ([0], 0, (0, True)),
+])
+def test_playing_steps_through_the_kept_epochs_and_stops_at_the_newest(epochs, current, step):
+    assert play_step(epochs, current) == step
+
+
+@pytest.mark.parametrize(("answers", "since"), [
+    ([3, 5, 5, 7, 7], 4),  # the answer 7 since the fourth kept epoch, epoch 4
+    ([7, 7, 7, 7, 7], 0),
+    ([7, 7, 7, 7, 1], 6),
+    ([1, 7, 1, 7, 7], 4),  # only the last stretch counts
+])
+def test_the_answer_is_stable_since_the_last_change(answers, since):
+    assert stable_since([0, 1, 2, 4, 6], np.array(answers)) == since
+
+
+def test_when_it_learned_reads_the_kept_record_of_an_epoch():
+    timeline = _made_up([0, 2, 4])
+    probabilities = np.full((3, 10), 0.05)
+    probabilities[0, 1], probabilities[1, 8], probabilities[2, 8] = 0.55, 0.6, 0.9
+    at_three = learned(timeline, probabilities, 3)  # not kept: the record of epoch 2 answers
+    assert (at_three.answer, at_three.final, at_three.since) == (8, 8, 2)
+    assert at_three.probability == pytest.approx(0.6)
+    at_start = learned(timeline, probabilities, 0)
+    assert (at_start.answer, at_start.probability) == (1, pytest.approx(0.55))
+
+
+def test_one_colour_range_for_every_epoch_ignores_the_views_without_change():
+    timeline = _made_up([0, 1, 2])
+    largest = lambda values: float(np.abs(values).max())  # noqa: E731
+    assert fixed_range(timeline, WEIGHTS, largest) == 3.0
+    assert fixed_range(timeline, SINCE_START, largest) == 2.0  # step 0's change since itself is none
+    assert fixed_range(_made_up([0]), SINCE_START, largest) == 1.0  # nothing has changed yet
+    assert common_range([np.zeros(3), np.array([0.0, -0.5])], largest) == 0.5
+
+
+def test_every_layer_has_its_bands_and_its_name():
+    timeline = _made_up([0, 1])
+    bands = all_layer_bands(timeline)
+    assert [b.shape for b in bands] == [(2, 7), (2, 7)]
+    np.testing.assert_array_equal(bands[1], layer_bands(timeline, 1))
+    assert layer_names(timeline) == ["layer 1 (784→4)", "output (4→10)"]
+
+
+def test_a_units_norm_over_time_is_the_length_of_its_weights():
+    timeline = _made_up([0, 1, 2])
+    np.testing.assert_allclose(unit_norms(timeline, 2), [1 * 28.0, 2 * 28.0, 3 * 28.0])  # sqrt(784) = 28
+    np.testing.assert_allclose(unit_norms(timeline, 0), [28.0] * 3)
+
+
+def test_the_first_layer_shown_is_its_change_with_the_most_changed_units_first():
+    initial = np.zeros((784, 4), np.float32)
+    kernel = np.zeros((784, 4), np.float16)
+    kernel[0] = [0.5, 2.0, 0.5, 1.0]
+    values, order = layer_shown(kernel, initial + 0.25)
+    assert values.dtype == np.float32 and values[0, 1] == 1.75 and values[1, 0] == -0.25
+    assert order.tolist() == [1, 3, 0, 2]  # by the size of the change; a tie by number
+    raw, by_size = layer_shown(kernel)
+    np.testing.assert_array_equal(raw, kernel.astype(np.float32))
+    assert by_size.tolist() == [1, 3, 0, 2]
+    kernel[0, 3] = np.nan  # a NaN weight counts as no weight: its unit is now the least changed
+    assert layer_shown(kernel)[1].tolist() == [1, 0, 2, 3]
+
+
+def test_the_units_grid_shows_a_page_at_a_time_by_change_or_by_number():
+    order = np.array([4, 0, 3, 1, 2])
+    assert units_on_page(order, True, 1, 2).tolist() == [4, 0]
+    assert units_on_page(order, True, 3, 2).tolist() == [2]
+    assert units_on_page(order, False, 2, 2).tolist() == [2, 3]
+

@@ -6,36 +6,39 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlpdash.config import TrainConfig
 from mlpdash.explain import Network
-from mlpdash.training import Status, TrainingJob
 from mlpdash.units import (
+    Accuracy,
+    LayerSummary,
     ablated,
     accuracy,
+    broken,
+    broken_accuracy,
     class_means,
     dream,
     extremes,
     importance,
     input_template,
     input_templates,
+    lab_spec,
     layer_inputs,
+    most_hurt,
     parse_units,
+    readings,
     selectivity,
+    template_source,
+    unit_table,
+    with_unit,
 )
 
-SMALL = TrainConfig(hidden=(48, 24), epochs=3, batch_size=128)
 
-
-@pytest.fixture(scope="module")
-def trained(tiny_data, tmp_path_factory):
-    from mlpdash.model import network_weights
-
-    job = TrainingJob(SMALL, tiny_data, tmp_path_factory.mktemp("runs"))
-    job.start().join(120)
-    assert job.snapshot().status == Status.FINISHED
-    model = job.predictor.model
+@pytest.fixture
+def trained(trained_model, trained_network, tiny_data):
+    """The session's small ReLU MLP (conftest) with its test digits. The tests read its layers' widths
+    from the weights; they need two hidden layers, the first wider than 40 units."""
+    assert len(trained_network.kernels) == 3 and trained_network.kernels[0].shape[1] > 40
     images = tiny_data.x_test.astype(np.float32) / 255.0
-    return model, Network.from_weights(network_weights(model)), images, tiny_data.y_test
+    return trained_model, trained_network, images, tiny_data.y_test
 
 
 def test_switching_units_off_is_zeroing_their_weights_in_keras(trained):
@@ -67,7 +70,7 @@ def test_accuracy_overall_and_per_digit_is_a_direct_count(trained):
     assert result.overall == pytest.approx(np.mean(answers == labels))
     for digit in range(10):
         assert result.per_class[digit] == pytest.approx(np.mean(answers[labels == digit] == digit))
-    everything_off = accuracy(ablated(network, 2, range(24)), images, labels)
+    everything_off = accuracy(ablated(network, 2, range(network.kernels[1].shape[1])), images, labels)
     assert everything_off.overall < 0.3  # the last layer's units all off: one constant answer
 
 
@@ -125,10 +128,11 @@ def test_what_a_unit_wants_to_see_drives_it_harder_than_any_test_digit(trained):
 
 def test_the_units_ranked_important_matter_more_than_the_ones_ranked_least(trained):
     _, network, images, labels = trained
+    width = network.kernels[0].shape[1]
     ranking = importance(network, images, labels, 1)
-    assert ranking.shape == (48,) and np.all(ranking >= 0)
-    top = parse_units("top:12", 48, ranking)
-    bottom = parse_units("bottom:12", 48, ranking)
+    assert ranking.shape == (width,) and np.all(ranking >= 0)
+    top = parse_units("top:12", width, ranking)
+    bottom = parse_units("bottom:12", width, ranking)
     assert set(top).isdisjoint(bottom)
     assert accuracy(ablated(network, 1, top), images, labels).overall < \
         accuracy(ablated(network, 1, bottom), images, labels).overall
@@ -188,3 +192,78 @@ def test_selectivity_of_units_whose_output_can_be_negative():
     assert selectivity(tanh_like) == pytest.approx(1.0)
     assert selectivity(np.full(10, -0.5)) == pytest.approx(0.0)  # the same for every digit
     assert selectivity(np.linspace(-1, 1, 10)) < 1.0
+
+
+# --- what the page shows, computed headless
+
+
+def _two_units() -> Network:
+    """784-2-10, ReLU: unit 0 sees the top-left pixel and argues for 3; unit 1 sees every pixel, and
+    argues for 5 half as hard. A bright top-left pixel reads 3; without unit 0 it reads 5."""
+    first = np.zeros((784, 2), np.float32)
+    first[0, 0], first[:, 1] = 1.0, 1.0 / 784
+    second = np.zeros((2, 10), np.float32)
+    second[0, 3], second[1, 5] = 2.0, 1.0
+    return Network((first, second), (np.zeros(2, np.float32), np.zeros(10, np.float32)))
+
+
+def test_the_unit_list_has_a_row_a_unit_with_its_favourite_digit():
+    means = np.zeros((10, 3))
+    means[7, 0], means[2, 1], means[:, 2] = 1.0, 0.5, np.nan
+    means[4, 2] = 0.2  # NaN for the digits the split lacks: the favourite is among the others
+    summary = LayerSummary(means, np.array([0.91234, 0.5, 0.0]), np.array([0.123456, 0.0, 1.0]),
+                           np.array([1.23456, 2.0, 3.0]))
+    rows = unit_table(summary)
+    assert [row["favourite digit"] for row in rows] == [7, 2, 4]
+    assert rows[0] == {"unit": 0, "favourite digit": 7, "selectivity": 0.912, "importance": 0.123456,
+                       "weight norm": 1.235}
+
+
+def test_a_units_template_says_what_it_is():
+    assert template_source(1, "relu", 0) == "its weights"
+    assert template_source(2, "relu", 1234) == "its exact template averaged over the 1,234 test digits that switch it on"
+    assert template_source(2, "tanh", 50).startswith("its gradient with respect to the pixels (an approximation for tanh)")
+
+
+def test_the_digit_a_unit_matters_most_to_is_the_largest_fall():
+    intact = Accuracy(0.9, (0.9, 0.8, None, 0.7) + (0.9,) * 6)
+    off = Accuracy(0.8, (0.95, 0.6, 0.5, 0.5) + (0.9,) * 6)
+    assert most_hurt(intact, off) == (1, pytest.approx(-0.2))  # 1 and 3 fall by 0.2: the smaller digit
+    assert most_hurt(intact, intact) is None  # no digit loses
+    assert most_hurt(intact, Accuracy(0.95, (1.0,) * 10)) is None
+    assert most_hurt(Accuracy(0.0, (None,) * 10), off) is None
+
+
+def test_a_drawing_is_read_before_and_after_as_each_network_reads_it():
+    network = _two_units()
+    image = np.zeros((28, 28), np.float32)
+    image[0, 0] = 1.0
+    assert readings(network, ablated(network, 1, [0]), image) == (3, 5)
+    assert readings(network, network, image) == (3, 3)
+    blank = np.zeros((28, 28), np.float32)
+    assert readings(network, network, blank) == (int(np.argmax(network.logits(blank[None])[0])),) * 2
+
+
+def test_breaking_nothing_is_not_measured_again():
+    network = _two_units()
+    images = np.zeros((4, 28, 28), np.float32)
+    images[:2, 0, 0] = 1.0
+    labels = np.array([3, 3, 5, 0])
+    intact = accuracy(network, images, labels)
+    same, result = broken_accuracy(network, images, labels, intact)
+    assert result is intact
+    np.testing.assert_array_equal(same.logits(images), network.logits(images))
+    damaged, result = broken_accuracy(network, images, labels, intact, zero_layer=1)
+    assert result == accuracy(broken(network, zero_layer=1), images, labels) and result.overall < intact.overall
+    for how in ({"zero_biases": True}, {"noise": 0.1}, {"bits": 4}):
+        assert broken_accuracy(network, images, labels, intact, **how)[1] is not intact
+
+
+def test_the_labs_choices_are_unit_specs():
+    assert lab_spec("top", 10) == "top:10" and lab_spec("bottom", 3) == "bottom:3"
+    assert lab_spec("random", 25) == "random:25%"
+    assert parse_units(lab_spec("random", 50), 8) == parse_units("random:50%", 8)
+    assert with_unit("", 4) == "4"
+    assert with_unit("0, 1,2", 7) == "0,1,2,7"
+    assert with_unit("3,7,", 7) == "3,7"  # once
+

@@ -17,8 +17,10 @@ from contextlib import contextmanager
 
 import streamlit as st
 
+from mlpdash.focus import Focus
 from mlpdash.jobs import JobManager
 from mlpdash.runs import RUNS_ENV_VAR
+from mlpdash.server import Server
 
 REFRESH_SECONDS = 1.0
 # The characters that start Markdown syntax anywhere in a line (checked in Chromium against Streamlit
@@ -41,28 +43,39 @@ _JOINED = re.compile(r"(\\:|@|(?i:www)(?=\.))")
 LOG = logging.getLogger("mlpdash")
 
 
-def _keep_keras_state_between_reruns() -> None:
-    """Stop Streamlit from calling `keras.backend.clear_session()` after every script run.
+@st.cache_resource(show_spinner=False)
+def keep_keras_state_between_reruns() -> bool:
+    """Stop Streamlit from calling `keras.backend.clear_session()` after every script run; app.py
+    calls this first thing, and it runs once a process (a cached resource). Whether it could.
 
     Streamlit 1.67 does that (script_runner._clean_problem_modules) to free models that scripts
     build on each run. Here a job trains in a background thread while fragments rerun every second,
     and each clear_session throws away TensorFlow's eager kernel cache and Keras' global state
     under the running `fit` and forces a full garbage collection: with a tab open, training ran at
-    about 300 samples/s instead of 9,000. Our models live in the job and the run caches, never in a
+    about 300 samples/s instead of 9,000. Our models live in the job and the store, never in a
     script run, so there is nothing for that cleanup to do.
+
+    It replaces a private function of Streamlit's: a version without it is told in the log (once a
+    process), since training with a tab open could then be slow again.
     """
     from streamlit.runtime.scriptrunner import script_runner
 
-    if hasattr(script_runner, "_clean_problem_modules"):
-        script_runner._clean_problem_modules = lambda: None
+    if not hasattr(script_runner, "_clean_problem_modules"):
+        LOG.warning("this Streamlit (%s) has no script_runner._clean_problem_modules to replace: if it "
+                    "still clears Keras' state after every rerun, training with a tab open is slow",
+                    st.__version__)
+        return False
+    script_runner._clean_problem_modules = _no_cleanup
+    return True
 
 
-_keep_keras_state_between_reruns()
+def _no_cleanup() -> None:
+    """Our models live in the job and the store, never in a script run: nothing to clean up."""
 
 
 @st.cache_resource(show_spinner=False)
-def _manager_for(runs_dir: str | None) -> JobManager:
-    return JobManager(runs_dir)
+def _server_for(runs_dir: str | None) -> Server:
+    return Server.open(runs_dir)
 
 
 def load_engine_after_first_view() -> None:
@@ -72,13 +85,14 @@ def load_engine_after_first_view() -> None:
     importlib.import_module("mlpdash.training")
 
 
-def get_manager() -> JobManager:
-    """The server-wide job manager: every tab and every rerun share it."""
-    return _manager_for(os.environ.get(RUNS_ENV_VAR))
+def get_server() -> Server:
+    """The server-wide job manager, sweep queue and store: every tab and every rerun share them."""
+    return _server_for(os.environ.get(RUNS_ENV_VAR))
 
 
-def job_active(manager: JobManager) -> bool:
-    return manager.active()
+def job_active(source: JobManager | Focus) -> bool:
+    """Whether a job is running (either knows)."""
+    return source.active()
 
 
 def refresh_every(active: bool, factor: float = 1) -> float | None:
@@ -86,11 +100,11 @@ def refresh_every(active: bool, factor: float = 1) -> float | None:
     return REFRESH_SECONDS * factor if active else None
 
 
-def rerun_if_changed(manager: JobManager, was_active: bool) -> None:
+def rerun_if_changed(source: JobManager | Focus, was_active: bool) -> None:
     """Rerun the whole page when a job started or ended since it was drawn: when one ends, every
     panel shows the result and the timers stop; when one was started from another tab, this tab's
     timers start."""
-    if was_active != job_active(manager):
+    if was_active != job_active(source):
         st.rerun(scope="app")
 
 

@@ -1,5 +1,6 @@
 """`python -m mlpdash bench --drawings N`: the Your drawings tab's cost with a folder of N drawings.
-It drives the page itself (Streamlit's AppTest), so it lives with the page's code.
+It drives the page itself (Streamlit's AppTest), so it lives with the page's code; like every UI
+module it imports nothing of `mlpdash.bench` (the page must not depend on the measuring code).
 
 A folder of N drawings (test digits of the bundled sample drawn large on a 280-px canvas, as Save as…
 keeps them) is made by importing a zip, as a class's drawings arrive; they are then prepared once for
@@ -26,8 +27,10 @@ import numpy as np
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TAB = "Your drawings"
+# mlpdash/ui/drawing.py's CANVAS_SIZE, restated: importing that module registers the canvas component,
+# which Streamlit refuses outside a running page.
 CANVAS = 280
-RERUNS = 5
+RERUNS = 5  # times each quick step is timed
 
 
 def drawings_zip(count: int) -> bytes:
@@ -66,7 +69,7 @@ def _saved_model(runs: Path) -> None:
     writer.close()
 
 
-def _canvas_state(grey: np.ndarray) -> dict:
+def _canvas_state(grey: np.ndarray) -> dict[str, Any]:
     """What the canvas widget sends for a drawing (ink white on black): its RGBA image as a PNG data URL."""
     import base64
 

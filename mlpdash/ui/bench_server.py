@@ -1,14 +1,14 @@
 """The bench's Streamlit server: `streamlit run` with the page's drawing path timed inside it.
 
-Started by `python -m mlpdash bench --tabs` (mlpdash/bench.py) in a process of its own; it lives here,
-in the UI layer, because it starts Streamlit. Nothing of the page changes but three functions that
-log when they run.
+Started by `python -m mlpdash bench --tabs` (mlpdash/bench/streamlit_server.py) in a process of its
+own, which names the timings file in the code it runs; it lives here, in the UI layer, because it
+starts Streamlit. It imports nothing of the bench: the bench reads the file it writes. Nothing of the
+page changes but three functions that log when they run.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import threading
 import time
@@ -16,19 +16,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlpdash.bench import TIMINGS_ENV_VAR
 
-
-def serve_timed() -> None:
+def serve_timed(timings: str) -> None:
     """`streamlit run ...` (the arguments after -c) with the page's drawing path (preprocessing and
-    prediction) and its loss chart logging their calls to $MLPDASH_BENCH_TIMINGS: the server's work
-    for a drawing timed inside the server, and the tabs' polls counted. Patched before the page first
-    imports them; nothing else changes."""
+    prediction) and its loss chart logging their calls to the file `timings` (one line a call:
+    thread, name, start and end on time.monotonic): the server's work for a drawing timed inside the
+    server, and the tabs' polls counted. Patched before the page first imports them; nothing else
+    changes."""
     import mlpdash.figures as figures
     import mlpdash.predict as predict
     import mlpdash.preprocess as preprocess
 
-    log = Path(os.environ[TIMINGS_ENV_VAR])
+    log = Path(timings)
     preprocess.prepare = _logged(preprocess.prepare, log, "preprocess")
     predict.predict_image = _logged(predict.predict_image, log, "predict")
     # The live panel builds one loss chart each time a tab polls: counting them counts the polls.

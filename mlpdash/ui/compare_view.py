@@ -2,7 +2,7 @@
 delete it), runs ticked to compare, and sweeps queued to train one after another.
 
 What it shows is computed by `mlpdash.compare` and `mlpdash.figures`; the queue is the job
-manager's (`mlpdash.sweep`), so a refresh or a second tab finds it as it was.
+server's (`mlpdash.queue`), so a refresh or a second tab finds it as it was.
 """
 
 from __future__ import annotations
@@ -13,14 +13,16 @@ import time
 import streamlit as st
 
 from mlpdash import figures
-from mlpdash.compare import comparison, sweep_rows
+from mlpdash.compare import comparison_table, run_label, state_counts, sweep_label, sweep_rows, sweep_table
 from mlpdash.config import TrainConfig
-from mlpdash.jobs import JobManager
+from mlpdash.focus import Focus
+from mlpdash.server import Server
 from mlpdash.runs import RunError, RunInfo, read_info, read_metrics, restore_run, set_notes, trash_run, trashed_runs
-from mlpdash.sweep import Sweep, grid, parse_values, varied
-from mlpdash.ui import focus, guarded, plain
+from mlpdash.sweep import Sweep, plan
+from mlpdash.ui import choices, guarded, plain
 from mlpdash.ui.access import may_control
-from mlpdash.ui.panels import CHART_CONFIG, runs_ui
+from mlpdash.ui.panels import runs_ui
+from mlpdash.ui.style import CHART_CONFIG
 
 COMPARE_KEY = "compare_runs"
 FOLLOW_KEY = "compare_follow_sweep"  # a sweep whose runs the comparison ticks as they appear
@@ -44,21 +46,21 @@ SWEEP_SETTINGS = {
 TRASH_SHOWN = 10
 
 
-def compare_ui(manager: JobManager) -> None:
-    runs_ui(manager)
-    _manage_ui(manager)
-    busy = manager.active() or manager.queue_running()
+def compare_ui(focus: Focus, server: Server) -> None:
+    runs_ui(server)
+    _manage_ui(focus, server)
+    busy = server.jobs.active() or server.sweeps.running()
 
     # While a run trains or a sweep waits, its curves and states change: redraw them every few
     # seconds; an idle tab costs nothing.
     @st.fragment(run_every=REFRESH_SECONDS if busy else None)
     def live() -> None:
-        runs = manager.runs()  # once a rerun: listing reads every run folder
+        runs = server.jobs.runs()  # once a rerun: listing reads every run folder
         with guarded("comparison"):
-            _comparison_ui(manager, runs)
+            _comparison_ui(server, runs)
         with guarded("sweep"):
-            _sweep_ui(manager, runs)
-        if busy != (manager.active() or manager.queue_running()):
+            _sweep_ui(server, runs)
+        if busy != (server.jobs.active() or server.sweeps.running()):
             st.rerun(scope="app")  # start or stop the timer
 
     live()
@@ -67,15 +69,15 @@ def compare_ui(manager: JobManager) -> None:
 # --- the picked run: name, note, delete ------------------------------------------------------------
 
 
-def _manage_ui(manager: JobManager) -> None:
-    picked = focus.picked_run()
+def _manage_ui(focus: Focus, server: Server) -> None:
+    picked = focus.picked
     info = read_info(picked) if picked is not None and picked.is_dir() else None
     with st.container(key="run_manage"):
         if info is None:
             st.caption("Select a run in the table to name it, write a note on it or delete it.")
         else:
             _notes_form(info)
-        _trash_ui(manager)
+        _trash_ui(server)
 
 
 def _notes_form(info: RunInfo) -> None:
@@ -104,14 +106,14 @@ def _notes_form(info: RunInfo) -> None:
             except (RunError, OSError) as err:
                 st.error(f"Not deleted: {plain(err)}", icon=":material/warning:")
             else:
-                focus.pick_run(None)
+                choices.pick_run(None)
                 st.toast(f"{plain(info.title)} moved to the trash (Recently deleted, below the table)",
                          icon=":material/delete:")
                 st.rerun()
 
 
-def _trash_ui(manager: JobManager) -> None:
-    trashed = trashed_runs(manager.runs_dir)
+def _trash_ui(server: Server) -> None:
+    trashed = trashed_runs(server.runs_dir)
     if not trashed:
         return
     with st.expander(f"Recently deleted ({len(trashed)})", icon=":material/restore_from_trash:"):
@@ -131,14 +133,14 @@ def _trash_ui(manager: JobManager) -> None:
 # --- runs compared --------------------------------------------------------------------------------
 
 
-def _comparison_ui(manager: JobManager, listed: list[RunInfo]) -> None:
+def _comparison_ui(server: Server, listed: list[RunInfo]) -> None:
     runs = [run for run in listed if run.status != "damaged"]
     with st.container(key="compare"):
         st.markdown("#### Compare runs")
         title_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
-        ticked = _ticked(manager, runs, title_col)
+        ticked = _ticked(server, runs, title_col)
         button_col.button("Linear vs MLP", key="compare_linear_mlp", icon=":material/compare_arrows:",
-                          on_click=_queue_linear_vs_mlp, args=(manager,), disabled=not may_control(),
+                          on_click=_queue_linear_vs_mlp, args=(server,), disabled=not may_control(),
                           help="Queue two runs with the sidebar's settings, one with no hidden layer (a "
                                "linear classifier) and one with 700 and 500 units, then compare them")
         training = st.toggle("Training curves too (dashed)", key="compare_training")
@@ -158,70 +160,40 @@ def _comparison_ui(manager: JobManager, listed: list[RunInfo]) -> None:
                                   theme=None, config=CHART_CONFIG)
         loss_col.plotly_chart(figures.compare_curves_figure(curves, "loss", training), key="compare_loss",
                               theme=None, config=CHART_CONFIG)
-        st.dataframe(_table(ticked), key="compare_table", hide_index=True, width="stretch")
+        st.dataframe(comparison_table(ticked), key="compare_table", hide_index=True, width="stretch")
         per_class = [(run.title, colours[run.run_id], (run.summary or {}).get("per_class_accuracy")) for run in ticked]
         st.plotly_chart(figures.per_class_compare_figure(per_class), key="compare_per_class", theme=None,
                         config=CHART_CONFIG)
 
 
-def _ticked(manager: JobManager, runs: list[RunInfo], column) -> list[RunInfo]:
+def _ticked(server: Server, runs: list[RunInfo], column) -> list[RunInfo]:
     by_id = {run.run_id: run for run in runs}
     follow = st.session_state.get(FOLLOW_KEY)
     chosen = [run for run in st.session_state.get(COMPARE_KEY, []) if run in by_id]
-    sweep = next((sweep for sweep in manager.queue.sweeps() if sweep.sweep == follow), None)
+    sweep = next((sweep for sweep in server.sweeps.queue.sweeps() if sweep.sweep == follow), None)
     if sweep is not None:
         # A sweep being followed: its runs are ticked as they get a folder.
         chosen = [item.run for item in sweep.items if item.run in by_id] or chosen
     st.session_state[COMPARE_KEY] = chosen  # the widget refuses values that are no longer options
     picked = column.multiselect(
-        "Runs to compare", list(by_id), key=COMPARE_KEY, format_func=lambda run: _run_label(by_id[run]),
+        "Runs to compare", list(by_id), key=COMPARE_KEY, format_func=lambda run: run_label(by_id[run]),
         placeholder="tick two or more runs", on_change=st.session_state.pop, args=(FOLLOW_KEY, None))
     return [by_id[run] for run in picked]
 
 
-def _run_label(run: RunInfo) -> str:
-    accuracy = (run.summary or {}).get("test_accuracy")
-    shown = f"{accuracy:.2%}" if accuracy is not None else run.label
-    model = run.config.architecture if run.config else "?"
-    return f"{run.title} · {model} · {shown}"
-
-
-def _table(ticked: list[RunInfo]) -> list[dict[str, object]]:
-    """The settings that differ, then what each run reached, one row a run."""
-    rows = []
-    for run, row in zip(ticked, comparison(ticked), strict=True):
-        accuracy, seconds = row["test_accuracy"], row["train_seconds"]
-        rows.append({
-            "run": run.title,
-            "state": row["state"],
-            **{key: _value(value) for key, value in row["settings"].items()},
-            "test accuracy": f"{accuracy:.2%}" if accuracy is not None else "—",
-            "epochs": row["epochs"],
-            "training time": f"{seconds:.0f} s" if seconds is not None else "—",
-            "parameters": f"{row['parameters']:,}" if row["parameters"] is not None else "—",
-        })
-    return rows
-
-
-def _value(value: object) -> str:
-    if isinstance(value, list):
-        return ",".join(map(str, value)) or "none (linear)"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _queue_linear_vs_mlp(manager: JobManager) -> None:
-    base = focus.settings()
+def _queue_linear_vs_mlp(server: Server) -> None:
+    base = choices.settings()
     if base is None:
         st.session_state["sweep_problem"] = "fix the settings in the sidebar first"
         return
     configs = [dataclasses.replace(base, hidden=()), dataclasses.replace(base, hidden=TrainConfig().hidden)]
-    _enqueue(manager, configs, "Linear vs MLP", ["hidden"])
+    _enqueue(server, configs, "Linear vs MLP", ["hidden"])
 
 
 # --- sweeps ---------------------------------------------------------------------------------------
 
 
-def _sweep_ui(manager: JobManager, listed: list[RunInfo]) -> None:
+def _sweep_ui(server: Server, listed: list[RunInfo]) -> None:
     with st.container(key="sweep"):
         st.markdown("#### Sweep")
         st.caption("Choose values for up to three settings: every combination is queued and trained one run "
@@ -235,83 +207,65 @@ def _sweep_ui(manager: JobManager, listed: list[RunInfo]) -> None:
         queued = st.button("Queue the sweep", key="sweep_queue_button", icon=":material/playlist_add:",
                            disabled=not may_control())
         if queued:
-            _queue_sweep(manager)
+            _queue_sweep(server)
         problem = st.session_state.pop("sweep_problem", None)
         if problem:
             st.error(f"Not queued: {problem}", icon=":material/warning:")
-        if manager.queue.problem:
-            st.warning(plain(manager.queue.problem), icon=":material/warning:")  # it quotes queue.json
-        _sweeps_ui(manager, listed)
+        if server.sweeps.queue.problem:
+            st.warning(plain(server.sweeps.queue.problem), icon=":material/warning:")  # it quotes queue.json
+        _sweeps_ui(server, listed)
 
 
-def _queue_sweep(manager: JobManager) -> None:
-    base = focus.settings()
+def _queue_sweep(server: Server) -> None:
+    base = choices.settings()
     if base is None:
         st.session_state["sweep_problem"] = "fix the settings in the sidebar first"
         return
+    labels = [st.session_state.get(f"sweep_setting_{slot}", NOT_SWEPT) for slot in range(SWEEP_SLOTS)]
+    given = [(SWEEP_SETTINGS[label][0], st.session_state.get(f"sweep_values_{slot}") or "")
+             for slot, label in enumerate(labels) if label != NOT_SWEPT]
     try:
-        axes = {}
-        for slot in range(SWEEP_SLOTS):
-            label = st.session_state.get(f"sweep_setting_{slot}", NOT_SWEPT)
-            text = (st.session_state.get(f"sweep_values_{slot}") or "").strip()
-            if label == NOT_SWEPT:
-                continue
-            setting = SWEEP_SETTINGS[label][0]
-            if not text:
-                raise ValueError(f"give values for {label}")
-            if setting in axes:
-                raise ValueError(f"{label} is chosen twice")
-            axes[setting] = parse_values(setting, text)
-        configs = grid(base, axes)
+        planned = plan(base, given, {setting: label for label, (setting, _) in SWEEP_SETTINGS.items()})
     except ValueError as err:
         st.session_state["sweep_problem"] = str(err)
         return
-    swept = varied(axes) or list(axes)
-    _enqueue(manager, configs, "Sweep of " + ", ".join(swept).replace("_", " "), swept)
+    _enqueue(server, planned.configs, planned.title, planned.swept)
 
 
-def _enqueue(manager: JobManager, configs: list[TrainConfig], name: str, swept: list[str]) -> None:
-    data = focus.data_choice()
+def _enqueue(server: Server, configs: list[TrainConfig], name: str, swept: list[str]) -> None:
+    data = choices.data_choice()
     if data is None:
         st.session_state["sweep_problem"] = "the data source in the sidebar has a problem"
         return
-    sweep = manager.enqueue(configs, data, name, swept)
+    sweep = server.sweeps.enqueue(configs, data, name, swept)
     st.session_state[SWEEP_PICK_KEY] = sweep.sweep
     st.session_state[FOLLOW_KEY] = sweep.sweep
     st.toast(f"{name}: {len(configs)} runs queued", icon=":material/playlist_add:")
 
 
-def _sweeps_ui(manager: JobManager, listed: list[RunInfo]) -> None:
-    sweeps = manager.queue.sweeps()
+def _sweeps_ui(server: Server, listed: list[RunInfo]) -> None:
+    sweeps = server.sweeps.queue.sweeps()
     if not sweeps:
         return
     by_id = {sweep.sweep: sweep for sweep in sweeps}
     if st.session_state.get(SWEEP_PICK_KEY) not in by_id:
         st.session_state[SWEEP_PICK_KEY] = sweeps[0].sweep
     chosen = by_id[st.selectbox("Queued sweeps", list(by_id), key=SWEEP_PICK_KEY,
-                                format_func=lambda key: _sweep_label(by_id[key]))]
+                                format_func=lambda key: sweep_label(by_id[key]))]
     with st.container(key="sweep_queue"):
-        _sweep_controls(manager, chosen)
+        _sweep_controls(server, chosen)
         runs = {run.run_id: run for run in listed}
         rows = sweep_rows(chosen, runs)
         if sum(row["test_accuracy"] is not None for row in rows) >= 2:
             st.plotly_chart(figures.sweep_figure(rows, chosen.swept), key="sweep_chart", theme=None,
                             config=CHART_CONFIG)
-        st.dataframe([_sweep_row(row, chosen.swept) for row in rows], key="sweep_table", hide_index=True,
+        st.dataframe(sweep_table(rows, chosen.swept), key="sweep_table", hide_index=True,
                      width="stretch", column_config={"test accuracy": st.column_config.NumberColumn(format="%.2f %%")})
 
 
-def _sweep_label(sweep: Sweep) -> str:
-    done = sum(item.state == "finished" for item in sweep.items)
-    waiting = sweep.pending
-    return f"{sweep.name} · {len(sweep.items)} runs · {done} finished" + (f" · {waiting} to go" if waiting else "")
-
-
-def _sweep_controls(manager: JobManager, sweep: Sweep) -> None:
+def _sweep_controls(server: Server, sweep: Sweep) -> None:
     allowed = may_control()
-    states = [item.state for item in sweep.items]
-    counts = {state: states.count(state) for state in dict.fromkeys(states)}
-    st.markdown(" · ".join(f"**{count}** {state}" for state, count in counts.items()))
+    st.markdown(" · ".join(f"**{count}** {state}" for state, count in state_counts(sweep).items()))
     if sweep.resumable:
         st.info(f"The server restarted before {sweep.resumable} of these runs could start; the runs that "
                 "finished are listed with their results.", icon=":material/restart_alt:")
@@ -319,30 +273,20 @@ def _sweep_controls(manager: JobManager, sweep: Sweep) -> None:
     if sweep.pending:
         buttons.append(("Cancel the rest", "sweep_cancel", ":material/cancel:",
                         "The run training now stops (and is saved); the waiting ones are dropped", allowed,
-                        lambda: manager.cancel_queued([item.item for item in sweep.items])))
+                        lambda: server.sweeps.cancel([item.item for item in sweep.items])))
     if sweep.resumable:
         buttons.append(("Resume", "sweep_resume", ":material/play_arrow:", "Queue the runs that did not run",
-                        allowed, lambda: manager.resume_sweep(sweep.sweep)))
+                        allowed, lambda: server.sweeps.resume_sweep(sweep.sweep)))
     buttons.append(("Compare these runs", "sweep_compare", ":material/compare_arrows:",
                     "Tick this sweep's runs in the comparison above", True,
                     lambda: st.session_state.__setitem__(FOLLOW_KEY, sweep.sweep)))
     if not sweep.pending:
         buttons.append(("Remove from the list", "sweep_forget", ":material/playlist_remove:",
                         "The runs stay saved; only the sweep's entry goes", allowed,
-                        lambda: manager.queue.forget(sweep.sweep)))
+                        lambda: server.sweeps.queue.forget(sweep.sweep)))
     with st.container(horizontal=True, key="sweep_buttons"):  # wraps on a narrow screen
         for label, key, icon, help_text, enabled, action in buttons:
             if st.button(label, key=key, icon=icon, help=help_text, disabled=not enabled):
                 action()
                 st.rerun(scope="app")  # the queue's timer starts or stops with it
 
-
-def _sweep_row(row: dict[str, object], swept: tuple[str, ...]) -> dict[str, object]:
-    return {
-        **{setting.replace("_", " "): _value(row[setting]) for setting in swept},
-        "state": row["state"],
-        "test accuracy": None if row["test_accuracy"] is None else 100 * float(row["test_accuracy"]),
-        "epochs": row["epochs"],
-        "training time (s)": None if row["train_seconds"] is None else round(float(row["train_seconds"]), 1),
-        "run": row["name"] or row["run"] or "—",
-    }

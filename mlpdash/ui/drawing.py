@@ -13,28 +13,29 @@ from streamlit_drawable_canvas import st_canvas
 
 from mlpdash import figures
 from mlpdash.drawings import DrawingsError, as_grey, drawings_root, listing, save
-from mlpdash.jobs import JobManager
+from mlpdash.focus import Focus
 from mlpdash.predict import Prediction, predict_image
 from mlpdash.preprocess import Preparation, canvas_png, prepare
 from mlpdash.runs import RunError
-from mlpdash.ui import focus, guarded, plain
-from mlpdash.ui.views import open_view_follows_drawing
+from mlpdash.ui import choices, guarded, plain
+from mlpdash.ui.style import CHART_CONFIG
+from mlpdash.ui.tabs import open_view_follows_drawing
 
 CANVAS_SIZE = 280
 SAVE_PROBLEM_KEY = "save_as_problem"
 DEFAULT_STROKE = 18
 
 
-def drawing_ui(manager: JobManager) -> None:
+def drawing_ui(focus: Focus) -> None:
     @st.fragment
     def drawing() -> None:
         with guarded("drawing"):
-            _drawing(manager)
+            _drawing(focus.now())  # a stroke reruns this alone: ask again which model answers
 
     drawing()
 
 
-def _drawing(manager: JobManager) -> None:
+def _drawing(focus: Focus) -> None:
     st.markdown("#### Draw a digit")
     generation = st.session_state.setdefault("canvas_generation", 0)
     stroke = st.session_state.get("stroke_width", DEFAULT_STROKE)
@@ -47,9 +48,9 @@ def _drawing(manager: JobManager) -> None:
     # stroke setting, seldom changed, goes below.
     drawing = _canvas_image(result)
     steps = None if drawing is None else prepare(drawing)
-    previous = focus.drawing()
-    focus.set_drawing(steps)
-    _prediction_ui(manager, steps)
+    previous = choices.drawing()
+    choices.set_drawing(steps)
+    _prediction_ui(focus, steps)
     _save_as_ui(None if steps is None else drawing)
     st.slider("Stroke width", 6, 40, DEFAULT_STROKE, key="stroke_width")
     st.caption("Draw large or small, anywhere, with any stroke: the drawing is cropped, its stroke "
@@ -58,7 +59,7 @@ def _drawing(manager: JobManager) -> None:
     # Off by default: built only for those who ask, so that a stroke pays nothing for it.
     if st.toggle("Show how the drawing was prepared", key="show_preparation") and steps is not None:
         st.plotly_chart(figures.preparation_figure(steps), key="preparation_chart", theme=None,
-                        config={"displayModeBar": False})
+                        config=CHART_CONFIG)
     # A stroke reruns only this fragment; a view below that follows the drawing needs the page.
     if _changed(previous, steps) and open_view_follows_drawing():
         st.rerun(scope="app")
@@ -105,9 +106,9 @@ def _canvas_image(result) -> np.ndarray | None:
         return None
 
 
-def _prediction_ui(manager: JobManager, steps: Preparation | None) -> None:
+def _prediction_ui(focus: Focus, steps: Preparation | None) -> None:
     with st.container(key="prediction"):
-        prediction = _predict(manager, steps)
+        prediction = _predict(focus, steps)
         if prediction is None:
             return
         text_col, digit_col = st.columns([3, 2], vertical_alignment="center")
@@ -119,9 +120,9 @@ def _prediction_ui(manager: JobManager, steps: Preparation | None) -> None:
                 st.caption(f"{prediction.confidence:.1%} confident")
         with digit_col:
             st.plotly_chart(figures.digit_figure(prediction.image), key="digit_chart", theme=None,
-                            width="content", config={"displayModeBar": False})
+                            width="content", config=CHART_CONFIG)
         st.plotly_chart(figures.probabilities_figure(prediction.probabilities), key="probabilities_chart",
-                        theme=None, config={"displayModeBar": False})
+                        theme=None, config=CHART_CONFIG)
 
 
 def _save_as_ui(drawing: np.ndarray | None) -> None:
@@ -155,17 +156,21 @@ def _save(drawing: np.ndarray | None, digit: int) -> None:
     st.session_state["canvas_generation"] = st.session_state.get("canvas_generation", 0) + 1
 
 
-def _predict(manager: JobManager, steps: Preparation | None) -> Prediction | None:
+def _predict(focus: Focus, steps: Preparation | None) -> Prediction | None:
     """The answer for the drawing; None (with a message shown) when there is no model to ask."""
-    if not manager.has_model():
-        st.info("Train a model first: the prediction uses the current model, even mid-training.",
-                icon=":material/info:")
+    if not focus.has_model():
+        if focus.run is None:
+            st.info("Train a model first: the prediction uses the current model, even mid-training.",
+                    icon=":material/info:")
+        else:
+            st.info("The run shown has no model that can answer (it diverged, failed or kept no weights): "
+                    "pick another under Runs, or train one.", icon=":material/info:")
         return None
     image = None if steps is None else steps.digit
     if image is None:
         return Prediction(None, None, None)  # no model needed, so no TensorFlow before a stroke
     try:
-        predictor = _predictor(manager)
+        predictor = focus.predictor()
         if predictor is None:
             st.info("The model is still being built: draw again in a moment.", icon=":material/info:")
             return None
@@ -173,11 +178,3 @@ def _predict(manager: JobManager, steps: Preparation | None) -> Prediction | Non
     except RunError as err:
         st.error(f"The saved model cannot be loaded: {plain(err)}", icon=":material/warning:")
         return None
-
-
-def _predictor(manager: JobManager):
-    """The run picked under Runs, else the current job's live model, else the newest saved one."""
-    picked = focus.picked_run()
-    if picked:
-        return manager.predictor_for_run(picked)
-    return manager.answering_predictor()

@@ -3,8 +3,8 @@ by digit (relabel, delete), the model in focus evaluated on them, a fine-tuned m
 and the folder exported or imported as a zip.
 
 The store is `mlpdash.drawings` (with the drawings prepared for the model once, kept in the folder),
-evaluation `drawings.evaluate` on the model's arrays, fine-tuning `mlpdash.finetune`; this module lays
-them out. A folder holds up to 10,000 drawings: the gallery shows a page of them at a time, the
+evaluation `drawings.evaluate` on the model's arrays, the gallery's pages `drawings.gallery_page`,
+fine-tuning `mlpdash.finetune`; this module lays them out. A folder holds up to 10,000 drawings: the gallery shows a page of them at a time, the
 misread ones the first few hundred, and the prepared drawings and the model's answers are read once
 per change of the folder, so that every rerun stays well under a second (`bench --drawings`).
 """
@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-import numpy as np
 import streamlit as st
 
 from mlpdash import figures
@@ -22,31 +21,39 @@ from mlpdash.drawings import (
     MAX_DRAWINGS,
     Drawing,
     DrawingsError,
+    Grid,
     Identity,
     Prepared,
-    answer,
+    by_digit,
     delete,
     drawings_root,
+    evaluate,
     export_zip,
+    forget_gone,
+    gallery_page,
     identities,
     import_zip,
     listing,
     load,
+    misread_grid,
     prepared,
     relabel,
-    score,
+    tally,
 )
 from mlpdash.files import UnsafeFileError
 from mlpdash.finetune import REPLAY_CHOICES, FinetuneSettings, read_report, report_text
-from mlpdash.jobs import JobManager, ModelInFocus
+from mlpdash.focus import Focus
+from mlpdash.jobs import JobBusyError
+from mlpdash.server import Server
 from mlpdash.runs import RunError
-from mlpdash.ui import focus, plain
+from mlpdash.ui import choices, plain
 from mlpdash.ui.access import may_control
-from mlpdash.ui.panels import CHART_CONFIG
+from mlpdash.ui.cache import derived
+from mlpdash.ui.style import CHART_CONFIG
+from mlpdash.run_view import page_count
 
 SELECTED_KEY = "drawings_selected"
 PAGE_KEY = "drawings_page"
-REPORT_KEY = "drawings_finetune_report"
 ALL = "all digits"
 GALLERY_COLUMNS = 10  # tiles of one size, whether 3 drawings are kept or 300
 # Drawings a gallery page shows: a grid of all 10,000 took 2.5 s to build and 31 MB to send.
@@ -55,7 +62,7 @@ MISREAD_SHOWN = 200
 FORGET_AFTER = 1000  # drawings gone from the folder that the server's memory of it may keep
 
 
-def drawings_ui(manager: JobManager) -> None:
+def drawings_ui(focus: Focus, server: Server) -> None:
     root = drawings_root()
     with st.container(key="drawings"):
         try:
@@ -72,8 +79,7 @@ def drawings_ui(manager: JobManager) -> None:
             return
         made_of = identities(root, kept)
         ready = _prepared(str(root), hash(made_of), kept, made_of)
-        counts = np.bincount([d.label for d in kept], minlength=10)
-        st.caption(f"{len(kept)} drawings in {plain(root)} — " + ", ".join(f"{n} × {d}" for d, n in enumerate(counts) if n))
+        st.caption(f"{len(kept)} drawings in {plain(root)} — " + tally(kept))
         if len(kept) > MAX_DRAWINGS:
             st.warning(f"This folder holds {len(kept):,} drawings, more than the {MAX_DRAWINGS:,} a folder keeps: "
                        "Save as… and imports are refused until some are deleted (export them first to keep "
@@ -83,14 +89,15 @@ def drawings_ui(manager: JobManager) -> None:
             _gallery(kept, ready)
         with selected_col:
             _selected(root, kept)
-        _evaluate(manager, kept, ready)
-        _finetune(manager, root, kept)
+        _evaluate(focus, root, kept, ready)
+        _finetune(focus, server, root)
         _import_export(root, kept)
 
 
-# One copy for every session: what a folder's drawings become does not depend on who looks. Keyed
-# by what each drawing was made from (a relabel changes nothing of it; a save, delete or import does).
-@st.cache_resource(max_entries=2, show_spinner="Preparing the drawings for the model…")
+# One copy for every session (mlpdash.ui.cache): what a folder's drawings become does not depend on who
+# looks. Keyed by what each drawing was made from (a relabel changes nothing of it; a save, delete or
+# import does).
+@derived(max_entries=2, spinner="Preparing the drawings for the model…")
 def _prepared(root: str, key: int, _kept: list[Drawing], _made_of: tuple[Identity, ...]) -> Prepared:
     return _prepare(Path(root), _kept, _made_of)
 
@@ -101,35 +108,31 @@ def _prepare(root: Path, kept: list[Drawing], made_of: tuple[Identity, ...] | No
     known, lock = _known(str(root))
     with lock:
         if len(known) > len(kept) + FORGET_AFTER:  # drawings deleted since: forget them
-            alive = set(made_of or identities(root, kept))
-            for identity in [identity for identity in known if identity not in alive]:
-                del known[identity]
+            made_of = made_of or identities(root, kept)
+            forget_gone(known, made_of, FORGET_AFTER)
         return prepared(root, kept, known, made_of)
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
+@derived(max_entries=4)
 def _known(root: str) -> tuple[dict, threading.Lock]:
     """The server's memory of a folder's prepared drawings (identity -> (digit, inked)), kept across
     changes of the folder, with the lock of its changes."""
     return {}, threading.Lock()
 
 
+def _grid_figure(grid: Grid, **options):
+    return figures.digits_grid_figure(grid.images, grid.ids, grid.hover, grid.title, short=grid.short, **options)
+
+
 def _gallery(kept: list[Drawing], ready: Prepared) -> None:
     shown_digit = st.segmented_control("Show", [ALL, *map(str, range(10))], default=ALL, key="drawings_filter")
-    position = {d.file: i for i, d in enumerate(kept)}
-    shown = sorted((d for d in kept if shown_digit in (None, ALL) or d.label == int(shown_digit)),
-                   key=lambda d: (d.label, d.created))
+    shown = by_digit(kept, None if shown_digit in (None, ALL) else int(shown_digit))
     if not shown:
         st.caption(f"No {shown_digit} kept yet.")
         return
     page = _page(len(shown))
-    on_page = shown[(page - 1) * GALLERY_PAGE: page * GALLERY_PAGE]
-    ids = [position[d.file] for d in on_page]
-    title = f"{len(shown)} drawings, by digit" + (f" (page {page}: {len(on_page)} of them)" if len(shown) > len(on_page) else "")
-    fig = figures.digits_grid_figure((ready.digits[ids] * 255).astype(np.uint8), ids,
-                                     [f"a {d.label} · {d.file}" for d in on_page], title,
-                                     short=[str(d.label) for d in on_page], columns=GALLERY_COLUMNS,
-                                     hint="click: select it")
+    fig = _grid_figure(gallery_page(kept, ready, shown, page, GALLERY_PAGE), columns=GALLERY_COLUMNS,
+                       hint="click: select it")
     st.plotly_chart(fig, key="drawings_gallery", theme=None, on_select=lambda: _select(kept),
                     selection_mode=("points",), config=CHART_CONFIG)
     st.caption("Each drawing as the model sees it (28×28, prepared as the canvas's are), with the digit it "
@@ -138,7 +141,7 @@ def _gallery(kept: list[Drawing], ready: Prepared) -> None:
 
 def _page(count: int) -> int:
     """The gallery page chosen (from 1), with a page picker when one page cannot show them all."""
-    pages = -(-count // GALLERY_PAGE)
+    pages = page_count(count, GALLERY_PAGE)
     if pages == 1:
         return 1
     if not 1 <= st.session_state.get(PAGE_KEY, 1) <= pages:  # fewer drawings than when it was picked
@@ -147,7 +150,7 @@ def _page(count: int) -> int:
 
 
 def _select(kept: list[Drawing]) -> None:
-    picked = focus.clicked("drawings_gallery")
+    picked = choices.clicked("drawings_gallery")
     if picked and 0 <= picked[0] < len(kept):
         st.session_state[SELECTED_KEY] = kept[picked[0]].file
 
@@ -171,12 +174,12 @@ def _selected(root, kept: list[Drawing]) -> None:
         _change(lambda: relabel(root, drawing.file, int(label)), f"{plain(drawing.file)} is now a {label}")
     with st.container(horizontal=True):
         st.button("Inside a prediction", key="drawings_explain", icon=":material/open_in_new:",
-                  on_click=focus.explain_saved_drawing, args=(drawing.file,))
+                  on_click=choices.explain_saved_drawing, args=(drawing.file,))
         with st.popover("Delete…", icon=":material/delete:", disabled=not allowed):
             st.markdown("Delete this drawing for good? (Export the folder first to keep a copy.)")
             if st.button("Delete", key="drawings_delete", type="primary"):
                 _change(lambda: delete(root, drawing.file), f"{plain(drawing.file)} deleted")
-    focus.follow_tab_change()
+    choices.follow_tab_change()
 
 
 def _change(action, done: str) -> None:
@@ -192,9 +195,9 @@ def _change(action, done: str) -> None:
 # --- evaluating the model on them -------------------------------------------------------------------
 
 
-def _evaluate(manager: JobManager, kept: list[Drawing], ready: Prepared) -> None:
+def _evaluate(focus: Focus, root: Path, kept: list[Drawing], ready: Prepared) -> None:
     st.markdown("#### How the model reads them")
-    model = focus.model(manager, "That run's model cannot be evaluated",
+    model = choices.model(focus, "That run's model cannot be evaluated",
                         "Train a model first: the drawings are read by the current model or the run picked "
                         "under Runs & comparison.")
     if model is None:
@@ -202,11 +205,10 @@ def _evaluate(manager: JobManager, kept: list[Drawing], ready: Prepared) -> None
     if not ready.inked.any():
         st.info("None of the drawings has ink.", icon=":material/info:")
         return
-    if manager.active() and focus.picked_run() is None:  # a live model changes with every batch
-        answers = answer(ready.digits, ready.inked, model.network.logits)
-    else:
-        answers = _answers(model, ready)
-    result = score(kept, ready.inked, answers)
+    # A saved model's answers are remembered by drawing, for every session: a rerun answers only the
+    # drawings new since. A live model changes with every batch: it answers them all.
+    live = focus.changing()
+    result = evaluate(root, model.network.logits, kept, ready, None if live else _answered(model.state))
     inked = int(ready.inked.sum())
     st.caption(f"{plain(model.title)}: **{result.accuracy:.1%}** of {inked} drawings read right"
                + (f" ({len(kept) - inked} without ink left out)" if inked < len(kept) else ""))
@@ -217,51 +219,31 @@ def _evaluate(manager: JobManager, kept: list[Drawing], ready: Prepared) -> None
         if not result.misread:
             st.success("Every drawing is read right.", icon=":material/check:")
             return
-        position = {d.file: i for i, d in enumerate(kept)}
-        misread = result.misread[:MISREAD_SHOWN]
-        ids = [position[file] for file, _, _ in misread]
-        shown = f"The {len(result.misread)} misread" + (f" (the first {len(misread)})" if len(misread) < len(result.misread) else "")
-        fig = figures.digits_grid_figure(
-            (ready.digits[ids] * 255).astype(np.uint8), ids,
-            [f"a {label} read as {answer} · {file}" for file, label, answer in misread],
-            shown, short=[f"{label}→{answer}" for _, label, answer in misread])
+        fig = _grid_figure(misread_grid(kept, ready, result, MISREAD_SHOWN))
         st.plotly_chart(fig, key="drawings_misread", theme=None, on_select=lambda: _explain_clicked(kept),
                         selection_mode=("points",), config=CHART_CONFIG)
         st.caption("Over each: the digit it was saved as → the model's answer. Click one to see why, in "
                    "Inside a prediction.")
-        focus.follow_tab_change()
+        choices.follow_tab_change()
 
 
-def _answers(model: ModelInFocus, ready: Prepared) -> np.ndarray:
-    """The model's answer to each drawing (-1: no ink). A saved model's answers are remembered by
-    drawing, for every session: a rerun answers only the drawings new since (none for a page of the
-    gallery, a selection or a relabel; one for a drawing saved)."""
-    known = _answered(model.state)
-    # Only drawings with ink are answered, and so remembered: one unreadable now may read later.
-    new = [i for i, identity in enumerate(ready.identities) if ready.inked[i] and identity not in known]
-    if new:
-        found = answer(ready.digits[new], ready.inked[new], model.network.logits)
-        known.update((ready.identities[i], int(a)) for i, a in zip(new, found))
-    return np.array([known[identity] if ink else -1 for identity, ink in zip(ready.identities, ready.inked)],
-                    np.int64)
-
-
-@st.cache_resource(max_entries=4, show_spinner=False)
+@derived(max_entries=4)
 def _answered(state: tuple) -> dict:
-    """A model's answers by drawing key; `state` changes with the model (another run, a new epoch)."""
+    """A model's answers by drawing (`drawings.remembered_answers`), for every session; `state`
+    changes with the model (another run, a new epoch)."""
     return {}
 
 
 def _explain_clicked(kept: list[Drawing]) -> None:
-    picked = focus.clicked("drawings_misread")
+    picked = choices.clicked("drawings_misread")
     if picked and 0 <= picked[0] < len(kept):
-        focus.explain_saved_drawing(kept[picked[0]].file)
+        choices.explain_saved_drawing(kept[picked[0]].file)
 
 
 # --- fine-tuning ------------------------------------------------------------------------------------
 
 
-def _finetune(manager: JobManager, root, kept: list[Drawing]) -> None:
+def _finetune(focus: Focus, server: Server, root: Path) -> None:
     st.markdown("#### Teach it your hand")
     st.caption("Fine-tune the model in focus on your drawings, as a new run: a quarter of each digit's drawings "
                "is held out to measure, the rest trained on, mixed with MNIST training digits replayed so that "
@@ -275,36 +257,36 @@ def _finetune(manager: JobManager, root, kept: list[Drawing]) -> None:
     go = button_col.button("Fine-tune", key="drawings_finetune", icon=":material/model_training:", type="primary",
                            disabled=not allowed)
     if go:
-        _run_finetune(manager, root, len(kept), FinetuneSettings(epochs=int(epochs), replay=int(replay)))
-    picked = focus.picked_run()
-    report = st.session_state.get(REPORT_KEY)
-    if picked is not None and (report is None or Path(report["run_dir"]) != picked):
-        report = read_report(picked)  # a fine-tuned run in focus: its own report, as saved
+        _start_finetune(focus, server, root, FinetuneSettings(epochs=int(epochs), replay=int(replay)))
+    shown = focus.info()  # a fine-tuned run in focus (the one just made, once saved): its report
+    report = None if shown is None else read_report(shown.path)
     if report is not None:
         _report(report)
 
 
-def _run_finetune(manager: JobManager, root, count: int, settings: FinetuneSettings) -> None:
-    if manager.active() or manager.queue_running():
+def _start_finetune(focus: Focus, server: Server, root: Path, settings: FinetuneSettings) -> None:
+    """Start the fine-tune as the server's job: it trains in the background, in the status line with
+    Pause and Stop, and every view follows it, as they follow a training run."""
+    if server.jobs.active() or server.sweeps.running():
         st.warning("A run is training or a sweep is queued: fine-tune when they have ended (one job at a time).",
                    icon=":material/hourglass:")
         return
+    base = focus.info()
+    if base is None or not base.can_answer:
+        st.warning("No saved model to fine-tune yet: train one first." if focus.run is None else
+                   "The run shown has no model to fine-tune (it diverged, failed or kept no weights): pick a "
+                   "saved run under Runs, or train one.", icon=":material/info:")
+        return
     try:
-        base = manager.run_in_focus(focus.picked_run())
-        if base is None or not base.can_answer:
-            st.warning("No saved model to fine-tune yet: train one first.", icon=":material/info:")
-            return
-        data = manager.load_data(base.data_source)
-        from mlpdash.finetune import finetune  # TensorFlow
-
-        with st.spinner(f"Fine-tuning {plain(base.title)} on {count} drawings…"):
-            report = finetune(base.path, root, data, settings, manager.runs_dir)
+        server.jobs.start_finetune(base.path, root, settings)
+    except JobBusyError:
+        st.warning("A run is training: fine-tune when it has ended (one job at a time).", icon=":material/hourglass:")
+        return
     except (DrawingsError, RunError, ValueError, OSError) as err:
         st.error(f"Not fine-tuned: {plain(err)}", icon=":material/warning:")
         return
-    st.session_state[REPORT_KEY] = report.to_dict()
-    focus.pick_run(report.run_dir)
-    st.rerun(scope="app")  # every panel now shows the new run
+    choices.pick_run(None)  # the views follow the fine-tune, live, then show the new run
+    st.rerun(scope="app")
 
 
 def _report(report: dict) -> None:

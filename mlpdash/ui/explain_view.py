@@ -1,7 +1,8 @@
 """Inside a prediction: one input followed through the network, for the model the page is about.
 
 Every number comes from `mlpdash.explain` (NumPy on the model's weights) and every figure from
-`mlpdash.figures`; this module only lays them out. It runs only while its tab is open.
+`mlpdash.figures`; this module only lays them out. It runs only while its tab is open; the attack and
+the map's raster are derived values, computed once for every session (`mlpdash.ui.cache`).
 """
 
 from __future__ import annotations
@@ -11,53 +12,64 @@ import streamlit as st
 
 from mlpdash import figures
 from mlpdash.drawings import DrawingsError, drawings_root, listing, load
-from mlpdash.explain import EPSILON_LADDER, Explanation, HiddenMap, attack, explain, sign_noise
-from mlpdash.jobs import JobManager, ModelInFocus
+from mlpdash.explain import (
+    EPSILON_LADDER,
+    Attack,
+    Explanation,
+    HiddenMap,
+    Network,
+    attack,
+    explain,
+    logit_table,
+    noise_reading,
+    read_digit,
+)
+from mlpdash.focus import Focus, ModelInFocus
 from mlpdash.files import UnsafeFileError
+from mlpdash.mnist import scale
 from mlpdash.preprocess import Preparation, prepare
-from mlpdash.ui import focus, plain
+from mlpdash.ui import choices, plain
+from mlpdash.ui.cache import derived
+from mlpdash.ui.style import CHART_CONFIG
 
-CHART_CONFIG = {"displayModeBar": False}
 NO_TARGET = "—"
 UNIT_KEY = "explain_unit"
-ATTACK_MEMO = "explain_attack_memo"
-RASTER_MEMO = "explain_map_raster"
 
 
-def explain_ui(manager: JobManager) -> None:
-    model = focus.model(manager, "That run's model cannot be explained",
+def explain_ui(focus: Focus) -> None:
+    model = choices.model(focus, "That run's model cannot be explained",
                         "Train a model first: this view follows an input through the current model, even "
                         "mid-training, or through the run picked under Runs.")
-    data = None if model is None else focus.data(manager, model.data_spec)
+    data = None if model is None else choices.data(focus, model.data_spec)
     if model is None or data is None:
         return
-    source = st.segmented_control("Input", [focus.DRAWING_INPUT, *focus.SPLIT_INPUTS.values(),
-                                            focus.SAVED_DRAWING_INPUT],
-                                  default=focus.DRAWING_INPUT, key=focus.INPUT_KEY,
+    source = st.segmented_control("Input", [choices.DRAWING_INPUT, *choices.SPLIT_INPUTS.values(),
+                                            choices.SAVED_DRAWING_INPUT],
+                                  default=choices.DRAWING_INPUT, key=choices.INPUT_KEY,
                                   help="Your drawing on the canvas above, a digit of the test or validation "
                                        "split (the Mistakes tab hands them over too), or one of the drawings "
                                        "kept under Your drawings")
     steps: Preparation | None = None
-    if source == focus.SAVED_DRAWING_INPUT:
+    if source == choices.SAVED_DRAWING_INPUT:
         found = _saved_drawing()
         if found is None:
             return
         steps, origin = found
         image = steps.digit
-    elif source in focus.SPLIT_INPUTS.values():
-        split = next(name for name, label in focus.SPLIT_INPUTS.items() if label == source)
+    elif source in choices.SPLIT_INPUTS.values():
+        split = next(name for name, label in choices.SPLIT_INPUTS.items() if label == source)
         images, labels = (data.x_test, data.y_test) if split == "test" else (data.x_val, data.y_val)
         index = _digit_picker(split, len(images))
-        image = images[index].astype(np.float32) / 255.0  # as model.to_model_input, without TF
+        image = scale(images[index])  # as model.to_model_input, without TF
         origin = f"{split} digit #{index} (labelled {int(labels[index])})"
     else:
-        steps = focus.drawing()
+        steps = choices.drawing()
         if steps is None:
             st.info("Draw a digit on the canvas above, or choose a test digit.", icon=":material/draw:")
             return
         image, origin = steps.digit, "your drawing"
     e = explain(model.network, image)
-    hidden_map = manager.hidden_map(model)
+    hidden_map = focus.hidden_map(model)
     with st.container(key="explain"):
         st.caption(f"{plain(model.title)} · input: {origin} · read as **{e.digit}** "
                    f"({float(e.probabilities[e.digit]):.1%})")
@@ -80,9 +92,9 @@ def _saved_drawing() -> tuple[Preparation, str] | None:
     if not kept:
         st.info("No saved drawings yet: draw one and press a digit under Save as…", icon=":material/draw:")
         return None
-    if st.session_state.get(focus.SAVED_DRAWING_KEY) not in kept:
-        st.session_state[focus.SAVED_DRAWING_KEY] = next(reversed(kept))  # the newest
-    file = st.selectbox("Saved drawing", list(kept), key=focus.SAVED_DRAWING_KEY,
+    if st.session_state.get(choices.SAVED_DRAWING_KEY) not in kept:
+        st.session_state[choices.SAVED_DRAWING_KEY] = next(reversed(kept))  # the newest
+    file = st.selectbox("Saved drawing", list(kept), key=choices.SAVED_DRAWING_KEY,
                         format_func=lambda f: f"a {kept[f].label} · {f}")
     try:
         steps = prepare(load(root, kept[file]))
@@ -96,18 +108,18 @@ def _saved_drawing() -> tuple[Preparation, str] | None:
 
 
 def _digit_picker(split: str, count: int) -> int:
-    focus.picked_digit(count)  # within this split before the widget reads it: out of range would raise
+    choices.picked_digit(count)  # within this split before the widget reads it: out of range would raise
     index_col, button_col = st.columns([3, 1], vertical_alignment="bottom")
     button_col.button("Random", key="explain_random", icon=":material/casino:", width="stretch",
-                      on_click=lambda: focus.pick_digit(int(np.random.default_rng().integers(count)), split))
+                      on_click=lambda: choices.pick_digit(int(np.random.default_rng().integers(count)), split))
     return int(index_col.number_input(f"{split.capitalize()} digit (0–{count - 1})", min_value=0,
-                                      max_value=count - 1, step=1, key=focus.INDEX_KEY))
+                                      max_value=count - 1, step=1, key=choices.INDEX_KEY))
 
 
 def _preparation(model: ModelInFocus, steps: Preparation) -> None:
     st.markdown("##### 1 · From your drawing to the model's input")
     naive = steps.naive()
-    answer = int(np.argmax(model.network.logits(naive[None])[0]))
+    answer = read_digit(model.network, naive)
     st.plotly_chart(figures.preparation_figure(steps, naive=(naive, answer)), key="explain_preparation",
                     theme=None, config=CHART_CONFIG)
     st.caption("MNIST digits were cropped to their ink, scaled to 20 px and centred by their centre of "
@@ -126,16 +138,8 @@ def _exact(e: Explanation) -> None:
         st.markdown("With tanh or sigmoid units there is no exact linear form: the templates are the "
                     "gradients of the logits, and gradient × input **approximates** each pixel's part.")
     st.plotly_chart(figures.explanation_figure(e), key="explain_templates", theme=None, config=CHART_CONFIG)
-    rows = []
-    bias = "bias carried through (b_eff)" if e.exact else "remainder (logit − Σ, not a bias)"
-    for digit in (e.digit, e.runner_up):
-        total = float(e.contributions(digit).sum())
-        rows.append({"digit": digit, "pixels' contributions (Σ)": round(total, 4),
-                     bias: round(float(e.effective_bias[digit]), 4),
-                     "sum": round(total + float(e.effective_bias[digit]), 4),
-                     "logit": round(float(e.logits[digit]), 4)})
     # A static table: a stroke redraws it, and the interactive grid costs the browser a canvas each time.
-    st.table(rows, hide_index=True, border="horizontal", width="content")
+    st.table(logit_table(e), hide_index=True, border="horizontal", width="content")
 
 
 def _hidden(model: ModelInFocus, e: Explanation) -> None:
@@ -163,11 +167,11 @@ def _hidden(model: ModelInFocus, e: Explanation) -> None:
     with large_col:
         st.plotly_chart(figures.unit_figure(kernel, unit), key="explain_unit", theme=None, config=CHART_CONFIG)
         st.button(f"Open unit {unit} in Units", key="explain_open_unit", icon=":material/open_in_new:",
-                  on_click=focus.open_unit, args=(1, unit))
+                  on_click=choices.open_unit, args=(1, unit))
 
 
 def _remember_unit() -> None:
-    picked = focus.clicked("explain_units")
+    picked = choices.clicked("explain_units")
     if picked:
         st.session_state[UNIT_KEY] = picked[0]
 
@@ -179,7 +183,7 @@ def _map(hidden_map: HiddenMap, model: ModelInFocus, e: Explanation, test_images
     map_col, near_col = st.columns([3, 2])
     with map_col:
         st.plotly_chart(figures.hidden_map_figure(hidden_map, hidden_map.place(here), [i for i, _ in near],
-                                                  _raster(hidden_map)),
+                                                  _raster(hash(np.asarray(hidden_map.points).tobytes()), hidden_map)),
                         key="explain_map", theme=None, config=CHART_CONFIG)
     with near_col:
         st.plotly_chart(figures.digits_row_figure(
@@ -193,28 +197,24 @@ def _map(hidden_map: HiddenMap, model: ModelInFocus, e: Explanation, test_images
                    "epoch, refitted when an epoch ends, so that the axes do not jump between strokes.")
 
 
-def _raster(hidden_map: HiddenMap) -> figures.MapRaster:
-    """The map's digits as an image, remembered for this tab while the map stays (one model state):
-    a tenth of a stroke's figure work otherwise."""
-    key = hash(np.asarray(hidden_map.points).tobytes())
-    memo = st.session_state.get(RASTER_MEMO)
-    if memo is None or memo[0] != key:
-        memo = (key, figures.map_raster(hidden_map))
-        st.session_state[RASTER_MEMO] = memo
-    return memo[1]
+@derived(max_entries=4)
+def _raster(points: int, _hidden_map: HiddenMap) -> figures.MapRaster:
+    """The map's digits as an image, kept while the map stays (`points`, a hash of its points: one
+    model state): a tenth of a stroke's figure work otherwise."""
+    return figures.map_raster(_hidden_map)
 
 
-def _attack(model: ModelInFocus, image: np.ndarray, target: int):
-    """The attack, remembered for this tab while the weights, the input and the target stay the same
-    (up to 400 PGD steps: not on every unrelated rerun)."""
-    weights = model.network.kernels[-1]
-    key = (hash(weights.tobytes()), hash(model.network.biases[-1].tobytes()), hash(image.tobytes()), target)
-    memo = st.session_state.get(ATTACK_MEMO)
-    if memo is not None and memo[0] == key:
-        return memo[1]
-    found = attack(model.network, image, target)
-    st.session_state[ATTACK_MEMO] = (key, found)
-    return found
+def _attack(model: ModelInFocus, image: np.ndarray, target: int) -> Attack:
+    """The attack, kept while the weights, the input and the target stay the same (up to 400 PGD
+    steps: not on every unrelated rerun)."""
+    network = model.network
+    key = (hash(network.kernels[-1].tobytes()), hash(network.biases[-1].tobytes()), hash(image.tobytes()))
+    return _attack_on(key, target, network, image)
+
+
+@derived(max_entries=8)
+def _attack_on(key: tuple, target: int, _network: Network, _image: np.ndarray) -> Attack:
+    return attack(_network, _image, target)
 
 
 def _change_its_mind(model: ModelInFocus, e: Explanation) -> None:
@@ -228,10 +228,7 @@ def _change_its_mind(model: ModelInFocus, e: Explanation) -> None:
         st.caption("Pick a digit: the smallest change to the pixels that makes the network read it.")
         return
     found = _attack(model, e.image, int(target))
-    noisy = None
-    if found.epsilon:
-        noisy = sign_noise(e.image, found.epsilon, np.random.default_rng(0))
-    noise_answer = None if noisy is None else int(np.argmax(model.network.logits(noisy[None])[0]))
+    noisy, noise_answer = noise_reading(model.network, e.image, found.epsilon)
     st.plotly_chart(figures.attack_figure(found, noisy, noise_answer), key="explain_attack", theme=None,
                     config=CHART_CONFIG)
     if found.epsilon is None:

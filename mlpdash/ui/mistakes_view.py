@@ -12,29 +12,30 @@ import streamlit as st
 
 from mlpdash import figures
 from mlpdash.data import DataError
-from mlpdash.jobs import JobManager
-from mlpdash.mistakes import Answers, captions, cell, hardest
+from mlpdash.focus import Focus
+from mlpdash.mistakes import Answers, captions, cell, describe_cell, hardest, short_captions
 from mlpdash.runs import RunError
-from mlpdash.ui import focus, plain
+from mlpdash.timeline import epoch_name, epoch_when
+from mlpdash.ui import choices, plain
+from mlpdash.ui.style import CHART_CONFIG
 
 TEST, VALIDATION = "Test split (the final model)", "Validation split, by epoch"
 CELL_KEY = "mistakes_cell"
-CHART_CONFIG = {"displayModeBar": False}
 HARDEST = 40
 HARDEST_COLUMNS = 8  # 5 rows of 8: tiles of about 45 px in a phone's full-width column, 80 px on a laptop
 
 
-def mistakes_ui(manager: JobManager) -> None:
+def mistakes_ui(focus: Focus) -> None:
     with st.container(key="mistakes"):
         split = st.segmented_control("Show", [TEST, VALIDATION], default=TEST, key="mistakes_split",
                                      help="The test split is answered once, by the final model; the "
                                           "validation split after every epoch, by the model of that epoch")
-        found = _validation(manager) if split == VALIDATION else _test(manager)
+        found = _validation(focus) if split == VALIDATION else _test(focus)
         if found is None:
             return
         answers, title, images = found
-        right = float(np.mean(answers.labels == answers.predictions))
-        st.caption(f"{plain(title)} · {answers.split} split: {len(answers.labels):,} digits, {right:.2%} read right")
+        st.caption(f"{plain(title)} · {answers.split} split: {len(answers.labels):,} digits, "
+                   f"{answers.accuracy:.2%} read right")
         matrix_col, cell_col = st.columns([2, 3])
         with matrix_col, st.container(key="confusion_column"):
             st.plotly_chart(figures.confusion_figure(answers.confusion), key="mistakes_matrix", theme=None,
@@ -58,9 +59,9 @@ def mistakes_ui(manager: JobManager) -> None:
                             theme=None, config=CHART_CONFIG)
 
 
-def _test(manager: JobManager) -> tuple[Answers, str, np.ndarray] | None:
+def _test(focus: Focus) -> tuple[Answers, str, np.ndarray] | None:
     try:
-        answers, title, spec, missing = manager.test_answers(focus.picked_run())
+        answers, title, spec, missing = focus.test_answers()
     except RunError as err:
         st.error(f"That run's test answers cannot be read: {plain(err)}", icon=":material/warning:")
         return None
@@ -68,13 +69,13 @@ def _test(manager: JobManager) -> tuple[Answers, str, np.ndarray] | None:
         st.info(f"{plain(title) + ': ' if title else ''}{missing} — or look at the validation split by epoch.",
                 icon=":material/info:")
         return None
-    images = _split_images(manager, spec, "test", len(answers.labels))
+    images = _split_images(focus, spec, "test", len(answers.labels))
     return None if images is None else (answers, title, images)
 
 
-def _validation(manager: JobManager) -> tuple[Answers, str, np.ndarray] | None:
+def _validation(focus: Focus) -> tuple[Answers, str, np.ndarray] | None:
     try:
-        shown = manager.timeline_in_focus(focus.picked_run())
+        shown = focus.timeline()
     except RunError as err:
         st.error(f"That run's epochs cannot be read: {plain(err)}", icon=":material/warning:")
         return None
@@ -85,22 +86,20 @@ def _validation(manager: JobManager) -> tuple[Answers, str, np.ndarray] | None:
     if st.session_state.get("mistakes_epoch") not in epochs:
         st.session_state["mistakes_epoch"] = epochs[-1]
     if len(epochs) > 1:
-        epoch = st.select_slider("Epoch", options=epochs, key="mistakes_epoch",
-                                 format_func=lambda e: "step 0" if e == 0 else f"epoch {e}")
+        epoch = st.select_slider("Epoch", options=epochs, key="mistakes_epoch", format_func=epoch_name)
     else:
         epoch = epochs[0]
     try:
-        answers = manager.validation_answers(shown, int(epoch))
+        answers = focus.validation_answers(shown, int(epoch))
     except (RunError, DataError) as err:
         st.error(f"The validation answers cannot be shown: {plain(err)}", icon=":material/warning:")
         return None
-    images = _split_images(manager, shown.data_spec, "validation", len(answers.labels))
-    when = "at step 0" if epoch == 0 else f"after epoch {epoch}"
-    return None if images is None else (answers, f"{shown.title}, {when}", images)
+    images = _split_images(focus, shown.data_spec, "validation", len(answers.labels))
+    return None if images is None else (answers, f"{shown.title}, {epoch_when(epoch)}", images)
 
 
-def _split_images(manager: JobManager, spec: str | None, split: str, count: int) -> np.ndarray | None:
-    data = focus.data(manager, spec, f"{split} digits")
+def _split_images(focus: Focus, spec: str | None, split: str, count: int) -> np.ndarray | None:
+    data = choices.data(focus, spec, f"{split} digits")
     if data is None:
         return None
     images = data.x_test if split == "test" else data.x_val
@@ -112,7 +111,7 @@ def _split_images(manager: JobManager, spec: str | None, split: str, count: int)
 
 
 def _remember_cell() -> None:
-    picked = focus.clicked("mistakes_matrix")  # (true, predicted, count)
+    picked = choices.clicked("mistakes_matrix")  # (true, predicted, count)
     if picked:
         st.session_state[CELL_KEY] = (picked[0], picked[1])
 
@@ -129,23 +128,16 @@ def _cell(answers: Answers, images: np.ndarray) -> None:
     if not total:
         st.info(f"No {true} was read as {predicted} on the {answers.split} split.", icon=":material/info:")
         return
-    title = f"{true} read right: {total:,}" if true == predicted else f"{true} read as {predicted}: {total:,}"
-    order = ("the least confident first (the right answers nearly missed)" if true == predicted
-             else "the most confident first")
-    more = f"; the first {len(shown)} of them" if len(shown) < total else ""
-    _digits(answers, images, shown, title, "mistakes_cell_digits", with_labels=False,
-            note=f"{total:,} {true}s {'read right' if true == predicted else f'read as {predicted}'}, "
-                 f"{order}{more}. ")
+    title, note = describe_cell(answers, true, predicted, len(shown))
+    _digits(answers, images, shown, title, "mistakes_cell_digits", with_labels=False, note=note)
 
 
 def _digits(answers: Answers, images: np.ndarray, indices: np.ndarray, title: str, key: str,
             with_labels: bool = True, note: str = "") -> None:
     """The digits as one clickable grid; over each its probability (and, where they differ from digit
     to digit, its label and the answer)."""
-    # Two short lines rather than one long one: on a phone a tile is about 40 px wide.
-    short = [(f"{int(answers.labels[i])}→{int(answers.predictions[i])}<br>" if with_labels else "")
-             + f"{float(answers.confidences[i]):.0%}" for i in indices]
-    fig = figures.digits_grid_figure(images[indices], indices, captions(answers, indices), title, short=short,
+    fig = figures.digits_grid_figure(images[indices], indices, captions(answers, indices), title,
+                                     short=short_captions(answers, indices, with_labels),
                                      columns=HARDEST_COLUMNS if with_labels else None)
     st.plotly_chart(fig, key=key, theme=None, on_select=lambda: _open_clicked(key, answers.split),
                     selection_mode=("points",), config=CHART_CONFIG)
@@ -155,6 +147,6 @@ def _digits(answers: Answers, images: np.ndarray, indices: np.ndarray, title: st
 
 
 def _open_clicked(key: str, split: str) -> None:
-    picked = focus.clicked(key)
+    picked = choices.clicked(key)
     if picked:
-        focus.explain_digit(picked[0], split)
+        choices.explain_digit(picked[0], split)

@@ -11,19 +11,30 @@ import numpy as np
 import streamlit as st
 
 from mlpdash import figures
-from mlpdash.jobs import JobManager, TimelineInFocus
+from mlpdash.focus import Focus, TimelineInFocus
+from mlpdash.mnist import scale
 from mlpdash.runs import RunError
 from mlpdash.timeline import (
     SINCE_PREVIOUS,
     SINCE_START,
     WEIGHTS,
     Timeline,
+    all_layer_bands,
     answers_over_time,
+    common_range,
+    epoch_name,
+    epoch_when,
     first_layer_view,
-    layer_bands,
+    fixed_range,
+    layer_names,
+    learned,
+    play_step,
+    unit_norms,
     unit_over_time,
 )
-from mlpdash.ui import focus, guarded, job_active, plain, refresh_every, rerun_if_changed
+from mlpdash.ui import choices, guarded, job_active, plain, refresh_every, rerun_if_changed
+from mlpdash.ui.cache import derived
+from mlpdash.ui.style import CHART_CONFIG
 
 EPOCH_KEY = "weights_epoch"
 PLAYING_KEY = "weights_playing"
@@ -33,31 +44,31 @@ UNIT_KEY = "weights_follow_unit"
 GRID_KEY = "weights_time_grid"
 PLAY_SECONDS = 0.8  # a step of the play button: long enough to see each epoch's tiles
 REFRESH_FACTOR = 5  # while the run shown trains: a new record comes once an epoch
-CHART_CONFIG = {"displayModeBar": False}
 MODES = {"Weights": WEIGHTS, "Change since step 0": SINCE_START, "Change since the epoch before": SINCE_PREVIOUS}
 QUANTITY = {WEIGHTS: "weight", SINCE_START: "change since step 0", SINCE_PREVIOUS: "change since the epoch before"}
-DRAWING, TEST_DIGIT = focus.DRAWING_INPUT, focus.TEST_DIGIT_INPUT
+DRAWING, TEST_DIGIT = choices.DRAWING_INPUT, choices.TEST_DIGIT_INPUT
 
 
-def over_time_ui(manager: JobManager) -> None:
-    was_active = job_active(manager)
+def over_time_ui(focus: Focus) -> None:
+    was_active = job_active(focus)
     playing = bool(st.session_state.get(PLAYING_KEY))
     every = PLAY_SECONDS if playing else refresh_every(was_active, REFRESH_FACTOR)
 
     @st.fragment(run_every=every)
     def view() -> None:
-        rerun_if_changed(manager, was_active)
+        now = focus.now()  # a tick of the timer: the job has moved on
+        rerun_if_changed(now, was_active)
         with guarded("weights over time"):
-            _view(manager, playing)
+            _view(now, playing)
 
     view()
 
 
-def _view(manager: JobManager, playing: bool) -> None:
+def _view(focus: Focus, playing: bool) -> None:
     if bool(st.session_state.get(PLAYING_KEY)) != playing:
         st.rerun(scope="app")  # Play or its end: the fragment's timer is set when the page is drawn
     try:
-        shown = manager.timeline_in_focus(focus.picked_run())
+        shown = focus.timeline()
     except RunError as err:
         _stop_playing()
         st.error(f"That run's weights over time cannot be read: {plain(err)}", icon=":material/warning:")
@@ -75,7 +86,7 @@ def _view(manager: JobManager, playing: bool) -> None:
     epochs = timeline.epochs
     epoch = _epoch_picker(epochs, playing)
     st.caption(f"{plain(shown.title)} · {len(epochs)} kept states of the model, step 0 to epoch {epochs[-1]}"
-               + ("" if epochs == list(range(epochs[-1] + 1)) else " (a long run keeps every other one)"))
+               + ("" if timeline.keeps_every_epoch else " (a long run keeps every other one)"))
     mode = MODES[st.segmented_control("First layer", list(MODES), default="Change since step 0",
                                       key="weights_time_mode",
                                       help="Training moves the weights a little from their random start, so "
@@ -91,7 +102,7 @@ def _view(manager: JobManager, playing: bool) -> None:
         st.plotly_chart(_bands(shown.state, timeline, epoch), key="weights_bands", theme=None, config=CHART_CONFIG)
         st.caption("The spread of each layer's weights, as TensorBoard's distributions: the bands hold the "
                    "middle 98, 90 and 50 % of them, the line is the median.")
-    _when_learned(manager, shown, timeline, epoch)
+    _when_learned(focus, shown, timeline, epoch)
 
 
 def _stop_playing() -> None:
@@ -109,16 +120,14 @@ def _epoch_picker(epochs: list[int], playing: bool) -> int:
     if playing and st.session_state.pop(PLAY_PRESSED_KEY, False):
         pass  # the rerun of the click itself shows the epoch play starts from
     elif playing:  # each timed rerun of the fragment is one step; the end stops the play
-        later = [e for e in epochs if e > current]
-        current = later[0] if later else current
-        if not later or len(later) == 1:
+        current, ends = play_step(epochs, current)
+        if ends:
             st.session_state[PLAYING_KEY] = False
     st.session_state[EPOCH_KEY] = current
     slider_col, button_col = st.columns([5, 1], vertical_alignment="bottom")
     with slider_col:
         if len(epochs) > 1:
-            st.select_slider("Epoch", options=epochs, key=EPOCH_KEY,
-                             format_func=lambda e: "step 0" if e == 0 else f"epoch {e}",
+            st.select_slider("Epoch", options=epochs, key=EPOCH_KEY, format_func=epoch_name,
                              help="The model as it was after this epoch (step 0: as initialised)")
         else:
             st.markdown("**Step 0** — the first epoch has not ended yet")
@@ -142,52 +151,42 @@ def _grid(shown: TimelineInFocus, timeline: Timeline, epoch: int, mode: str) -> 
     fig = _grid_figure(shown.state, timeline, epoch, mode, value_range, st.session_state.get(UNIT_KEY))
     st.plotly_chart(fig, key=GRID_KEY, theme=None, on_select=_follow_clicked_unit,
                     selection_mode=("points",), config=CHART_CONFIG)
-    thinned = timeline.epochs != list(range(timeline.epochs[-1] + 1))
     before = (" (in this long run, the kept state before: it keeps every other epoch)"
-              if thinned and mode == SINCE_PREVIOUS else "")
+              if not timeline.keeps_every_epoch and mode == SINCE_PREVIOUS else "")
     st.caption(f"Red: ink there raises the unit's input; blue: lowers it{before}. The colour scale "
                f"(±{value_range:.3g}) is symmetric around zero and the same at every epoch, so a tile changes "
                "only when its weights do. Click a tile to follow that unit below.")
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@derived(max_entries=64)
 def _grid_figure(state: tuple, _timeline: Timeline, epoch: int, mode: str, value_range: float,
                  highlight: int | None):
     """The grid of one epoch, kept per run state, epoch and mode: playing a run a second time, or
     scrubbing back and forth, draws no tile twice (its PNG is the step's largest cost)."""
     kernel = first_layer_view(_timeline, epoch, mode)
     fig = figures.weights_grid_figure(kernel, value_range=value_range, quantity=QUANTITY[mode], highlight=highlight)
-    when = "at step 0" if epoch == 0 else f"after epoch {epoch}"
-    fig.update_layout(title_text=f"First layer {when}: {kernel.shape[1]} units, ±{value_range:.3g}")
+    fig.update_layout(title_text=f"First layer {epoch_when(epoch)}: {kernel.shape[1]} units, ±{value_range:.3g}")
     return fig
 
 
 def _follow_clicked_unit() -> None:
-    picked = focus.clicked(GRID_KEY)
+    picked = choices.clicked(GRID_KEY)
     if picked:
         st.session_state[UNIT_KEY] = picked[0]
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@derived(max_entries=8)
 def _fixed_range(state: tuple, _timeline: Timeline, mode: str) -> float:
-    """One colour range for every epoch of the run: the largest of each epoch's robust range (a
-    change of zero, step 0's since itself, has none)."""
-    views = (first_layer_view(_timeline, e, mode) for e in _timeline.epochs)
-    return max((figures.weight_range(v) for v in views if np.any(v)), default=1.0)
+    return fixed_range(_timeline, mode, figures.weight_range)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@derived(max_entries=8)
 def _layer_bands(state: tuple, _timeline: Timeline) -> list[np.ndarray]:
-    layers = len(_timeline.records[0].weights) // 2
-    return [layer_bands(_timeline, layer) for layer in range(layers)]
+    return all_layer_bands(_timeline)
 
 
 def _bands(state: tuple, timeline: Timeline, epoch: int):
-    bands = _layer_bands(state, timeline)
-    shapes = [timeline.records[0].weights[2 * i].shape for i in range(len(bands))]
-    names = [f"layer {i + 1} ({a}→{b})" if i < len(bands) - 1 else f"output ({a}→{b})"
-             for i, (a, b) in enumerate(shapes)]
-    return figures.weight_bands_figure(timeline.epochs, bands, names, epoch)
+    return figures.weight_bands_figure(timeline.epochs, _layer_bands(state, timeline), layer_names(timeline), epoch)
 
 
 def _class_accuracy(timeline: Timeline, epoch: int) -> None:
@@ -206,61 +205,50 @@ def _follow_unit(timeline: Timeline, epoch: int, mode: str) -> None:
         st.session_state[UNIT_KEY] = 0
     unit = int(st.number_input(f"Unit (0–{units - 1}; or click a tile)", 0, units - 1, step=1, key=UNIT_KEY))
     tiles = unit_over_time(timeline, unit, mode)
-    r = figures.weight_range(tiles) if np.any(tiles) else 1.0
+    r = common_range([tiles], figures.weight_range)
     quantity = QUANTITY[mode]
     strip = figures.weights_grid_figure(tiles.T, columns=len(tiles), value_range=r, quantity=quantity,
-                                        unit_ids=timeline.epochs,
-                                        labels=["step 0" if e == 0 else f"epoch {e}" for e in timeline.epochs],
+                                        unit_ids=timeline.epochs, labels=[epoch_name(e) for e in timeline.epochs],
                                         highlight=epoch)
     strip.update_layout(title_text=f"Unit {unit} at every kept epoch ({quantity}, ±{r:.3g})")
     st.plotly_chart(strip, key="weights_filmstrip", theme=None, config=CHART_CONFIG)
-    weights = tiles if mode == WEIGHTS else unit_over_time(timeline, unit)
-    st.plotly_chart(figures.unit_norm_figure(timeline.epochs, np.linalg.norm(weights, axis=1), unit, epoch),
+    st.plotly_chart(figures.unit_norm_figure(timeline.epochs, unit_norms(timeline, unit), unit, epoch),
                     key="weights_unit_norm", theme=None, config=CHART_CONFIG)
 
 
-def _when_learned(manager: JobManager, shown: TimelineInFocus, timeline: Timeline, epoch: int) -> None:
+def _when_learned(focus: Focus, shown: TimelineInFocus, timeline: Timeline, epoch: int) -> None:
     st.markdown("##### When did it learn my digit?")
     pick_col, chart_col = st.columns([2, 3])
     with pick_col:
-        found = _digit_to_follow(manager, shown)
+        found = _digit_to_follow(focus, shown)
     if found is None:
         return
     image, what = found
     probabilities = answers_over_time(timeline, image, shown.activation)
-    at = timeline.epochs.index(timeline.record(epoch).epoch)
-    answer = int(probabilities[at].argmax())
-    since = _stable_since(timeline.epochs, probabilities.argmax(axis=1))
+    read = learned(timeline, probabilities, epoch)
     with pick_col:
-        st.caption(f"For {what}: at {'step 0' if epoch == 0 else f'epoch {epoch}'} the model reads **{answer}** "
-                   f"({probabilities[at, answer]:.0%}); its last answer, **{int(probabilities[-1].argmax())}**, "
-                   f"has been the answer since {'step 0' if since == 0 else f'epoch {since}'}. Each epoch's "
-                   "model is rebuilt from the weights kept then, and asked again.")
+        st.caption(f"For {what}: at {epoch_name(epoch)} the model reads **{read.answer}** "
+                   f"({read.probability:.0%}); its last answer, **{read.final}**, has been the answer since "
+                   f"{epoch_name(read.since)}. Each epoch's model is rebuilt from the weights kept then, and "
+                   "asked again.")
     with chart_col:
         st.plotly_chart(figures.answers_over_time_figure(timeline.epochs, probabilities, epoch),
                         key="weights_answers", theme=None, config=CHART_CONFIG)
 
 
-def _digit_to_follow(manager: JobManager, shown: TimelineInFocus) -> tuple[np.ndarray, str] | None:
+def _digit_to_follow(focus: Focus, shown: TimelineInFocus) -> tuple[np.ndarray, str] | None:
     """(image in [0, 1], what it is) for the drawing or a picked test digit; None with a message."""
     source = st.segmented_control("Digit", [DRAWING, TEST_DIGIT], default=DRAWING, key="weights_digit_source")
     if source == TEST_DIGIT:
-        data = focus.data(manager, shown.data_spec)
+        data = choices.data(focus, shown.data_spec)
         if data is None:
             return None
         count = len(data.x_test)
         index = int(st.number_input(f"Test digit (0–{count - 1})", 0, count - 1, step=1, key="weights_digit_index"))
-        return data.x_test[index].astype(np.float32) / 255.0, f"test digit #{index} (a {int(data.y_test[index])})"
-    steps = focus.drawing()
+        return scale(data.x_test[index]), f"test digit #{index} (a {int(data.y_test[index])})"
+    steps = choices.drawing()
     if steps is None:
         st.info("Draw a digit on the canvas above, or choose a test digit.", icon=":material/draw:")
         return None
     return steps.digit, "your drawing"
 
-
-def _stable_since(epochs: list[int], answers: np.ndarray) -> int:
-    """The first kept epoch from which the answer never changed again."""
-    start = len(answers) - 1
-    while start > 0 and answers[start - 1] == answers[-1]:
-        start -= 1
-    return epochs[start]

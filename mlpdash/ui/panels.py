@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 
 import numpy as np
@@ -10,70 +9,65 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from mlpdash import figures
-from mlpdash.jobs import JobManager
+from mlpdash.compare import runs_table_row
+from mlpdash.focus import Focus
 from mlpdash.progress import Status
 from mlpdash.runs import RunError
-from mlpdash.ui import focus, guarded, job_active, plain, refresh_every, rerun_if_changed
+from mlpdash.server import Server
+from mlpdash.timeline import layer_shown, units_on_page
+from mlpdash.ui import choices, guarded, job_active, plain, refresh_every, rerun_if_changed
 from mlpdash.ui.access import may_control
-from mlpdash.views import RunView, status_line, view_of_run, view_of_snapshot
+from mlpdash.ui.cache import derived
+from mlpdash.ui.style import CHART_CONFIG
+from mlpdash.run_view import RunView, chart_epochs, page_count, status_line
 
 WEIGHTS_REFRESH_FACTOR = 5
 # While a job trains, the weights panel shows the weights as they are, read at most this often.
 LIVE_WEIGHTS_SECONDS = 5.0
 # Units per page of the weights grid: 16 x 8 tiles of at least 28 px in the grid's column at 1024 px.
 TILES_PER_PAGE = 128
-# Plotly's toolbar covered chart titles on a phone; zoom by dragging and reset by double-click remain.
-CHART_CONFIG = {"displayModeBar": False}
 CHARTS_REFRESH_FACTOR = 3
 
 
-def current_view(manager: JobManager) -> RunView | None:
-    """The run the panels show: the one picked under Runs, else the current job, else the newest."""
-    picked = focus.picked_run()
-    if picked:
-        try:
-            return view_of_run(manager.saved_run(picked))
-        except RunError as err:
-            focus.pick_run(None)
-            st.error(f"Cannot show that run: {plain(err)}", icon=":material/warning:")
-    job = manager.job
-    if job is not None:
-        return view_of_snapshot(job.snapshot())
-    latest = next((run for run in manager.runs() if run.summary), None)
-    if latest is None:
-        return None
+def current_view(focus: Focus) -> RunView | None:
+    """The run in focus, as the panels show it (a picked run that cannot be read is let go, with a
+    message, for the run the rule picks next)."""
     try:
-        return view_of_run(manager.saved_run(latest.path))
-    except RunError:
-        return None
+        return focus.run_view()
+    except RunError as err:
+        if focus.picked is None:
+            return None  # the newest saved run, changed under us: the next rerun lists it again
+        choices.pick_run(None)
+        st.error(f"Cannot show that run: {plain(err)}", icon=":material/warning:")
+        return current_view(focus.unpicked())
 
 
-def status_panel(manager: JobManager) -> None:
-    """The status line, then the progress bar; the control bar's fragment reruns it every second
-    while a job runs."""
-    _live(manager)
+def status_panel(server: Server) -> None:
+    """The status line of the server's job (whatever run is in focus), then the progress bar; the
+    control bar's fragment reruns it every second while a job runs."""
+    _live(server)
 
 
-def charts_ui(manager: JobManager, planned_epochs: int | None = None) -> None:
+def charts_ui(focus: Focus, planned_epochs: int | None = None) -> None:
     """The loss and accuracy charts, in a fragment of their own refreshed less often than the status
     (every redraw of a chart costs each open browser a Plotly render, and the server its figure: on a
     shared machine that time is training's). With no run to show, the empty charts span
     `planned_epochs`, the sidebar's setting."""
-    was_active = job_active(manager)
+    was_active = job_active(focus)
 
     @st.fragment(run_every=refresh_every(was_active, CHARTS_REFRESH_FACTOR))
     def charts() -> None:
+        now = focus.now()  # a tick of the timer: the job has moved on
         with guarded("training charts"), st.container(key="live_charts"):
             # A run in progress is drawn over its whole length; an ended one over what it did.
-            _charts(current_view(manager), live=manager.active() and focus.picked_run() is None,
-                    planned_epochs=planned_epochs)
+            _charts(current_view(now), live=now.changing(), planned_epochs=planned_epochs)
 
     charts()
 
 
-def run_banner(manager: JobManager) -> None:
+def run_banner() -> None:
     """When a saved run is picked, say so above everything it changes, with the way back."""
-    picked = focus.picked_run()
+    picked = choices.picked_run()
     if picked is None:
         return
     with st.container(key="run_banner"):
@@ -82,12 +76,12 @@ def run_banner(manager: JobManager) -> None:
                       "and the answers to drawings are this run's, not the current job's.",
                       icon=":material/history:")
         if button_col.button("Back to the current run", key="view_current", width="stretch"):
-            focus.pick_run(None)
+            choices.pick_run(None)
             st.rerun()
 
 
-def _live(manager: JobManager) -> None:
-    job = manager.job
+def _live(server: Server) -> None:
+    job = server.jobs.job
     snap = job.snapshot() if job else None
     with st.container(key="status"):
         line = status_line(snap)
@@ -98,7 +92,7 @@ def _live(manager: JobManager) -> None:
             st.markdown(f"**{line}**")
         if snap is not None and snap.data_reason:
             st.caption(f"Data: {plain(snap.data_reason)}")
-        _queue_line(manager, snap)
+        _queue_line(server, snap)
     # The progress bar's slot stays keyed: when the run ends, the bar does not linger while the
     # page reruns to show the result.
     with st.container(key="run_progress"):
@@ -106,9 +100,9 @@ def _live(manager: JobManager) -> None:
             st.progress(snap.progress)
 
 
-def _queue_line(manager: JobManager, snap) -> None:
+def _queue_line(server: Server, snap) -> None:
     """Which sweep run this is and how many wait after it: Stop ends this run only."""
-    item, waiting = manager.queue_item(), manager.queue.waiting()
+    item, waiting = server.sweeps.current(), server.sweeps.queue.waiting()
     if item is None and not waiting:
         return
     this = (f"{plain(item.sweep_name)}, {plain(item.label)}" if item is not None and snap is not None
@@ -118,19 +112,19 @@ def _queue_line(manager: JobManager, snap) -> None:
     st.caption(f"{text} — see Runs & comparison to follow or cancel the sweep.")
 
 
-def result_ui(manager: JobManager) -> None:
+def result_ui(focus: Focus) -> None:
     """The test result of the run the panels show, once it has one. Not polled: the end of a run
     reruns the whole page."""
-    if manager.active() and focus.picked_run() is None:
+    if focus.changing():
         return  # the current job has no result yet
-    view = current_view(manager)
+    view = current_view(focus)
     if view is not None and view.test_accuracy is not None:
         with st.container(key="result"):
             _result_metrics(view)
 
 
 def _result_metrics(view: RunView) -> None:
-    if view.title != "Current run":
+    if not view.live:
         st.caption(f"{plain(view.title)} ({view.config.architecture}):")
     accuracy, loss, epochs = st.columns(3)
     accuracy.metric("Test accuracy", f"{view.test_accuracy:.4f}")
@@ -147,7 +141,7 @@ def _charts(view: RunView | None, live: bool, planned_epochs: int | None = None)
     # Stacked, not side by side: each chart gets the column's full width.
     with st.container():
         last_step = int(steps[-1]) if len(steps) else 0
-        epochs = (view.config.epochs if live else None) if view is not None else planned_epochs
+        epochs = chart_epochs(view, live, planned_epochs)
         st.plotly_chart(_loss_figure((identity, len(history), len(steps), last_step, epochs), view),
                         key="loss_chart", theme=None, config=CHART_CONFIG)
     with st.container():
@@ -155,9 +149,9 @@ def _charts(view: RunView | None, live: bool, planned_epochs: int | None = None)
                         key="accuracy_chart", theme=None, config=CHART_CONFIG)
 
 
-# cache_resource hands every session the same object (no copy): the figures are only read afterwards.
-# Arguments with a leading underscore are not hashed; the key before them says what they hold.
-@st.cache_resource(max_entries=8, show_spinner=False)
+# Derived values (mlpdash.ui.cache): one figure for every session, only read afterwards. Arguments with a
+# leading underscore are not hashed; the key before them says what they hold.
+@derived(max_entries=8)
 def _loss_figure(key: tuple, _view: RunView | None) -> go.Figure:
     if _view is None:
         return figures.loss_figure((), epochs=key[-1])
@@ -165,32 +159,30 @@ def _loss_figure(key: tuple, _view: RunView | None) -> go.Figure:
                                epochs=key[-1])
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
+@derived(max_entries=8)
 def _accuracy_figure(key: tuple, _history: tuple, epochs: int | None) -> go.Figure:
     return figures.accuracy_figure(_history, epochs)
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
+@derived(max_entries=8)
 def _layer(key: tuple, _kernel: np.ndarray, _initial: np.ndarray | None) -> tuple[np.ndarray, float, np.ndarray]:
     """One run's first layer at one moment, as shown (raw, or change since step 0): (values, the
     colour range over the whole layer, the units most changed first). Computed once for every tab."""
-    kernel = np.asarray(_kernel, np.float32)
-    if _initial is not None:
-        kernel = kernel - np.asarray(_initial, np.float32)
-    order = np.argsort(-np.linalg.norm(np.nan_to_num(kernel), axis=0), kind="stable")
-    return kernel, figures.weight_range(kernel), order
+    values, order = layer_shown(_kernel, _initial)
+    return values, figures.weight_range(values), order
 
 
-def weights_ui(manager: JobManager) -> None:
-    was_active = job_active(manager)
+def weights_ui(focus: Focus) -> None:
+    was_active = job_active(focus)
 
     # The kernel changes once an epoch and its grid is ~1 MB: poll it less often than the charts.
     @st.fragment(run_every=refresh_every(was_active, WEIGHTS_REFRESH_FACTOR))
     def weights() -> None:
-        rerun_if_changed(manager, was_active)
-        focus.follow_tab_change()
+        now = focus.now()
+        rerun_if_changed(now, was_active)
+        choices.follow_tab_change()
         with guarded("weights"):
-            _weights(manager)
+            _weights(now)
 
     weights()
 
@@ -198,8 +190,8 @@ def weights_ui(manager: JobManager) -> None:
 CHANGE = "Change since initialisation"
 
 
-def _weights(manager: JobManager) -> None:
-    view = current_view(manager)
+def _weights(focus: Focus) -> None:
+    view = current_view(focus)
     if view is None or view.kernel is None:
         st.info("The first-layer weights appear once a model is built.", icon=":material/info:")
         return
@@ -207,7 +199,7 @@ def _weights(manager: JobManager) -> None:
         "Show", [CHANGE, "Weights"], default=CHANGE, key="weights_mode",
         help="Training moves the weights only a little from their random start, so the raw weights "
              "look like noise; the change shows what each unit has learned to look for.") != "Weights"
-    kernel, when, stamp = _shown_kernel(manager, view)
+    kernel, when, stamp = _shown_kernel(focus, view)
     quantity = "change since step 0" if change else "weight"
     shown, value_range, order = _layer(
         (view.title, str(view.run_dir), stamp, change), kernel, view.initial_kernel if change else None)
@@ -241,7 +233,7 @@ def _weights(manager: JobManager) -> None:
         st.plotly_chart(tile, key="unit_chart", theme=None, config=CHART_CONFIG)
         if not linear:
             st.button(f"Open unit {int(unit)} in Units", key="weights_open_unit", icon=":material/open_in_new:",
-                      on_click=focus.open_unit, args=(1, int(unit)),
+                      on_click=choices.open_unit, args=(1, int(unit)),
                       help="Its card: what drives it, what it wants to see, what breaks without it")
 
 
@@ -249,24 +241,22 @@ def _page_of_units(order: np.ndarray, units: int, linear: bool) -> np.ndarray:
     """The units of the page chosen: tiles stay large enough to see strokes (TILES_PER_PAGE at a
     time), sorted by how much they changed (most first) or by number."""
     if units <= TILES_PER_PAGE:
-        return np.arange(units) if linear else order[:units]
+        return units_on_page(order, not linear, 1, TILES_PER_PAGE)
     order_col, page_col = st.columns([1, 1])
     by_norm = order_col.segmented_control(
         "Order", ["most changed first", "by number"], default="most changed first", key="weights_order",
         help="Most changed: the units training shaped most, by the size of their weights' change (or "
              "of their weights)")
-    ranked = order if by_norm != "by number" else np.arange(units)
-    pages = math.ceil(units / TILES_PER_PAGE)
-    page = page_col.slider("Page", 1, pages, 1, key="weights_page",
+    page = page_col.slider("Page", 1, page_count(units, TILES_PER_PAGE), 1, key="weights_page",
                            help=f"{TILES_PER_PAGE} units a page, so that each tile is big enough to see")
-    return ranked[(page - 1) * TILES_PER_PAGE: page * TILES_PER_PAGE]
+    return units_on_page(order, by_norm != "by number", page, TILES_PER_PAGE)
 
 
-def _shown_kernel(manager: JobManager, view: RunView) -> tuple[np.ndarray, str, tuple]:
+def _shown_kernel(focus: Focus, view: RunView) -> tuple[np.ndarray, str, tuple]:
     """(kernel, when it is from, a cache stamp): the live job's weights as they are now, mid-epoch
     included, while it trains; else the newest epoch's snapshot."""
-    job = manager.job
-    if view.title == "Current run" and job is not None and job.status in (Status.TRAINING, Status.PAUSED):
+    job = focus.run.job if view.live and focus.run is not None else None
+    if job is not None and job.status in (Status.TRAINING, Status.PAUSED):
         live = _live_kernel(str(view.run_dir), int(time.monotonic() // LIVE_WEIGHTS_SECONDS), job)
         if live is not None:
             kernel, epoch, batch = live
@@ -276,7 +266,7 @@ def _shown_kernel(manager: JobManager, view: RunView) -> tuple[np.ndarray, str, 
     return view.kernel, when, ("epoch", epoch)
 
 
-@st.cache_resource(max_entries=2, show_spinner=False)
+@derived(max_entries=2)
 def _live_kernel(run: str, window: int, _job) -> tuple[np.ndarray, int, int] | None:
     """The live kernel, read once per LIVE_WEIGHTS_SECONDS window for every tab (each read copies
     the layer while it trains)."""
@@ -286,7 +276,7 @@ def _live_kernel(run: str, window: int, _job) -> tuple[np.ndarray, int, int] | N
 def _take_clicked_unit(units: int) -> int:
     """A click on the grid picks the unit shown large (the number input stays the one source);
     returns that unit."""
-    clicked = focus.clicked("weights_grid")
+    clicked = choices.clicked("weights_grid")
     if clicked:
         unit = clicked[0]
         if 0 <= unit < units and unit != st.session_state.get("weights_clicked"):
@@ -298,13 +288,13 @@ def _take_clicked_unit(units: int) -> int:
     return int(st.session_state["weights_unit"])
 
 
-def runs_ui(manager: JobManager) -> None:
-    runs = manager.runs()
+def runs_ui(server: Server) -> None:
+    runs = server.jobs.runs()
     if not runs:
         st.info("No saved runs yet. Every run, finished or stopped, is saved under "
-                f"`{manager.runs_dir}`.", icon=":material/info:")
+                f"`{server.runs_dir}`.", icon=":material/info:")
         return
-    rows = [_run_row(run) for run in runs]
+    rows = [runs_table_row(run) for run in runs]
     # The table keeps a ticked row *position* across reruns; when a new run shifts the list, that
     # position would name another run. A key that changes with the list starts it unselected.
     with st.container(key="runs_table"):
@@ -319,14 +309,14 @@ def runs_ui(manager: JobManager) -> None:
     elif st.session_state.get("runs_table_applied") != (chosen and str(chosen.path)):
         st.session_state["runs_table_applied"] = chosen and str(chosen.path)
         if chosen is not None:
-            focus.pick_run(chosen.path)
+            choices.pick_run(chosen.path)
             st.rerun()
-    _evaluate_ui(manager, chosen)
+    _evaluate_ui(server, chosen)
     st.caption("Select a row to load that run's curves, confusion matrix, weights and model. A run "
                "whose process was killed is listed as interrupted: it keeps every finished epoch.")
 
 
-def _evaluate_ui(manager: JobManager, chosen) -> None:
+def _evaluate_ui(server: Server, chosen) -> None:
     """An interrupted run has no test result: offer to compute it from its last saved epoch."""
     if chosen is None or chosen.status != "interrupted" or chosen.summary or not chosen.has_model:
         return
@@ -336,25 +326,10 @@ def _evaluate_ui(manager: JobManager, chosen) -> None:
                  icon=":material/fact_check:"):
         with st.spinner("Evaluating…"):
             try:
-                info = manager.evaluate_run(chosen.path)
+                info = server.jobs.evaluate_run(chosen.path)
             except (RunError, ValueError, OSError) as err:
                 st.error(f"Cannot evaluate {plain(chosen.run_id)}: {plain(err)}", icon=":material/warning:")
                 return
-        focus.pick_run(info.path)
+        choices.pick_run(info.path)
         st.rerun()
 
-
-def _run_row(run) -> dict[str, object]:
-    summary = run.summary or {}
-    config = run.config
-    accuracy = summary.get("test_accuracy")
-    return {
-        "run": run.run_id,
-        "name": run.name,
-        "status": run.label,
-        "model": config.architecture if config else "—",
-        "epochs": f"{run.epochs_completed}/{config.epochs}" if config else "—",
-        "test accuracy": f"{accuracy:.4f}" if accuracy is not None else "—",
-        "data": run.data_source or "—",
-        "note": run.error or run.note,
-    }

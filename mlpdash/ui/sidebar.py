@@ -16,13 +16,16 @@ from mlpdash.config import (
     OPTIMIZERS,
     TrainConfig,
     config_from_form,
+    parse_hidden,
 )
 from mlpdash.data import ENV_VAR, DataError, resolve_source
 from mlpdash.jobs import JobBusyError, JobManager
+from mlpdash.server import Server
 from mlpdash.lessons import LESSONS, lesson_named
 from mlpdash.progress import Status
-from mlpdash.ui import focus, guarded, job_active, plain, refresh_every, rerun_if_changed
+from mlpdash.ui import choices, guarded, job_active, plain, refresh_every, rerun_if_changed
 from mlpdash.ui.access import may_control
+from mlpdash.ui.cache import derived
 from mlpdash.ui.panels import status_panel
 
 DATA_KINDS = {
@@ -63,7 +66,7 @@ def _suggested_idx_folder() -> str:
     return DEFAULT_IDX_FOLDER if Path(DEFAULT_IDX_FOLDER).is_dir() else ""
 
 
-@st.cache_data(ttl=60, show_spinner=False)
+@derived(max_entries=32, ttl=60)
 def _resolve(spec: str) -> tuple[str | None, str]:
     """(source, reason) or (None, error); cached because `auto` may probe the network for 2 s."""
     try:
@@ -149,7 +152,7 @@ def settings_ui(defaults: TrainConfig = DEFAULTS,
     field("hidden", st.text_input("Hidden layers", value=",".join(map(str, defaults.hidden)) or "0",
                                   key="hidden", **lock,
                                   help="Units per hidden layer, e.g. 700,500; 0 for the linear classifier"))
-    if str(values["hidden"]).strip().lower() in ("0", "", "none", "linear"):
+    if _linear(str(values["hidden"])):
         # The linear classifier has no hidden unit to apply an activation to: no setting to show.
         values["activation"] = defaults.activation
     else:
@@ -201,6 +204,14 @@ def settings_ui(defaults: TrainConfig = DEFAULTS,
     return config, problems
 
 
+def _linear(hidden: str) -> bool:
+    """Whether the hidden layers typed name the linear classifier (as `config.parse_hidden` reads them)."""
+    try:
+        return parse_hidden(hidden) == ()
+    except ValueError:  # not sizes at all: the form says so under the field
+        return False
+
+
 def estimate_ui(spec: str | None, config: TrainConfig | None) -> None:
     """Before a run that would take an hour or more here: say so (it is never refused)."""
     if spec is None or config is None:
@@ -212,30 +223,30 @@ def estimate_ui(spec: str | None, config: TrainConfig | None) -> None:
         st.warning(warning, icon=":material/schedule:")
 
 
-def control_bar_ui(manager: JobManager, spec: str | None, config: TrainConfig | None) -> None:
+def control_bar_ui(server: Server, spec: str | None, config: TrainConfig | None) -> None:
     """The control bar: the status line beside Start, Pause/Resume, Stop and the Speed, in one
     fragment on one timer (every second while a job runs). One rerun a second for the whole bar, not
     one for the status and one for the buttons: each rerun costs every open browser a render, and on a
     machine that trains that time is training's."""
-    was_active = job_active(manager)
+    was_active = job_active(server.jobs)
 
     # While idle this fragment still looks every few seconds (it only reads the status), so that a
     # run started from another tab shows here without a click.
     @st.fragment(run_every=refresh_every(was_active) or IDLE_CHECK_SECONDS)
     def control_bar() -> None:
-        rerun_if_changed(manager, was_active)
+        rerun_if_changed(server.jobs, was_active)
         status_col, controls_col = st.columns([3, 2], vertical_alignment="top")
         with status_col, st.container(key="status_column"), guarded("training"):
-            status_panel(manager)
+            status_panel(server)
         with controls_col, st.container(key="controls_column"), guarded("controls"):
-            _controls(manager, spec, config)
+            _controls(server.jobs, spec, config)
 
     control_bar()
 
 
-def _controls(manager: JobManager, spec: str | None, config: TrainConfig | None) -> None:
+def _controls(jobs: JobManager, spec: str | None, config: TrainConfig | None) -> None:
     """Start, Pause/Resume and Stop, and the Speed, as the job's state allows."""
-    job = manager.job
+    job = jobs.job
     status = job.status if job else Status.IDLE
     allowed = may_control()
     start_col, pause_col, stop_col, speed_col = st.columns([1, 1, 1, 1.4], gap="small")
@@ -249,20 +260,20 @@ def _controls(manager: JobManager, spec: str | None, config: TrainConfig | None)
                   icon=":material/play_arrow:" if paused else ":material/pause:",
                   disabled=status not in (Status.TRAINING, Status.PAUSED) or not allowed
                   or (job is not None and job.finishing),
-                  on_click=_toggle_pause, args=(manager,))
+                  on_click=_toggle_pause, args=(jobs,))
     with stop_col:
         st.button("Stop", key="stop_training", width="stretch", icon=":material/stop:",
                   disabled=status not in (Status.LOADING_DATA, Status.TRAINING, Status.PAUSED)
                   or not allowed,
-                  on_click=_stop, args=(manager,))
+                  on_click=_stop, args=(jobs,))
     if start:
-        _start(manager, spec, config)
+        _start(jobs, spec, config)
     # While a job runs, the box shows its speed, whichever tab set it; idle, it keeps this tab's
     # choice for the next Start.
     if job is not None and status.active:
         st.session_state["pace"] = _pace_label(job.pace)
     st.session_state.setdefault("pace", FULL_SPEED)
-    speed_col.selectbox("Speed", list(PACES), key="pace", on_change=_set_pace, args=(manager,),
+    speed_col.selectbox("Speed", list(PACES), key="pace", on_change=_set_pace, args=(jobs,),
                         disabled=not allowed, label_visibility="collapsed",
                         format_func=lambda label: f"Speed: {label}",
                         help="Slow motion, so that a class can watch the curves form: the digits "
@@ -280,32 +291,32 @@ def _pace_label(pace: float | None) -> str:
     return next((label for label, value in PACES.items() if value == pace), FULL_SPEED)
 
 
-def _set_pace(manager: JobManager) -> None:
-    job = manager.job
+def _set_pace(jobs: JobManager) -> None:
+    job = jobs.job
     if job is not None and may_control():
         job.set_pace(PACES[st.session_state["pace"]])
 
 
-def _toggle_pause(manager: JobManager) -> None:
+def _toggle_pause(jobs: JobManager) -> None:
     # The job at click time, which another tab may have replaced since this one was drawn. The
     # permission is checked here too: a disabled button is only a hint to an honest browser.
-    job = manager.job
+    job = jobs.job
     if job is not None and may_control() and not job.resume():
         job.pause()
 
 
-def _stop(manager: JobManager) -> None:
-    if manager.job is not None and may_control():
-        manager.job.stop()
+def _stop(jobs: JobManager) -> None:
+    if jobs.job is not None and may_control():
+        jobs.job.stop()
 
 
-def _start(manager: JobManager, spec: str | None, config: TrainConfig | None) -> None:
+def _start(jobs: JobManager, spec: str | None, config: TrainConfig | None) -> None:
     if config is None or spec is None or not may_control():
         return
     try:
-        manager.start(config, spec, pace=PACES[st.session_state.get("pace", FULL_SPEED)])
+        jobs.start(config, spec, pace=PACES[st.session_state.get("pace", FULL_SPEED)])
     except JobBusyError as err:
         st.warning(str(err), icon=":material/hourglass_top:")
         return
-    focus.pick_run(None)  # show the new run, not an old one picked before
+    choices.pick_run(None)  # show the new run, not an old one picked before
     st.rerun(scope="app")

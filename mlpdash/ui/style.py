@@ -15,6 +15,9 @@ TRAINING_MIN_PX = 380
 DRAWING_MIN_PX = 300
 # Start, Pause, Stop and the speed side by side with their labels whole.
 CONTROLS_MIN_PX = 440
+# Every chart's Plotly config: the toolbar covered chart titles on a phone; zoom by dragging and reset
+# by double-click remain.
+CHART_CONFIG = {"displayModeBar": False}
 
 _RULES = f"""
 <style>

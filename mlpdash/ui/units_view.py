@@ -2,7 +2,7 @@
 
 Every number comes from `mlpdash.units` (NumPy on the weights of the model in focus) and every figure
 from `mlpdash.figures`; the trained model is never changed. The layer's summary and its ablation curve
-are computed once per model state.
+are computed once per model state (`mlpdash.ui.cache`).
 """
 
 from __future__ import annotations
@@ -12,25 +12,33 @@ import streamlit as st
 
 from mlpdash import figures
 from mlpdash.explain import Network
-from mlpdash.jobs import JobManager, ModelInFocus
-from mlpdash.ui import focus, plain
+from mlpdash.focus import Focus, ModelInFocus
+from mlpdash.mnist import scale
+from mlpdash.ui import choices, plain
+from mlpdash.ui.cache import derived
+from mlpdash.ui.style import CHART_CONFIG
 from mlpdash.units import (
     CURVE_FRACTIONS,
     LayerSummary,
     ablated,
     ablation_curve,
     accuracy,
-    broken,
+    broken_accuracy,
     dream,
     extremes,
     input_template,
+    lab_spec,
     layer_inputs,
+    most_hurt,
     parse_units,
+    readings,
     summarise,
+    template_source,
+    unit_table,
+    with_unit,
 )
 
-CHART_CONFIG = {"displayModeBar": False}
-LAYER_KEY, UNIT_KEY = focus.UNITS_LAYER_KEY, focus.UNITS_UNIT_KEY
+LAYER_KEY, UNIT_KEY = choices.UNITS_LAYER_KEY, choices.UNITS_UNIT_KEY
 BREAK_KEYS = {"units_break_biases": False, "units_break_noise": 0.0, "units_break_layer": "none",
               "units_break_bits": "off"}
 SELECTIVITY_HELP = ("How much the unit prefers one digit: (its mean output for its favourite digit − its mean "
@@ -39,9 +47,9 @@ LAB_MODES = {"The k most important": "top", "The k least important": "bottom", "
              "These units": "list"}
 
 
-def units_ui(manager: JobManager) -> None:
+def units_ui(focus: Focus) -> None:
     with st.container(key="units"):
-        model = focus.model(manager, "That run's model cannot be opened",
+        model = choices.model(focus, "That run's model cannot be opened",
                             "Train a model first: this view opens every hidden unit of the current model, "
                             "even mid-training, or of the run picked under Runs.")
         if model is None:
@@ -50,10 +58,10 @@ def units_ui(manager: JobManager) -> None:
             st.info("The linear model has no hidden units: its ten units are the digit templates under "
                     "First-layer weights.", icon=":material/info:")
             return
-        data = focus.data(manager, model.data_spec)
+        data = choices.data(focus, model.data_spec)
         if data is None:
             return
-        images, labels = data.x_test.astype(np.float32) / 255.0, np.asarray(data.y_test)
+        images, labels = scale(data.x_test), np.asarray(data.y_test)
         sizes = model.network.hidden_sizes
         state = _fingerprint(model)
         layer = st.segmented_control("Layer", list(range(1, len(sizes) + 1)), default=1, key=LAYER_KEY,
@@ -61,7 +69,7 @@ def units_ui(manager: JobManager) -> None:
         summary = _summary(state, model.network, images, labels, layer)
         st.caption(f"{plain(model.title)} · test split of {plain(model.data_spec)}: {len(images):,} digits")
         _unit_list(summary, layer)
-        _card(model, state, images, labels, layer, summary)
+        _card(model, state, data.x_test, images, labels, layer, summary)
         _lab(model, state, images, labels, layer, summary)
         _break_it(model, state, images, labels)
 
@@ -72,15 +80,13 @@ def _fingerprint(model: ModelInFocus) -> tuple:
     return (*model.state, tuple(hash(k.tobytes()) for k in model.network.kernels))
 
 
-@st.cache_data(max_entries=8, show_spinner="Measuring every unit of the layer…")
+@derived(max_entries=8, spinner="Measuring every unit of the layer…")
 def _summary(state: tuple, _network: Network, _images: np.ndarray, _labels: np.ndarray, layer: int) -> LayerSummary:
     return summarise(_network, _images, _labels, layer)
 
 
 def _unit_list(summary: LayerSummary, layer: int) -> None:
-    rows = [{"unit": u, "favourite digit": int(np.nanargmax(summary.means[:, u])), "selectivity": round(float(summary.selectivity[u]), 3),
-             "importance": float(summary.importance[u]), "weight norm": round(float(summary.weight_norm[u]), 3)}
-            for u in range(len(summary.selectivity))]
+    rows = unit_table(summary)
     with st.expander(f"All {len(rows)} units of layer {layer}: sort by a column, select a row to open its card",
                      expanded=False):
         event = st.dataframe(rows, key="units_table", hide_index=True, on_select="rerun", selection_mode="single-row",
@@ -99,7 +105,9 @@ def _unit_list(summary: LayerSummary, layer: int) -> None:
             st.rerun()
 
 
-def _card(model: ModelInFocus, state: tuple, images: np.ndarray, labels: np.ndarray, layer: int, summary: LayerSummary) -> None:
+def _card(model: ModelInFocus, state: tuple, pixels: np.ndarray, images: np.ndarray, labels: np.ndarray, layer: int,
+          summary: LayerSummary) -> None:
+    """One unit's card; `pixels` are the test digits as stored (uint8), `images` as the model sees them."""
     count = model.network.hidden_sizes[layer - 1]
     if st.session_state.get(UNIT_KEY, 0) >= count:
         st.session_state[UNIT_KEY] = 0
@@ -107,14 +115,7 @@ def _card(model: ModelInFocus, state: tuple, images: np.ndarray, labels: np.ndar
     name = f"Layer {layer}, unit {unit}"
     st.markdown(f"##### {name}")
     template, averaged = _template(state, model.network, images, layer, unit)
-    relu = model.network.activation == "relu"
-    if layer == 1:
-        what = "its weights"
-    elif relu:
-        what = f"its exact template averaged over the {averaged:,} test digits that switch it on"
-    else:
-        what = (f"its gradient with respect to the pixels (an approximation for {model.network.activation}) "
-                f"averaged over the {averaged:,} test digits that drive it hardest")
+    what = template_source(layer, model.network.activation, averaged)
     wanted = _dream(state, model.network, layer, unit)
     template_col, dream_col, class_col = st.columns(3)
     with template_col:
@@ -141,15 +142,13 @@ def _card(model: ModelInFocus, state: tuple, images: np.ndarray, labels: np.ndar
                                        (least_col, least, "The nine that drive it most negative", "units_least")):
         with column:
             hover = [f"#{int(i)}: a {int(labels[i])}, input {pre[i, unit]:.2f}" for i in chosen]
-            st.plotly_chart(figures.digits_grid_figure((images[chosen] * 255).astype(np.uint8), chosen, hover, title,
+            st.plotly_chart(figures.digits_grid_figure(pixels[chosen], chosen, hover, title,
                                                        short=[f"{pre[i, unit]:.1f}" for i in chosen], columns=9),
                             key=key, theme=None, config=CHART_CONFIG)
     off = accuracy(ablated(model.network, layer, [unit]), images, labels)
     intact = _intact(state, model.network, images, labels)
-    changes = [(a - b, d) for d, (a, b) in enumerate(zip(off.per_class, intact.per_class))
-               if a is not None and b is not None]
-    worst, digit = min(changes) if changes else (0.0, 0)
-    hurt = f"; the digit it matters most to: {digit} ({worst:+.2%})" if worst < 0 else "; no digit loses"
+    found = most_hurt(intact, off)
+    hurt = "; no digit loses" if found is None else f"; the digit it matters most to: {found[0]} ({found[1]:+.2%})"
     st.caption(f"Switched off, the model reads {off.overall:.2%} of the test digits right (intact: "
                f"{intact.overall:.2%}; {off.overall - intact.overall:+.2%}){hurt}. Over each digit above: the "
                "unit's input for it (before the ReLU).")
@@ -160,29 +159,26 @@ def _card(model: ModelInFocus, state: tuple, images: np.ndarray, labels: np.ndar
 def _add_to_lab(unit: int) -> None:
     """The lab's own list gains the unit (a click on a card is how units are switched off by hand)."""
     listed = st.session_state.get("units_lab_list", "") if st.session_state.get("units_lab_mode") == "These units" else ""
-    units = [part.strip() for part in listed.split(",") if part.strip()]
-    if str(unit) not in units:
-        units.append(str(unit))
     st.session_state["units_lab_mode"] = "These units"
-    st.session_state["units_lab_list"] = ",".join(units)
+    st.session_state["units_lab_list"] = with_unit(listed, unit)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@derived(max_entries=64)
 def _template(state: tuple, _network: Network, _images: np.ndarray, layer: int, unit: int) -> tuple[np.ndarray, int]:
     return input_template(_network, _images, layer, unit)
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
+@derived(max_entries=4)
 def _layer_inputs(state: tuple, _network: Network, _images: np.ndarray, layer: int) -> np.ndarray:
     return layer_inputs(_network, _images, layer)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@derived(max_entries=64)
 def _dream(state: tuple, _network: Network, layer: int, unit: int) -> np.ndarray:
     return dream(_network, layer, unit)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@derived(max_entries=8)
 def _intact(state: tuple, _network: Network, _images: np.ndarray, _labels: np.ndarray):
     return accuracy(_network, _images, _labels)
 
@@ -200,7 +196,7 @@ def _lab(model: ModelInFocus, state: tuple, images: np.ndarray, labels: np.ndarr
         else:
             k = st.number_input("k", 1, count if mode != "random" else 100,
                                 min(10, count) if mode != "random" else 10, key="units_lab_k")
-            spec = f"{mode}:{int(k)}{'%' if mode == 'random' else ''}"
+            spec = lab_spec(mode, int(k))
     try:
         units = parse_units(spec, count, summary.importance)
     except ValueError as err:
@@ -209,11 +205,10 @@ def _lab(model: ModelInFocus, state: tuple, images: np.ndarray, labels: np.ndarr
     intact = _intact(state, model.network, images, labels)
     broken_network = ablated(model.network, layer, units)
     broken = accuracy(broken_network, images, labels)
-    drawing = focus.drawing()
+    drawing = choices.drawing()
     said = ""
     if drawing is not None:
-        before = int(model.network.logits(drawing.digit[None])[0].argmax())
-        after = int(broken_network.logits(drawing.digit[None])[0].argmax())
+        before, after = readings(model.network, broken_network, drawing.digit)
         said = f" Your drawing: read as **{before}** intact, **{after}** with them off."
     st.markdown(f"**{len(units)}** of {count} units off: test accuracy **{broken.overall:.2%}** "
                 f"(intact {intact.overall:.2%}, {broken.overall - intact.overall:+.2%}).{said}")
@@ -247,17 +242,16 @@ def _break_it(model: ModelInFocus, state: tuple, images: np.ndarray, labels: np.
     with bits_col:
         bits = st.select_slider("Quantise the weights", ["off", 16, 8, 6, 4, 3, 2, 1], key="units_break_bits",
                                 format_func=lambda b: b if b == "off" else f"{b} bits")
-    broken_network = broken(model.network, zero_biases=zero_biases, noise=float(noise),
-                            zero_layer=None if layer == "none" else int(layer.split()[1]),
-                            bits=None if bits == "off" else int(bits))
     intact = _intact(state, model.network, images, labels)
-    untouched = not zero_biases and not noise and layer == "none" and bits == "off"
-    result = intact if untouched else accuracy(broken_network, images, labels)
-    drawing = focus.drawing()
+    broken_network, result = broken_accuracy(model.network, images, labels, intact, zero_biases=zero_biases,
+                                             noise=float(noise),
+                                             zero_layer=None if layer == "none" else int(layer.split()[1]),
+                                             bits=None if bits == "off" else int(bits))
+    drawing = choices.drawing()
     said = ""
     if drawing is not None:
-        said = (f" Your drawing: read as **{int(model.network.logits(drawing.digit[None])[0].argmax())}** "
-                f"intact, **{int(broken_network.logits(drawing.digit[None])[0].argmax())}** broken.")
+        before, after = readings(model.network, broken_network, drawing.digit)
+        said = f" Your drawing: read as **{before}** intact, **{after}** broken."
     st.markdown(f"Test accuracy **{result.overall:.2%}** (intact {intact.overall:.2%}, "
                 f"{result.overall - intact.overall:+.2%}).{said}")
     st.plotly_chart(figures.accuracy_compare_figure(intact.per_class, result.per_class, "broken"),
@@ -269,7 +263,7 @@ def _reset_break() -> None:
         st.session_state[key] = value
 
 
-@st.cache_data(max_entries=4, show_spinner="Switching off ever more units…")
+@derived(max_entries=4, spinner="Switching off ever more units…")
 def _curve(state: tuple, _network: Network, _images: np.ndarray, _labels: np.ndarray,
            _ranking: np.ndarray) -> dict[str, list[float]]:
     return ablation_curve(_network, _images, _labels, 1, _ranking)

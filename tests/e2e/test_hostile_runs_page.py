@@ -25,7 +25,7 @@ from streamlit_page import FRESH, open_app, start_server, stop_server
 from test_page import ONE, button, draw, open_tab, prediction_of, runs_csv, settle, step
 
 from mlpdash.ui import WORD_JOINER
-from mlpdash.ui.views import VIEWS
+from mlpdash.ui.tabs import VIEWS
 
 PEAK_RSS_LIMIT_KB = 1_500 * 1024
 ROW_PX, HEADER_PX = 35, 36  # the runs grid's rows, as test_page.py clicks them

@@ -38,12 +38,13 @@ def test_three_drawings_saved_evaluated_explained_and_fine_tuned(page: Page, scr
     expect(box).to_contain_text("2 × 1, 1 × 7")
     expect(box).to_contain_text(re.compile(r"\d+\.\d% of 3 drawings read right"))
     expect(page.get_by_test_id("stException")).to_have_count(0)
-    # Fine-tune: a new run, with its report, becomes the run every panel shows.
+    # Fine-tune: the server's job, in the status line like a training run; its new run, with its
+    # report, becomes the run every panel shows.
     settle(page)
     button(page, "drawings_finetune").click()
     expect(box).to_contain_text("New run", timeout=FINETUNE_TIMEOUT_MS)
     expect(box).to_contain_text("the MNIST test split")
-    expect(page.locator(".st-key-run_banner")).to_contain_text("Showing saved run")
+    expect(page.locator(".st-key-status")).to_contain_text("Finished fine-tuning")
     expect(page.get_by_test_id("stException")).to_have_count(0)
     settle(page)
     box.scroll_into_view_if_needed()

@@ -9,7 +9,7 @@ from mlpdash.config import TrainConfig
 from mlpdash.evaluate import report_from_logits
 from mlpdash.progress import Snapshot, Status
 from mlpdash.runs import RunInfo, SavedRun
-from mlpdash.views import format_duration, status_line, view_of_run, view_of_snapshot
+from mlpdash.run_view import chart_epochs, format_duration, page_count, status_line, view_of_run, view_of_snapshot
 
 CONFIG = TrainConfig(epochs=10)
 
@@ -91,3 +91,25 @@ def test_views_of_a_snapshot_and_of_a_saved_run_agree(tmp_path):
 def test_a_view_before_any_test_has_no_results():
     view = view_of_snapshot(snap(Status.TRAINING))
     assert view.confusion is None and view.test_accuracy is None and view.kernel is None
+
+
+# --- what the page shows, computed headless
+
+
+def test_only_the_current_jobs_view_is_live(tmp_path):
+    assert view_of_snapshot(snap(Status.TRAINING)).live
+    saved = view_of_run(SavedRun(info=RunInfo(tmp_path, "finished", CONFIG, "sample", None), metrics=[],
+                                 kernels=None, kernel_epochs=None))
+    assert not saved.live
+
+
+def test_the_charts_span_a_training_run_whole_an_ended_one_as_far_as_it_went(tmp_path):
+    training = view_of_snapshot(snap(Status.TRAINING))
+    assert chart_epochs(training, True, 3) == CONFIG.epochs
+    assert chart_epochs(training, False, 3) is None  # a saved run picked meanwhile: what it did
+    assert chart_epochs(None, False, 3) == 3 and chart_epochs(None, True) is None
+
+
+def test_pages_hold_what_one_page_cannot():
+    assert [page_count(n, 128) for n in (0, 1, 128, 129, 700)] == [1, 1, 1, 2, 6]
+

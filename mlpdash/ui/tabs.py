@@ -2,7 +2,9 @@
 
 A view is a name and a function that draws it; `VIEWS` is their order on the page. A new view (the
 explanation of a prediction, weights over time, units...) is one entry here and one module of its
-own; it finds the model and input it is about in `mlpdash.ui.focus`, as the others do. Only the open
+own. It receives the `Focus` (which run and model it is about, by the one rule of `mlpdash.focus`);
+a view that also acts (starts a fine-tune, queues a sweep) says so and receives the server's parts
+too. Its input and other choices are in `mlpdash.ui.choices`, as the others' are. Only the open
 tab runs (Streamlit's lazy tabs, `on_change="rerun"` with `.open`), so a stroke on the canvas never
 pays for a view nobody is looking at.
 """
@@ -14,8 +16,9 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from mlpdash.jobs import JobManager
-from mlpdash.ui import focus, guarded
+from mlpdash.focus import Focus
+from mlpdash.server import Server
+from mlpdash.ui import choices, guarded
 from mlpdash.ui.compare_view import compare_ui
 from mlpdash.ui.data_view import data_view_ui
 from mlpdash.ui.drawings_view import drawings_ui
@@ -29,8 +32,9 @@ from mlpdash.ui.units_view import units_ui
 @dataclass(frozen=True)
 class View:
     name: str
-    draw: Callable[[JobManager], None]
+    draw: Callable[..., None]  # (focus), or (focus, server) for a view that acts
     follows_drawing: bool = False  # redrawn on every stroke while open
+    acts: bool = False
 
 
 VIEWS: tuple[View, ...] = (
@@ -40,10 +44,10 @@ VIEWS: tuple[View, ...] = (
     View("Weights over time", over_time_ui, follows_drawing=True),
     View("Units", units_ui),
     View("Data", data_view_ui),
-    View("Your drawings", drawings_ui),
-    View("Runs & comparison", compare_ui),
+    View("Your drawings", drawings_ui, acts=True),
+    View("Runs & comparison", compare_ui, acts=True),
 )
-TAB_KEY = focus.VIEW_TAB_KEY
+TAB_KEY = choices.VIEW_TAB_KEY
 
 
 def open_view_follows_drawing() -> bool:
@@ -52,10 +56,10 @@ def open_view_follows_drawing() -> bool:
     return any(view.follows_drawing for view in VIEWS if view.name == name)
 
 
-def views_ui(manager: JobManager) -> None:
-    st.session_state.pop(focus.TAB_CHANGED_KEY, None)  # a full run shows any tab change itself
+def views_ui(server: Server, focus: Focus) -> None:
+    st.session_state.pop(choices.TAB_CHANGED_KEY, None)  # a full run shows any tab change itself
     tabs = st.tabs([view.name for view in VIEWS], key=TAB_KEY, on_change="rerun")
     for view, tab in zip(VIEWS, tabs, strict=True):
         with tab, guarded(view.name.lower()):
             if tab.open:
-                view.draw(manager)
+                view.draw(focus, server) if view.acts else view.draw(focus)

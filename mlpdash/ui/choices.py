@@ -1,10 +1,9 @@
-"""Which model and which input the page is about: one place for every panel and view.
+"""The page's choices, kept per browser tab in session state: the run picked under Runs, the drawing
+on the canvas, the input of the explanation view, the open tab.
 
-The model is the saved run picked under Runs, else the current job's live model (else, for drawings,
-the newest saved run): `JobManager.model_in_focus(picked_run())`. The input is the current drawing,
-every step of its preparation kept (`drawing()`), or a test digit a view picks. Panels read them
-through these functions, never through the session keys, so that a new view finds them where the
-others do.
+What the views are about is decided by the headless `mlpdash.focus` (one rule); the page makes its
+`Focus` from the run picked here (`focus_of`). Panels read and set these choices through these
+functions, never through the session keys, so that a new view finds them where the others do.
 """
 
 from __future__ import annotations
@@ -23,7 +22,8 @@ from mlpdash.ui import plain
 if TYPE_CHECKING:
     from mlpdash.config import TrainConfig
     from mlpdash.data import MnistSplits
-    from mlpdash.jobs import JobManager, ModelInFocus
+    from mlpdash.focus import Focus, ModelInFocus
+    from mlpdash.server import Server
 
 RUN_KEY = "view_run"
 DRAWING_KEY = "focus_drawing"
@@ -54,11 +54,16 @@ def pick_run(path: Path | None) -> None:
     st.session_state[RUN_KEY] = str(path) if path is not None else None
 
 
-def model(manager: JobManager, cannot: str, none: str) -> ModelInFocus | None:
+def focus_of(server: Server) -> Focus:
+    """What the views are about now, for this tab (its picked run)."""
+    return server.focus(picked_run())
+
+
+def model(focus: Focus, cannot: str, none: str) -> ModelInFocus | None:
     """The model in focus; None with a message: `cannot` (+ the reason) for a run that cannot give
     one, `none` when there is no model yet."""
     try:
-        found = manager.model_in_focus(picked_run())
+        found = focus.model()
     except RunError as err:
         st.error(f"{cannot}: {plain(err)}", icon=":material/warning:")
         return None
@@ -67,10 +72,10 @@ def model(manager: JobManager, cannot: str, none: str) -> ModelInFocus | None:
     return found
 
 
-def data(manager: JobManager, spec: str | None, what: str = "test digits") -> MnistSplits | None:
+def data(focus: Focus, spec: str | None, what: str = "test digits") -> MnistSplits | None:
     """The splits of `spec`; None with a message naming `what` could not be loaded."""
     try:
-        return manager.load_data(spec)
+        return focus.data(spec)
     except DataError as err:
         st.error(f"The {what} of {plain(spec)} cannot be loaded: {plain(err)}", icon=":material/warning:")
         return None

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mlpdash.config import TrainConfig
-from mlpdash.progress import Snapshot, Status
+from mlpdash.progress import TRAINING, Snapshot, Status
 from mlpdash.runs import SavedRun
 
 
@@ -35,6 +35,7 @@ class RunView:
     test_accuracy: float | None
     test_loss: float | None
     run_dir: Path | None
+    live: bool = False  # the current job's, from its snapshot (its weights may move); else a saved run's
 
 
 def view_of_snapshot(snap: Snapshot) -> RunView:
@@ -59,6 +60,7 @@ def view_of_snapshot(snap: Snapshot) -> RunView:
         test_accuracy=None if report is None else report.accuracy,
         test_loss=None if report is None else report.loss,
         run_dir=snap.run_dir,
+        live=True,
     )
 
 
@@ -83,39 +85,60 @@ def view_of_run(run: SavedRun) -> RunView:
     )
 
 
+def chart_epochs(view: RunView | None, training: bool, planned: int | None = None) -> int | None:
+    """The epochs the loss and accuracy charts span: a run in training, its whole planned length; an
+    ended run, what it did (None: its own history); no run yet, the sidebar's `planned` epochs."""
+    if view is None:
+        return planned
+    return view.config.epochs if training else None
+
+
+def page_count(count: int, per_page: int) -> int:
+    """Pages of `per_page` that `count` items fill (one at least): the weights grid, the gallery of
+    drawings."""
+    return max(1, -(-count // per_page))
+
+
 def status_line(snap: Snapshot | None) -> str:
-    """One line that names the state: 'Training — epoch 2/10, batch 120/391 · …', 'Finished — …'."""
+    """One line that names the state: 'Training — epoch 2/10, batch 120/391 · …', 'Finished — …'; a
+    fine-tune's says so: 'Fine-tuning — epoch 2/5, batch 3/40 · …', 'Finished fine-tuning — …'."""
     if snap is None or snap.status == Status.IDLE:
         return "Idle — choose a model in the sidebar and press Start training"
     epochs = snap.config.epochs
     where = f"epoch {max(snap.epoch, 1)}/{epochs}, batch {snap.batch}/{snap.batches_per_epoch}"
+    # Training's lines name the state alone; another task's name it after the state ("Paused fine-tuning").
+    training = snap.task == TRAINING
+    task = "" if training else f" {snap.task.lower()}"
     if snap.status == Status.LOADING_DATA:
-        return "Loading data…"
+        return "Loading data…" if training else f"Loading data for{task}…"
     if snap.status == Status.TRAINING and snap.finishing:
-        return f"Finishing — last batch done, validating · epoch {max(snap.epoch, 1)}/{epochs}"
+        return f"Finishing{task} — last batch done, validating · epoch {max(snap.epoch, 1)}/{epochs}"
     if snap.status == Status.TRAINING:
-        return f"Training — {where}{_pace(snap)}"
+        return f"{snap.task} — {where}{_pace(snap)}"
     if snap.status == Status.PAUSED and not snap.holding:
         # The batch in flight when Pause came still finishes: the counter has one more step to go.
         if snap.batch >= snap.batches_per_epoch:
-            return f"Pausing — after the validation of epoch {max(snap.epoch, 1)}"
-        return f"Pausing — finishing batch {snap.batch + 1} of epoch {max(snap.epoch, 1)}"
+            return f"Pausing{task} — after the validation of epoch {max(snap.epoch, 1)}"
+        return f"Pausing{task} — finishing batch {snap.batch + 1} of epoch {max(snap.epoch, 1)}"
     if snap.status == Status.PAUSED:
-        return f"Paused — {where}"
+        return f"Paused{task} — {where}"
     if snap.status == Status.STOPPING:
-        return f"Stopping — finishing batch {snap.batch} of epoch {max(snap.epoch, 1)}"
+        return f"Stopping{task} — finishing batch {snap.batch} of epoch {max(snap.epoch, 1)}"
     if snap.status == Status.EVALUATING:
-        return "Evaluating on the test set and saving the run…"
+        return "Evaluating on the test set and saving the run…" if training else (
+            f"{snap.task} done — evaluating on the test set and saving the run…")
     if snap.status == Status.FAILED:
-        return f"Failed: {snap.error}"
+        return f"Failed: {snap.error}" if training else f"{snap.task} failed: {snap.error}"
     if snap.status == Status.DIVERGED:
         return snap.error or "Diverged — lower the learning rate"
     if snap.status == Status.STOPPED and snap.report is None:
+        if not training:  # a fine-tune keeps nothing stopped before its first epoch had finished
+            return f"{snap.task} stopped before its first epoch had finished — nothing was saved"
         return "Stopped before training began — nothing was trained or saved"
     result = _result(snap)
     if snap.status == Status.STOPPED:
-        return f"Stopped after {snap.epochs_completed} of {epochs} epochs — {result}"
-    return f"Finished — {result}"
+        return f"Stopped{task} after {snap.epochs_completed} of {epochs} epochs — {result}"
+    return f"Finished{task} — {result}"
 
 
 def _pace(snap: Snapshot) -> str:
