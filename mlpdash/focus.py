@@ -73,7 +73,7 @@ class RunInFocus:
     snapshot: Snapshot | None = None
     path: Path | None = None
     picked: bool = False
-    serial: int = 0  # the job's number (JobManager.serial): names its model's states in caches
+    serial: int = 0  # the job's number (JobManager.current): names its model's states in caches
 
     @property
     def live(self) -> bool:

@@ -62,14 +62,10 @@ class JobManager:
         return job.config if job is not None and job.plan.task == TRAINING else TrainConfig()
 
     def current(self) -> tuple[TrainingJob | None, int]:
-        """(the current job, its serial), read together."""
+        """(the current job, its serial number), read together: the number names the job in caches,
+        where an id() could be reused once a job is freed."""
         with self.lock:
             return self._job, self._serial
-
-    @property
-    def serial(self) -> int:
-        """Counts the jobs started: names the current one in caches (an id() may be reused once freed)."""
-        return self._serial
 
     def start(self, config: TrainConfig, data_spec: str | None = None, pace: float | None = None,
               on_run_dir: Callable[[Path], None] | None = None) -> TrainingJob:
