@@ -32,8 +32,9 @@ def main() -> None:
         config, _ = settings_ui(server.jobs.settings(), locked=not allowed)
         choices.set_settings(config)
         estimate_ui(None if data_problem else spec, config)
-    st.markdown("### mlpdash &nbsp; :gray[<small>a multilayer perceptron learning handwritten digits "
-                "(MNIST), live</small>]", unsafe_allow_html=True)
+    with st.container(key="page_title"):
+        st.markdown("### mlpdash &nbsp; :gray[<small>a multilayer perceptron learning handwritten digits "
+                    "(MNIST), live</small>]", unsafe_allow_html=True)
     # The control bar: what is happening, and the buttons that change it, on every screen size.
     with st.container(key="control_bar"):
         control_bar_ui(server, None if data_problem else spec, config)
@@ -43,7 +44,10 @@ def main() -> None:
     with st.container(key="main_row"):
         training_col, drawing_col = st.columns([3, 2], gap="large")
         with training_col, st.container(key="training_column"):
-            result_ui(focus)
+            # Always there, empty while a job trains: the charts below keep their place in the page
+            # when a result appears, so the browser updates them instead of drawing them anew (a blink).
+            with st.container(key="result_slot"):
+                result_ui(focus)
             charts_ui(focus, planned_epochs=config.epochs if config else None)
         with drawing_col, st.container(key="drawing_column"):
             drawing_ui(focus)

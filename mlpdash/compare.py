@@ -125,10 +125,10 @@ def runs_table_row(run: RunInfo) -> dict[str, object]:
 
 
 def sweep_label(sweep: Sweep) -> str:
-    """A queued sweep as a choice: 'its name · 4 runs · 1 finished · 3 to go'."""
-    done = sum(item.state == "finished" for item in sweep.items)
-    waiting = sweep.pending
-    return f"{sweep.name} · {len(sweep.items)} runs · {done} finished" + (f" · {waiting} to go" if waiting else "")
+    """A queued sweep as a choice: 'its name · 4 runs'. Nothing in it changes while the sweep trains:
+    Streamlit keeps a select box's value as its label, so a label that changed under the browser left
+    a stale one on screen (how far the sweep got is said beside the box, drawn afresh every time)."""
+    return f"{sweep.name} · {len(sweep.items)} run{'s' if len(sweep.items) != 1 else ''}"
 
 
 def state_counts(sweep: Sweep) -> dict[str, int]:

@@ -163,6 +163,29 @@ class Focus:
             return run.snapshot.status.active or self._live_predictor() is not None
         return read_info(run.path).can_answer
 
+    def missing_model(self) -> str | None:
+        """Why there is no model to answer with, said as what happened to the run in focus (or to the
+        current job, when it left no run folder to focus on); None when there is one, or will be once
+        the job has built it, or when nothing was trained yet. Plain text, a run's id in it."""
+        run = self.run
+        if run is None or run.live:
+            job = run.job if run is not None else self.jobs.current()[0]
+            status = None if job is None else job.status
+            if status is Status.DIVERGED:
+                return ("The current run diverged — its weights blew up, so its model cannot answer. Lower the "
+                        "learning rate (a tenth of it is a good next try) and train again, or pick a saved run "
+                        "under Runs.")
+            if status is Status.FAILED:
+                return ("The current run failed (the status line says why), so it has no model to answer "
+                        "with: train again, or pick a saved run under Runs.")
+            return None
+        info = read_info(run.path)
+        if info.can_answer:
+            return None
+        what = "diverged, so its model cannot answer" if info.status == "diverged" else \
+            f"has no model that can answer ({info.label})"
+        return f"Run {info.run_id} {what}: pick another under Runs, or train one."
+
     def predictor(self) -> Predictor | None:
         """The model that answers drawings: the job's live one (None until it is built, or for a job
         that failed), else the saved run's (RunError when it cannot be loaded)."""
@@ -193,6 +216,32 @@ class Focus:
                                 title, run.job.data_spec or snap.data_source,
                                 ("job", run.serial, snap.epochs_completed))
         return self._saved_model(run.path)
+
+    def settled_model(self) -> ModelInFocus | None:
+        """The model as `model()` gives it, except that a job in training gives its newest finished
+        epoch (0: as initialised) instead of its weights of this instant: views that measure the whole
+        test split (Units) then compute once an epoch, every part of them from the same weights, and
+        change when an epoch ends. None when the job has recorded no epoch yet."""
+        run = self.run
+        if run is None or not run.live or not run.snapshot.status.active:
+            return self.model()
+        timeline = run.snapshot.timeline
+        if timeline is None or not timeline.records:
+            return None
+        record = timeline.records[-1]
+        title = ("The current run as initialised" if record.epoch == 0 else
+                 f"The current run after epoch {record.epoch}") + " (it trains on: this view moves on as each epoch ends)"
+        return ModelInFocus(record.network(run.job.config.activation), title,
+                            run.job.data_spec or run.snapshot.data_source, ("job", run.serial, "epoch", record.epoch))
+
+    def settled_epoch(self) -> tuple | None:
+        """What `settled_model` would give, named cheaply (no weights copied): a page polls it to see
+        whether an epoch ended since it drew a view."""
+        run = self.run
+        if run is None or not run.live or not run.snapshot.status.active:
+            return None
+        timeline = run.snapshot.timeline
+        return ("job", run.serial, timeline.records[-1].epoch if timeline and timeline.records else None)
 
     def hidden_map(self, model: ModelInFocus) -> HiddenMap:
         """The hidden-space map of `model` over its data's test split, fitted once per model state."""

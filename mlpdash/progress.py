@@ -7,6 +7,7 @@ without importing TensorFlow, which takes seconds to load. A snapshot says what 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -61,7 +62,11 @@ class Snapshot:
     epoch: int = 0  # the epoch in progress (1-based), or the last one when the job ended
     batch: int = 0  # batches finished in that epoch
     batches_per_epoch: int = 0
-    samples_per_second: float | None = None
+    samples_per_second: float | None = None  # the run's progress: epoch ends included, pauses not
+    # The seconds to the job's end (validation, testing and saving included), as estimated at
+    # `seconds_left_at` (time.perf_counter()); None until there is a pace.
+    seconds_left: float | None = None
+    seconds_left_at: float = 0.0
     history: tuple[dict[str, float], ...] = ()  # one row per finished epoch (runs.METRIC_KEYS)
     # The per-batch loss, at most DISPLAY_POINTS of it: every batch of a short run, every k-th of a long
     # one. `batch_steps` numbers each point's batch over the run, from 1.
@@ -76,6 +81,7 @@ class Snapshot:
     train_seconds: float = 0.0  # time spent in training batches, pauses excluded
     finishing: bool = False  # the last batch is done: validation, testing and saving remain
     holding: bool = False  # paused, and the batch that was running when Pause came has finished
+    stop_requested: bool = False  # Stop was pressed (the job may still be testing and saving)
     task: str = TRAINING  # what the job does: TRAINING or FINE_TUNING
 
     @property
@@ -95,8 +101,13 @@ class Snapshot:
 
     @property
     def eta_seconds(self) -> float | None:
-        """Training time left at the recent pace; None until there is a pace."""
-        if not self.samples_per_second or not self.status.active:
+        """Seconds left to the job's end, counting down from its last estimate (a validation pass,
+        the test and the saving go on between batches); None until there is a pace."""
+        if not self.status.active:
+            return None
+        if self.seconds_left is not None:
+            return max(0.0, self.seconds_left - (time.perf_counter() - self.seconds_left_at))
+        if not self.samples_per_second:
             return None
         left = (self.total_batches - self.batches_done) * self.config.batch_size
         return left / self.samples_per_second
@@ -104,6 +115,15 @@ class Snapshot:
     @property
     def epochs_completed(self) -> int:
         return len(self.history)
+
+    @property
+    def stopped_early(self) -> bool:
+        """Stopped by the user (a STOPPED run), or being tested after a Stop that came before its
+        last epoch was done (a stop after the last epoch cut nothing short)."""
+        if self.status == Status.STOPPED:
+            return True
+        return (self.stop_requested and self.status == Status.EVALUATING
+                and self.epochs_completed < self.config.epochs)
 
 
 # What a snapshot carries of the per-batch loss: about what a chart ~1000 px wide can show.

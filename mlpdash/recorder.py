@@ -39,8 +39,13 @@ LOSS_SMOOTHING = 0.9
 # budgets.snapshot_bytes(); beyond either every other one is dropped (the first and the newest always
 # stay), so neither a 1000-epoch run nor a 4096-unit layer can exhaust memory.
 MAX_KERNEL_SNAPSHOTS = 101
-# Batches over which the displayed pace (samples/s, time left) is measured.
+# Batches over which the training steps' pace is measured (the displayed samples/s and time left add
+# what each epoch's end costs to it).
 PACE_WINDOW = 20
+# Exporting the model at a run's end (a SavedModel, whose tracing dominates, and the .keras file):
+# 0.7 s for the default model on the 2-core machine here. Not measurable before the run's end, so the
+# time left counts it at this, beside what the weights' writes and the validation passes measured.
+EXPORT_SECONDS = 1.0
 # A uniform guess over 10 digits has a cross-entropy of ln 10. An epoch far above it, or a network
 # stuck at chance with no better loss than that guess, has diverged, whatever Keras says.
 UNIFORM_LOSS = math.log(NUM_CLASSES)
@@ -82,6 +87,11 @@ class RunRecorder:
         self._epoch = 0
         self._batch = 0
         self._speed: float | None = None
+        self._left: float | None = None  # seconds left to the run's end, as of `_left_at`
+        self._left_at = 0.0  # time.perf_counter() when `_left` was estimated
+        self._validation_seconds: float | None = None  # the newest validation pass's time
+        self._write_seconds = 0.0  # the newest epoch's weights write
+        self._start_seconds: float | None = None  # recording epoch 0: a validation and a snapshot
         self._history: tuple[dict[str, float], ...] = ()  # replaced, never changed: snapshots share it
         self._losses = LossHistory(loss_history_points())
         self._kernels: list[np.ndarray] = []
@@ -111,15 +121,33 @@ class RunRecorder:
         self._predictor, self._val_images, self._val_labels = predictor, images, np.asarray(labels)
 
     def record_start(self, model: keras.Model) -> None:
-        """The model as it is before training (epoch 0), where the views over time start."""
+        """The model as it is before training (epoch 0), where the views over time start. Its time is
+        the first measure of what an epoch's end costs (the same validation and snapshot)."""
+        began = time.perf_counter()
         self.keep_kernel(first_layer_kernel(model), 0)
         self.validate(0, model)
+        self._start_seconds = time.perf_counter() - began
+
+    @property
+    def start_seconds(self) -> float | None:
+        """What recording epoch 0 took (None before it): what an epoch's end costs, until one has."""
+        return self._start_seconds
+
+    @property
+    def finish_seconds(self) -> float:
+        """What the run's end will take after its last epoch's end, from what was measured so far:
+        the test pass (the test split is the validation split's size, for every source) and the
+        model's saving (its weights twice, and the export)."""
+        return (self._validation_seconds or 0.0) + 2 * self._write_seconds + EXPORT_SECONDS
 
     # --- the run's progress, from the reporter -----------------------------------------------------
 
     def record_batch(self, epoch: int, batch: int, loss: float, smoothed: float,
-                     samples: int, seconds: float, speed: float | None, last: bool) -> None:
-        """A finished batch: where training is, its loss, and its share of the time and the samples."""
+                     samples: int, seconds: float, speed: float | None, last: bool,
+                     left: float | None = None) -> None:
+        """A finished batch: where training is, its loss, and its share of the time and the samples;
+        `speed` the run's progress in samples a second and `left` the seconds to its end (both None
+        while unknown)."""
         with self._lock:
             self._epoch, self._batch = epoch, batch
             self._losses.append((epoch - 1) * self._steps + batch, loss, smoothed)
@@ -128,14 +156,18 @@ class RunRecorder:
             self._train_seconds += seconds
             if speed is not None:  # keep the last known pace until this epoch has one
                 self._speed = speed
+            if left is not None:
+                self._left, self._left_at = left, time.perf_counter()
             self._finishing = self._finishing or last
 
     def validate(self, epoch: int, model: keras.Model) -> dict[str, float] | None:
         """The end of an epoch's validation: its loss and accuracy (as Keras's own validation would
         give them), with the model's record kept; None when a stop cut the pass short."""
+        began = time.perf_counter()
         logits = self._validation_logits()
         if logits is None:
             return None
+        self._validation_seconds = time.perf_counter() - began
         assert self._val_labels is not None
         report = report_from_logits(logits, self._val_labels)
         record = EpochRecord.of(epoch, network_weights(model), report.predictions, report.confidences)
@@ -160,7 +192,9 @@ class RunRecorder:
             self._history = (*self._history, row)
             rows = self._history
         assert self._writer is not None
+        began = time.perf_counter()
         self._writer.write_epoch(rows, network_weights(model))
+        self._write_seconds = time.perf_counter() - began
 
     def keep_record(self, record: EpochRecord, confusion: np.ndarray) -> None:
         """Keep an epoch's record in memory and in the run folder, thinning both the same way, and its
@@ -232,7 +266,8 @@ class RunRecorder:
                                     self._confusions)
             return dict(
                 epoch=self._epoch, batch=self._batch, batches_per_epoch=self._steps,
-                samples_per_second=self._speed, history=self._history,
+                samples_per_second=self._speed, seconds_left=self._left, seconds_left_at=self._left_at,
+                history=self._history,
                 batch_steps=steps, batch_loss=losses, batch_loss_smoothed=smoothed,
                 kernels=tuple(self._kernels), kernel_epochs=tuple(self._kernel_epochs), timeline=timeline,
                 run_dir=self.run_dir, train_seconds=self._train_seconds, finishing=self._finishing,
@@ -336,10 +371,17 @@ class Reporter(keras.callbacks.Callback):
         self.ema_count = 0
         self.stuck_epochs = 0
         self.last_val_loss: float | None = None
+        # The pace over the whole run, on a clock that stops while paused: the steps' pace (the window
+        # below) and what each epoch's end costs (validation, records, the next epoch's set-up). Both
+        # count toward the samples/s shown, as they do toward the run's real progress.
+        self.all_paused = 0.0
+        self.last_end: float | None = None  # that clock at the newest batch's end
+        self.sample_seconds: float | None = None  # a training sample's share of the steps' time
+        self.epoch_ends: list[float] = []  # each measured epoch end's cost, in seconds
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         # A pause pressed during the validation pass holds here, before the next epoch starts.
-        self.job.wait_while_paused()
+        self.all_paused += self.job.wait_while_paused()
         self.epoch = epoch + 1
         self.batches = 0
         self.samples = 0
@@ -357,29 +399,63 @@ class Reporter(keras.callbacks.Callback):
         done = self.samples + size
         loss = (mean_loss * done - self.mean_loss * self.samples) / size
         self.samples, self.mean_loss, self.batches = done, mean_loss, self.batches + 1
-        self.pace.append((now - self.started - self.paused, done))
         last = self.epoch == self.epochs and self.batches == self.steps
         self.recorder.record_batch(self.epoch, self.batches, loss, self._smooth(loss), size,
-                                   now - self.mark, self._recent_speed(), last)
+                                   now - self.mark, self._run_speed(), last, self._seconds_left())
         if not math.isfinite(loss) or (self.judge_divergence and loss > DIVERGED_BATCH_LOSS):
             raise DivergedError(f"the loss reached {loss:.3g} in epoch {self.epoch}, batch {self.batches}")
         held = self.job.hold_pace(size, now - self.mark)
         waited = self.job.wait_while_paused()
         self.paused += waited
+        self.all_paused += waited
         self.held += held
         # The next batch is timed from here: neither a pause nor slow motion is its compute time.
         self.mark = time.perf_counter() if waited or held else now
+        # The pace counts a batch to the end of its slow-motion hold, where the next one starts: timed
+        # at its end instead, the first interval of a window would hold no hold, and the pace shown
+        # would run ahead of slow motion (2,800 samples/s at 2,000).
+        self.pace.append((self.mark - self.started - self.paused, done))
+        self._measure(self.mark - self.all_paused, size)
         if self.job.stop_requested:
             self.model.stop_training = True
 
-    def _recent_speed(self) -> float | None:
-        """Samples per second over the last few batches of this epoch. The first batch of a run
-        includes tracing the training step (seconds), so an average from the epoch's start would
-        understate the pace, and the time left would be wrong, for a whole epoch."""
-        if len(self.pace) < 2:
+    def _measure(self, clock: float, size: int) -> None:
+        """After a batch, on the clock without pauses: the steps' recent pace, and, at an epoch's
+        first batch, what the previous epoch's end cost (the gap since its last batch, less this
+        batch's own steps)."""
+        if len(self.pace) >= 2:
+            # Over the last few batches of this epoch: the first batch of a run includes tracing the
+            # training step (seconds), which an average from the epoch's start would spread over it.
+            (t0, s0), (t1, s1) = self.pace[0], self.pace[-1]
+            if t1 > t0 and s1 > s0:
+                self.sample_seconds = (t1 - t0) / (s1 - s0)
+        if self.batches == 1 and self.last_end is not None and self.sample_seconds is not None:
+            self.epoch_ends.append(max(0.0, clock - self.last_end - size * self.sample_seconds))
+        self.last_end = clock
+
+    def _epoch_end_seconds(self) -> float:
+        """What an epoch's end costs: the mean of those measured, else recording epoch 0's time."""
+        if self.epoch_ends:
+            return sum(self.epoch_ends) / len(self.epoch_ends)
+        return self.recorder.start_seconds or 0.0
+
+    def _run_speed(self) -> float | None:
+        """The run's progress in samples a second, as a clock on the wall sees the batch counter
+        advance: the steps' pace with each epoch's end spread over its epoch."""
+        if self.sample_seconds is None:
             return None
-        (t0, s0), (t1, s1) = self.pace[0], self.pace[-1]
-        return (s1 - s0) / (t1 - t0) if t1 > t0 else None
+        epoch_seconds = self.train_size * self.sample_seconds + self._epoch_end_seconds()
+        return self.train_size / epoch_seconds if epoch_seconds > 0 else None
+
+    def _seconds_left(self) -> float | None:
+        """The seconds to the run's end: the samples left at the steps' pace, the epoch ends left
+        (this epoch's included), and the test pass and saving after the last one."""
+        if self.sample_seconds is None:
+            return None
+        samples_left = (self.epochs - self.epoch) * self.train_size + self.train_size - self.samples
+        ends_left = self.epochs - self.epoch + 1
+        return (samples_left * self.sample_seconds + ends_left * self._epoch_end_seconds()
+                + self.recorder.finish_seconds)
 
     def _smooth(self, loss: float) -> float:
         self.ema_count += 1

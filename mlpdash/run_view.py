@@ -36,6 +36,9 @@ class RunView:
     test_loss: float | None
     run_dir: Path | None
     live: bool = False  # the current job's, from its snapshot (its weights may move); else a saved run's
+    # How the run ended ("finished", "stopped", "diverged", "failed", "interrupted"); None while it
+    # trains (or is a saved run still being written).
+    ended: str | None = None
 
 
 def view_of_snapshot(snap: Snapshot) -> RunView:
@@ -61,6 +64,7 @@ def view_of_snapshot(snap: Snapshot) -> RunView:
         test_loss=None if report is None else report.loss,
         run_dir=snap.run_dir,
         live=True,
+        ended=snap.status.value if snap.status.ended else None,
     )
 
 
@@ -82,15 +86,51 @@ def view_of_run(run: SavedRun) -> RunView:
         test_accuracy=summary.get("test_accuracy"),
         test_loss=summary.get("test_loss"),
         run_dir=run.path,
+        ended=None if run.info.status == "training" else run.info.status,
     )
 
 
-def chart_epochs(view: RunView | None, training: bool, planned: int | None = None) -> int | None:
-    """The epochs the loss and accuracy charts span: a run in training, its whole planned length; an
-    ended run, what it did (None: its own history); no run yet, the sidebar's `planned` epochs."""
+def chart_epochs(view: RunView | None, training: bool, planned: int | None = None) -> float | None:
+    """The epochs the loss and accuracy charts span, the same on both: a run in training, its whole
+    planned length; an ended run, what it did (its last batch, or its last finished epoch; one epoch
+    when it did nothing, never a negative axis); no run yet, the sidebar's `planned` epochs."""
     if view is None:
         return planned
-    return view.config.epochs if training else None
+    if training:
+        return view.config.epochs
+    done = float(len(view.history) and max(int(row["epoch"]) for row in view.history))
+    if view.batch_steps is not None and len(view.batch_steps) and view.batches_per_epoch > 0:
+        done = max(done, float(view.batch_steps[-1]) / view.batches_per_epoch)
+    return done if done > 0 else 1
+
+
+def stopped_mid_epoch(view: RunView) -> str | None:
+    """For a run stopped inside an epoch (the current job's: a saved run keeps no batch count), what
+    its result is of: 'tested as it stopped, 8 batches into epoch 1'; else None."""
+    if view.ended != "stopped" or view.batch_steps is None or not len(view.batch_steps) \
+            or view.batches_per_epoch <= 0:
+        return None
+    finished = len(view.history) and max(int(row["epoch"]) for row in view.history)
+    into = int(view.batch_steps[-1]) - finished * view.batches_per_epoch
+    if into <= 0:
+        return None
+    return f"tested as it stopped, {into} batch{'' if into == 1 else 'es'} into epoch {finished + 1}"
+
+
+# What the charts of an ended run with nothing to draw say (instead of "waiting for…").
+_NOTHING_DONE = {"stopped": "stopped", "interrupted": "interrupted", "diverged": "diverged", "failed": "failed"}
+
+
+def chart_notes(view: RunView | None, training: bool) -> tuple[str | None, str | None]:
+    """(the loss chart's note, the accuracy chart's) when they have nothing to draw and the run has
+    ended, saying what happened; None: the charts' own "waiting for…" (a run still to come)."""
+    if view is None or training or view.ended is None:
+        return None, None
+    how = _NOTHING_DONE.get(view.ended, view.ended)
+    epoch = f"{how} before its first epoch finished: no epoch to show"
+    if view.batch_loss is None:  # a saved run keeps no per-batch loss
+        return epoch, epoch
+    return f"{how} before its first batch finished", epoch
 
 
 def page_count(count: int, per_page: int) -> int:
@@ -99,9 +139,18 @@ def page_count(count: int, per_page: int) -> int:
     return max(1, -(-count // per_page))
 
 
-def status_line(snap: Snapshot | None) -> str:
+def status_line(snap: Snapshot | None, other_run_shown: bool = False) -> str:
     """One line that names the state: 'Training — epoch 2/10, batch 120/391 · …', 'Finished — …'; a
-    fine-tune's says so: 'Fine-tuning — epoch 2/5, batch 3/40 · …', 'Finished fine-tuning — …'."""
+    fine-tune's says so: 'Fine-tuning — epoch 2/5, batch 3/40 · …', 'Finished fine-tuning — …'.
+    With `other_run_shown` (a saved run is picked), a line with the job's result says it is the
+    current job's, so that its numbers are not read as the shown run's."""
+    line = _state_line(snap)
+    if other_run_shown and snap is not None and (snap.status.ended or snap.report is not None):
+        return f"Current job: {line}"
+    return line
+
+
+def _state_line(snap: Snapshot | None) -> str:
     if snap is None or snap.status == Status.IDLE:
         return "Idle — choose a model in the sidebar and press Start training"
     epochs = snap.config.epochs
@@ -112,7 +161,8 @@ def status_line(snap: Snapshot | None) -> str:
     if snap.status == Status.LOADING_DATA:
         return "Loading data…" if training else f"Loading data for{task}…"
     if snap.status == Status.TRAINING and snap.finishing:
-        return f"Finishing{task} — last batch done, validating · epoch {max(snap.epoch, 1)}/{epochs}"
+        return (f"Finishing{task} — last batch done, validating · epoch {max(snap.epoch, 1)}/{epochs}"
+                f"{_left(snap)}")
     if snap.status == Status.TRAINING:
         return f"{snap.task} — {where}{_pace(snap)}"
     if snap.status == Status.PAUSED and not snap.holding:
@@ -124,9 +174,13 @@ def status_line(snap: Snapshot | None) -> str:
         return f"Paused{task} — {where}"
     if snap.status == Status.STOPPING:
         return f"Stopping{task} — finishing batch {snap.batch} of epoch {max(snap.epoch, 1)}"
+    if snap.status == Status.EVALUATING and snap.stopped_early:
+        if snap.report is None:
+            return f"Stopping{task} — testing the model as it stopped…"
+        return f"{_stopped(snap, task)} · saving the run…"
     if snap.status == Status.EVALUATING:
-        return "Evaluating on the test set and saving the run…" if training else (
-            f"{snap.task} done — evaluating on the test set and saving the run…")
+        return ("Evaluating on the test set and saving the run…" if training else (
+            f"{snap.task} done — evaluating on the test set and saving the run…")) + _left(snap)
     if snap.status == Status.FAILED:
         return f"Failed: {snap.error}" if training else f"{snap.task} failed: {snap.error}"
     if snap.status == Status.DIVERGED:
@@ -135,19 +189,41 @@ def status_line(snap: Snapshot | None) -> str:
         if not training:  # a fine-tune keeps nothing stopped before its first epoch had finished
             return f"{snap.task} stopped before its first epoch had finished — nothing was saved"
         return "Stopped before training began — nothing was trained or saved"
-    result = _result(snap)
     if snap.status == Status.STOPPED:
-        return f"Stopped{task} after {snap.epochs_completed} of {epochs} epochs — {result}"
-    return f"Finished{task} — {result}"
+        return _stopped(snap, task)
+    return f"Finished{task} — {_result(snap)}"
+
+
+def _stopped(snap: Snapshot, task: str) -> str:
+    """Where a stopped run stopped and what its model, tested as it stopped, scored: 'Stopped after 2
+    of 10 epochs — …' at an epoch's end, else 'Stopped in epoch 2 of 10, at batch 94/469 (1 epoch
+    finished) — …', so that a result never sits beside a count of no epochs."""
+    epochs, done = snap.config.epochs, snap.epochs_completed
+    epoch = max(snap.epoch, 1)
+    if done and epoch <= done:
+        where = f"after {done} of {epochs} epochs"
+    elif snap.batches_per_epoch and snap.batch >= snap.batches_per_epoch:
+        where = f"at the end of epoch {epoch} of {epochs}, before its validation"
+    else:
+        where = f"in epoch {epoch} of {epochs}, at batch {snap.batch}/{snap.batches_per_epoch}"
+    if done and epoch <= done:
+        return f"Stopped{task} {where} — {_result(snap)}"
+    where += f" ({done} epoch{'' if done == 1 else 's'} finished)" if done else " (no epoch finished)"
+    return f"Stopped{task} {where} — the model as it stopped: {_result(snap)}"
 
 
 def _pace(snap: Snapshot) -> str:
-    parts = []
-    if snap.samples_per_second:
-        parts.append(f"{snap.samples_per_second:,.0f} samples/s")
-    if snap.eta_seconds is not None:
-        parts.append(f"{format_duration(snap.eta_seconds)} left")
-    return "".join(f" · {p}" for p in parts)
+    speed = f" · {snap.samples_per_second:,.0f} samples/s" if snap.samples_per_second else ""
+    return speed + _left(snap)
+
+
+def _left(snap: Snapshot) -> str:
+    """' · 35 s left' (validation, testing and saving included), ' · almost done' once the estimate
+    has run out; '' with no estimate."""
+    left = snap.eta_seconds
+    if left is None:
+        return ""
+    return " · almost done" if left < 0.5 else f" · {format_duration(left)} left"
 
 
 def _result(snap: Snapshot) -> str:

@@ -258,13 +258,15 @@ class RunQueue:
 
     def add(self, configs: Sequence[TrainConfig], data: str | None, name: str,
             swept: Sequence[str]) -> Sweep:
-        """Queue `configs` as one sweep called `name` after whatever is queued already."""
+        """Queue `configs` as one sweep called `name` (with " (2)", " (3)"… when a sweep in the queue is
+        called that already: the page tells sweeps apart by name) after whatever is queued already."""
         if not configs:
             raise ValueError("a sweep needs at least one run")
         sweep, now = secrets.token_hex(4), time.time()
-        items = [QueueItem(f"{sweep}-{n}", sweep, name, config, data, tuple(swept), queued_at=now)
-                 for n, config in enumerate(configs)]
         with self._lock:
+            name = unique_name(name, {item.sweep_name for item in self._items})
+            items = [QueueItem(f"{sweep}-{n}", sweep, name, config, data, tuple(swept), queued_at=now)
+                     for n, config in enumerate(configs)]
             self._items.extend(items)
             ended = [i for i, item in enumerate(self._items) if item.state in ENDED]
             for i in reversed(ended[:max(0, len(self._items) - MAX_QUEUE)]):
@@ -336,6 +338,16 @@ class RunQueue:
         with self._lock:
             self._items = [item for item in self._items if item.sweep != sweep or item.state in (WAITING, RUNNING)]
             self._save()
+
+
+def unique_name(name: str, taken: Iterable[str]) -> str:
+    """`name`, or `name (2)`, `name (3)`… the first not in `taken`."""
+    taken = set(taken)
+    found, count = name, 1
+    while found in taken:
+        count += 1
+        found = f"{name} ({count})"
+    return found
 
 
 def _after_restart(item: QueueItem) -> QueueItem:

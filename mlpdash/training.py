@@ -114,6 +114,9 @@ class TrainingJob:
         self._unpaused.set()
         self._thread = threading.Thread(target=self._run, name="mlpdash-training", daemon=True)
         self._done = threading.Event()
+        # Set once training has stopped and the test result is known (or the job has ended): what a
+        # Stop waits for, so that the page says "Stopped" at once while the run is saved after.
+        self._tested = threading.Event()
         self._predictor: Predictor | None = None
         self._pace: float | None = None
         self._pace_changed = threading.Event()  # wakes a slow-motion hold: new pace or a stop
@@ -188,6 +191,11 @@ class TrainingJob:
             return self.join(0)
         return self.join(max(0.0, deadline - time.monotonic()))
 
+    def wait_until_tested(self, timeout: float) -> bool:
+        """After stop(): wait, at most `timeout` s, until training has stopped and the model as it
+        stopped is tested (the saving goes on after); True when it has, or the job has ended."""
+        return self._tested.wait(timeout)
+
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the job to end (saved, failed or stopped); True when it has."""
         return self._done.wait(timeout)
@@ -247,6 +255,7 @@ class TrainingJob:
                 train_size=self._train_size,
                 report=self._report,
                 holding=self._holding,
+                stop_requested=self._stop.is_set(),
                 **self._recorder.progress(),
             )
 
@@ -331,6 +340,7 @@ class TrainingJob:
                 self._recorder.close()
                 return_freed_memory()
             finally:
+                self._tested.set()
                 self._done.set()  # whatever happened above: a waiter must never hang on this job
 
     def _load(self) -> MnistSplits:
@@ -439,6 +449,7 @@ class TrainingJob:
         report = report_from_logits(self._predictor.logits(scale(data.x_test)), data.y_test)
         with self._lock:
             self._report = report
+        self._tested.set()
         self._recorder.save(report, model)
         run_dir = self._recorder.run_dir
         assert run_dir is not None

@@ -199,3 +199,40 @@ def test_bench_run_loading_prints_the_refusal_and_the_lent_weights(capsys):
                      r"(\+[\d.]+ MB|not measurable here)", out), out
     assert re.search(r"legacy model.keras declaring a 300,000-unit layer \(941 MB to build\): loaded as the run's "
                      r"16-unit layer in \d+ ms", out), out
+
+
+def test_page_bench_medians_ratios_and_the_goal_table():
+    from mlpdash.bench.page_probes import GOALS, PageTimes, goal_table, per_repeat_ratio
+
+    times = PageTimes(first={"Units": [2.0, 1.2, 1.4], "Weights over time": [0.9, 0.5, 0.7],
+                             "Mistakes": [0.5, 0.7, 0.4]},
+                      inside=[0.5, 0.4, 0.44], prediction=[0.31, 0.35, 0.29], opened=[],
+                      ratios={1: [0.96, 0.90, 0.99], 5: [0.86, 0.72, 0.90]})
+    measures = times.measures()
+    assert measures["Units first"] == pytest.approx(1.4)
+    assert measures["inside"] == pytest.approx(0.44) and measures["opened"] is None
+    assert measures["1 of headless"] == pytest.approx(0.96)
+    # 5 pages over 1 page within each repeat (both against the same headless run), then the median.
+    assert per_repeat_ratio([0.86, 0.72, 0.90], [0.96, 0.90, 0.99]) == pytest.approx([0.86 / 0.96, 0.8, 0.90 / 0.99])
+    assert measures["5 of 1"] == pytest.approx(0.86 / 0.96)
+    lines = goal_table(measures)
+    assert len(lines) == 1 + len(GOALS)
+    rows = {line.split("  ")[2].strip(): line for line in lines[1:]}
+    assert re.search(r"1\.40 s\s+<= 1\.5 s\s+yes$", rows["Units, first visit"])
+    assert re.search(r"0\.31 s\s+<= 0\.3 s\s+NO$", rows["stroke -> prediction under the canvas"])
+    assert re.search(r"not measured\s+<= 3 s\s+—$", rows["page opened while a job trains"])
+    assert re.search(r"0\.896\s+>= 0\.85\s+yes$", rows["samples/s, 5 pages / 1 page"])
+    assert re.search(r"0\.960\s+>= 0\.95\s+yes$", rows["samples/s, 1 page / headless"])
+
+
+def test_page_bench_views_table_gives_medians_and_round_one_alone():
+    from mlpdash.bench.page_probes import views_table
+
+    lines = views_table({"Units": [6.0, 1.0, 1.2], "Data": [0.3]}, {"Units": [1.5, 0.8, 0.9]})
+    assert re.search(r"Units\s+1\.20 s\s+0\.90 s\s+6\.00 s / 1\.50 s$", lines[1])
+    assert re.search(r"Data\s+0\.30 s\s+—\s+0\.30 s / —$", lines[2])
+
+
+def test_bench_page_flags_are_checked_first(capsys):
+    assert main(["bench", "--page", "--page-repeats", "0"]) == 2
+    assert "--page-repeats must be at least 1" in capsys.readouterr().err

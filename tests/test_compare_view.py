@@ -3,6 +3,7 @@ runs compared, a linear classifier against the MLP, and a run named, noted, dele
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import pytest
@@ -54,6 +55,9 @@ def test_a_sweep_is_queued_trained_in_order_and_compared(app, tmp_path):
     charts = {c.proto.id for c in app.get("plotly_chart")}
     assert len(charts) >= 4  # accuracy, loss, per digit and the sweep's parallel coordinates
     assert [m.value for m in app.markdown if "**2** finished" in m.value]
+    # The picker's label is the sweep's, unchanged as it trained (a label that changed left the browser
+    # showing a stale "1 finished · 1 to go" beside "2 finished", issue 21).
+    assert app.selectbox(key="sweep_pick").options == ["Sweep of learning rate · 2 runs"]
 
 
 def test_a_sweep_that_cannot_run_is_explained_and_nothing_is_queued(app, tmp_path):
@@ -111,6 +115,9 @@ def test_a_refreshed_page_finds_the_sweep_and_can_cancel_it(app, tmp_path):
     refreshed.button(key="sweep_cancel").click().run()
     rerun_until(refreshed, lambda at: sweep_states(at) == ["cancelled", "cancelled"])
     assert all(run.status != "training" for run in list_runs(tmp_path / "runs"))
+    # A run cancelled before it started has no accuracy, epochs or time: a dash, not "None" (issue 21).
+    [table] = [t for t in refreshed.dataframe if "training time (s)" in t.value.columns]
+    assert table.value["test accuracy"].isna().all() and table.proto.placeholder == "—"
 
 
 def test_after_a_server_restart_the_sweep_shows_what_ran_and_resumes_the_rest(app_env):
@@ -141,3 +148,144 @@ def test_after_a_server_restart_the_sweep_shows_what_ran_and_resumes_the_rest(ap
     rerun_until(at, lambda page: sweep_states(page)[-1] == "finished")
     assert sorted(r.config.seed for r in list_runs(runs)) == [1, 2, 3]
     assert sweep.sweep in {s.sweep for s in RunQueue(runs / QUEUE_FILE).sweeps()}
+
+
+# --- one selection of runs: the table's ticks (issue 21) -------------------------------------------
+
+
+def _saved_run(runs, seed: int, accuracy: float):
+    """A finished one-epoch run written as training writes one (no TensorFlow)."""
+    from mlpdash.config import TrainConfig
+    from mlpdash.runs import RunWriter, read_info
+
+    writer = RunWriter(runs, TrainConfig(hidden=(16,), epochs=1, seed=seed), "sample")
+    writer.write_epoch([{"epoch": 1, "loss": 0.5, "accuracy": 0.8, "val_loss": 0.4, "val_accuracy": accuracy,
+                         "seconds": 1.0}], None)
+    writer.write_summary({"test_accuracy": accuracy, "stopped_early": False, "epochs_completed": 1})
+    writer.close()
+    return read_info(writer.path)
+
+
+def _table_key(runs) -> str:
+    listed = list_runs(runs)
+    return f"runs_table_{listed[0].run_id}_{len(listed)}"
+
+
+def _tick(at: AppTest, runs, rows: list[int]) -> None:
+    """Tick rows of the runs table as a click would (the selection the browser sends)."""
+    at.session_state[_table_key(runs)] = {"selection": {"rows": rows, "columns": []}}
+    at.run()
+    assert not at.exception
+
+
+def _banner(at: AppTest) -> str:
+    return " ".join(i.value for i in at.info if "Showing saved run" in i.value)
+
+
+def _ticked_rows(at: AppTest, runs) -> list[int]:
+    return sorted(at.session_state[_table_key(runs)]["selection"]["rows"])
+
+
+def _opened(app_env) -> AppTest:
+    at = new_page()
+    at.session_state["view_tab"] = TAB
+    return at.run()
+
+
+def test_the_tables_ticks_are_the_one_selection_the_last_ticked_in_focus_all_compared(app_env):
+    old, new = _saved_run(app_env, 1, 0.91), _saved_run(app_env, 2, 0.93)  # rows 1 and 0
+    at = _opened(app_env)
+    assert not at.multiselect  # no second way to tick runs
+    _tick(at, app_env, [1])
+    assert at.session_state["view_run"] == str(old.path) and f"**{old.run_id}**" in _banner(at).replace("\\", "")
+    assert at.session_state["compare_runs"] == [old.run_id]
+    _tick(at, app_env, [0, 1])  # a second run ticked: compared, and now the one shown
+    assert at.session_state["compare_runs"] == [old.run_id, new.run_id]
+    assert at.session_state["view_run"] == str(new.path)
+    assert new.run_id in _banner(at).replace("\\", "") and "2 runs are ticked to compare" in _banner(at)
+    [compared] = [t.value for t in at.dataframe if "training time" in t.value.columns]
+    assert len(compared) == 2
+    _tick(at, app_env, [1])  # the run in focus unticked: the one still ticked is shown
+    assert at.session_state["view_run"] == str(old.path) and old.run_id in _banner(at).replace("\\", "")
+    at.button(key="view_current").click().run()  # back to the current run: nothing ticked any more
+    assert at.session_state["view_run"] is None and _banner(at) == ""
+    assert at.session_state["compare_runs"] == [] and _ticked_rows(at, app_env) == []
+
+
+def test_a_ticked_run_stays_ticked_when_a_new_run_shifts_the_rows(app_env):
+    picked = _saved_run(app_env, 1, 0.91)
+    at = _opened(app_env)
+    _tick(at, app_env, [0])
+    _saved_run(app_env, 2, 0.93)  # a new run, listed above it
+    at.run()
+    assert _ticked_rows(at, app_env) == [1]  # the tick moved with its run, under the table's new key
+    assert at.session_state["view_run"] == str(picked.path) and picked.run_id in _banner(at).replace("\\", "")
+
+
+def test_a_damaged_run_cannot_be_ticked_and_a_deleted_one_is_let_go(app_env):
+    good = _saved_run(app_env, 1, 0.91)
+    damaged = _saved_run(app_env, 2, 0.93)
+    (damaged.path / "config.json").write_text("{")
+    order = [run.run_id for run in list_runs(app_env)]
+    at = _opened(app_env)
+    _tick(at, app_env, [order.index(damaged.run_id)])
+    assert [w.value for w in at.warning if "cannot be shown" in w.value]
+    assert "view_run" not in at.session_state and _ticked_rows(at, app_env) == []
+    _tick(at, app_env, [order.index(good.run_id)])
+    assert at.session_state["view_run"] == str(good.path)
+    shutil.rmtree(good.path)  # deleted behind the page's back
+    at.run()
+    assert at.session_state["view_run"] is None and _banner(at) == "" and not at.exception
+
+
+def test_queueing_linear_vs_mlp_lets_go_of_the_picked_run_and_the_page_follows_the_sweep(app_env):
+    old = _saved_run(app_env, 1, 0.91)
+    at = _opened(app_env)
+    at.text_input(key="hidden").input("16")
+    at.number_input(key="epochs").set_value(1)
+    at.run()
+    _tick(at, app_env, [0])
+    assert old.run_id in _banner(at).replace("\\", "")
+    at.button(key="compare_linear_mlp").click().run()
+    assert not at.exception
+    assert at.session_state["view_run"] is None and _banner(at) == ""
+    assert at.session_state["compare_follow_sweep"] and at.session_state["compare_runs"] == []
+    # Its runs are ticked as they get a folder, and the page keeps following the job (no banner).
+    rerun_until(at, lambda page: len(page.session_state["compare_runs"]) >= 1)
+    assert _banner(at) == "" and at.session_state["view_run"] is None
+    assert _ticked_rows(at, app_env) == [0]  # the table ticks the sweep's run
+    at.button(key="sweep_cancel").click().run()
+    rerun_until(at, lambda page: all(s in ("cancelled", "finished", "stopped") for s in sweep_states(page)))
+
+
+def test_two_sweeps_of_one_name_are_told_apart_in_the_picker(app_env):
+    from mlpdash.config import TrainConfig
+    from mlpdash.sweep import QUEUE_FILE, RunQueue
+
+    queue = RunQueue(app_env / QUEUE_FILE)
+    first = queue.add([TrainConfig(hidden=(16,), seed=1)], "sample", "Linear vs MLP", ["seed"])
+    second = queue.add([TrainConfig(hidden=(16,), seed=2)] * 2, "sample", "Linear vs MLP", ["seed"])
+    queue.cancel([item.item for item in queue.items()])
+    at = _opened(app_env)
+    picker = at.selectbox(key="sweep_pick")
+    assert picker.options == ["Linear vs MLP (2) · 2 runs", "Linear vs MLP · 1 run"]
+    picker.select(first.sweep).run()
+    assert at.selectbox(key="sweep_pick").value == first.sweep and sweep_states(at) == ["cancelled"]
+    at.selectbox(key="sweep_pick").select(second.sweep).run()
+    assert sweep_states(at) == ["cancelled", "cancelled"] and not at.exception
+
+
+def test_sweeps_saved_with_one_name_before_names_were_unique_can_both_be_picked(app_env):
+    import json
+
+    from mlpdash.config import TrainConfig
+
+    item = {"sweep_name": "sweep", "config": TrainConfig(hidden=(16,)).to_dict(), "data": "sample",
+            "swept": ["seed"], "state": "cancelled", "run": None, "error": None}
+    app_env.mkdir(parents=True)
+    (app_env / "queue.json").write_text(json.dumps({"items": [
+        {**item, "item": "a-0", "sweep": "a", "queued_at": 2.0}, {**item, "item": "b-0", "sweep": "b", "queued_at": 1.0}]}))
+    at = _opened(app_env)
+    assert at.selectbox(key="sweep_pick").options == ["sweep · 1 run", "sweep · 1 run (2)"]
+    at.selectbox(key="sweep_pick").select("b").run()
+    assert at.selectbox(key="sweep_pick").value == "b" and not at.exception

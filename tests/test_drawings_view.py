@@ -131,3 +131,56 @@ def test_drawings_are_imported_from_a_zip_and_a_bad_one_is_refused(app, sample_d
     app.button(key="drawings_import_apply").click().run()
     assert [d.file for d in listing(tmp_path / "drawings")] == [d.file for d in listing(other)]
     assert [c.value for c in app.caption if c.value.startswith("3 drawings in")] and not app.exception
+
+
+# --- keeping up (issue 21) -------------------------------------------------------------------------
+
+
+def test_a_save_is_confirmed_under_its_buttons_with_no_toast(app, sample_data, tmp_path):
+    app.session_state["view_tab"] = TAB
+    app.run()
+    labels = save_digits(app, sample_data, range(2))
+    [done] = [c.value for c in app.caption if "Saved as a" in c.value]
+    assert f"Saved as a {labels[-1]} — 2 drawings kept" in done and "Draw the next one" in done
+    assert not app.toast  # a toast sat over the canvas, where the next stroke starts
+    assert [c.value for c in app.caption if c.value.startswith("2 drawings in")]
+
+
+def test_the_folder_stamp_changes_with_every_save_relabel_and_delete(tmp_path, sample_data):
+    from mlpdash.drawings import delete, relabel, save
+    from mlpdash.ui.drawings_view import folder_stamp
+
+    root = tmp_path / "drawings"
+    stamps = [folder_stamp(root)]
+    assert stamps == [None]  # no folder yet
+    first = save(root, sample_data.x_test[0], 7)
+    stamps.append(folder_stamp(root))
+    save(root, sample_data.x_test[1], 2)
+    stamps.append(folder_stamp(root))
+    relabel(root, first.file, 1)
+    stamps.append(folder_stamp(root))
+    delete(root, first.file)
+    stamps.append(folder_stamp(root))
+    assert len(set(stamps)) == len(stamps), stamps
+    assert folder_stamp(root) == stamps[-1]  # and stays while nothing changes
+
+
+def test_a_diverged_run_is_said_under_the_canvas_and_in_the_views_not_train_first(app):
+    from apptest import wait_until
+
+    app.text_input(key="hidden").input("32")
+    app.number_input(key="learning_rate").set_value(1.0)
+    app.selectbox(key="lr_schedule").set_value("constant")
+    app.number_input(key="epochs").set_value(3)
+    app.run()
+    app.button(key="start_training").click().run()
+    wait_until(app, "Diverged")
+    said = [i.value for i in app.info]
+    assert [s for s in said if s.startswith("The current run diverged") and "lower the learning rate" in s.lower()], said
+    assert not [s for s in said if "Train a model first" in s], said
+    for view in ("Inside a prediction", TAB):
+        app.session_state["view_tab"] = view
+        app.run()
+        said = [i.value for i in app.info]
+        assert [s for s in said if s.startswith("The current run diverged")], (view, said)
+        assert not [s for s in said if "Train a model first" in s], (view, said)

@@ -689,6 +689,10 @@ def test_the_map_colours_digits_by_class_and_marks_the_input_and_its_neighbours(
     ax0, ax1 = fig.layout.xaxis.range
     ay0, ay1 = fig.layout.yaxis.range
     assert ax0 <= 1.5 <= ax1 and ay0 <= -2.0 <= ay1  # the input is always inside the view
+    # The plot keeps the image's pixels square, whatever the column's shape: screen px per unit of y
+    # over px per unit of x is the image's (rows / y extent) over (columns / x extent).
+    assert fig.layout.yaxis.scaleanchor == "x"
+    assert fig.layout.yaxis.scaleratio == pytest.approx((height / raster.sizey) / (width / raster.sizex))
 
 
 def test_the_map_keeps_its_digits_image_and_widens_its_axes_for_an_input_far_out():
@@ -852,3 +856,42 @@ def test_each_figures_module_is_small_documented_and_leans_on_the_base_only(path
 def test_the_package_offers_every_builder_it_names():
     assert all(callable(getattr(figures, name)) or name.isupper() for name in figures.__all__)
     assert {"loss_figure", "weights_grid_figure", "sweep_figure", "MapRaster"} <= set(figures.__all__)
+
+
+def test_an_ended_runs_charts_say_what_happened_over_a_sane_axis():
+    # Stopped before any batch: no "waiting for…", and one epoch of axis, not Plotly's empty -1..6.
+    loss = loss_figure([], note="stopped before its first batch finished")
+    accuracy = accuracy_figure([], note="stopped before its first epoch finished: no epoch to show")
+    assert annotation_texts(loss) == ["stopped before its first batch finished"]
+    assert annotation_texts(accuracy) == ["stopped before its first epoch finished: no epoch to show"]
+    for fig in (loss, accuracy, loss_figure([]), accuracy_figure([])):
+        assert list(fig.layout.xaxis.range) == [0, 1]
+    # Diverged in its second batch: both charts span the same fraction of an epoch, the accuracy's
+    # empty one saying so; a fraction of an epoch gets Plotly's own ticks, not one a whole epoch.
+    span = 2 / 469
+    diverged = loss_figure([], np.array([2.3, 9e4]), batches_per_epoch=469, epochs=span)
+    empty = accuracy_figure([], epochs=span, note="diverged before its first epoch finished: no epoch to show")
+    assert list(diverged.layout.xaxis.range) == list(empty.layout.xaxis.range) == [0, span]
+    assert diverged.layout.xaxis.dtick is None and not diverged.layout.annotations
+    assert annotation_texts(empty)[0].startswith("diverged")
+    # Stopped at 1.2 epochs: both axes end there.
+    rows = history(1)
+    assert list(loss_figure(rows, np.ones(563), batches_per_epoch=469, epochs=563 / 469).layout.xaxis.range) == \
+        list(accuracy_figure(rows, epochs=563 / 469).layout.xaxis.range) == [0, 563 / 469]
+
+
+def test_a_loss_axis_over_close_values_still_has_two_labelled_ticks():
+    fig = loss_figure([{"epoch": 1, "loss": 1.9, "val_loss": 1.63}], epochs=1)
+    low, high = (10 ** v for v in fig.layout.yaxis.range)
+    assert len([t for t in fig.layout.yaxis.tickvals if low <= t <= high]) >= 2
+    assert low < 1.63 and high > 1.9
+
+
+def test_per_digit_accuracy_axis_zooms_to_the_bars_so_a_change_of_tenths_of_a_percent_shows():
+    fig = figures.accuracy_compare_figure([0.991, 0.985, None], [0.989, 0.983, 0.990], "unit 3 off")
+    low, high = fig.layout.yaxis.range
+    # The bars' spread (0.8 points) takes a large share of the axis, never the 0.8 % of a 0-100 % one.
+    assert 0.95 < low < 0.983 and 0.991 < high <= 1.0
+    assert (0.991 - 0.983) / (high - low) > 0.25
+    # Nothing to show: the whole range.
+    assert list(figures.accuracy_compare_figure([None], [None], "off").layout.yaxis.range) == [0.0, 1.05]

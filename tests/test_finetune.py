@@ -439,7 +439,9 @@ def test_a_finetune_job_stopped_after_an_epoch_is_saved_as_stopped(base_run, few
     assert job.start().join(120)
     snap = job.snapshot()
     assert snap.status == Status.STOPPED and snap.epochs_completed == 1
-    assert status_line(snap).startswith("Stopped fine-tuning after 1 of 4 epochs — test accuracy")
+    # The stop takes effect after the next batch: the model tested is one batch into epoch 2.
+    assert status_line(snap).startswith("Stopped fine-tuning in epoch 2 of 4, at batch 1/")
+    assert "(1 epoch finished) — the model as it stopped: test accuracy" in status_line(snap)
     report = report_of(job)
     assert report.stopped and report.epochs_completed == 1 and report.run_dir == snap.run_dir
     [saved] = list_runs(tmp_path / "runs")

@@ -149,3 +149,34 @@ def test_the_current_job_is_in_focus_once_it_runs_and_a_job_that_made_no_run_giv
     assert failed.join(60)
     after = server.focus()
     assert not after.run.live and after.run.path == job.snapshot().run_dir
+
+
+def test_a_training_jobs_settled_model_is_its_newest_finished_epoch_until_it_ends(tmp_path):
+    import time
+
+    server = Server.open(tmp_path)
+    job = server.jobs.start(TrainConfig(hidden=(16,), epochs=3, batch_size=64), "sample", pace=3000.0)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        timeline = job.snapshot().timeline
+        if timeline is not None and len(timeline.records) >= 2:
+            break
+        time.sleep(0.05)
+    job.pause()
+    try:
+        focus = server.focus()
+        record = focus.run.snapshot.timeline.records[-1]
+        assert focus.run.snapshot.status.active and record.epoch >= 1
+        settled = focus.settled_model()
+        # The weights of that epoch's end, not of this instant, and a state named by the epoch.
+        for kernel, kept in zip(settled.network.kernels, record.network().kernels, strict=True):
+            np.testing.assert_array_equal(kernel, kept)
+        assert settled.state[-2:] == ("epoch", record.epoch)
+        assert settled.title.startswith(f"The current run after epoch {record.epoch}")
+        assert focus.settled_epoch() == ("job", focus.run.serial, record.epoch)
+    finally:
+        job.resume()
+    assert job.join(60)
+    ended = server.focus()
+    assert ended.settled_epoch() is None  # the watch of a page sees the end as a change
+    assert ended.settled_model().state == ended.model().state

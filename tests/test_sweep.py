@@ -68,6 +68,17 @@ def test_the_queue_keeps_order_and_cancels_waiting_runs(tmp_path):
     assert first.items[0].label == "seed 1" and second.items[1].label == "dropout 0.2"
 
 
+def test_two_sweeps_never_share_a_name(tmp_path):
+    """Issue 21: two sweeps queued as "Linear vs MLP" could not be told apart in the picker."""
+    queue = RunQueue(tmp_path / QUEUE_FILE)
+    names = [queue.add([QUICK], "sample", "Linear vs MLP", ["seed"]).name for _ in range(3)]
+    assert names == ["Linear vs MLP", "Linear vs MLP (2)", "Linear vs MLP (3)"]
+    assert sorted(s.name for s in RunQueue(tmp_path / QUEUE_FILE).sweeps()) == sorted(names)  # as saved
+    queue.cancel([item.item for item in queue.items()])
+    queue.forget(next(s.sweep for s in queue.sweeps() if s.name == "Linear vs MLP"))
+    assert queue.add([QUICK], "sample", "Linear vs MLP", ["seed"]).name == "Linear vs MLP"  # free again
+
+
 def test_a_page_refresh_finds_the_queue_and_a_server_restart_says_what_ran(tmp_path):
     queue = RunQueue(tmp_path / QUEUE_FILE)
     sweep = queue.add(grid(QUICK, {"seed": [1, 2, 3]}), "sample", "seeds", ["seed"])

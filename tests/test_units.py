@@ -11,6 +11,8 @@ from mlpdash.units import (
     Accuracy,
     LayerSummary,
     ablated,
+    ablated_accuracy,
+    ablation_curve,
     accuracy,
     broken,
     broken_accuracy,
@@ -72,6 +74,26 @@ def test_accuracy_overall_and_per_digit_is_a_direct_count(trained):
         assert result.per_class[digit] == pytest.approx(np.mean(answers[labels == digit] == digit))
     everything_off = accuracy(ablated(network, 2, range(network.kernels[1].shape[1])), images, labels)
     assert everything_off.overall < 0.3  # the last layer's units all off: one constant answer
+
+
+def test_switching_units_off_from_the_layers_inputs_gives_the_accuracy_of_the_ablated_model(trained):
+    _, network, images, labels = trained
+    for layer, off in ((1, [0, 5, 17, 40]), (2, [1, 2]), (1, [])):
+        pre = layer_inputs(network, images, layer)
+        assert ablated_accuracy(network, pre, labels, layer, off) == accuracy(ablated(network, layer, off), images,
+                                                                              labels)
+    ranking = np.arange(network.kernels[0].shape[1], dtype=np.float64)
+    curve = ablation_curve(network, images, labels, 1, ranking, fractions=(0.0, 0.5, 1.0))
+    assert curve["most important first"][0] == accuracy(network, images, labels).overall
+    highest_half = np.argsort(-ranking, kind="stable")[: round(0.5 * len(ranking))]
+    assert curve["most important first"][1] == accuracy(ablated(network, 1, highest_half), images, labels).overall
+    with pytest.raises(ValueError, match="units must be 0 to"):
+        ablated_accuracy(network, layer_inputs(network, images, 1), labels, 1, [10_000])
+    # The importance from the layer's inputs is the one from the pixels.
+    for layer in (1, 2):
+        np.testing.assert_allclose(importance(network, images, labels, layer,
+                                              layer_pre=layer_inputs(network, images, layer)),
+                                   importance(network, images, labels, layer), rtol=1e-6)
 
 
 def test_the_digits_a_unit_likes_most_and_least_are_a_sorted_order(trained):

@@ -15,6 +15,10 @@ targets are checked here, not by timed unit tests; each module measures one thin
 - tabs.py: training throughput on a real server with 0..N Chromium tabs open against headless, and
   the drawing round trip with the most tabs (`bench --tabs 0,1,5`); throughput.py reads the run
   folder, streamlit_server.py starts the timed server, browser.py drives the tabs.
+- page.py: the page as a user meets it, in Chromium on the page's own clock: each view's first and
+  second visit, a stroke -> the prediction and -> Inside a prediction, a page opened while a job
+  trains, and samples/s with 1 and 5 pages open (tabs.py), medians beside the issue's goals
+  (`bench --page [--page-repeats 3]`); page_probes.py holds its in-page scripts and tables.
 - `bench --drawings N` times the Your drawings tab on the real page under AppTest: it imports
   Streamlit, so it lives in the UI layer (mlpdash/ui/bench_drawings.py).
 
@@ -30,6 +34,7 @@ from mlpdash.bench.browser import STROKE_SCRIPT
 from mlpdash.bench.common import CANVAS, REPO_ROOT, sample_drawing
 from mlpdash.bench.controls import print_controls
 from mlpdash.bench.memory import memory_child, print_memory, rss_mb
+from mlpdash.bench.page import print_page
 from mlpdash.bench.prediction import print_explain, print_latency
 from mlpdash.bench.run_loading import print_run_loading
 from mlpdash.bench.streamlit_server import free_port, wait_healthy
@@ -52,6 +57,7 @@ __all__ = [
     "print_latency",
     "print_memory",
     "print_over_time",
+    "print_page",
     "print_run_loading",
     "print_tabs",
     "print_training_overhead",

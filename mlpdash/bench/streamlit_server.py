@@ -37,7 +37,7 @@ def streamlit_server(source: str, folder: Path) -> Iterator[BenchServer]:
     timed (mlpdash.ui.bench_server); stopped (the job saved) on leaving."""
     port = free_port()
     server = BenchServer(f"http://127.0.0.1:{port}", 0, folder / "runs", folder / "timings.txt")
-    server.runs.mkdir()
+    server.runs.mkdir(exist_ok=True)  # a later server on the same folder finds the runs of the last
     env = dict(os.environ, MLPDASH_DATA=source, MLPDASH_RUNS=str(server.runs), TF_CPP_MIN_LOG_LEVEL="2",
                PYTHONUNBUFFERED="1")
     # The timings file is named in the code the child runs: the page's module takes it as an argument

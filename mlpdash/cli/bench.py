@@ -52,6 +52,18 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     bench.add_argument("--browser-nice", type=int, default=0, metavar="N",
                        help="run Chromium at this nice level, so that it takes less CPU from the "
                             "server (a starved browser also polls less)")
+    bench.add_argument("--page", action="store_true",
+                       help="the page as a user meets it, in Chromium at 1440x900 on a real server: each view's "
+                            "first and second visit, a stroke -> the prediction and -> Inside a prediction, a "
+                            "page opened while a job trains, samples/s with --page-tabs pages open against "
+                            "headless; medians of --page-repeats beside the issue's goals (alone, it leaves out "
+                            "the engine's overhead and the drawing latency; --data defaults to full MNIST "
+                            "beside the checkout, else the sample)")
+    bench.add_argument("--page-repeats", type=int, default=3, metavar="N",
+                       help="with --page: rounds of every measure (fresh page each); the medians' count")
+    bench.add_argument("--page-tabs", type=_tab_counts, default=[1, 5], metavar="LIST",
+                       help="with --page: the numbers of pages open for samples/s against headless (the "
+                            "--tabs bench, --page-repeats times, windows of --tab-seconds; empty: skip)")
     bench.set_defaults(handler=cmd_bench)
 
 
@@ -67,9 +79,10 @@ def _tab_counts(text: str) -> list[int]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    if min(args.pairs, args.epochs, args.latency_calls, args.draw_rounds, args.tab_repeats) < 1:
-        raise UsageError("--pairs, --epochs, --latency-calls, --draw-rounds and --tab-repeats must be at "
-                         "least 1")
+    if min(args.pairs, args.epochs, args.latency_calls, args.draw_rounds, args.tab_repeats,
+           args.page_repeats) < 1:
+        raise UsageError("--pairs, --epochs, --latency-calls, --draw-rounds, --tab-repeats and --page-repeats "
+                         "must be at least 1")
     if args.memory_runs < 0 or args.tab_seconds <= 0 or not 0 <= args.browser_nice <= 19:
         raise UsageError("--memory-runs cannot be negative, --tab-seconds must be positive and "
                          "--browser-nice is 0 to 19")
@@ -82,9 +95,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import_tensorflow(args.verbose)
     from mlpdash import bench
 
-    if not args.skip_training:
+    if not (args.skip_training or args.page):
         bench.print_training_overhead(args.data, args.epochs, args.pairs)
-    bench.print_latency(args.latency_calls)
+    if not args.page:
+        bench.print_latency(args.latency_calls)
     if args.over_time:
         bench.print_over_time()
     if args.drawings:
@@ -101,4 +115,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.tabs:
         bench.print_tabs(args.tabs, args.data, args.tab_seconds, args.draw_rounds, args.browser_nice,
                          args.tab_repeats)
+    if args.page:
+        bench.print_page(args.data, args.page_repeats, args.page_tabs, args.tab_seconds, args.browser_nice)
     return 0

@@ -157,10 +157,20 @@ def hidden_map_figure(hidden_map: HiddenMap, point: np.ndarray, neighbours: Sequ
         fig, title="The last hidden layer, flattened to its two main directions", height=MAP_HEIGHT,
         uirevision="hidden-map",  # the axes stay put between strokes
         xaxis=dict(title=f"first direction ({first:.0%} of the spread)", range=[x0, x1], zeroline=False,
-                   showgrid=False),
-        yaxis=dict(title=f"second ({second:.0%})", range=[y0, y1], zeroline=False, showgrid=False),
+                   showgrid=False, constrain="domain"),
+        # The raster's pixels stay square on any screen: stretched into a narrow, tall plot (1024 px) its
+        # dots became vertical dashes.
+        yaxis=dict(title=f"second ({second:.0%})", range=[y0, y1], zeroline=False, showgrid=False,
+                   scaleanchor="x", scaleratio=map_scale_ratio(raster), constrain="domain"),
         legend=dict(title="digit", itemsizing="constant"),
     )
+
+
+def map_scale_ratio(raster: MapRaster) -> float:
+    """Screen px per unit of the map's y axis over px per unit of x that keeps the raster's pixels square."""
+    width, height = MAP_RASTER
+    (x0, x1), (y0, y1) = raster.xs, raster.ys
+    return (height * (x1 - x0)) / (width * (y1 - y0))
 
 
 def _map_extent(points: np.ndarray) -> tuple[tuple[float, float], tuple[float, float]]:

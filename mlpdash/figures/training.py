@@ -15,6 +15,7 @@ import plotly.graph_objects as go
 from mlpdash.figures.base import (
     BOTTOM_LEGEND,
     EMPTY_LOSS_RANGE,
+    MARGIN,
     TRAIN_COLOR,
     VAL_COLOR,
     ZOOM_FROM_ACCURACY,
@@ -32,8 +33,14 @@ EPOCH_POINT_NOTE = {
     "training": "training: mean over the epoch's batches",
     "validation": "validation: whole validation split, end of epoch",
 }
-LOSS_HEIGHT = 300
-ACCURACY_HEIGHT = 290
+LOSS_HEIGHT = 240  # with ACCURACY_HEIGHT: both charts beside the canvas fit a 1024x768 projector
+ACCURACY_HEIGHT = 220
+# At the figure's foot, under the axis title: on charts this short, placed by the plot's height (the
+# shared BOTTOM_LEGEND), a legend wrapped onto three lines on a phone sat over "epoch".
+CHART_LEGEND = dict(BOTTOM_LEGEND, yref="container", y=0.0, yanchor="bottom")
+# Room under the plot for the tick labels, the axis title and that legend, one line each: with the
+# shared 40 px the one-line legend of the loss chart sat over "epoch" at 1440 px.
+CHART_MARGIN = dict(MARGIN, b=58)
 
 # The per-batch curve can reach ~40k points over a long run; a browser line of a few thousand points
 # looks the same on a ~1000-px-wide chart and keeps the once-a-second payload small.
@@ -54,11 +61,13 @@ def downsample_indices(length: int, max_points: int = MAX_BATCH_POINTS) -> np.nd
 
 def loss_figure(history: Sequence[Mapping[str, float]], batch_loss: np.ndarray | None = None,
                 batches_per_epoch: int = 0, batch_steps: np.ndarray | None = None,
-                epochs: int | None = None) -> go.Figure:
+                epochs: float | None = None, note: str | None = None) -> go.Figure:
     """Training and validation loss per epoch, over the smoothed per-batch loss in fractional epochs.
 
-    `epochs` (the run's setting) fixes the x axis at 0..epochs from the start, so the chart shows how
-    much of the run is done.
+    `epochs` fixes the x axis at 0..epochs: the run's setting while it trains, so the chart shows how
+    much of the run is done; for an ended run, as far as it went (fractional when it stopped mid-epoch).
+    `note` is what an empty chart says (by default that it waits for the first batch): an ended run's
+    says what happened.
 
     `batch_loss` is the already-smoothed per-batch series; `batch_steps` numbers each point's batch
     over the run from 1 (by default 1, 2, 3...: every batch). Batch s sits at x = s / batches_per_epoch,
@@ -90,23 +99,33 @@ def loss_figure(history: Sequence[Mapping[str, float]], batch_loss: np.ndarray |
             fig.add_trace(go.Scatter(
                 x=done, y=ys, mode="markers+lines", name=name,
                 line=dict(color=color, width=2), marker=dict(size=7),
+                cliponaxis=False,  # an ended run's last epoch sits on the axis' right edge
                 hovertemplate="epoch %{x}<br>loss %{y:.4g}<extra>" + EPOCH_POINT_NOTE[name] + "</extra>",
             ))
     # Cross-entropy falls from ~2.3 to a few hundredths: on a linear axis every epoch after the first
     # would be a flat line at the bottom.
     _layout(
-        fig, title="Loss", height=LOSS_HEIGHT, uirevision="loss",
-        xaxis=_epoch_axis(epochs),
+        fig, title="Loss", height=LOSS_HEIGHT, uirevision="loss", margin=CHART_MARGIN,
+        # Nothing drawn and no length known: one epoch, not Plotly's empty axis of -1..6.
+        xaxis=_epoch_axis(epochs or (None if len(batches) or history else 1)),
         yaxis=dict(title="loss (log scale)", type="log"),
-        legend=BOTTOM_LEGEND,
+        legend=CHART_LEGEND,
     )
     shown = np.concatenate([np.asarray(v, np.float64) for v in values])
     shown = shown[np.isfinite(shown) & (shown > 0)]
     if len(shown):
-        ticks = log_ticks(float(shown.min()), float(shown.max()))
+        low, high = float(shown.min()), float(shown.max())
+        ticks = log_ticks(low, high)
         fig.update_layout(yaxis=dict(tickvals=ticks, ticktext=[f"{t:g}" for t in ticks]))
+        below, above = [t for t in ticks if t <= low], [t for t in ticks if t >= high]
+        if len([t for t in ticks if low <= t <= high]) < 2 and below and above:
+            # Values closer together than two ticks (one epoch, say) would leave the axis unlabelled:
+            # widen it to the ticks on either side.
+            span = [math.log10(below[-1]), math.log10(above[0])]
+            pad = 0.03 * (span[1] - span[0])
+            fig.update_layout(yaxis=dict(range=[span[0] - pad, span[1] + pad]))
     if not len(batches) and not history:
-        _placeholder(fig, "waiting for the first batch")
+        _placeholder(fig, note or "waiting for the first batch")
         # The log axis the curve will have, over where it starts (ln 10 = 2.3) and where it heads.
         ticks = log_ticks(*EMPTY_LOSS_RANGE)
         fig.update_layout(yaxis=dict(range=[math.log10(v) for v in EMPTY_LOSS_RANGE], tickvals=ticks,
@@ -114,16 +133,18 @@ def loss_figure(history: Sequence[Mapping[str, float]], batch_loss: np.ndarray |
     return fig
 
 
-def _epoch_axis(epochs: int | None) -> dict:
-    """The x axis over the whole run when its length is known, else over the epochs so far."""
+def _epoch_axis(epochs: float | None) -> dict:
+    """The x axis over 0..epochs when that is known, else over the epochs so far from 0; whole
+    epochs ticked one by one up to 10 (a fraction of one gets Plotly's own ticks)."""
     if epochs:
-        return dict(title="epoch", range=[0, epochs], dtick=1 if epochs <= 10 else None)
+        return dict(title="epoch", range=[0, epochs], dtick=1 if 2 <= epochs <= 10 else None)
     return dict(title="epoch", rangemode="tozero")
 
 
-def accuracy_figure(history: Sequence[Mapping[str, float]], epochs: int | None = None) -> go.Figure:
-    """Training and validation accuracy per epoch, the y axis zoomed in on the values; `epochs` as
-    for `loss_figure`."""
+def accuracy_figure(history: Sequence[Mapping[str, float]], epochs: float | None = None,
+                    note: str | None = None) -> go.Figure:
+    """Training and validation accuracy per epoch, the y axis zoomed in on the values; `epochs` and
+    `note` (what an empty chart says instead of waiting for the first epoch) as for `loss_figure`."""
     fig = _figure()
     yaxis = dict(title="accuracy", tickformat=".1%")
     if history:
@@ -148,12 +169,13 @@ def accuracy_figure(history: Sequence[Mapping[str, float]], epochs: int | None =
     else:
         yaxis["range"] = [0.0, 1.0]
     _layout(
-        fig, title="Accuracy", height=ACCURACY_HEIGHT, uirevision="accuracy",
-        xaxis=_epoch_axis(epochs) if epochs else dict(title="epoch", rangemode="tozero",
-                                                      dtick=1 if len(history) <= 10 else None),
+        fig, title="Accuracy", height=ACCURACY_HEIGHT, uirevision="accuracy", margin=CHART_MARGIN,
+        # Nothing drawn and no length known: one epoch, not Plotly's empty axis of -1..6.
+        xaxis=_epoch_axis(epochs or 1) if epochs or not history else dict(
+            title="epoch", rangemode="tozero", dtick=1 if len(history) <= 10 else None),
         yaxis=yaxis,
-        legend=BOTTOM_LEGEND,
+        legend=CHART_LEGEND,
     )
     if not history:
-        _placeholder(fig, "waiting for the first epoch")
+        _placeholder(fig, note or "waiting for the first epoch")
     return fig

@@ -23,6 +23,7 @@ from mlpdash.mnist import IMAGE_SIDE
 
 
 UNIT_CHART_HEIGHT = 260
+ZOOM_MIN_SPAN = 0.02  # the narrowest per-digit accuracy axis: 2 percentage points
 INTACT_COLOR = pcolors.qualitative.Plotly[0]
 ABLATED_COLOR = ERROR_BAR_COLOR
 
@@ -59,8 +60,20 @@ def accuracy_compare_figure(intact: Sequence[float | None], ablated: Sequence[fl
                              marker_color=colour, hovertemplate=f"digit %{{x}}, {name}: %{{y:.1%}}<extra></extra>"))
     return _layout(fig, title="Test accuracy per digit", height=UNIT_CHART_HEIGHT + 40, uirevision="ablation",
                    barmode="group", xaxis=dict(title="digit", type="category"),
-                   yaxis=dict(title="accuracy", tickformat=".0%", range=[0, 1.05]), legend=BOTTOM_LEGEND,
+                   yaxis=dict(title="accuracy", tickformat=".1%", range=accuracy_zoom([*intact, *ablated])),
+                   legend=BOTTOM_LEGEND,
                    margin=dict(l=50, r=20, t=40, b=90))
+
+
+def accuracy_zoom(values: Sequence[float | None]) -> list[float]:
+    """An accuracy axis around the values shown: on 0-100 %, switching a unit off changes a bar by
+    0.2 % and no one sees it. At least ZOOM_MIN_SPAN wide, never below 0 or above 100 %."""
+    known = [float(v) for v in values if v is not None and np.isfinite(v)]
+    if not known:
+        return [0.0, 1.05]
+    low, high = min(known), max(known)
+    pad = max(ZOOM_MIN_SPAN, high - low) * 0.25
+    return [max(0.0, low - pad), min(1.0, high + pad)]
 
 
 def ablation_curve_figure(fractions: Sequence[float], curves: Mapping[str, Sequence[float]]) -> go.Figure:

@@ -108,6 +108,24 @@ def rerun_if_changed(source: JobManager | Focus, was_active: bool) -> None:
         st.rerun(scope="app")
 
 
+def follow_epochs(focus: Focus) -> None:
+    """Rerun the page when the job in focus ends an epoch (or ends), for the open view that shows
+    what an epoch changes (Units, Mistakes by epoch, Weights over time): it is drawn again within a
+    second of the epoch's end, in every page open on the run. The watch is one small fragment that
+    compares a few numbers each second; the view itself is not redrawn between epochs, so a page does
+    not spend training's CPU redrawing what did not change."""
+    drawn = focus.settled_epoch()
+    if drawn is None:
+        return
+
+    @st.fragment(run_every=REFRESH_SECONDS)
+    def watch_epochs() -> None:
+        if focus.now().settled_epoch() != drawn:
+            st.rerun(scope="app")
+
+    watch_epochs()
+
+
 @contextmanager
 def guarded(panel: str) -> Iterator[None]:
     """Run a panel so that its failure stays in it: a short message with an id in the page, the

@@ -41,6 +41,18 @@ SPLIT_INPUTS = {"test": TEST_DIGIT_INPUT, "validation": VALIDATION_DIGIT_INPUT}
 VIEW_TAB_KEY = "view_tab"
 EXPLAIN_TAB = "Inside a prediction"
 TAB_CHANGED_KEY = "view_tab_changed"
+DRAWINGS_TAB = "Your drawings"
+# One-shot: a view opened from another (a click in Data, Mistakes, Your drawings) lands at its top,
+# not where the other had been scrolled to.
+LAND_KEY = "view_tab_land"
+
+
+# The one selection of runs: the rows ticked in the runs table (Runs & comparison), in the order they
+# were ticked. The runs ticked are compared; the last one ticked is the run in focus (RUN_KEY, shown by
+# every view and named by the banner), except while the comparison follows a sweep that is training
+# (FOLLOW_KEY): its runs are ticked as they get a folder, and the page follows the job training them.
+TICKED_KEY = "compare_runs"
+FOLLOW_KEY = "compare_follow_sweep"
 
 
 def picked_run() -> Path | None:
@@ -50,8 +62,113 @@ def picked_run() -> Path | None:
 
 
 def pick_run(path: Path | None) -> None:
-    """Show `path`'s run in every panel (None: back to the current job)."""
+    """Show `path`'s run in every panel, the only run ticked (None: back to the current job, nothing
+    ticked: what starting a job from the page does, so that the page follows it)."""
     st.session_state[RUN_KEY] = str(path) if path is not None else None
+    st.session_state[TICKED_KEY] = [Path(path).name] if path is not None else []
+    st.session_state.pop(FOLLOW_KEY, None)
+
+
+def ticked_runs() -> list[str]:
+    """The run ids ticked, in the order ticked; the run in focus among them, last."""
+    ticked = [run for run in st.session_state.get(TICKED_KEY) or [] if isinstance(run, str)]
+    picked = picked_run()
+    if picked is not None and picked.name not in ticked:
+        ticked = [picked.name]  # picked without a tick (as pick_run does it): the only one ticked
+    elif picked is not None and ticked[-1] != picked.name:
+        ticked = [run for run in ticked if run != picked.name] + [picked.name]
+    st.session_state[TICKED_KEY] = ticked
+    return ticked
+
+
+def tick_runs(run_ids: list[str], runs_dir: Path, follow: str | None = None) -> None:
+    """Tick `run_ids` (in the order ticked): the last is shown in every panel. With `follow`, a sweep
+    id: the sweep's runs are ticked as they appear, and the panels follow the job."""
+    st.session_state[TICKED_KEY] = list(dict.fromkeys(run_ids))
+    if follow is None:
+        st.session_state.pop(FOLLOW_KEY, None)
+        st.session_state[RUN_KEY] = str(Path(runs_dir) / run_ids[-1]) if run_ids else None
+    else:
+        st.session_state[FOLLOW_KEY] = follow
+        st.session_state[RUN_KEY] = None
+
+
+def followed_sweep() -> str | None:
+    """The sweep whose runs are ticked as they appear, if any."""
+    return st.session_state.get(FOLLOW_KEY)
+
+
+def retick(before: list[str], rows: list[int], shown: list[str]) -> list[str]:
+    """The runs ticked after the table's ticked rows became `rows` (positions in `shown`, the run ids
+    as the table listed them): those still ticked in their order, then those newly ticked."""
+    now = [shown[row] for row in rows if 0 <= row < len(shown)]
+    return [run for run in before if run in now] + [run for run in now if run not in before]
+
+
+# The runs table as last drawn: (its key, the run ids it listed, the rows ticked), to tell a tick the
+# user changed from a row that moved; and why a tick was refused, said under the table.
+TABLE_DRAWN_KEY = "runs_table_drawn"
+TABLE_PROBLEM_KEY = "runs_table_problem"
+
+
+def table_rows(key: str, shown: list[str], runs_dir: Path, unshowable: dict[str, str]) -> bool:
+    """Before the runs table (keyed `key`, listing `shown`) is drawn: take up a change of its ticks
+    that no callback took (set through session state, as a test does), drop runs gone or damaged,
+    then tick its rows as the selection says (a new run shifts the rows; Start and "Back to the
+    current run" untick them). `unshowable` maps damaged runs to why. Whether the selection changed
+    here, so that what was drawn above it (the banner, the views) must be drawn again."""
+    before = list(ticked_runs()), picked_run()
+    drawn = st.session_state.get(TABLE_DRAWN_KEY)
+    rows = _rows(key)
+    if rows is not None and (drawn is None or drawn[0] != key):
+        _adopt(rows, shown, None, runs_dir, unshowable)
+    elif rows is not None and drawn[1] == shown:
+        _adopt(rows, shown, drawn[2], runs_dir, unshowable)
+    ticked = ticked_runs()
+    kept = [run for run in ticked if run in shown and run not in unshowable]
+    if kept != ticked:
+        tick_runs(kept, runs_dir, followed_sweep())
+    wanted = sorted(shown.index(run) for run in kept)
+    if _rows(key) != wanted:
+        st.session_state[key] = {"selection": {"rows": wanted, "columns": []}}
+    st.session_state[TABLE_DRAWN_KEY] = (key, list(shown), wanted)
+    return (ticked_runs(), picked_run()) != before
+
+
+def table_ticked(key: str, runs_dir: Path, unshowable: dict[str, str]) -> None:
+    """The runs table's callback: its ticked rows changed; the selection follows (a damaged run
+    cannot be ticked: why is said under the table)."""
+    drawn = st.session_state.get(TABLE_DRAWN_KEY)
+    if drawn is not None and drawn[0] == key:  # else the next draw takes it up (table_rows)
+        _adopt(_rows(key) or [], drawn[1], drawn[2], runs_dir, unshowable)
+
+
+def _adopt(rows: list[int], shown: list[str], drawn: list[int] | None, runs_dir: Path,
+           unshowable: dict[str, str]) -> None:
+    """The table's ticked `rows` (of `shown`), against the rows it was drawn with (None: not drawn
+    with these rows): the runs ticked or unticked since become the selection's; a damaged run ticked
+    is refused (said under the table) and changes nothing."""
+    refused = [shown[row] for row in rows if 0 <= row < len(shown) and shown[row] in unshowable]
+    if refused:
+        st.session_state[TABLE_PROBLEM_KEY] = [(run, unshowable[run]) for run in refused]
+    rows = [row for row in rows if 0 <= row < len(shown) and shown[row] not in unshowable]
+    was = set(ticked_runs()) if drawn is None else {shown[row] for row in drawn if 0 <= row < len(shown)}
+    if {shown[row] for row in rows} == was:
+        return  # no change of the runs ticked: the browser echoing the page's ticks, or a refused one
+    tick_runs(retick(ticked_runs(), rows, shown), runs_dir)
+
+
+def table_problems() -> list[tuple[str, str]]:
+    """The damaged runs ticked since the table was last drawn, with why they cannot be shown."""
+    return st.session_state.pop(TABLE_PROBLEM_KEY, None) or []
+
+
+def _rows(key: str) -> list[int] | None:
+    state = st.session_state[key] if key in st.session_state else None
+    if state is None:
+        return None
+    selection = state.get("selection", {}) if hasattr(state, "get") else {}
+    return sorted(int(row) for row in selection.get("rows", []))
 
 
 def focus_of(server: Server) -> Focus:
@@ -59,16 +176,18 @@ def focus_of(server: Server) -> Focus:
     return server.focus(picked_run())
 
 
-def model(focus: Focus, cannot: str, none: str) -> ModelInFocus | None:
+def model(focus: Focus, cannot: str, none: str, settled: bool = False) -> ModelInFocus | None:
     """The model in focus; None with a message: `cannot` (+ the reason) for a run that cannot give
-    one, `none` when there is no model yet."""
+    one, `none` when there is no model yet. `settled`: a training job's newest finished epoch rather
+    than its weights of this instant (Focus.settled_model)."""
     try:
-        found = focus.model()
+        found = focus.settled_model() if settled else focus.model()
     except RunError as err:
         st.error(f"{cannot}: {plain(err)}", icon=":material/warning:")
         return None
     if found is None:
-        st.info(none, icon=":material/info:")
+        happened = focus.missing_model()  # a job that diverged or failed: say so, not "train first"
+        st.info(none if happened is None else plain(happened), icon=":material/info:")
     return found
 
 
@@ -95,6 +214,7 @@ def explain_digit(index: int, split: str = "test") -> None:
     pick_digit(index, split)
     st.session_state[VIEW_TAB_KEY] = EXPLAIN_TAB
     st.session_state[TAB_CHANGED_KEY] = True
+    st.session_state[LAND_KEY] = True
 
 
 def explain_saved_drawing(file: str) -> None:
@@ -103,6 +223,12 @@ def explain_saved_drawing(file: str) -> None:
     st.session_state[SAVED_DRAWING_KEY] = file
     st.session_state[VIEW_TAB_KEY] = EXPLAIN_TAB
     st.session_state[TAB_CHANGED_KEY] = True
+    st.session_state[LAND_KEY] = True
+
+
+def open_view() -> str | None:
+    """The name of the view tab open now (None: the first, before any tab was chosen)."""
+    return st.session_state.get(VIEW_TAB_KEY)
 
 
 def drawing() -> Preparation | None:

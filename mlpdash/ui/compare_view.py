@@ -1,5 +1,8 @@
-"""The Runs & comparison tab: the saved runs (pick one to show it everywhere; name it, note it or
-delete it), runs ticked to compare, and sweeps queued to train one after another.
+"""The Runs & comparison tab: the saved runs (tick one to show it everywhere; name it, note it or
+delete it; tick more to compare them), and sweeps queued to train one after another.
+
+The table's ticks are the page's one selection of runs (`choices.ticked_runs`): the last one ticked
+is the run in focus, and every one ticked is compared here.
 
 What it shows is computed by `mlpdash.compare` and `mlpdash.figures`; the queue is the job
 server's (`mlpdash.queue`), so a refresh or a second tab finds it as it was.
@@ -18,15 +21,17 @@ from mlpdash.config import TrainConfig
 from mlpdash.focus import Focus
 from mlpdash.server import Server
 from mlpdash.runs import RunError, RunInfo, read_info, read_metrics, restore_run, set_notes, trash_run, trashed_runs
-from mlpdash.sweep import Sweep, plan
+from mlpdash.sweep import Sweep, plan, unique_name
 from mlpdash.ui import choices, guarded, plain
 from mlpdash.ui.access import may_control
 from mlpdash.ui.panels import runs_ui
 from mlpdash.ui.style import CHART_CONFIG
 
-COMPARE_KEY = "compare_runs"
-FOLLOW_KEY = "compare_follow_sweep"  # a sweep whose runs the comparison ticks as they appear
 SWEEP_PICK_KEY = "sweep_pick"
+# Set when a widget of the fragment changed the selection (a sweep queued): the table and the banner,
+# outside the fragment, are drawn again.
+SELECTION_CHANGED_KEY = "compare_selection_changed"
+QUEUED_KEY = "sweep_queued"
 REFRESH_SECONDS = 2.0
 SWEEP_SLOTS = 3
 NOT_SWEPT = "—"
@@ -55,6 +60,8 @@ def compare_ui(focus: Focus, server: Server) -> None:
     # seconds; an idle tab costs nothing.
     @st.fragment(run_every=REFRESH_SECONDS if busy else None)
     def live() -> None:
+        if st.session_state.pop(SELECTION_CHANGED_KEY, False):
+            st.rerun(scope="app")  # a widget's callback changed the selection: the table and the banner too
         runs = server.jobs.runs()  # once a rerun: listing reads every run folder
         with guarded("comparison"):
             _comparison_ui(server, runs)
@@ -62,6 +69,8 @@ def compare_ui(focus: Focus, server: Server) -> None:
             _sweep_ui(server, runs)
         if busy != (server.jobs.active() or server.sweeps.running()):
             st.rerun(scope="app")  # start or stop the timer
+        if _unlisted(runs):
+            st.rerun(scope="app")  # a new run (a sweep's next): the table, outside this fragment, lists it
 
     live()
 
@@ -74,7 +83,7 @@ def _manage_ui(focus: Focus, server: Server) -> None:
     info = read_info(picked) if picked is not None and picked.is_dir() else None
     with st.container(key="run_manage"):
         if info is None:
-            st.caption("Select a run in the table to name it, write a note on it or delete it.")
+            st.caption("Tick a run in the table to name it, write a note on it or delete it.")
         else:
             _notes_form(info)
         _trash_ui(server)
@@ -145,8 +154,8 @@ def _comparison_ui(server: Server, listed: list[RunInfo]) -> None:
                                "linear classifier) and one with 700 and 500 units, then compare them")
         training = st.toggle("Training curves too (dashed)", key="compare_training")
         if not ticked:
-            st.caption("Tick runs to compare their validation curves, their settings and their mistakes per "
-                       "digit. A run still training can be ticked too.")
+            st.caption("Tick runs in the table above to compare their validation curves, their settings and "
+                       "their mistakes per digit. A run still training can be ticked too.")
             return
         colours = figures.run_colours([run.run_id for run in reversed(listed)])
         curves = []
@@ -167,18 +176,28 @@ def _comparison_ui(server: Server, listed: list[RunInfo]) -> None:
 
 
 def _ticked(server: Server, runs: list[RunInfo], column) -> list[RunInfo]:
+    """The runs ticked in the table (those of a sweep followed, as they get a folder), said in `column`."""
     by_id = {run.run_id: run for run in runs}
-    follow = st.session_state.get(FOLLOW_KEY)
-    chosen = [run for run in st.session_state.get(COMPARE_KEY, []) if run in by_id]
+    follow = choices.followed_sweep()
     sweep = next((sweep for sweep in server.sweeps.queue.sweeps() if sweep.sweep == follow), None)
     if sweep is not None:
-        # A sweep being followed: its runs are ticked as they get a folder.
-        chosen = [item.run for item in sweep.items if item.run in by_id] or chosen
-    st.session_state[COMPARE_KEY] = chosen  # the widget refuses values that are no longer options
-    picked = column.multiselect(
-        "Runs to compare", list(by_id), key=COMPARE_KEY, format_func=lambda run: run_label(by_id[run]),
-        placeholder="tick two or more runs", on_change=st.session_state.pop, args=(FOLLOW_KEY, None))
-    return [by_id[run] for run in picked]
+        found = [item.run for item in sweep.items if item.run in by_id]
+        if found and found != choices.ticked_runs():
+            choices.tick_runs(found, server.runs_dir, follow=follow)
+            st.rerun(scope="app")  # the table, outside this fragment, ticks them
+    ticked = [by_id[run] for run in choices.ticked_runs() if run in by_id]
+    if sweep is not None:
+        column.caption(f"Following **{plain(sweep.name)}**: its runs are ticked in the table as they start.")
+    elif ticked:
+        column.caption(f"{len(ticked)} run{'s' if len(ticked) > 1 else ''} ticked in the table above: "
+                       + "; ".join(plain(run_label(run)) for run in ticked))
+    return ticked
+
+
+def _unlisted(runs: list[RunInfo]) -> bool:
+    """Whether a run has appeared since the runs table was drawn (a sweep's next run)."""
+    drawn = st.session_state.get(choices.TABLE_DRAWN_KEY)
+    return bool({run.run_id for run in runs} - set(drawn[1] if drawn else ()))
 
 
 def _queue_linear_vs_mlp(server: Server) -> None:
@@ -204,13 +223,14 @@ def _sweep_ui(server: Server, listed: list[RunInfo]) -> None:
             example = SWEEP_SETTINGS[label][1] if label in SWEEP_SETTINGS else "choose a setting first"
             column.text_input("Values", key=f"sweep_values_{slot}", placeholder=example,
                               disabled=label not in SWEEP_SETTINGS)
-        queued = st.button("Queue the sweep", key="sweep_queue_button", icon=":material/playlist_add:",
-                           disabled=not may_control())
+        st.button("Queue the sweep", key="sweep_queue_button", icon=":material/playlist_add:",
+                  on_click=_queue_sweep, args=(server,), disabled=not may_control())
+        queued = st.session_state.pop(QUEUED_KEY, None)
         if queued:
-            _queue_sweep(server)
+            st.toast(plain(queued), icon=":material/playlist_add:")
         problem = st.session_state.pop("sweep_problem", None)
         if problem:
-            st.error(f"Not queued: {problem}", icon=":material/warning:")
+            st.error(f"Not queued: {plain(problem)}", icon=":material/warning:")
         if server.sweeps.queue.problem:
             st.warning(plain(server.sweeps.queue.problem), icon=":material/warning:")  # it quotes queue.json
         _sweeps_ui(server, listed)
@@ -239,8 +259,12 @@ def _enqueue(server: Server, configs: list[TrainConfig], name: str, swept: list[
         return
     sweep = server.sweeps.enqueue(configs, data, name, swept)
     st.session_state[SWEEP_PICK_KEY] = sweep.sweep
-    st.session_state[FOLLOW_KEY] = sweep.sweep
-    st.toast(f"{name}: {len(configs)} runs queued", icon=":material/playlist_add:")
+    # The picked saved run is let go: the page follows the sweep's runs as they train, and the
+    # comparison ticks them.
+    choices.tick_runs([], server.runs_dir, follow=sweep.sweep)
+    st.session_state[SELECTION_CHANGED_KEY] = True
+    # Said by the page's next full run: an element drawn by a fragment's callback lands at the page's top.
+    st.session_state[QUEUED_KEY] = f"{sweep.name}: {len(configs)} runs queued"
 
 
 def _sweeps_ui(server: Server, listed: list[RunInfo]) -> None:
@@ -250,8 +274,12 @@ def _sweeps_ui(server: Server, listed: list[RunInfo]) -> None:
     by_id = {sweep.sweep: sweep for sweep in sweeps}
     if st.session_state.get(SWEEP_PICK_KEY) not in by_id:
         st.session_state[SWEEP_PICK_KEY] = sweeps[0].sweep
-    chosen = by_id[st.selectbox("Queued sweeps", list(by_id), key=SWEEP_PICK_KEY,
-                                format_func=lambda key: sweep_label(by_id[key]))]
+    # Labels that never change while a sweep trains (sweep_label), and differ from each other: the
+    # select box keeps its value as the label (a queue saved before names were made unique may repeat one).
+    labels: dict[str, str] = {}
+    for sweep in sweeps:
+        labels[sweep.sweep] = unique_name(sweep_label(sweep), labels.values())
+    chosen = by_id[st.selectbox("Queued sweeps", list(by_id), key=SWEEP_PICK_KEY, format_func=labels.__getitem__)]
     with st.container(key="sweep_queue"):
         _sweep_controls(server, chosen)
         runs = {run.run_id: run for run in listed}
@@ -259,7 +287,8 @@ def _sweeps_ui(server: Server, listed: list[RunInfo]) -> None:
         if sum(row["test_accuracy"] is not None for row in rows) >= 2:
             st.plotly_chart(figures.sweep_figure(rows, chosen.swept), key="sweep_chart", theme=None,
                             config=CHART_CONFIG)
-        st.dataframe(sweep_table(rows, chosen.swept), key="sweep_table", hide_index=True,
+        # A run cancelled or not run yet has no accuracy, epochs or time: a dash, not Streamlit's "None".
+        st.dataframe(sweep_table(rows, chosen.swept), key="sweep_table", hide_index=True, placeholder="—",
                      width="stretch", column_config={"test accuracy": st.column_config.NumberColumn(format="%.2f %%")})
 
 
@@ -277,9 +306,11 @@ def _sweep_controls(server: Server, sweep: Sweep) -> None:
     if sweep.resumable:
         buttons.append(("Resume", "sweep_resume", ":material/play_arrow:", "Queue the runs that did not run",
                         allowed, lambda: server.sweeps.resume_sweep(sweep.sweep)))
+    ran = [item.run for item in sweep.items if item.run and (server.runs_dir / item.run).is_dir()]
     buttons.append(("Compare these runs", "sweep_compare", ":material/compare_arrows:",
-                    "Tick this sweep's runs in the comparison above", True,
-                    lambda: st.session_state.__setitem__(FOLLOW_KEY, sweep.sweep)))
+                    "Tick this sweep's runs in the table above (and those still to train, as they start)",
+                    bool(ran) or bool(sweep.pending),
+                    lambda: choices.tick_runs(ran, server.runs_dir, follow=sweep.sweep if sweep.pending else None)))
     if not sweep.pending:
         buttons.append(("Remove from the list", "sweep_forget", ":material/playlist_remove:",
                         "The runs stay saved; only the sweep's entry goes", allowed,

@@ -3,6 +3,10 @@
 The canvas lives in a fragment, so a stroke reruns only this panel, never the training charts. Its
 widget has no clear-from-Python: Clear gives it a new key (inside a container whose key stays
 `canvas`, which is what tests and styles find it by).
+
+Save as… confirms in place, under its buttons (a toast sat over the canvas, where the next stroke
+starts, and stayed while the pointer was on it). A save changes what Your drawings shows: with that
+tab open, the save reruns the whole page, since a fragment's run draws only itself.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from mlpdash.ui.tabs import open_view_follows_drawing
 
 CANVAS_SIZE = 280
 SAVE_PROBLEM_KEY = "save_as_problem"
+SAVED_KEY = "save_as_saved"  # (digit, drawings kept) of the last save, confirmed under the buttons
+JUST_SAVED_KEY = "save_as_just_saved"  # one-shot: a save's fragment run must redraw the views too
 DEFAULT_STROKE = 18
 
 
@@ -36,6 +42,10 @@ def drawing_ui(focus: Focus) -> None:
 
 
 def _drawing(focus: Focus) -> None:
+    # A save (the callback before this run) changed the folder that Your drawings shows, if open:
+    # the whole page, at once, before this fragment draws anything twice.
+    if st.session_state.pop(JUST_SAVED_KEY, False) and choices.open_view() == choices.DRAWINGS_TAB:
+        st.rerun(scope="app")
     st.markdown("#### Draw a digit")
     generation = st.session_state.setdefault("canvas_generation", 0)
     stroke = st.session_state.get("stroke_width", DEFAULT_STROKE)
@@ -140,6 +150,12 @@ def _save_as_ui(drawing: np.ndarray | None) -> None:
             for digit in range(10):
                 st.button(str(digit), key=f"save_as_{digit}", disabled=drawing is None, on_click=_save,
                           args=(drawing, digit))
+        saved = st.session_state.get(SAVED_KEY)
+        if saved is not None:
+            with st.container(key="save_as_done"):
+                digit, count = saved
+                st.caption(f":material/check_circle: Saved as a {digit} — {count} drawings kept."
+                           + (" Draw the next one." if drawing is None else ""))
 
 
 def _save(drawing: np.ndarray | None, digit: int) -> None:
@@ -151,20 +167,26 @@ def _save(drawing: np.ndarray | None, digit: int) -> None:
         count = len(listing(root))
     except (DrawingsError, OSError, ValueError) as err:
         st.session_state[SAVE_PROBLEM_KEY] = str(err)
+        st.session_state.pop(SAVED_KEY, None)  # not beside "Not saved"
         return
-    st.toast(f"Saved as a {digit} — {count} drawings kept. Draw the next one.", icon=":material/save:")
+    # Shown by the run that follows (a callback that draws is not supported in a fragment's rerun).
+    st.session_state[SAVED_KEY] = (digit, count)
+    st.session_state[JUST_SAVED_KEY] = True
     st.session_state["canvas_generation"] = st.session_state.get("canvas_generation", 0) + 1
 
 
 def _predict(focus: Focus, steps: Preparation | None) -> Prediction | None:
     """The answer for the drawing; None (with a message shown) when there is no model to ask."""
     if not focus.has_model():
-        if focus.run is None:
+        happened = focus.missing_model()  # a run that diverged says so: "train first" would be wrong
+        if happened is not None:
+            st.info(plain(happened), icon=":material/info:")
+        elif focus.run is None:
             st.info("Train a model first: the prediction uses the current model, even mid-training.",
                     icon=":material/info:")
         else:
-            st.info("The run shown has no model that can answer (it diverged, failed or kept no weights): "
-                    "pick another under Runs, or train one.", icon=":material/info:")
+            st.info("The run shown has no model that can answer: pick another under Runs, or train one.",
+                    icon=":material/info:")
         return None
     image = None if steps is None else steps.digit
     if image is None:

@@ -7,10 +7,15 @@ evaluation `drawings.evaluate` on the model's arrays, the gallery's pages `drawi
 fine-tuning `mlpdash.finetune`; this module lays them out. A folder holds up to 10,000 drawings: the gallery shows a page of them at a time, the
 misread ones the first few hundred, and the prepared drawings and the model's answers are read once
 per change of the folder, so that every rerun stays well under a second (`bench --drawings`).
+
+The tab follows the folder while it is open: a save in this page reruns the page (`drawing.py`), and
+a change made elsewhere (another page, the CLI) is seen by a small fragment that looks at the labels
+file's stamp twice a second and reruns the page only when it changed.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -18,6 +23,7 @@ import streamlit as st
 
 from mlpdash import figures
 from mlpdash.drawings import (
+    LABELS,
     MAX_DRAWINGS,
     Drawing,
     DrawingsError,
@@ -60,10 +66,14 @@ GALLERY_COLUMNS = 10  # tiles of one size, whether 3 drawings are kept or 300
 GALLERY_PAGE = 200
 MISREAD_SHOWN = 200
 FORGET_AFTER = 1000  # drawings gone from the folder that the server's memory of it may keep
+# How often an open tab looks at the folder's stamp: a change made in another page shows within a
+# second (this, plus one rerun of the page); a look costs a stat.
+FOLLOW_SECONDS = 0.5
 
 
 def drawings_ui(focus: Focus, server: Server) -> None:
     root = drawings_root()
+    _follow_folder(str(root), folder_stamp(root))  # before the listing: a change in between is seen
     with st.container(key="drawings"):
         try:
             kept = listing(root)
@@ -92,6 +102,24 @@ def drawings_ui(focus: Focus, server: Server) -> None:
         _evaluate(focus, root, kept, ready)
         _finetune(focus, server, root)
         _import_export(root, kept)
+
+
+def folder_stamp(root: Path) -> tuple[int, int, int] | None:
+    """What changes whenever the folder's drawings do: its labels file, which every save, relabel,
+    delete and import rewrites (a new file put in place: a new inode); None while there is none."""
+    try:
+        found = os.stat(root / LABELS)
+    except OSError:
+        return None
+    return found.st_ino, found.st_mtime_ns, found.st_size
+
+
+@st.fragment(run_every=FOLLOW_SECONDS)
+def _follow_folder(root: str, seen: tuple[int, int, int] | None) -> None:
+    """Rerun the page when the folder changed since the tab was drawn (`seen`); draws nothing. It
+    runs only while the tab is open (a closed tab does not call it, which stops its timer)."""
+    if folder_stamp(Path(root)) != seen:
+        st.rerun(scope="app")
 
 
 # One copy for every session (mlpdash.ui.cache): what a folder's drawings become does not depend on who

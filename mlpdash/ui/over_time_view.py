@@ -7,6 +7,8 @@ while it plays, or while the run it shows trains, it reruns on a timer, and noth
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import streamlit as st
 
@@ -32,27 +34,38 @@ from mlpdash.timeline import (
     unit_norms,
     unit_over_time,
 )
-from mlpdash.ui import choices, guarded, job_active, plain, refresh_every, rerun_if_changed
+from mlpdash.ui import choices, guarded, job_active, plain, rerun_if_changed
 from mlpdash.ui.cache import derived
 from mlpdash.ui.style import CHART_CONFIG
 
 EPOCH_KEY = "weights_epoch"
+PLAY_FROM_KEY = "weights_play_from"
+SET_KEY = "weights_epoch_set"  # our own moves of the slider the browser has not confirmed (users_epoch)
+# How long after the view moved the slider a request may still carry the value from before: a timer's
+# request in flight, a page busy redrawing (a Play step every 0.8 s; a full rerun under load ~1 s).
+LATE_SECONDS = 2.0
 PLAYING_KEY = "weights_playing"
 NEWEST_KEY = "weights_newest_epoch"
 PLAY_PRESSED_KEY = "weights_play_pressed"
 UNIT_KEY = "weights_follow_unit"
 GRID_KEY = "weights_time_grid"
 PLAY_SECONDS = 0.8  # a step of the play button: long enough to see each epoch's tiles
-REFRESH_FACTOR = 5  # while the run shown trains: a new record comes once an epoch
 MODES = {"Weights": WEIGHTS, "Change since step 0": SINCE_START, "Change since the epoch before": SINCE_PREVIOUS}
 QUANTITY = {WEIGHTS: "weight", SINCE_START: "change since step 0", SINCE_PREVIOUS: "change since the epoch before"}
 DRAWING, TEST_DIGIT = choices.DRAWING_INPUT, choices.TEST_DIGIT_INPUT
+FILMSTRIP_COLUMNS = 6  # a unit's epochs a row: tiles of 60 px or more in its column at 1024 px
+GRID_TILE_PX = 26  # the first layer's tiles on screen, the grid across the page
+TILE_PITCH = 29  # a 28-px tile and its gap, in the grid's own pixels
+GRID_MAX_HEIGHT = 640
+GRID_MARGINS_PX = 50  # the grid figure's title and margins
 
 
 def over_time_ui(focus: Focus) -> None:
     was_active = job_active(focus)
     playing = bool(st.session_state.get(PLAYING_KEY))
-    every = PLAY_SECONDS if playing else refresh_every(was_active, REFRESH_FACTOR)
+    # While the run trains, the page's epoch watch (ui.follow_epochs) redraws the view when an epoch
+    # ends, the only time it changes: no timer of its own.
+    every = PLAY_SECONDS if playing else None
 
     @st.fragment(run_every=every)
     def view() -> None:
@@ -93,9 +106,10 @@ def _view(focus: Focus, playing: bool) -> None:
                                            "the raw weights look like noise: the change shows what each unit "
                                            "has learned, epoch by epoch")
                  or "Change since step 0"]
-    grid_col, side_col = st.columns([3, 2])
-    with grid_col:
-        _grid(shown, timeline, epoch, mode)
+    # The grid across the whole width: in three fifths of it, 700 tiles were 8-11 px at 1024-1440 px.
+    _grid(shown, timeline, epoch, mode)
+    unit_col, side_col = st.columns([3, 2])
+    with unit_col:
         _follow_unit(timeline, epoch, mode)
     with side_col:
         _class_accuracy(timeline, epoch)
@@ -112,18 +126,21 @@ def _stop_playing() -> None:
 
 def _epoch_picker(epochs: list[int], playing: bool) -> int:
     """The chosen epoch: a slider over the kept epochs and a play button that steps through them."""
-    current = st.session_state.get(EPOCH_KEY)
+    chosen, st.session_state[SET_KEY] = users_epoch(st.session_state.get(EPOCH_KEY), st.session_state.get(SET_KEY),
+                                                    time.monotonic())
+    current = chosen
     # At the newest epoch (or none yet): stay at the newest as a live run adds epochs.
     if current not in epochs or current == st.session_state.get(NEWEST_KEY):
         current = epochs[-1]
     st.session_state[NEWEST_KEY] = epochs[-1]
     if playing and st.session_state.pop(PLAY_PRESSED_KEY, False):
-        pass  # the rerun of the click itself shows the epoch play starts from
+        # The rerun of the click itself shows the epoch play starts from.
+        current = st.session_state.pop(PLAY_FROM_KEY, current)
     elif playing:  # each timed rerun of the fragment is one step; the end stops the play
         current, ends = play_step(epochs, current)
         if ends:
             st.session_state[PLAYING_KEY] = False
-    st.session_state[EPOCH_KEY] = current
+    _set_epoch(chosen, current)
     slider_col, button_col = st.columns([5, 1], vertical_alignment="bottom")
     with slider_col:
         if len(epochs) > 1:
@@ -138,10 +155,45 @@ def _epoch_picker(epochs: list[int], playing: bool) -> int:
     return int(st.session_state[EPOCH_KEY])
 
 
+def users_epoch(value: int | None, set_by_us: tuple[tuple[int, ...], int, float] | None, now: float
+                ) -> tuple[int | None, tuple[tuple[int, ...], int, float] | None]:
+    """(the slider's epoch as the user chose it, what is still unconfirmed of our own changes).
+
+    The view moves the slider itself (Play's steps, a live run's newest epoch). A timer's request
+    that left the browser before the answer to such a move arrived still carries the slider's older
+    value, and Streamlit applies it as if the user had moved it back: Play once ended on epoch 2 after
+    showing 3. `set_by_us` is (the values the browser may still send from before, the value we set
+    last) until the browser sends that last value back; one of the older values meanwhile is such a
+    late request, not the user, and reads as the last value set; but only for LATE_SECONDS after
+    that move (when it was made, `now` on the same clock): later, the page has long had our value, and
+    a user who drags the slider back to where it was means it."""
+    if set_by_us is None:
+        return value, None
+    older, latest, when = set_by_us
+    if now - when > LATE_SECONDS:
+        return value, None
+    if value == latest:
+        return value, None  # the browser has it: from now on its value is the user's
+    if value in older:
+        return latest, set_by_us
+    return value, None  # a value never set by us: the user moved the slider
+
+
+def _set_epoch(before: int | None, value: int) -> None:
+    """Move the slider to `value` from `before` (what the browser shows), remembering it until the
+    browser confirms (users_epoch)."""
+    st.session_state[EPOCH_KEY] = value
+    if value == before:
+        return
+    pending = st.session_state.get(SET_KEY)
+    older = (*pending[0], pending[1]) if pending else (before,)
+    st.session_state[SET_KEY] = (tuple(v for v in older if v != value), value, time.monotonic())
+
+
 def _toggle_play(epochs: list[int]) -> None:
     playing = not st.session_state.get(PLAYING_KEY)
     if playing and st.session_state.get(EPOCH_KEY) == epochs[-1]:
-        st.session_state[EPOCH_KEY] = epochs[0]  # play from the start, as a video player does
+        st.session_state[PLAY_FROM_KEY] = epochs[0]  # play from the start, as a video player does
     st.session_state[PLAYING_KEY] = playing
     st.session_state[PLAY_PRESSED_KEY] = playing
 
@@ -166,6 +218,9 @@ def _grid_figure(state: tuple, _timeline: Timeline, epoch: int, mode: str, value
     kernel = first_layer_view(_timeline, epoch, mode)
     fig = figures.weights_grid_figure(kernel, value_range=value_range, quantity=QUANTITY[mode], highlight=highlight)
     fig.update_layout(title_text=f"First layer {epoch_when(epoch)}: {kernel.shape[1]} units, ±{value_range:.3g}")
+    # Tall enough for tiles of about GRID_TILE_PX at full width (the builder assumes a narrower column).
+    grid_height = abs(fig.layout.yaxis.range[0] - fig.layout.yaxis.range[1])
+    fig.update_layout(height=int(min(GRID_MAX_HEIGHT, grid_height * GRID_TILE_PX / TILE_PITCH + GRID_MARGINS_PX)))
     return fig
 
 
@@ -207,7 +262,11 @@ def _follow_unit(timeline: Timeline, epoch: int, mode: str) -> None:
     tiles = unit_over_time(timeline, unit, mode)
     r = common_range([tiles], figures.weight_range)
     quantity = QUANTITY[mode]
-    strip = figures.weights_grid_figure(tiles.T, columns=len(tiles), value_range=r, quantity=quantity,
+    # Rows of a few epochs: 31 epochs in one row were 15-px tiles under run-together labels.
+    # Its colour bar says only "change" or "weight" (the title says which change): along a one-row strip
+    # "change since the epoch before" was longer than the bar, and cut.
+    strip = figures.weights_grid_figure(tiles.T, columns=min(len(tiles), FILMSTRIP_COLUMNS), value_range=r,
+                                        quantity="weight" if mode == WEIGHTS else "change",
                                         unit_ids=timeline.epochs, labels=[epoch_name(e) for e in timeline.epochs],
                                         highlight=epoch)
     strip.update_layout(title_text=f"Unit {unit} at every kept epoch ({quantity}, ±{r:.3g})")

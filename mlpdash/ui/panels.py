@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import time
+from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
@@ -11,7 +13,7 @@ import streamlit as st
 from mlpdash import figures
 from mlpdash.compare import runs_table_row
 from mlpdash.focus import Focus
-from mlpdash.progress import Status
+from mlpdash.progress import Snapshot, Status
 from mlpdash.runs import RunError
 from mlpdash.server import Server
 from mlpdash.timeline import layer_shown, units_on_page
@@ -19,7 +21,7 @@ from mlpdash.ui import choices, guarded, job_active, plain, refresh_every, rerun
 from mlpdash.ui.access import may_control
 from mlpdash.ui.cache import derived
 from mlpdash.ui.style import CHART_CONFIG
-from mlpdash.run_view import RunView, chart_epochs, page_count, status_line
+from mlpdash.run_view import RunView, chart_epochs, chart_notes, page_count, status_line, stopped_mid_epoch
 
 WEIGHTS_REFRESH_FACTOR = 5
 # While a job trains, the weights panel shows the weights as they are, read at most this often.
@@ -66,25 +68,30 @@ def charts_ui(focus: Focus, planned_epochs: int | None = None) -> None:
 
 
 def run_banner() -> None:
-    """When a saved run is picked, say so above everything it changes, with the way back."""
+    """When a saved run is picked (the last run ticked under Runs & comparison), say so above
+    everything it changes, with the way back (which unticks every run)."""
     picked = choices.picked_run()
+    if picked is not None and not picked.is_dir():
+        choices.pick_run(None)  # deleted since it was ticked: the views follow the current job again
+        return
     if picked is None:
         return
+    ticked = len(choices.ticked_runs())
+    compared = f" {ticked} runs are ticked to compare under Runs & comparison." if ticked > 1 else ""
     with st.container(key="run_banner"):
         text_col, button_col = st.columns([4, 1], vertical_alignment="center")
         text_col.info(f"Showing saved run **{plain(picked.name)}**: the charts, the result, the views below "
-                      "and the answers to drawings are this run's, not the current job's.",
+                      f"and the answers to drawings are this run's, not the current job's.{compared}",
                       icon=":material/history:")
-        if button_col.button("Back to the current run", key="view_current", width="stretch"):
-            choices.pick_run(None)
-            st.rerun()
+        button_col.button("Back to the current run", key="view_current", width="stretch",
+                          on_click=choices.pick_run, args=(None,))
 
 
 def _live(server: Server) -> None:
     job = server.jobs.job
     snap = job.snapshot() if job else None
     with st.container(key="status"):
-        line = status_line(snap)
+        line = status_line(snap, other_run_shown=_other_run_shown(snap))
         if snap is not None and snap.status in (Status.FAILED, Status.DIVERGED):
             # A failure's message may quote a file: the data source a queued run names, a path.
             st.error(plain(line), icon=":material/error:")
@@ -98,6 +105,14 @@ def _live(server: Server) -> None:
     with st.container(key="run_progress"):
         if snap is not None and snap.status.active:
             st.progress(snap.progress)
+
+
+def _other_run_shown(snap: Snapshot | None) -> bool:
+    """Whether the panels show a saved run picked under Runs, not the job's own run."""
+    picked = choices.picked_run()
+    if picked is None or snap is None:
+        return False
+    return snap.run_dir is None or Path(snap.run_dir).resolve() != picked.resolve()
 
 
 def _queue_line(server: Server, snap) -> None:
@@ -129,7 +144,12 @@ def _result_metrics(view: RunView) -> None:
     accuracy, loss, epochs = st.columns(3)
     accuracy.metric("Test accuracy", f"{view.test_accuracy:.4f}")
     loss.metric("Test loss", "—" if view.test_loss is None else f"{view.test_loss:.4f}")
-    epochs.metric("Epochs", f"{len(view.history)} of {view.config.epochs}")
+    # Finished epochs, and for a run stopped inside one where its model was: a test result never sits
+    # beside a bare "0 of 2".
+    epochs.metric("Epochs finished", f"{len(view.history)} of {view.config.epochs}")
+    partial = stopped_mid_epoch(view)
+    if partial is not None:
+        st.caption(f"Stopped: {partial}.")
 
 
 def _charts(view: RunView | None, live: bool, planned_epochs: int | None = None) -> None:
@@ -141,11 +161,13 @@ def _charts(view: RunView | None, live: bool, planned_epochs: int | None = None)
     # Stacked, not side by side: each chart gets the column's full width.
     with st.container():
         last_step = int(steps[-1]) if len(steps) else 0
+        # Both charts span the same epochs; an ended run with nothing to draw says what happened.
         epochs = chart_epochs(view, live, planned_epochs)
-        st.plotly_chart(_loss_figure((identity, len(history), len(steps), last_step, epochs), view),
+        loss_note, accuracy_note = chart_notes(view, live)
+        st.plotly_chart(_loss_figure((identity, len(history), len(steps), last_step, epochs, loss_note), view),
                         key="loss_chart", theme=None, config=CHART_CONFIG)
     with st.container():
-        st.plotly_chart(_accuracy_figure((identity, len(history), epochs), history, epochs),
+        st.plotly_chart(_accuracy_figure((identity, len(history), epochs, accuracy_note), history, epochs),
                         key="accuracy_chart", theme=None, config=CHART_CONFIG)
 
 
@@ -153,15 +175,16 @@ def _charts(view: RunView | None, live: bool, planned_epochs: int | None = None)
 # leading underscore are not hashed; the key before them says what they hold.
 @derived(max_entries=8)
 def _loss_figure(key: tuple, _view: RunView | None) -> go.Figure:
+    epochs, note = key[-2:]
     if _view is None:
-        return figures.loss_figure((), epochs=key[-1])
+        return figures.loss_figure((), epochs=epochs)
     return figures.loss_figure(_view.history, _view.batch_loss, _view.batches_per_epoch, _view.batch_steps,
-                               epochs=key[-1])
+                               epochs=epochs, note=note)
 
 
 @derived(max_entries=8)
-def _accuracy_figure(key: tuple, _history: tuple, epochs: int | None) -> go.Figure:
-    return figures.accuracy_figure(_history, epochs)
+def _accuracy_figure(key: tuple, _history: tuple, epochs: float | None) -> go.Figure:
+    return figures.accuracy_figure(_history, epochs, note=key[-1])
 
 
 @derived(max_entries=8)
@@ -295,25 +318,24 @@ def runs_ui(server: Server) -> None:
                 f"`{server.runs_dir}`.", icon=":material/info:")
         return
     rows = [runs_table_row(run) for run in runs]
-    # The table keeps a ticked row *position* across reruns; when a new run shifts the list, that
-    # position would name another run. A key that changes with the list starts it unselected.
+    # The table's ticks are the page's one selection of runs (choices): the last ticked is shown
+    # everywhere, all of them are compared. The table keeps ticked row *positions*, which a new run
+    # shifts: a key that changes with the list, ticked afresh from the selection.
+    key = f"runs_table_{runs[0].run_id}_{len(runs)}"
+    shown = [run.run_id for run in runs]
+    damaged = {run.run_id: run.error or "damaged" for run in runs if run.status == "damaged"}
+    if choices.table_rows(key, shown, server.runs_dir, damaged):
+        st.rerun()  # the banner and the views above were drawn for the selection before
     with st.container(key="runs_table"):
-        event = st.dataframe(rows, key=f"runs_table_{runs[0].run_id}_{len(runs)}", on_select="rerun",
-                             selection_mode="single-row", hide_index=True, width="stretch")
-    picked = event.selection.rows if event is not None else []
-    # Apply a selection once, when it changes: "Back to the current run" must win over a row
-    # that is still ticked in the table.
-    chosen = runs[picked[0]] if picked and picked[0] < len(runs) else None
-    if chosen is not None and chosen.status == "damaged":
-        st.warning(f"{plain(chosen.run_id)} cannot be shown: {plain(chosen.error)}", icon=":material/warning:")
-    elif st.session_state.get("runs_table_applied") != (chosen and str(chosen.path)):
-        st.session_state["runs_table_applied"] = chosen and str(chosen.path)
-        if chosen is not None:
-            choices.pick_run(chosen.path)
-            st.rerun()
-    _evaluate_ui(server, chosen)
-    st.caption("Select a row to load that run's curves, confusion matrix, weights and model. A run "
-               "whose process was killed is listed as interrupted: it keeps every finished epoch.")
+        st.dataframe(rows, key=key, on_select=functools.partial(choices.table_ticked, key, server.runs_dir, damaged),
+                     selection_mode="multi-row", hide_index=True, width="stretch", placeholder="—")
+    for run_id, error in choices.table_problems():
+        st.warning(f"{plain(run_id)} cannot be shown: {plain(error)}", icon=":material/warning:")
+    picked = choices.picked_run()
+    _evaluate_ui(server, next((run for run in runs if picked is not None and run.run_id == picked.name), None))
+    st.caption("Tick a row to show that run everywhere (its curves, confusion matrix, weights and model); "
+               "tick more to compare them below: the last one ticked is shown. A run whose process was "
+               "killed is listed as interrupted: it keeps every finished epoch.")
 
 
 def _evaluate_ui(server: Server, chosen) -> None:

@@ -37,6 +37,7 @@ DATA_KINDS = {
 }
 DEFAULTS = TrainConfig()
 IDLE_CHECK_SECONDS = 5.0
+STOP_WAIT_SECONDS = 1.0  # the most a Stop click waits for the stopped model's test result
 FULL_SPEED = "full speed"
 # Slow motion: the digits trained a second (full MNIST runs at about 10,000-18,000 here).
 PACES: dict[str, float | None] = {FULL_SPEED: None, "2,000 digits/s": 2000.0, "500 digits/s": 500.0,
@@ -249,7 +250,7 @@ def _controls(jobs: JobManager, spec: str | None, config: TrainConfig | None) ->
     job = jobs.job
     status = job.status if job else Status.IDLE
     allowed = may_control()
-    start_col, pause_col, stop_col, speed_col = st.columns([1, 1, 1, 1.4], gap="small")
+    start_col, pause_col, stop_col, speed_col = st.columns([1, 1, 1, 1.8], gap="small")
     start = start_col.button("Start", key="start_training", type="primary", width="stretch",
                              icon=":material/play_arrow:",
                              disabled=config is None or spec is None or status.active or not allowed)
@@ -306,8 +307,10 @@ def _toggle_pause(jobs: JobManager) -> None:
 
 
 def _stop(jobs: JobManager) -> None:
-    if jobs.job is not None and may_control():
-        jobs.job.stop()
+    if jobs.job is not None and may_control() and jobs.job.stop():
+        # A stop takes effect within a batch and the test within a moment: waiting for them here lets
+        # the redraw that follows the click say "Stopped" with the result, not a second later.
+        jobs.job.wait_until_tested(STOP_WAIT_SECONDS)
 
 
 def _start(jobs: JobManager, spec: str | None, config: TrainConfig | None) -> None:

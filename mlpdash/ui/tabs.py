@@ -18,7 +18,7 @@ import streamlit as st
 
 from mlpdash.focus import Focus
 from mlpdash.server import Server
-from mlpdash.ui import choices, guarded
+from mlpdash.ui import choices, follow_epochs, guarded
 from mlpdash.ui.compare_view import compare_ui
 from mlpdash.ui.data_view import data_view_ui
 from mlpdash.ui.drawings_view import drawings_ui
@@ -34,17 +34,18 @@ class View:
     name: str
     draw: Callable[..., None]  # (focus), or (focus, server) for a view that acts
     follows_drawing: bool = False  # redrawn on every stroke while open
+    follows_epochs: bool = False  # redrawn when the job in focus ends an epoch, while open
     acts: bool = False
 
 
 VIEWS: tuple[View, ...] = (
-    View("Mistakes", mistakes_ui),
+    View("Mistakes", mistakes_ui, follows_epochs=True),
     View("Inside a prediction", explain_ui, follows_drawing=True),
     View("First-layer weights", weights_ui),
-    View("Weights over time", over_time_ui, follows_drawing=True),
-    View("Units", units_ui),
+    View("Weights over time", over_time_ui, follows_drawing=True, follows_epochs=True),
+    View("Units", units_ui, follows_epochs=True),
     View("Data", data_view_ui),
-    View("Your drawings", drawings_ui, acts=True),
+    View(choices.DRAWINGS_TAB, drawings_ui, acts=True),
     View("Runs & comparison", compare_ui, acts=True),
 )
 TAB_KEY = choices.VIEW_TAB_KEY
@@ -63,3 +64,5 @@ def views_ui(server: Server, focus: Focus) -> None:
         with tab, guarded(view.name.lower()):
             if tab.open:
                 view.draw(focus, server) if view.acts else view.draw(focus)
+                if view.follows_epochs:
+                    follow_epochs(focus)

@@ -12,6 +12,7 @@ import streamlit as st
 
 from mlpdash import figures
 from mlpdash.explain import Network
+from mlpdash.figures.units import UNIT_CHART_HEIGHT
 from mlpdash.focus import Focus, ModelInFocus
 from mlpdash.mnist import scale
 from mlpdash.ui import choices, plain
@@ -21,8 +22,8 @@ from mlpdash.units import (
     CURVE_FRACTIONS,
     LayerSummary,
     ablated,
+    ablated_accuracy,
     ablation_curve,
-    accuracy,
     broken_accuracy,
     dream,
     extremes,
@@ -39,6 +40,7 @@ from mlpdash.units import (
 )
 
 LAYER_KEY, UNIT_KEY = choices.UNITS_LAYER_KEY, choices.UNITS_UNIT_KEY
+CURVE_KEY = "units_lab_curve_for"  # the model state whose ablation curve was asked for
 BREAK_KEYS = {"units_break_biases": False, "units_break_noise": 0.0, "units_break_layer": "none",
               "units_break_bits": "off"}
 SELECTIVITY_HELP = ("How much the unit prefers one digit: (its mean output for its favourite digit − its mean "
@@ -51,7 +53,7 @@ def units_ui(focus: Focus) -> None:
     with st.container(key="units"):
         model = choices.model(focus, "That run's model cannot be opened",
                             "Train a model first: this view opens every hidden unit of the current model, "
-                            "even mid-training, or of the run picked under Runs.")
+                            "even mid-training, or of the run picked under Runs.", settled=True)
         if model is None:
             return
         if not model.network.hidden_sizes:
@@ -66,11 +68,13 @@ def units_ui(focus: Focus) -> None:
         state = _fingerprint(model)
         layer = st.segmented_control("Layer", list(range(1, len(sizes) + 1)), default=1, key=LAYER_KEY,
                                      format_func=lambda n: f"layer {n} ({sizes[n - 1]} units)") or 1
-        summary = _summary(state, model.network, images, labels, layer)
+        # Which model this is, before the seconds its summary may take: a new epoch shows at once.
         st.caption(f"{plain(model.title)} · test split of {plain(model.data_spec)}: {len(images):,} digits")
+        summary = _summary(state, model.network, images, labels, layer)
+        pre = _layer_inputs(state, model.network, images, layer)
         _unit_list(summary, layer)
-        _card(model, state, data.x_test, images, labels, layer, summary)
-        _lab(model, state, images, labels, layer, summary)
+        _card(model, state, data.x_test, images, labels, layer, summary, pre)
+        _lab(model, state, images, labels, layer, summary, pre)
         _break_it(model, state, images, labels)
 
 
@@ -82,7 +86,7 @@ def _fingerprint(model: ModelInFocus) -> tuple:
 
 @derived(max_entries=8, spinner="Measuring every unit of the layer…")
 def _summary(state: tuple, _network: Network, _images: np.ndarray, _labels: np.ndarray, layer: int) -> LayerSummary:
-    return summarise(_network, _images, _labels, layer)
+    return summarise(_network, _images, _labels, layer, pre=_layer_inputs(state, _network, _images, layer))
 
 
 def _unit_list(summary: LayerSummary, layer: int) -> None:
@@ -106,7 +110,7 @@ def _unit_list(summary: LayerSummary, layer: int) -> None:
 
 
 def _card(model: ModelInFocus, state: tuple, pixels: np.ndarray, images: np.ndarray, labels: np.ndarray, layer: int,
-          summary: LayerSummary) -> None:
+          summary: LayerSummary, pre: np.ndarray) -> None:
     """One unit's card; `pixels` are the test digits as stored (uint8), `images` as the model sees them."""
     count = model.network.hidden_sizes[layer - 1]
     if st.session_state.get(UNIT_KEY, 0) >= count:
@@ -119,8 +123,10 @@ def _card(model: ModelInFocus, state: tuple, pixels: np.ndarray, images: np.ndar
     wanted = _dream(state, model.network, layer, unit)
     template_col, dream_col, class_col = st.columns(3)
     with template_col:
-        st.plotly_chart(figures.unit_figure(template.ravel(), unit, quantity="template"), key="units_template",
-                        theme=None, config=CHART_CONFIG)
+        # As tall as its neighbours: at 420 px its colour bar stood far taller than a 130-px template.
+        template_fig = figures.unit_figure(template.ravel(), unit, quantity="template")
+        template_fig.update_layout(height=UNIT_CHART_HEIGHT)
+        st.plotly_chart(template_fig, key="units_template", theme=None, config=CHART_CONFIG)
         st.caption(f"Its input template: {what} (red: ink there drives it up).")
     with dream_col:
         st.plotly_chart(figures.grey_image_figure(wanted, "What it wants to see"), key="units_dream", theme=None,
@@ -135,7 +141,6 @@ def _card(model: ModelInFocus, state: tuple, pixels: np.ndarray, images: np.ndar
         st.plotly_chart(figures.class_means_figure(summary.means[:, unit]), key="units_class_means",
                         theme=None, config=CHART_CONFIG)
         st.metric("Selectivity", f"{summary.selectivity[unit]:.2f}", help=SELECTIVITY_HELP)
-    pre = _layer_inputs(state, model.network, images, layer)
     most, least = extremes(pre, unit)
     most_col, least_col = st.columns(2)
     for column, chosen, title, key in ((most_col, most, "The nine test digits that drive it hardest", "units_most"),
@@ -145,7 +150,7 @@ def _card(model: ModelInFocus, state: tuple, pixels: np.ndarray, images: np.ndar
             st.plotly_chart(figures.digits_grid_figure(pixels[chosen], chosen, hover, title,
                                                        short=[f"{pre[i, unit]:.1f}" for i in chosen], columns=9),
                             key=key, theme=None, config=CHART_CONFIG)
-    off = accuracy(ablated(model.network, layer, [unit]), images, labels)
+    off = _switched_off(state, model.network, pre, labels, layer, (unit,))
     intact = _intact(state, model.network, images, labels)
     found = most_hurt(intact, off)
     hurt = "; no digit loses" if found is None else f"; the digit it matters most to: {found[0]} ({found[1]:+.2%})"
@@ -173,6 +178,14 @@ def _layer_inputs(state: tuple, _network: Network, _images: np.ndarray, layer: i
     return layer_inputs(_network, _images, layer)
 
 
+@derived(max_entries=16)
+def _switched_off(state: tuple, _network: Network, _pre: np.ndarray, _labels: np.ndarray, layer: int,
+                  units: tuple[int, ...]):
+    """The test accuracy with `units` of `layer` switched off, once per model state: a page that
+    comes back to a card or the lab does not pass the test split through the model again."""
+    return ablated_accuracy(_network, _pre, _labels, layer, units)
+
+
 @derived(max_entries=64)
 def _dream(state: tuple, _network: Network, layer: int, unit: int) -> np.ndarray:
     return dream(_network, layer, unit)
@@ -180,10 +193,12 @@ def _dream(state: tuple, _network: Network, layer: int, unit: int) -> np.ndarray
 
 @derived(max_entries=8)
 def _intact(state: tuple, _network: Network, _images: np.ndarray, _labels: np.ndarray):
-    return accuracy(_network, _images, _labels)
+    # From the first layer's inputs, which the view has computed (and cached) already.
+    return ablated_accuracy(_network, _layer_inputs(state, _network, _images, 1), _labels, 1, ())
 
 
-def _lab(model: ModelInFocus, state: tuple, images: np.ndarray, labels: np.ndarray, layer: int, summary: LayerSummary) -> None:
+def _lab(model: ModelInFocus, state: tuple, images: np.ndarray, labels: np.ndarray, layer: int, summary: LayerSummary,
+         pre: np.ndarray) -> None:
     st.markdown("##### The lab: switch units off (on a copy; the trained model is never changed)")
     count = model.network.hidden_sizes[layer - 1]
     mode = LAB_MODES[st.segmented_control("Switch off", list(LAB_MODES), default="The k most important",
@@ -200,11 +215,11 @@ def _lab(model: ModelInFocus, state: tuple, images: np.ndarray, labels: np.ndarr
     try:
         units = parse_units(spec, count, summary.importance)
     except ValueError as err:
-        st.warning(f"{err}", icon=":material/warning:")
+        st.warning(plain(err), icon=":material/warning:")
         return
     intact = _intact(state, model.network, images, labels)
     broken_network = ablated(model.network, layer, units)
-    broken = accuracy(broken_network, images, labels)
+    broken = _switched_off(state, model.network, pre, labels, layer, tuple(units))
     drawing = choices.drawing()
     said = ""
     if drawing is not None:
@@ -218,9 +233,7 @@ def _lab(model: ModelInFocus, state: tuple, images: np.ndarray, labels: np.ndarr
                         key="units_lab_compare", theme=None, config=CHART_CONFIG)
     if layer == 1:
         with curve_col:
-            curves = _curve(state, model.network, images, labels, summary.importance)
-            st.plotly_chart(figures.ablation_curve_figure(CURVE_FRACTIONS, curves), key="units_lab_curve",
-                            theme=None, config=CHART_CONFIG)
+            _curve_ui(model, state, pre, labels, summary)
             st.caption("The classic ablation curve: the units that matter most first, against a random "
                        "order. A network spreads what it knows: most single units can go.")
 
@@ -263,7 +276,24 @@ def _reset_break() -> None:
         st.session_state[key] = value
 
 
+def _curve_ui(model: ModelInFocus, state: tuple, pre: np.ndarray, labels: np.ndarray, summary: LayerSummary) -> None:
+    """The ablation curve, drawn when asked for: it passes the test split through the model
+    2 x len(CURVE_FRACTIONS) times (seconds), which opening the view should not cost. Once drawn for
+    a model, it is shown straight away (cached)."""
+    drawn = st.session_state.get(CURVE_KEY)
+    if drawn != state and not st.button("Draw the ablation curve", key="units_lab_curve_draw",
+                                        icon=":material/show_chart:",
+                                        help=f"Test accuracy as ever more units are switched off, the most "
+                                             f"important first and in a random order: "
+                                             f"{2 * len(CURVE_FRACTIONS)} passes over the test split"):
+        return
+    st.session_state[CURVE_KEY] = state
+    curves = _curve(state, model.network, pre, labels, summary.importance)
+    st.plotly_chart(figures.ablation_curve_figure(CURVE_FRACTIONS, curves), key="units_lab_curve",
+                    theme=None, config=CHART_CONFIG)
+
+
 @derived(max_entries=4, spinner="Switching off ever more units…")
-def _curve(state: tuple, _network: Network, _images: np.ndarray, _labels: np.ndarray,
+def _curve(state: tuple, _network: Network, _pre: np.ndarray, _labels: np.ndarray,
            _ranking: np.ndarray) -> dict[str, list[float]]:
-    return ablation_curve(_network, _images, _labels, 1, _ranking)
+    return ablation_curve(_network, None, _labels, 1, _ranking, pre=_pre)

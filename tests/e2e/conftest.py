@@ -37,24 +37,48 @@ def pytest_runtest_makereport(item, call):
 
 
 @pytest.fixture(scope="session")
-def server_dir() -> Path:
-    """The server's runs and log, outside pytest's numbered temp folders (which a concurrent pytest
-    run may prune)."""
+def shared_dir() -> Path:
+    """The shared server's runs, drawings and log, outside pytest's numbered temp folders (which a
+    concurrent pytest run may prune)."""
     path = Path(tempfile.mkdtemp(prefix="mlpdash-e2e-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
+def shared_server(shared_dir: Path):
+    """The URL of the Streamlit server most modules share, running app.py on the sample."""
+    with served(shared_dir / "server.log") as url:
+        yield url
+
+
+def _own_server(request) -> bool:
+    """Whether the module asks for a server of its own (`OWN_SERVER = True`): one that trains or saves
+    drawings before the page tests run, which expect an idle first view and an empty drawings folder."""
+    return bool(getattr(request.module, "OWN_SERVER", False))
+
+
+@pytest.fixture(scope="module")
+def server_dir(request, tmp_path_factory) -> Path:
+    """The folder of the server this module's pages talk to: its runs, drawings and log."""
+    if _own_server(request):
+        return tmp_path_factory.mktemp(request.module.__name__.rpartition(".")[2])
+    return request.getfixturevalue("shared_dir")
+
+
+@pytest.fixture(scope="module")
 def server_log(server_dir: Path) -> Path:
     return server_dir / "server.log"
 
 
-@pytest.fixture(scope="session")
-def app_url(server_log: Path):
-    """The URL of a Streamlit server running app.py on the sample, killed at the end."""
-    with served(server_log) as url:
-        yield url
+@pytest.fixture(scope="module")
+def app_url(request, server_log: Path):
+    """The URL of the server this module's pages talk to (the shared one, or the module's own)."""
+    if _own_server(request):
+        with served(server_log) as url:
+            yield url
+    else:
+        yield request.getfixturevalue("shared_server")
 
 
 @pytest.fixture(scope="session")

@@ -17,9 +17,8 @@ import re
 import time
 from pathlib import Path
 
-import pytest
 from playwright.sync_api import BrowserContext, Page, expect
-from streamlit_page import FRESH, served
+from streamlit_page import FRESH
 
 from mlpdash.bench import STROKE_SCRIPT
 
@@ -32,19 +31,9 @@ TRAINING = re.compile(r"^Training — epoch (\d+)/(\d+), batch (\d+)/(\d+)")
 ONE = [(0.5, 0.18), (0.5, 0.4), (0.5, 0.65), (0.5, 0.88)]  # fractions of the canvas, below its toolbar
 CANVAS = f".st-key-canvas .stElementContainer{FRESH}:not([data-retained='true']) canvas.upper-canvas"
 
-
-
-@pytest.fixture(scope="module")
-def server_log(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("many-tabs") / "server.log"
-
-
-@pytest.fixture(scope="module")
-def app_url(server_log: Path):
-    """A server of this module's own: the session's server stays idle for the page tests (their
-    first view is of an idle page), whatever order the modules run in."""
-    with served(server_log) as url:
-        yield url
+# The session's server stays idle for the page tests (their first view is of an idle page), whatever
+# order the modules run in: a server of its own (conftest.app_url).
+OWN_SERVER = True
 
 
 # In the page: batches trained so far, read from the status line as the test_page helpers read it.

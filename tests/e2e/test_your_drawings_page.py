@@ -21,7 +21,7 @@ def save_as(page: Page, shape: list[tuple[float, float]], digit: int) -> None:
     saved = button(page, f"save_as_{digit}")
     expect(saved).to_be_enabled()
     saved.click()
-    expect(page.locator(".stToast")).to_contain_text(f"Saved as a {digit}")
+    expect(page.locator(".st-key-save_as_done")).to_contain_text(f"Saved as a {digit}")  # under the buttons
     expect(button(page, f"save_as_{digit}")).to_be_disabled(timeout=15_000)  # a fresh, empty canvas
     assert ink(page) == 0
 
