@@ -88,9 +88,12 @@ def _explain(focus: Focus) -> None:
     data = None if model is None else choices.data(focus, model.data_spec)
     if model is None or data is None:
         return
+    # The start value in session state, not as `default`: Mistakes, Data and Your drawings set it too
+    # (a digit handed over), and a widget given both is warned about in the server log.
+    st.session_state.setdefault(choices.INPUT_KEY, choices.DRAWING_INPUT)
     source = st.segmented_control("Input", [choices.DRAWING_INPUT, *choices.SPLIT_INPUTS.values(),
                                             choices.SAVED_DRAWING_INPUT],
-                                  default=choices.DRAWING_INPUT, key=choices.INPUT_KEY,
+                                  key=choices.INPUT_KEY,
                                   help="Your drawing on the canvas above, a digit of the test or validation "
                                        "split (the Mistakes tab hands them over too), or one of the drawings "
                                        "kept under Your drawings")

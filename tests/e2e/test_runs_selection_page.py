@@ -14,6 +14,10 @@ from streamlit_page import FRESH
 from test_page import FINISHED, RUN_TIMEOUT_MS, button, open_tab, runs_csv, set_input, settle, status, step
 from test_runs_compared_page import SWEEP_TIMEOUT_MS, choose
 
+# It queues a sweep and reads the runs table row by row: a server of its own, with no runs or sweeps
+# of other modules in its table and picker.
+OWN_SERVER = True
+
 HEADER_PX, ROW_PX = 36, 35  # the runs grid's header and row heights
 
 
