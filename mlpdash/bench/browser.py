@@ -82,10 +82,11 @@ def chromium(folder: Path, nice: int) -> str:
     return str(wrapper)
 
 
-def open_tab(browser: Any, url: str) -> Any:
+def open_tab(browser: Any, url: str, viewport: dict[str, int] = VIEWPORT,
+             timeout_ms: float = PAGE_TIMEOUT_MS) -> Any:
     """A tab of its own browser context (as a separate visitor's), once the page's first run is over."""
-    page = browser.new_context(viewport=VIEWPORT).new_page()
-    page.set_default_timeout(PAGE_TIMEOUT_MS)
+    page = browser.new_context(viewport=viewport).new_page()
+    page.set_default_timeout(timeout_ms)
     page.goto(url, wait_until="domcontentloaded")
     page.locator(STATUS).first.wait_for()
     page.locator("[data-test-script-state='notRunning']").wait_for(state="attached")

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mlpdash.bench.browser import CHROMIUM_ARGS, ROUND_TRIP_PROBE, STATUS, _clear, _stroke, browser_problem, \
-    chromium, start_run
+    chromium, open_tab, start_run
 from mlpdash.bench.common import REPO_ROOT
 from mlpdash.bench.page_probes import DRAWN, OPENED_PROBE, VIEW_PROBE, PageTimes, goal_table, median, \
     views_table
@@ -100,11 +100,7 @@ def _seconds(values: list[float]) -> str:
 
 def _new_page(browser: Any, url: str) -> Any:
     """A page of its own browser context (a separate visitor), settled after its first run."""
-    page = browser.new_context(viewport=VIEWPORT).new_page()
-    page.set_default_timeout(PAGE_TIMEOUT_MS)
-    page.goto(url, wait_until="domcontentloaded")
-    page.locator(STATUS).first.wait_for()
-    page.locator("[data-test-script-state='notRunning']").wait_for(state="attached")
+    page = open_tab(browser, url, viewport=VIEWPORT, timeout_ms=PAGE_TIMEOUT_MS)
     page.evaluate(VIEW_PROBE)
     _settle(page)
     return page
