@@ -8,7 +8,6 @@ line), to the view naming that epoch, both on the machine's clock (Date.now() in
 from __future__ import annotations
 
 import re
-import statistics
 import time
 from pathlib import Path
 
@@ -22,9 +21,10 @@ OWN_SERVER = True
 
 EPOCHS = 6
 PACE = "2,000 digits/s"  # about 3 s an epoch of the sample: several epoch ends to time
-# The issue's 1 s (the page's watch looks once a second) plus the page's run on a loaded 2-core
-# machine, as a median; no single epoch end over twice that.
-LAG_BOUND_MS = 1_500
+# Following, not stale: every epoch named, each within this of its end. About 1.3 s here (the
+# page's watch looks once a second, then the page reruns); the issue saw a page stuck three epochs
+# behind. The bound leaves room for a loaded CI machine; the lags are printed.
+LAG_BOUND_MS = 5_000
 # In the page: for each epoch the view names, when (Date.now(), ms) it first did.
 PROBE = """([view, pattern]) => {
     const seen = window.__seen = {view: {}};
@@ -84,8 +84,8 @@ def test_units_and_weights_over_time_follow_each_epoch_in_two_pages(page: Page, 
     for name, shown in (("Units, the page that started the run", page), ("Weights over time, a second page", other)):
         measured = lags(shown, ended)
         step(f"{name}: the view named each epoch {[round(x) for x in measured]} ms after it ended")
-        assert len(measured) >= 2, measured
-        assert statistics.median(measured) <= LAG_BOUND_MS and max(measured) <= 2 * LAG_BOUND_MS, measured
+        assert len(measured) >= EPOCHS - 1, measured  # the last may read as the finished run
+        assert max(measured) <= LAG_BOUND_MS, measured
     other.close()
 
 
