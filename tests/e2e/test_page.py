@@ -11,6 +11,7 @@ import csv
 import io
 import re
 import time
+from pathlib import Path
 
 from playwright.sync_api import Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -169,7 +170,16 @@ def draw(page: Page, points: list[tuple[float, float]]) -> float:
     returns the page's clock (performance.now(), ms) just before the mouse was released."""
     # Clear swaps in a new canvas widget: for a moment the old one may still be there.
     surface = page.locator(f".st-key-canvas .stElementContainer{FRESH} canvas.upper-canvas")
-    expect(surface).to_have_count(1)
+    try:
+        expect(surface).to_have_count(1)
+    except AssertionError:
+        # Seen once in about 40 saves in a row on a loaded machine: two canvas surfaces for 5 s after
+        # the key changed (the component's own mount and clean-up, streamlit-drawable-canvas 0.13).
+        # Drawn on the newest, with a picture of the page to look at; the save it leads to is checked.
+        shot = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots" / "two-canvases.png"
+        page.screenshot(path=str(shot))
+        step(f"{surface.count()} canvas surfaces after the canvas was renewed; drawn on the newest ({shot})")
+        surface = surface.last
     surface.scroll_into_view_if_needed()
     box = surface.bounding_box()
     holder = page.locator(".st-key-canvas").bounding_box()
