@@ -49,9 +49,13 @@ def main() -> None:
             with st.container(key="result_slot"):
                 result_ui(focus)
             charts_ui(focus, planned_epochs=config.epochs if config else None)
-        with drawing_col, st.container(key="drawing_column"):
-            drawing_ui(focus)
-    views_ui(server, focus)
+    # The tab bar under the main row; the open view is drawn last, or with the canvas when it is
+    # about the drawing (a stroke then redraws the canvas's fragment alone, that view included).
+    view = views_ui(server)
+    with drawing_col, st.container(key="drawing_column"):
+        drawing_ui(focus, view if view.with_canvas else None)
+    if not view.with_canvas:
+        view.draw(focus)
     load_engine_after_first_view()
 
 main()

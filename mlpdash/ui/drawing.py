@@ -1,6 +1,8 @@
 """Draw a digit: a canvas, and what the current model thinks it is.
 
-The canvas lives in a fragment, so a stroke reruns only this panel, never the training charts. Its
+The canvas lives in a fragment, so a stroke reruns only this panel, never the training charts, and
+with it the open view when that view is about the drawing (Inside a prediction, drawn by this
+fragment in its place under its tab: `mlpdash.ui.tabs.OpenView`). Its
 widget has no clear-from-Python: Clear gives it a new key (inside a container whose key stays
 `canvas`, which is what tests and styles find it by).
 
@@ -23,7 +25,7 @@ from mlpdash.preprocess import Preparation, canvas_png, prepare
 from mlpdash.runs import RunError
 from mlpdash.ui import choices, guarded, plain
 from mlpdash.ui.style import CHART_CONFIG
-from mlpdash.ui.tabs import open_view_follows_drawing
+from mlpdash.ui.tabs import OpenView, open_view_follows_drawing
 
 CANVAS_SIZE = 280
 SAVE_PROBLEM_KEY = "save_as_problem"
@@ -32,11 +34,19 @@ JUST_SAVED_KEY = "save_as_just_saved"  # one-shot: a save's fragment run must re
 DEFAULT_STROKE = 18
 
 
-def drawing_ui(focus: Focus) -> None:
+def drawing_ui(focus: Focus, view: OpenView | None = None) -> None:
+    """The canvas and its answer; and `view` (open under its tab, about the drawing), drawn in its
+    place by the same fragment, so that a stroke redraws it without a run of the whole page."""
     @st.fragment
     def drawing() -> None:
+        # A widget of `view` (drawn by this fragment) may have opened another tab: the page shows it.
+        choices.follow_tab_change()
+        now = focus
         with guarded("drawing"):
-            _drawing(focus.now())  # a stroke reruns this alone: ask again which model answers
+            now = focus.now()  # a stroke reruns this alone: ask again which model answers
+            _drawing(now)
+        if view is not None:  # in every run of the fragment: Streamlit keeps its place by that
+            view.draw(now)
 
     drawing()
 

@@ -7,6 +7,10 @@ a view that also acts (starts a fine-tune, queues a sweep) says so and receives 
 too. Its input and other choices are in `mlpdash.ui.choices`, as the others' are. Only the open
 tab runs (Streamlit's lazy tabs, `on_change="rerun"` with `.open`), so a stroke on the canvas never
 pays for a view nobody is looking at.
+
+A view about the drawing (`with_canvas`) is drawn by the canvas's fragment, into its place under its
+tab (Streamlit lets a fragment write into a container made outside it): a stroke then redraws the
+canvas, its answer and that view, and nothing else; before, it ran the whole page after the fragment.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from mlpdash.focus import Focus
 from mlpdash.server import Server
@@ -33,14 +38,15 @@ from mlpdash.ui.units_view import units_ui
 class View:
     name: str
     draw: Callable[..., None]  # (focus), or (focus, server) for a view that acts
-    follows_drawing: bool = False  # redrawn on every stroke while open
+    follows_drawing: bool = False  # redrawn on every stroke while open (a run of the whole page)
     follows_epochs: bool = False  # redrawn when the job in focus ends an epoch, while open
     acts: bool = False
+    with_canvas: bool = False  # drawn by the canvas's fragment: a stroke redraws it and nothing else
 
 
 VIEWS: tuple[View, ...] = (
     View("Mistakes", mistakes_ui, follows_epochs=True),
-    View("Inside a prediction", explain_ui, follows_drawing=True),
+    View("Inside a prediction", explain_ui, with_canvas=True),
     View("First-layer weights", weights_ui),
     View("Weights over time", over_time_ui, follows_drawing=True, follows_epochs=True),
     View("Units", units_ui, follows_epochs=True),
@@ -57,12 +63,35 @@ def open_view_follows_drawing() -> bool:
     return any(view.follows_drawing for view in VIEWS if view.name == name)
 
 
-def views_ui(server: Server, focus: Focus) -> None:
+@dataclass(frozen=True)
+class OpenView:
+    """The view whose tab is open, and its place under the tab, not drawn yet."""
+
+    view: View
+    place: DeltaGenerator
+    server: Server
+
+    @property
+    def with_canvas(self) -> bool:
+        return self.view.with_canvas
+
+    def draw(self, focus: Focus) -> None:
+        """Draw the view in its place (in the whole page's run, or in the canvas's fragment's)."""
+        with self.place, guarded(self.view.name.lower()):
+            self.view.draw(focus, self.server) if self.view.acts else self.view.draw(focus)
+            if self.view.follows_epochs:
+                follow_epochs(focus)
+
+
+def views_ui(server: Server) -> OpenView:
+    """The tab bar, and a place under the open tab for its view; `OpenView.draw` draws it there (the
+    page right away, or the canvas's fragment for a view `with_canvas`)."""
     st.session_state.pop(choices.TAB_CHANGED_KEY, None)  # a full run shows any tab change itself
     tabs = st.tabs([view.name for view in VIEWS], key=TAB_KEY, on_change="rerun")
     for view, tab in zip(VIEWS, tabs, strict=True):
-        with tab, guarded(view.name.lower()):
-            if tab.open:
-                view.draw(focus, server) if view.acts else view.draw(focus)
-                if view.follows_epochs:
-                    follow_epochs(focus)
+        if tab.open:
+            with tab:
+                return OpenView(view, st.container(), server)
+    # Streamlit opens the first tab when none is chosen: not reached, but a view is always there.
+    with tabs[0]:
+        return OpenView(VIEWS[0], st.container(), server)
