@@ -501,6 +501,31 @@ def test_weights_grid_of_a_page_names_its_units_frames_the_picked_one_and_labels
         weights_grid_figure(kernel, unit_ids=[1, 2])
 
 
+def test_labelled_tiles_have_their_labels_above_them_not_over_their_weights():
+    from mlpdash.figures.weights import GAP_INDEX, LABEL_BAND, WEIGHT_LEVELS
+
+    kernel = glorot_kernel(7)
+    fig = weights_grid_figure(kernel, columns=3, labels=[f"epoch {k}" for k in range(7)], highlight=4)
+    source = fig.data[0].source
+    pixels = np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))))
+    markers = fig.data[1]
+    centre = 27 / 2
+    for k, (note, x, y) in enumerate(zip(fig.layout.annotations, markers.x, markers.y, strict=True)):
+        left, top = int(x - centre), int(y - centre)
+        # The marker (where a click or hover lands) is on its tile: no gap pixel in it.
+        assert (pixels[top:top + 28, left:left + 28] != GAP_INDEX).all(), k
+        # Its label sits on the band just above the tile, blank (the colour of a zero weight) down to
+        # the gap line at the tile's top edge.
+        assert note.text == f"epoch {k}" and note.yanchor == "bottom" and note.xanchor == "left"
+        assert note.y == top - 0.5 and note.x == left - 0.5
+        assert (pixels[top - LABEL_BAND:top - 1, left:left + 28] == WEIGHT_LEVELS // 2).all(), k
+        assert (pixels[top - 1, left:left + 28] == GAP_INDEX).all(), k
+    (frame,) = fig.layout.shapes  # the fifth tile, row 1 column 1, framed where it is drawn
+    assert frame.x0 < markers.x[4] < frame.x1 and frame.y0 < markers.y[4] < frame.y1
+    # Unlabelled grids (700 units) keep their tiles packed.
+    assert fig.layout.yaxis.range[0] > weights_grid_figure(kernel, columns=3).layout.yaxis.range[0]
+
+
 def test_weights_grid_refuses_a_bad_range():
     with pytest.raises(ValueError, match="value_range"):
         weights_grid_figure(glorot_kernel(4), value_range=0.0)

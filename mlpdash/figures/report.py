@@ -44,7 +44,9 @@ def confusion_figure(confusion: np.ndarray) -> go.Figure:
               for row, drow in zip(counts, diagonal)],
         texttemplate="%{text}", textfont=dict(size=11),
         # Under the matrix, not beside it: on a phone the matrix keeps the width, and its labels room.
-        colorbar=dict(title=dict(text="error share (of the true digit's images)", side="top"),
+        # Short enough for the matrix in a third of a projector's width ("…of the true digit's
+        # images" was cut there); the hover says it whole.
+        colorbar=dict(title=dict(text="share of the true digit", side="top"),
                       tickformat=".1%", thickness=10, orientation="h", len=0.9, x=0.5, xanchor="center",
                       y=-0.16, yanchor="top"),
     ))

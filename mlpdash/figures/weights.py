@@ -40,6 +40,9 @@ GAP_RGB = (190, 190, 190)  # mid grey: distinct from the near-white of a zero we
 ROBUST_PERCENTILE = 99.5
 TILE_GAP = 1
 MAX_LABELLED_TILES = 20
+# Grid pixels (of a 28-px tile) left free above each row of labelled tiles for their labels: written
+# over a tile's corner, "epoch 12" hid the weights under it.
+LABEL_BAND = 8
 # Wider than tall suits a wide dashboard: 700 units -> 37 x 19 tiles, 10 units -> 5 x 2.
 GRID_ASPECT = 2.0
 COLORBAR_ALLOWANCE = 80  # px of ASSUMED_FIGURE_WIDTH the colour bar takes from the grid
@@ -82,6 +85,22 @@ def tile_grid(kernel: np.ndarray, columns: int | None = None) -> tuple[np.ndarra
         tiles.reshape(rows, columns, IMAGE_SIDE, IMAGE_SIDE).transpose(0, 2, 1, 3))
     grid = cells.reshape(rows * pitch, columns * pitch)[:-TILE_GAP, :-TILE_GAP].copy()
     return grid, rows, columns
+
+
+def with_label_bands(grid: np.ndarray, rows: int, band: int) -> np.ndarray:
+    """`grid` (from `tile_grid`, `rows` rows of tiles) with `band` pixel rows above each row of tiles,
+    for their labels; unchanged for a band of 0. A band is 0.0, drawn in the near-white of a zero
+    weight (the gap's grey read as a bar over the tiles), but for its last row: a gap line, the
+    tiles' top edge."""
+    if band <= 0:
+        return grid
+    pitch = IMAGE_SIDE + TILE_GAP
+    spaced = np.full((rows * (pitch + band) - TILE_GAP, grid.shape[1]), np.nan, np.float32)
+    for row in range(rows):
+        top = row * (pitch + band) + band
+        spaced[top - band:top - TILE_GAP] = 0.0
+        spaced[top:top + pitch - TILE_GAP] = grid[row * pitch:row * pitch + IMAGE_SIDE]
+    return spaced
 
 
 def weight_range(weights: np.ndarray) -> float:
@@ -145,13 +164,16 @@ def weights_grid_figure(kernel: np.ndarray, columns: int | None = None,
     `quantity` names what the tiles show ("weight", "change since step 0"...) on the colour bar.
     `unit_ids` are the units the kernel's columns are (a page of a sorted layer; default 0..n-1),
     `labels` their hover names (default "unit k"); the tile of unit `highlight` gets a frame.
-    `labels` are also written over the tiles when there are at most MAX_LABELLED_TILES of them (the
-    ten digit templates of the linear model).
+    `labels` are also written above the tiles, in a band of their own, when there are at most
+    MAX_LABELLED_TILES of them (the ten digit templates of the linear model, a unit's epochs).
     """
     kernel = _check_kernel(kernel)
     units = kernel.shape[1]
     r = _checked_range(value_range, kernel)
     grid, rows, columns = tile_grid(kernel, columns)
+    labelled = labels is not None and units <= MAX_LABELLED_TILES
+    band = LABEL_BAND if labelled else 0
+    grid = with_label_bands(grid, rows, band)
     source = "data:image/png;base64," + base64.b64encode(grid_png(grid, r)).decode("ascii")
     grid_height, grid_width = grid.shape
 
@@ -162,6 +184,7 @@ def weights_grid_figure(kernel: np.ndarray, columns: int | None = None,
     scale = min(scale, (height - TIGHT_MARGIN["t"] - TIGHT_MARGIN["b"]) / grid_height)
 
     pitch = IMAGE_SIDE + TILE_GAP
+    row_pitch = pitch + band  # a row of tiles, its gap and the label band above the next row
     unit_ids = np.arange(units) if unit_ids is None else np.asarray(unit_ids, np.int64)
     if len(unit_ids) != units:
         raise ValueError(f"{len(unit_ids)} unit ids for {units} tiles")
@@ -172,7 +195,7 @@ def weights_grid_figure(kernel: np.ndarray, columns: int | None = None,
     ))
     slot = np.arange(units)  # a marker sits on its tile's place on this page, whatever unit the tile shows
     fig.add_trace(go.Scatter(
-        x=(slot % columns) * pitch + centre, y=(slot // columns) * pitch + centre,
+        x=(slot % columns) * pitch + centre, y=(slot // columns) * row_pitch + band + centre,
         mode="markers", name="units", showlegend=False,
         customdata=unit_ids, text=names,
         hovertemplate="%{text}<extra></extra>",
@@ -186,14 +209,13 @@ def weights_grid_figure(kernel: np.ndarray, columns: int | None = None,
     slots = {int(k): i for i, k in enumerate(unit_ids)}
     if highlight is not None and int(highlight) in slots:
         i = slots[int(highlight)]
-        x0, y0 = (i % columns) * pitch - 0.5, (i // columns) * pitch - 0.5
+        x0, y0 = (i % columns) * pitch - 0.5, (i // columns) * row_pitch + band - 0.5
         fig.add_shape(type="rect", x0=x0 - 0.5, y0=y0 - 0.5, x1=x0 + IMAGE_SIDE + 0.5, y1=y0 + IMAGE_SIDE + 0.5,
                       line=dict(color=HIGHLIGHT_COLOR, width=3))
-    if labels is not None and units <= MAX_LABELLED_TILES:
+    if labelled:
         for i, name in enumerate(names):
-            fig.add_annotation(x=(i % columns) * pitch, y=(i // columns) * pitch, text=name,
-                               showarrow=False, xanchor="left", yanchor="top", font=dict(size=12),
-                               bgcolor="rgba(255,255,255,0.75)")
+            fig.add_annotation(x=(i % columns) * pitch - 0.5, y=(i // columns) * row_pitch + band - 0.5,
+                               text=name, showarrow=False, xanchor="left", yanchor="bottom", font=dict(size=11))
     return _layout(
         fig, title=f"First-layer weights ({units} units, colour range ±{r:.3g})", height=height,
         uirevision=f"weights-{units}-{columns}",  # a new architecture resets the view, a new epoch does not

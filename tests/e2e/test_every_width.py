@@ -10,10 +10,15 @@ scrolled 44 px sideways with Start, Pause, Stop and the Speed off its right edge
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import numpy as np
 import pytest
 from playwright.sync_api import Page, expect
 from streamlit_page import REPO_ROOT, open_app
+
+from mlpdash.data import load_mnist
+from mlpdash.drawings import listing, save
 from test_page import ONE, button, draw, ensure_model, open_tab, prediction_heading, prediction_of, settle
 
 
@@ -48,6 +53,23 @@ TILE_PX = """key => {
     const plot = document.querySelector(`.st-key-${key} .js-plotly-plot`);
     const axis = plot._fullLayout.xaxis;
     return 28 * axis._length / Math.abs(axis.range[1] - axis.range[0]);
+}"""
+# The digit filter of Your drawings: each option's label, and whether it is whole in its box and the window.
+FILTER_WHOLE = """() => {
+    const box = document.querySelector('.st-key-drawings_filter').getBoundingClientRect();
+    return [...document.querySelectorAll('.st-key-drawings_filter button')].map(b => {
+        const r = b.getBoundingClientRect();
+        return {name: b.textContent.trim(), inside: r.width > 0 && r.left >= box.left - 1
+                && r.right <= box.right + 1 && r.right <= window.innerWidth};
+    });
+}"""
+# Whether the colour bar's title of chart `key` lies whole inside the chart (it was cut at both ends).
+TITLE_WHOLE = """key => {
+    const plot = document.querySelector(`.st-key-${key} .js-plotly-plot`);
+    const title = plot && plot.querySelector('.cbtitle text');
+    if (!title) return null;
+    const t = title.getBoundingClientRect(), svg = plot.querySelector('.main-svg').getBoundingClientRect();
+    return t.width > 0 && t.left >= svg.left && t.right <= svg.right;
 }"""
 # The map's digits image as drawn: its width over its height (the raster is 640 x 440).
 MAP_ASPECT = """() => {
@@ -161,10 +183,23 @@ def test_a_phone_never_scrolls_sideways(page: Page, app_url: str):
     assert_tabs_whole(page)
 
 
+def keep_drawings(folder: Path, count: int) -> None:
+    """`count` drawings in the server's drawings folder (sample test digits, some saved as another
+    digit, so that some are misread), unless it holds some already."""
+    if listing(folder):
+        return
+    splits = load_mnist("sample")
+    for k in range(count):
+        label = int(splits.y_test[k]) if k % 3 else (int(splits.y_test[k]) + 1) % 10
+        save(folder, np.asarray(splits.x_test[k], np.uint8), label)
+
+
 @pytest.mark.parametrize("size", [WIDE, PROJECTOR, PHONE], ids=lambda size: f"{size[0]}")
-def test_every_view_fits_every_width(page: Page, app_url: str, screenshot, size: tuple[int, int]):
+def test_every_view_fits_every_width(page: Page, app_url: str, server_dir: Path, screenshot,
+                                     size: tuple[int, int]):
     """Each view at each width: no sideways scrolling, the tab bar whole; shot for a person to look at."""
     ensure_model(page)
+    keep_drawings(server_dir / "drawings", 24)
     open_at(page, app_url, size)
     draw(page, ONE)
     prediction_of(page)
@@ -180,6 +215,14 @@ def test_every_view_fits_every_width(page: Page, app_url: str, screenshot, size:
             # The map's dots stay round: its image keeps its own shape (they were vertical dashes at 1024).
             page.wait_for_function(f"({MAP_ASPECT})() !== null", timeout=30_000)
             assert page.evaluate(MAP_ASPECT) == pytest.approx(640 / 440, rel=0.04)
+        if name == "Your drawings":
+            # Every digit of the filter can be chosen (a segmented control was cut after "6" at 1024),
+            # and the matrix's colour-bar title is whole (it read "…true digit's imag").
+            expect(page.locator(".st-key-drawings_confusion .cbtitle")).to_have_count(1, timeout=30_000)
+            options = page.evaluate(FILTER_WHOLE)
+            assert [o["name"] for o in options] == ["all digits", *map(str, range(10))], options
+            assert all(o["inside"] for o in options), options
+            assert page.evaluate(TITLE_WHOLE, "drawings_confusion") is True
         if name == "Weights over time" and size != PHONE:
             # The grid spans the page: its 700 tiles were 8-11 px in three fifths of it.
             assert page.evaluate(TILE_PX, "weights_time_grid") >= 20
