@@ -112,13 +112,14 @@ def runs_table_row(run: RunInfo) -> dict[str, object]:
     summary = run.summary or {}
     config = run.config
     accuracy = summary.get("test_accuracy")
+    # What tells runs apart first: on a phone the grid shows its first columns and scrolls the rest.
     return {
         "run": run.run_id,
         "name": run.name,
+        "test accuracy": f"{accuracy:.4f}" if accuracy is not None else "—",
         "status": run.label,
         "model": config.architecture if config else "—",
         "epochs": f"{run.epochs_completed}/{config.epochs}" if config else "—",
-        "test accuracy": f"{accuracy:.4f}" if accuracy is not None else "—",
         "data": run.data_source or "—",
         "note": run.error or run.note,
     }

@@ -204,6 +204,8 @@ def test_a_saved_run_is_a_row_of_the_runs_table(tmp_path):
     assert runs_table_row(info) == {"run": info.run_id, "name": info.name, "status": "finished",
                                     "model": "784-64-10", "epochs": f"{info.epochs_completed}/2",
                                     "test accuracy": "0.9123", "data": "sample", "note": info.note}
+    # A phone shows the grid's first columns: what tells runs apart comes first.
+    assert list(runs_table_row(info))[:3] == ["run", "name", "test accuracy"]
 
 
 def test_a_sweep_is_listed_counted_and_tabled_as_the_page_shows_it(tmp_path):

@@ -328,7 +328,9 @@ def runs_ui(server: Server) -> None:
         st.rerun()  # the banner and the views above were drawn for the selection before
     with st.container(key="runs_table"):
         st.dataframe(rows, key=key, on_select=functools.partial(choices.table_ticked, key, server.runs_dir, damaged),
-                     selection_mode="multi-row", hide_index=True, width="stretch", placeholder="—")
+                     selection_mode="multi-row", hide_index=True, width="stretch", placeholder="—",
+                     # The run stays in view while a phone scrolls the other columns sideways.
+                     column_config={"run": st.column_config.TextColumn(pinned=True)})
     for run_id, error in choices.table_problems():
         st.warning(f"{plain(run_id)} cannot be shown: {plain(error)}", icon=":material/warning:")
     picked = choices.picked_run()
