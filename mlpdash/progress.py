@@ -106,6 +106,8 @@ class Snapshot:
         if not self.status.active:
             return None
         if self.seconds_left is not None:
+            if self.status == Status.PAUSED:  # nothing moves while paused: nor does the estimate
+                return self.seconds_left
             return max(0.0, self.seconds_left - (time.perf_counter() - self.seconds_left_at))
         if not self.samples_per_second:
             return None

@@ -160,6 +160,12 @@ class RunRecorder:
                 self._left, self._left_at = left, time.perf_counter()
             self._finishing = self._finishing or last
 
+    def paused_for(self, seconds: float) -> None:
+        """A pause of `seconds` ended: the estimate of the time left counts down from its end, not
+        through it (else it would read the pause's length too short until the next batch)."""
+        with self._lock:
+            self._left_at += seconds
+
     def validate(self, epoch: int, model: keras.Model) -> dict[str, float] | None:
         """The end of an epoch's validation: its loss and accuracy (as Keras's own validation would
         give them), with the model's record kept; None when a stop cut the pass short."""
@@ -406,6 +412,8 @@ class Reporter(keras.callbacks.Callback):
             raise DivergedError(f"the loss reached {loss:.3g} in epoch {self.epoch}, batch {self.batches}")
         held = self.job.hold_pace(size, now - self.mark)
         waited = self.job.wait_while_paused()
+        if waited:
+            self.recorder.paused_for(waited)
         self.paused += waited
         self.all_paused += waited
         self.held += held

@@ -334,14 +334,17 @@ def readings(intact: Network, changed: Network, image: np.ndarray) -> tuple[int,
     return read_digit(intact, image), read_digit(changed, image)
 
 
-def ablation_curve(network: Network, images: np.ndarray, labels: np.ndarray, layer: int, ranking: np.ndarray,
-                   fractions: Sequence[float] = CURVE_FRACTIONS, seed: int = 0,
+def ablation_curve(network: Network, images: np.ndarray | None, labels: np.ndarray, layer: int,
+                   ranking: np.ndarray, fractions: Sequence[float] = CURVE_FRACTIONS, seed: int = 0,
                    pre: np.ndarray | None = None) -> dict[str, list[float]]:
     """Test accuracy with each share of the layer's units switched off: the most important first
     (by `ranking`), and a random order (the classic ablation curve). `pre`: the layer's inputs for
-    `images`, when already computed."""
+    the images, when already computed (then `images` may be None)."""
     count = check_layer(network, layer)
-    pre = layer_inputs(network, images, layer) if pre is None else pre
+    if pre is None:
+        if images is None:
+            raise ValueError("ablation_curve needs the images or their layer inputs (pre)")
+        pre = layer_inputs(network, images, layer)
     orders = {"most important first": np.argsort(-np.asarray(ranking), kind="stable"),
               "random": np.random.default_rng(seed).permutation(count)}
     return {name: [ablated_accuracy(network, pre, labels, layer, order[: round(f * count)]).overall

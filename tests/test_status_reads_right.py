@@ -147,3 +147,38 @@ def test_in_slow_motion_the_pace_shown_is_the_pace_held(clock):
     real = TRAIN_SIZE / (10 * 128 / 2000 + VALIDATION + WRITE + SET_UP)
     assert all(speed is None or speed <= 2000 for _, _, speed in seen), seen
     assert all(speed == pytest.approx(real, rel=0.02) for epoch, batch, speed in seen if (epoch, batch) > (2, 1))
+
+
+class PausingJob(FakeJob):
+    """A job paused once, for PAUSE seconds, after epoch 2's fifth batch."""
+
+    PAUSE = 30.0
+
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(clock)
+        self.batches = 0
+        self.during: list[float | None] = []
+
+    def wait_while_paused(self) -> float:
+        self.batches += 1
+        if self.batches != 15:
+            return 0.0
+        paused = Snapshot(status=Status.PAUSED, config=CONFIG, **self.recorder.progress())
+        before = paused.eta_seconds
+        self.clock.advance(self.PAUSE)
+        self.during.append(before)
+        self.during.append(paused.eta_seconds)
+        return self.PAUSE
+
+
+def test_a_pause_holds_the_time_left_and_the_count_down_resumes_from_its_end(clock):
+    job = PausingJob(clock)
+    estimates = []
+    train(clock, job, lambda epoch, batch: estimates.append((clock.now, snapshot(job).eta_seconds)))
+    # While paused the estimate stands still: 30 s of pause take nothing off it.
+    before, during = job.during
+    assert before is not None and during == before
+    # Once the pause is over it counts down to the real end (it read 30 s short until a batch came).
+    end = clock.now + VALIDATION + 2 * WRITE + EXPORT_SECONDS
+    for at, eta in estimates[15:]:
+        assert eta == pytest.approx(end - at, abs=0.02)

@@ -87,6 +87,11 @@ def test_switching_units_off_from_the_layers_inputs_gives_the_accuracy_of_the_ab
     assert curve["most important first"][0] == accuracy(network, images, labels).overall
     highest_half = np.argsort(-ranking, kind="stable")[: round(0.5 * len(ranking))]
     assert curve["most important first"][1] == accuracy(ablated(network, 1, highest_half), images, labels).overall
+    # From the layer's inputs alone (as the page draws it), the same curve; from nothing, a clear error.
+    assert ablation_curve(network, None, labels, 1, ranking, fractions=(0.0, 0.5, 1.0),
+                          pre=layer_inputs(network, images, 1)) == curve
+    with pytest.raises(ValueError, match="images or their layer inputs"):
+        ablation_curve(network, None, labels, 1, ranking)
     with pytest.raises(ValueError, match="units must be 0 to"):
         ablated_accuracy(network, layer_inputs(network, images, 1), labels, 1, [10_000])
     # The importance from the layer's inputs is the one from the pixels.
