@@ -78,6 +78,7 @@ def test_drawings_saved_are_shown_evaluated_relabelled_deleted_and_explained(app
     app.run()
     new_label = (first.label + 1) % 10
     app.selectbox(key=f"drawings_label_{first.file}").set_value(new_label).run()
+    assert [c.value for c in app.caption if "Saved as a" in c.value]  # the last save, confirmed
     app.button(key="drawings_relabel").click().run()
     assert listing(tmp_path / "drawings")[0].label == new_label
     app.button(key="drawings_explain").click().run()
@@ -88,6 +89,8 @@ def test_drawings_saved_are_shown_evaluated_relabelled_deleted_and_explained(app
     app.button(key="drawings_delete").click().run()
     assert [d.file for d in listing(tmp_path / "drawings")] == [d.file for d in kept[1:]]
     assert not app.exception
+    # "5 drawings kept" under Save as… would be wrong after a relabel or delete: it is let go.
+    assert not [c.value for c in app.caption if "Saved as a" in c.value]
 
 
 def test_fine_tuning_from_the_tab_makes_a_new_run_in_focus(app, sample_data, tmp_path):

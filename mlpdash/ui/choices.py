@@ -42,6 +42,9 @@ VIEW_TAB_KEY = "view_tab"
 EXPLAIN_TAB = "Inside a prediction"
 TAB_CHANGED_KEY = "view_tab_changed"
 DRAWINGS_TAB = "Your drawings"
+# (digit, drawings kept) of the last Save as…, confirmed under its buttons; let go when the drawings
+# change otherwise (a delete, a relabel, an import), as its count would no longer be true.
+SAVED_KEY = "save_as_saved"
 # One-shot: a view opened from another (a click in Data, Mistakes, Your drawings) lands at its top,
 # not where the other had been scrolled to.
 LAND_KEY = "view_tab_land"

@@ -29,7 +29,7 @@ from mlpdash.ui.tabs import OpenView, open_view_follows_drawing
 
 CANVAS_SIZE = 280
 SAVE_PROBLEM_KEY = "save_as_problem"
-SAVED_KEY = "save_as_saved"  # (digit, drawings kept) of the last save, confirmed under the buttons
+SAVED_KEY = choices.SAVED_KEY
 JUST_SAVED_KEY = "save_as_just_saved"  # one-shot: a save's fragment run must redraw the views too
 DEFAULT_STROKE = 18
 

@@ -217,6 +217,7 @@ def _change(action, done: str) -> None:
     except (DrawingsError, OSError) as err:
         st.error(f"Not changed: {plain(err)}", icon=":material/warning:")
         return
+    st.session_state.pop(choices.SAVED_KEY, None)
     st.toast(done, icon=":material/check:")
     st.rerun()
 
@@ -358,5 +359,6 @@ def _import_export(root, kept: list[Drawing]) -> None:
                 return
             with st.spinner(f"Preparing the {added} new drawings for the model (once: they are kept)…"):
                 _prepare(root, listing(root))
+            st.session_state.pop(choices.SAVED_KEY, None)
             st.toast(f"{added} drawings imported", icon=":material/check:")
             st.rerun()
