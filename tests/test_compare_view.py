@@ -212,6 +212,21 @@ def test_the_tables_ticks_are_the_one_selection_the_last_ticked_in_focus_all_com
     assert at.session_state["compare_runs"] == [] and _ticked_rows(at, app_env) == []
 
 
+def test_a_run_deleted_since_it_was_ticked_is_not_counted_in_the_banner(app_env):
+    import shutil
+
+    old, new = _saved_run(app_env, 1, 0.91), _saved_run(app_env, 2, 0.93)
+    at = _opened(app_env)
+    _tick(at, app_env, [1])
+    _tick(at, app_env, [0, 1])  # the new run ticked last: the one shown
+    assert "2 runs are ticked to compare" in _banner(at)
+    at.session_state["view_tab"] = "Mistakes"  # the runs table, which would drop it, not drawn
+    shutil.rmtree(old.path)  # by another page, or by hand
+    at.run()
+    assert not at.exception
+    assert new.run_id in _banner(at).replace("\\", "") and "ticked to compare" not in _banner(at)
+
+
 def test_a_ticked_run_stays_ticked_when_a_new_run_shifts_the_rows(app_env):
     picked = _saved_run(app_env, 1, 0.91)
     at = _opened(app_env)

@@ -76,7 +76,8 @@ def run_banner() -> None:
         return
     if picked is None:
         return
-    ticked = len(choices.ticked_runs())
+    # Runs deleted since they were ticked are not compared (the table no longer lists them).
+    ticked = sum((picked.parent / run).is_dir() for run in choices.ticked_runs())
     compared = f" {ticked} runs are ticked to compare under Runs & comparison." if ticked > 1 else ""
     with st.container(key="run_banner"):
         text_col, button_col = st.columns([4, 1], vertical_alignment="center")
