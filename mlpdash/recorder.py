@@ -387,7 +387,10 @@ class Reporter(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         # A pause pressed during the validation pass holds here, before the next epoch starts.
-        self.all_paused += self.job.wait_while_paused()
+        waited = self.job.wait_while_paused()
+        if waited:
+            self.recorder.paused_for(waited)
+        self.all_paused += waited
         self.epoch = epoch + 1
         self.batches = 0
         self.samples = 0

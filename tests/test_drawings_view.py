@@ -84,12 +84,18 @@ def test_drawings_saved_are_shown_evaluated_relabelled_deleted_and_explained(app
     app.button(key="drawings_explain").click().run()
     assert app.session_state["view_tab"] == "Inside a prediction"
     assert any(f"your saved drawing {first.file} (labelled {new_label})" in c.value for c in app.caption)
+    # "5 drawings kept" under Save as… would be wrong after a relabel or a delete: it is let go.
+    assert not [c.value for c in app.caption if "Saved as a" in c.value]
     app.session_state["view_tab"] = TAB
     app.run()
+    save_digits(app, sample_data, [5])
+    assert [c.value for c in app.caption if "Saved as a" in c.value]
+    app.session_state["drawings_selected"] = first.file
+    app.run()
     app.button(key="drawings_delete").click().run()
-    assert [d.file for d in listing(tmp_path / "drawings")] == [d.file for d in kept[1:]]
+    files = [d.file for d in listing(tmp_path / "drawings")]
+    assert files[:-1] == [d.file for d in kept[1:]] and first.file not in files
     assert not app.exception
-    # "5 drawings kept" under Save as… would be wrong after a relabel or delete: it is let go.
     assert not [c.value for c in app.caption if "Saved as a" in c.value]
 
 

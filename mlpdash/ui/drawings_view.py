@@ -153,8 +153,9 @@ def _grid_figure(grid: Grid, **options):
 
 
 def _gallery(kept: list[Drawing], ready: Prepared) -> None:
-    # Pills wrap onto a second line in a narrow column; a segmented control was cut after "6".
-    shown_digit = st.pills("Show", [ALL, *map(str, range(10))], default=ALL, key="drawings_filter")
+    # Onto a second line in a narrow column: in a column, Streamlit keeps a button group on one line
+    # that scrolls, and the filter was cut after "6".
+    shown_digit = st.pills("Show", [ALL, *map(str, range(10))], default=ALL, key="drawings_filter", wrap=True)
     shown = by_digit(kept, None if shown_digit in (None, ALL) else int(shown_digit))
     if not shown:
         st.caption(f"No {shown_digit} kept yet.")

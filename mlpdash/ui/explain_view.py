@@ -7,8 +7,6 @@ the map's raster are derived values, computed once for every session (`mlpdash.u
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import streamlit as st
 
@@ -36,52 +34,9 @@ from mlpdash.ui.style import CHART_CONFIG
 
 NO_TARGET = "—"
 UNIT_KEY = "explain_unit"
-LAND_GAP_PX = 12  # between what stays over the top of the page and the tab bar landed on
 
 
 def explain_ui(focus: Focus) -> None:
-    if st.session_state.pop(choices.LAND_KEY, False):
-        _land_at_the_tabs()
-    _explain(focus)
-
-
-# Streamlit has no scroll API, and a tab opened from a click far down another view keeps the page's
-# scroll: the view would open at its middle, its tab bar and input off screen. This scrolls the views'
-# tab bar to the top of the window, once, clear of what stays over the page there (Streamlit's
-# header, the sticky control bar). Checked in Chromium: Streamlit scrolls inside its main block,
-# which scrollIntoView moves. Its own text: nothing from a user or a file is in it.
-_LAND_SCRIPT = """<script data-landing="{nonce}">
-(() => {{
-  const tab = [...document.querySelectorAll('[data-testid="stTabs"] [role="tab"]')]
-    .find(t => t.getAttribute("aria-selected") === "true");
-  const bar = tab && tab.closest('[role="tablist"]');
-  if (!bar) return;
-  bar.scrollIntoView({{block: "start", behavior: "instant"}});
-  let covered = 0;
-  for (const over of document.querySelectorAll('[data-testid="stHeader"], .st-key-control_bar')) {{
-    const style = getComputedStyle(over);
-    if ((style.position === "fixed" || style.position === "sticky") && style.visibility !== "hidden")
-      covered = Math.max(covered, over.getBoundingClientRect().bottom);
-  }}
-  const short = covered + {gap} - bar.getBoundingClientRect().top;
-  let scroller = bar.parentElement;
-  while (scroller && !(scroller.scrollHeight > scroller.clientHeight
-                       && /(auto|scroll)/.test(getComputedStyle(scroller).overflowY)))
-    scroller = scroller.parentElement;
-  if (short > 0) (scroller || document.scrollingElement).scrollBy({{top: -short, behavior: "instant"}});
-}})();
-</script>"""
-
-
-def _land_at_the_tabs() -> None:
-    """Bring the views' tab bar (and under it this view's input) into view, once. First thing in the
-    view, so that the page lands before the view's figures are drawn."""
-    with st.container(key="explain_landing"):
-        # A body of its own each time: the script runs when the body changes.
-        st.html(_LAND_SCRIPT.format(nonce=time.monotonic_ns(), gap=LAND_GAP_PX), unsafe_allow_javascript=True)
-
-
-def _explain(focus: Focus) -> None:
     model = choices.model(focus, "That run's model cannot be explained",
                         "Train a model first: this view follows an input through the current model, even "
                         "mid-training, or through the run picked under Runs.")

@@ -77,9 +77,6 @@ _RULES = f"""
 [data-testid="stTabs"] [role="tablist"] {{ flex-wrap: wrap; column-gap: 0.9rem; row-gap: 0.1rem; overflow: visible; }}
 [data-testid="stTabs"] [role="tab"] {{ padding-left: 0; padding-right: 0; }}
 [data-testid="stTabs"] [role="tab"] p {{ font-size: 0.9rem; white-space: nowrap; }}
-/* In a column Streamlit keeps pills on one line that scrolls, its end out of sight (Your drawings'
-   digit filter stopped at "6" at 1024 px): they wrap instead. */
-.st-key-drawings_filter [data-testid="stButtonGroup"] > div {{ flex-wrap: wrap; overflow-x: visible; }}
 @media (max-width: {PHONE_MAX_PX}px) {{
   [data-testid="stMainBlockContainer"] {{ padding-top: 3.5rem; padding-left: 1rem; padding-right: 1rem; }}
   .st-key-training_column, .st-key-drawing_column,

@@ -15,6 +15,7 @@ canvas, its answer and that view, and nothing else; before, it ran the whole pag
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,6 +56,7 @@ VIEWS: tuple[View, ...] = (
     View("Runs & comparison", compare_ui, acts=True),
 )
 TAB_KEY = choices.VIEW_TAB_KEY
+LAND_GAP_PX = 12  # between what stays over the top of the page and the tab bar landed on
 
 
 def open_view_follows_drawing() -> bool:
@@ -91,7 +93,46 @@ def views_ui(server: Server) -> OpenView:
     for view, tab in zip(VIEWS, tabs, strict=True):
         if tab.open:
             with tab:
+                if st.session_state.pop(choices.LAND_KEY, False):  # opened from a click in another view
+                    _land_at_the_tabs()
                 return OpenView(view, st.container(), server)
     # Streamlit opens the first tab when none is chosen: not reached, but a view is always there.
     with tabs[0]:
         return OpenView(VIEWS[0], st.container(), server)
+
+
+# Streamlit has no scroll API, and a tab opened from a click far down another view keeps the page's
+# scroll: the view would open at its middle, its tab bar and input off screen. This scrolls the views'
+# tab bar to the top of the window, once, clear of what stays over the page there (Streamlit's
+# header, the sticky control bar). Checked in Chromium: Streamlit scrolls inside its main block,
+# which scrollIntoView moves. Its own text: nothing from a user or a file is in it.
+_LAND_SCRIPT = """<script data-landing="{nonce}">
+(() => {{
+  const tab = [...document.querySelectorAll('[data-testid="stTabs"] [role="tab"]')]
+    .find(t => t.getAttribute("aria-selected") === "true");
+  const bar = tab && tab.closest('[role="tablist"]');
+  if (!bar) return;
+  bar.scrollIntoView({{block: "start", behavior: "instant"}});
+  let covered = 0;
+  for (const over of document.querySelectorAll('[data-testid="stHeader"], .st-key-control_bar')) {{
+    const style = getComputedStyle(over);
+    if ((style.position === "fixed" || style.position === "sticky") && style.visibility !== "hidden")
+      covered = Math.max(covered, over.getBoundingClientRect().bottom);
+  }}
+  const short = covered + {gap} - bar.getBoundingClientRect().top;
+  let scroller = bar.parentElement;
+  while (scroller && !(scroller.scrollHeight > scroller.clientHeight
+                       && /(auto|scroll)/.test(getComputedStyle(scroller).overflowY)))
+    scroller = scroller.parentElement;
+  if (short > 0) (scroller || document.scrollingElement).scrollBy({{top: -short, behavior: "instant"}});
+}})();
+</script>"""
+
+
+def _land_at_the_tabs() -> None:
+    """Bring the views' tab bar (and under it the view's input) into view, once. Before the view, so
+    that the page lands before its figures are drawn; outside it, as a view drawn by the canvas's
+    fragment is drawn again by every stroke (and the script gone with its element)."""
+    with st.container(key="explain_landing"):
+        # A body of its own each time: the script runs when the body changes.
+        st.html(_LAND_SCRIPT.format(nonce=time.monotonic_ns(), gap=LAND_GAP_PX), unsafe_allow_javascript=True)
