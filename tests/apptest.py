@@ -42,6 +42,17 @@ def wait_until(at: AppTest, words: str, timeout: float = 120) -> None:
     assert not at.exception
 
 
+def train_until_diverged(at: AppTest) -> None:
+    """Start a run whose learning rate (1.0, held constant) makes it diverge, and wait until the
+    page says so."""
+    at.number_input(key="learning_rate").set_value(1.0)
+    at.selectbox(key="lr_schedule").set_value("constant")
+    at.number_input(key="epochs").set_value(3)
+    at.run()
+    at.button(key="start_training").click().run()
+    wait_until(at, "Diverged")
+
+
 def drawing_state(digit: np.ndarray) -> dict:
     """What streamlit-drawable-canvas stores for a drawing: its RGBA image as a PNG data URL."""
     canvas = np.zeros((280, 280, 4), np.uint8)

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 import streamlit as st
-from apptest import new_page, status_text, wait_until
+from apptest import new_page, status_text, train_until_diverged
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -129,12 +129,7 @@ def test_an_interrupted_run_is_listed_and_can_be_evaluated_from_the_page(runs_di
 
 def test_a_diverging_run_is_called_diverged_on_the_page(runs_dir):
     at = page()
-    at.number_input(key="learning_rate").set_value(1.0)
-    at.selectbox(key="lr_schedule").set_value("constant")
-    at.number_input(key="epochs").set_value(3)
-    at.run()
-    at.button(key="start_training").click().run()
-    wait_until(at, "Diverged")
+    train_until_diverged(at)
     [error] = [e.value for e in at.error if "Diverged" in e.value]
     assert "lower the learning rate" in error
     assert "Finished" not in status_text(at)

@@ -175,15 +175,10 @@ def test_the_folder_stamp_changes_with_every_save_relabel_and_delete(tmp_path, s
 
 
 def test_a_diverged_run_is_said_under_the_canvas_and_in_the_views_not_train_first(app):
-    from apptest import wait_until
+    from apptest import train_until_diverged
 
     app.text_input(key="hidden").input("32")
-    app.number_input(key="learning_rate").set_value(1.0)
-    app.selectbox(key="lr_schedule").set_value("constant")
-    app.number_input(key="epochs").set_value(3)
-    app.run()
-    app.button(key="start_training").click().run()
-    wait_until(app, "Diverged")
+    train_until_diverged(app)
     said = [i.value for i in app.info]
     assert [s for s in said if s.startswith("The current run diverged") and "lower the learning rate" in s.lower()], said
     assert not [s for s in said if "Train a model first" in s], said

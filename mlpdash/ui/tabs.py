@@ -133,6 +133,6 @@ def _land_at_the_tabs() -> None:
     """Bring the views' tab bar (and under it the view's input) into view, once. Before the view, so
     that the page lands before its figures are drawn; outside it, as a view drawn by the canvas's
     fragment is drawn again by every stroke (and the script gone with its element)."""
-    with st.container(key="explain_landing"):
+    with st.container(key="view_landing"):
         # A body of its own each time: the script runs when the body changes.
         st.html(_LAND_SCRIPT.format(nonce=time.monotonic_ns(), gap=LAND_GAP_PX), unsafe_allow_javascript=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 from test_page import button, open_tab, set_input, settle, shots_wide_and_narrow, step
 
 SWEEP_TIMEOUT_MS = 240_000
@@ -37,20 +37,25 @@ def choose(page: Page, label: str, option: str) -> None:
     settle(page)
 
 
+def queue_sweep(page: Page, setting: str, values: str) -> Locator:
+    """Sweep one `setting` over `values` ("0.003, 0.03") from the Runs tab; returns the queue's box."""
+    choose(page, "Setting 1", setting)
+    settle(page)
+    field = page.locator(".st-key-sweep_values_0 input")
+    expect(field).to_be_enabled()
+    field.fill(values)
+    field.press("Enter")
+    settle(page)
+    button(page, "sweep_queue_button").click()
+    return page.locator(".st-key-sweep_queue")
+
+
 def test_a_small_sweep_trains_and_its_runs_are_compared(page: Page, screenshot):
     set_input(page, "hidden", "16")
     set_input(page, "epochs", "2")
     open_tab(page, "Runs & comparison")
     settle(page)
-    choose(page, "Setting 1", "learning rate")
-    settle(page)
-    values = page.locator(".st-key-sweep_values_0 input")
-    expect(values).to_be_enabled()
-    values.fill("0.003, 0.03")
-    values.press("Enter")
-    settle(page)
-    button(page, "sweep_queue_button").click()
-    queue = page.locator(".st-key-sweep_queue")
+    queue = queue_sweep(page, "learning rate", "0.003, 0.03")
     expect(queue).to_contain_text(re.compile(r"\d+ (queued|running|finished)"), timeout=30_000)
     step("sweep queued; waiting for its two runs")
     expect(queue).to_contain_text("2 finished", timeout=SWEEP_TIMEOUT_MS)

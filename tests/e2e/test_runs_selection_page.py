@@ -12,7 +12,7 @@ import re
 from playwright.sync_api import Page, expect
 from streamlit_page import FRESH
 from test_page import FINISHED, RUN_TIMEOUT_MS, button, open_tab, runs_csv, set_input, settle, status, step
-from test_runs_compared_page import SWEEP_TIMEOUT_MS, choose
+from test_runs_compared_page import SWEEP_TIMEOUT_MS, queue_sweep
 
 # It queues a sweep and reads the runs table row by row: a server of its own, with no runs or sweeps
 # of other modules in its table and picker.
@@ -50,14 +50,7 @@ def test_the_tables_ticks_pick_the_run_shown_and_the_runs_compared(page: Page, s
     open_tab(page, "Runs & comparison")
     settle(page)
     expect(page.get_by_role("combobox", name="Runs to compare")).to_have_count(0)  # one way to tick runs
-    choose(page, "Setting 1", "seed")
-    values = page.locator(".st-key-sweep_values_0 input")
-    expect(values).to_be_enabled()
-    values.fill("1, 2")
-    values.press("Enter")
-    settle(page)
-    button(page, "sweep_queue_button").click()
-    queue = page.locator(".st-key-sweep_queue")
+    queue = queue_sweep(page, "seed", "1, 2")
     picker = page.get_by_role("combobox", name="Queued sweeps")
     expect(picker).to_have_value("Sweep of seed · 2 runs", timeout=30_000)
     step("sweep of two seeds queued")
