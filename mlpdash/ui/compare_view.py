@@ -264,7 +264,7 @@ def _enqueue(server: Server, configs: list[TrainConfig], name: str, swept: list[
     choices.tick_runs([], server.runs_dir, follow=sweep.sweep)
     st.session_state[SELECTION_CHANGED_KEY] = True
     # Said by the page's next full run: an element drawn by a fragment's callback lands at the page's top.
-    st.session_state[QUEUED_KEY] = f"{sweep.name}: {len(configs)} runs queued"
+    st.session_state[QUEUED_KEY] = f"{sweep.name}: {len(configs)} run{'s' if len(configs) != 1 else ''} queued"
 
 
 def _sweeps_ui(server: Server, listed: list[RunInfo]) -> None:

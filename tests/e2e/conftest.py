@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
-from streamlit_page import VIEWPORT, full_page_screenshot, open_app, served, stop_any_run
+from streamlit_page import VIEWPORT, full_page_screenshot, open_app, served, stop_any_run, streamlit_warnings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO_ROOT / "artifacts" / "screenshots"
@@ -50,6 +50,14 @@ def shared_server(shared_dir: Path):
     """The URL of the Streamlit server most modules share, running app.py on the sample."""
     with served(shared_dir / "server.log") as url:
         yield url
+    _no_streamlit_warnings(shared_dir / "server.log")
+
+
+def _no_streamlit_warnings(log: Path) -> None:
+    """Fails the module (or the session) whose server logged a Streamlit warning: a fragment's
+    callback drawing elements, a widget given a value twice and the like (issue 21 found 16)."""
+    warnings = streamlit_warnings(log)
+    assert not warnings, "Streamlit warned in the server log:\n" + "\n".join(warnings)
 
 
 def _own_server(request) -> bool:
@@ -77,6 +85,7 @@ def app_url(request, server_log: Path):
     if _own_server(request):
         with served(server_log) as url:
             yield url
+        _no_streamlit_warnings(server_log)
     else:
         yield request.getfixturevalue("shared_server")
 

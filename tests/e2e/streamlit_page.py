@@ -49,6 +49,18 @@ def start_server(runs_dir: Path, log_path: Path, **env: str) -> tuple[subprocess
     return proc, url
 
 
+# A line Streamlit's own loggers wrote at WARNING or above ("2026-12-03 20:09:12.345 WARNING
+# streamlit.elements.lib.policies: ..."): each is a misuse of Streamlit by the page.
+STREAMLIT_WARNING = re.compile(r"^\S+ \S+ (WARNING|ERROR|CRITICAL)\s+streamlit[\w.]*: .*$", re.MULTILINE)
+
+
+def streamlit_warnings(log_path: Path) -> list[str]:
+    """The warnings Streamlit logged in a server's log, each once, in order."""
+    text = log_path.read_bytes().decode(errors="replace") if log_path.exists() else ""
+    # Without the timestamp, so that a warning repeated on every rerun is listed once.
+    return list(dict.fromkeys(match.group(0).split(" ", 2)[2] for match in STREAMLIT_WARNING.finditer(text)))
+
+
 @contextmanager
 def served(log_path: Path) -> Iterator[str]:
     """The URL of a server (start_server) whose runs go to a `runs` folder beside `log_path`; the

@@ -83,3 +83,13 @@ def test_a_small_sweep_trains_and_its_runs_are_compared(page: Page, screenshot):
     shots_wide_and_narrow(page, compare, screenshot, "30-runs-compared", "31-runs-compared-1024")
     queue.scroll_into_view_if_needed()
     screenshot(page, "32-sweep")
+    # A second sweep queued from the page is the one the picker shows (and its runs the ones listed),
+    # not the first, in the same page.
+    queue_sweep(page, "seed", "5")
+    picker = page.get_by_role("combobox", name="Queued sweeps")
+    expect(picker).to_have_value("Sweep of seed · 1 run", timeout=10_000)
+    expect(page.get_by_test_id("stToast")).to_contain_text("Sweep of seed: 1 run queued")
+    expect(queue).to_contain_text(re.compile(r"\b1 (queued|running|finished)"), timeout=10_000)
+    expect(queue).to_contain_text("1 finished", timeout=SWEEP_TIMEOUT_MS)
+    expect(picker).to_have_value("Sweep of seed · 1 run")
+    screenshot(page, "33-second-sweep")
