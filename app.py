@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mlpdash.ui import choices, get_server, guarded, keep_keras_state_between_reruns, load_engine_after_first_view
+from mlpdash.ui import choices, get_server, guarded, guide_ui, keep_keras_state_between_reruns, load_engine_after_first_view
 from mlpdash.ui.access import access_ui
 from mlpdash.ui.drawing import drawing_ui
 from mlpdash.ui.panels import charts_ui, result_ui, run_banner
@@ -22,9 +22,11 @@ def main() -> None:
     st.set_page_config(page_title="mlpdash — MLP on MNIST", page_icon="🔢", layout="wide")
     page_style()
     server = get_server()
+    guide_ui.follow(server)  # before the tabs: a step the class moved to opens its view
     with st.sidebar, guarded("setup"):
         st.header("Setup")
         allowed = access_ui()
+        guide_ui.chooser_ui(server, locked=not allowed)
         lessons_ui(locked=not allowed)
         job = server.jobs.job
         spec, data_problem = data_ui(locked=not allowed, job_spec=job.data_spec if job else None)

@@ -306,7 +306,7 @@ class Focus:
             snap = run.snapshot
             spec = snap.data_source or run.job.data_spec
             if snap.report is None:
-                return None, "The current run", spec, "a run is tested on the test split when it ends"
+                return None, "The current run", spec, _untested(snap)
             report = snap.report
             return (Answers("test", report.labels, report.predictions, report.confidences), "The current run",
                     spec, None)
@@ -336,3 +336,14 @@ class Focus:
                            "per digit): it was trained on other data")
         return Answers("validation", np.asarray(labels, np.int64), record.predictions.astype(np.int64),
                        record.confidences.astype(np.float32))
+
+
+def _untested(snap: Snapshot) -> str:
+    """Why the current run has no test answers: it has not ended yet, or how it ended without them."""
+    if snap.status == Status.DIVERGED:
+        return "the current run diverged: its weights blew up, so it was not tested"
+    if snap.status == Status.FAILED:
+        return "the current run failed before it could be tested"
+    if not snap.status.active:
+        return "the current run ended before it could be tested"
+    return "a run is tested on the test split when it ends"

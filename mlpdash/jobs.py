@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from mlpdash.config import TrainConfig
 from mlpdash.data import MnistSplits, load_mnist
+from mlpdash.pace import Pace
 from mlpdash.progress import TRAINING
 from mlpdash.runs import RunError, RunInfo, list_runs, read_info, runs_root
 
@@ -67,14 +68,14 @@ class JobManager:
         with self.lock:
             return self._job, self._serial
 
-    def start(self, config: TrainConfig, data_spec: str | None = None, pace: float | None = None,
+    def start(self, config: TrainConfig, data_spec: str | None = None, pace: Pace | float | None = None,
               on_run_dir: Callable[[Path], None] | None = None) -> TrainingJob:
-        """Start training `config` (at `pace` samples/s in slow motion; None: full speed);
+        """Start training `config` (slowed to `pace`, a Pace or samples a second; None: full speed);
         JobBusyError while another job is active."""
         with self.lock:
             return self.start_locked(config, data_spec, pace, on_run_dir)
 
-    def start_locked(self, config: TrainConfig, data_spec: str | None, pace: float | None = None,
+    def start_locked(self, config: TrainConfig, data_spec: str | None, pace: Pace | float | None = None,
                      on_run_dir: Callable[[Path], None] | None = None) -> TrainingJob:
         """`start`, for a caller that holds `lock` (the queue decides and starts in one step)."""
         # Imported here: TensorFlow loads on the first start, not on page load.

@@ -354,6 +354,8 @@ class JobControls(Protocol):
 
     def wait_while_paused(self) -> float: ...
 
+    def epoch_recorded(self, epoch: int) -> None: ...
+
 
 class Reporter(keras.callbacks.Callback):
     """Turns Keras' progress into the job's records and applies its pause and stop requests.
@@ -493,6 +495,7 @@ class Reporter(keras.callbacks.Callback):
         }
         self.recorder.record_epoch(row, self.model)
         self._check_divergence(row)
+        self.job.epoch_recorded(epoch + 1)
 
     def _check_divergence(self, row: dict[str, float]) -> None:
         """After an epoch: a loss far above a uniform guess's, or a network stuck at chance (accuracy

@@ -41,6 +41,7 @@ from mlpdash.mnist import scale
 from mlpdash.model import SpareModel, build_model, first_layer_kernel, graph_key, reuse_model, spare_model
 from mlpdash.plan import TrainPlan
 from mlpdash.predict import Prediction, Predictor, predict_drawing
+from mlpdash.pace import Pace
 from mlpdash.progress import Snapshot, Status
 from mlpdash.recorder import DivergedError, Reporter, RunRecorder, write_summary, write_test_results
 from mlpdash.runs import RunInfo, RunWriter
@@ -94,7 +95,7 @@ class TrainingJob:
         loader: Callable[[str | None], MnistSplits] = load_mnist,
         strategy: tf.distribute.Strategy | None = None,
         spare: SpareModel | None = None,
-        pace: float | None = None,
+        pace: Pace | float | None = None,
         on_run_dir: Callable[[Path], None] | None = None,
         plan: TrainPlan | None = None,
     ) -> None:
@@ -118,7 +119,8 @@ class TrainingJob:
         # Stop waits for, so that the page says "Stopped" at once while the run is saved after.
         self._tested = threading.Event()
         self._predictor: Predictor | None = None
-        self._pace: float | None = None
+        self._pace: Pace | None = None
+        self._pause_after: int | None = None  # pause_after_epoch's epoch
         self._pace_changed = threading.Event()  # wakes a slow-motion hold: new pace or a stop
         self.set_pace(pace)
         # Before _build: one offered to this job; after: this job's own model (a plan's model is never
@@ -159,6 +161,17 @@ class TrainingJob:
             self._unpaused.clear()
             self._status = Status.PAUSED
             return True
+
+    def pause_after_epoch(self, epoch: int | None) -> None:
+        """Pause once `epoch` has ended (validated and recorded), before the next one starts: the
+        moment a guided lesson compares the weights with step 0. None: no such pause."""
+        self._pause_after = epoch
+
+    def epoch_recorded(self, epoch: int) -> None:
+        """The reporter's word that `epoch` has ended (called from inside fit)."""
+        if self._pause_after == epoch:
+            self._pause_after = None
+            self.pause()
 
     def resume(self) -> bool:
         with self._lock:
@@ -265,16 +278,19 @@ class TrainingJob:
         return self._predictor
 
     @property
-    def pace(self) -> float | None:
-        """Slow motion: the samples a second training is held to, or None for full speed."""
+    def pace(self) -> Pace | None:
+        """Slow motion: what training is held to (a batch a second...), or None for full speed."""
         return self._pace
 
-    def set_pace(self, samples_per_second: float | None) -> None:
-        """Slow the training down to `samples_per_second` (None or 0: full speed), at once, mid-run
-        included, so that a class can watch the curves form. It changes no result, only the wall time."""
-        if samples_per_second is not None and samples_per_second < 0:
-            raise ValueError(f"a pace is a positive number of samples a second (got {samples_per_second})")
-        self._pace = samples_per_second or None
+    def set_pace(self, pace: Pace | float | None) -> None:
+        """Slow the training down to `pace` (a number: samples a second; None or 0: full speed), at
+        once, mid-run included, so that a class can watch the curves form. It changes no result,
+        only the wall time."""
+        if isinstance(pace, (int, float)):
+            if pace < 0:
+                raise ValueError(f"a pace is a positive number of samples a second (got {pace})")
+            pace = Pace(pace) if pace else None
+        self._pace = pace
         self._pace_changed.set()
 
     @property
@@ -491,7 +507,8 @@ class TrainingJob:
             pace = self._pace
             if not pace:
                 break
-            left = samples / pace - took - (time.perf_counter() - began)
+            rate = pace.samples_per_second(self.config.batch_size, self._train_size)
+            left = samples / rate - took - (time.perf_counter() - began)
             if left <= 0:
                 break
             self._pace_changed.wait(left)

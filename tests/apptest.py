@@ -33,10 +33,11 @@ def status_text(at: AppTest) -> str:
         e.value for e in at.error)
 
 
-def wait_until(at: AppTest, words: str, timeout: float = 120) -> None:
+def wait_until(at: AppTest, words: str, timeout: float = 120, text=status_text) -> None:
+    """Rerun the page (as its timers would) until `text(at)` (by default the status line) has `words`."""
     deadline = time.monotonic() + timeout
-    while words not in status_text(at):
-        assert time.monotonic() < deadline, f"never saw {words!r}; last: {status_text(at)!r}"
+    while words not in text(at):
+        assert time.monotonic() < deadline, f"never saw {words!r}; last: {text(at)!r}"
         time.sleep(0.3)
         at.run()
     assert not at.exception

@@ -115,6 +115,7 @@ def test_a_lesson_preset_fills_the_settings_says_what_to_watch_and_does_not_star
     assert app.number_input(key="epochs").value == 40
     assert app.number_input(key="dropout").value == 0
     assert app.selectbox(key="lr_schedule").value == "constant"
+    assert app.selectbox(key="pace").value == "an epoch a second"  # 40 epochs a class can watch
     assert [c.value for c in app.caption if c.value.startswith("**Watch:**") and "memorises" in c.value]
     assert "Idle" in status_text(app) and not app.button(key="start_training").disabled
     app.selectbox(key="lesson").set_value("A linear classifier").run()

@@ -134,3 +134,8 @@ def test_a_diverging_run_is_called_diverged_on_the_page(runs_dir):
     assert "lower the learning rate" in error
     assert "Finished" not in status_text(at)
     assert not at.button(key="start_training").disabled  # ready for a better try
+    # Every panel tells the same story: Mistakes says the run diverged, not that it will be tested.
+    at.session_state["view_tab"] = "Mistakes"
+    at.run()
+    notes = " ".join(i.value for i in at.info)
+    assert "diverged" in notes and "when it ends" not in notes, notes

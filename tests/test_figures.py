@@ -166,6 +166,19 @@ def test_loss_figure_plots_epochs_and_batches_on_one_epoch_axis():
     assert not fig.layout.annotations
 
 
+def test_loss_figure_marks_the_lowest_validation_loss_once_it_has_clearly_risen_after_it():
+    rows = history(6)
+    for row, val_loss in zip(rows, [0.5, 0.3, 0.25, 0.28, 0.33, 0.4]):  # lowest at epoch 3, then up
+        row["val_loss"] = val_loss
+    fig = loss_figure(rows)
+    [mark] = [a for a in fig.layout.annotations if "lowest validation" in a.text]
+    assert mark.text == "lowest validation loss (epoch 3)" and mark.x == 3
+    assert mark.y == pytest.approx(math.log10(0.25))  # placed by the log of the value, on a log axis
+    rows[-1]["val_loss"] = 0.26  # within 5 % of the lowest: noise, not memorising
+    assert not [a for a in loss_figure(rows).layout.annotations if "lowest" in a.text]
+    assert not loss_figure(history(6)).layout.annotations  # still falling: nothing to mark
+
+
 def test_loss_figure_downsamples_a_long_batch_series_and_keeps_its_end():
     batches = np.linspace(2.3, 0.05, 40_001).astype(np.float32)
     fig = loss_figure(history(20), batches, batches_per_epoch=2000)

@@ -12,11 +12,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Lowest first. A module not named here takes its package's floor.
 FLOORS = {
-    0: ["config", "data", "preprocess", "files", "mnist", "budgets"],  # the ground floor
+    0: ["config", "data", "preprocess", "files", "mnist", "budgets", "pace"],  # the ground floor
     1: ["model", "predict", "evaluate", "explain", "units", "timeline", "mistakes", "compare", "digits",
         "drawings", "lessons", "progress", "runs", "figures", "run_view", "sweep"],  # the network and the analysis
     2: ["plan", "recorder", "training", "finetune"],  # the one training engine
-    3: ["jobs", "queue", "store", "focus", "server"],  # the server's job, queue, store and focus
+    3: ["jobs", "queue", "store", "focus", "guide", "server"],  # the server's job, queue, store and focus
     4: ["ui", "bench"],  # the page's panels, the benchmarks
     5: ["cli", "__main__"],  # the commands
 }

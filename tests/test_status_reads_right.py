@@ -73,6 +73,9 @@ class FakeJob:
     def wait_while_paused(self) -> float:
         return 0.0
 
+    def epoch_recorded(self, epoch: int) -> None:
+        pass
+
 
 def snapshot(job: FakeJob) -> Snapshot:
     return Snapshot(status=Status.TRAINING, config=CONFIG, **job.recorder.progress())

@@ -19,6 +19,8 @@ targets are checked here, not by timed unit tests; each module measures one thin
   second visit, a stroke -> the prediction and -> Inside a prediction, a page opened while a job
   trains, and samples/s with 1 and 5 pages open (tabs.py), medians beside the issue's goals
   (`bench --page [--page-repeats 3]`); page_probes.py holds its in-page scripts and tables.
+- lessons.py: every lesson preset trained (full MNIST by default), each figure its sentence states
+  against the one measured, and whether it holds within its tolerance (`bench --lessons`).
 - `bench --drawings N` times the Your drawings tab on the real page under AppTest: it imports
   Streamlit, so it lives in the UI layer (mlpdash/ui/bench_drawings.py).
 
@@ -33,6 +35,7 @@ from __future__ import annotations
 from mlpdash.bench.browser import STROKE_SCRIPT
 from mlpdash.bench.common import CANVAS, REPO_ROOT, sample_drawing
 from mlpdash.bench.controls import print_controls
+from mlpdash.bench.lessons import print_lessons
 from mlpdash.bench.memory import memory_child, print_memory, rss_mb
 from mlpdash.bench.page import print_page
 from mlpdash.bench.prediction import print_explain, print_latency
@@ -55,6 +58,7 @@ __all__ = [
     "print_controls",
     "print_explain",
     "print_latency",
+    "print_lessons",
     "print_memory",
     "print_over_time",
     "print_page",

@@ -11,6 +11,12 @@ import numpy as np
 # The drawing widget's canvas, in pixels a side (mlpdash/ui/drawing.py draws it this size).
 CANVAS = 280
 REPO_ROOT = Path(__file__).resolve().parents[2]
+FULL_MNIST = REPO_ROOT.parent / "shared" / "data" / "mnist"
+
+
+def default_source() -> str:
+    """Full MNIST beside the checkout when it is there, else the bundled sample."""
+    return f"idx:{FULL_MNIST}" if (FULL_MNIST / "train-images-idx3-ubyte.gz").is_file() else "sample"
 
 
 def sample_drawing() -> np.ndarray:

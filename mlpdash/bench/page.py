@@ -18,24 +18,18 @@ from typing import Any
 
 from mlpdash.bench.browser import CHROMIUM_ARGS, ROUND_TRIP_PROBE, STATUS, _clear, _stroke, browser_problem, \
     chromium, open_tab, start_run
-from mlpdash.bench.common import REPO_ROOT
+from mlpdash.bench.common import default_source
 from mlpdash.bench.page_probes import DRAWN, OPENED_PROBE, VIEW_PROBE, PageTimes, goal_table, median, \
     views_table
 from mlpdash.bench.streamlit_server import streamlit_server
 from mlpdash.bench.tabs import print_tabs
 
 VIEWPORT = {"width": 1440, "height": 900}
-FULL_MNIST = REPO_ROOT.parent / "shared" / "data" / "mnist"
 PAGE_TIMEOUT_MS = 180_000
 DRAWN_TIMEOUT_MS = 120_000
 TRAIN_TIMEOUT_MS = 600_000
 MODEL_EPOCHS = 1  # the model the views show: one epoch is enough to give every view something to draw
 POLL_MS = 50
-
-
-def default_source() -> str:
-    """Full MNIST beside the checkout when it is there, else the bundled sample."""
-    return f"idx:{FULL_MNIST}" if (FULL_MNIST / "train-images-idx3-ubyte.gz").is_file() else "sample"
 
 
 def print_page(data_spec: str | None, repeats: int, page_counts: list[int], tab_seconds: float,

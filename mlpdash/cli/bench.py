@@ -1,6 +1,6 @@
 """`bench`: measure the engine's overhead and the drawing latency, and with its flags the rest
 (memory over many runs, throughput with browser tabs open, the explanation, the units lab, the
-weights-over-time view, the Your drawings tab).
+weights-over-time view, the Your drawings tab, the page in Chromium, the lesson presets' claims).
 
 The measurements live in `mlpdash.bench`, imported inside the handler: it is heavy, and only this
 command needs it. This module holds the flags, their checks, and which measurement runs in what order.
@@ -64,6 +64,10 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
     bench.add_argument("--page-tabs", type=_tab_counts, default=[1, 5], metavar="LIST",
                        help="with --page: the numbers of pages open for samples/s against headless (the "
                             "--tabs bench, --page-repeats times, windows of --tab-seconds; empty: skip)")
+    bench.add_argument("--lessons", action="store_true",
+                       help="every lesson preset trained, each figure its sentence states against the one "
+                            "measured (alone, it leaves out the engine's overhead and the drawing latency; "
+                            "--data defaults to full MNIST beside the checkout, else the sample)")
     bench.set_defaults(handler=cmd_bench)
 
 
@@ -95,9 +99,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import_tensorflow(args.verbose)
     from mlpdash import bench
 
-    if not (args.skip_training or args.page):
+    alone = args.page or args.lessons  # a bench of its own, not an addition to the default one
+    if not (args.skip_training or alone):
         bench.print_training_overhead(args.data, args.epochs, args.pairs)
-    if not args.page:
+    if not alone:
         bench.print_latency(args.latency_calls)
     if args.over_time:
         bench.print_over_time()
@@ -115,6 +120,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.tabs:
         bench.print_tabs(args.tabs, args.data, args.tab_seconds, args.draw_rounds, args.browser_nice,
                          args.tab_repeats)
+    if args.lessons:
+        bench.print_lessons(args.data)
     if args.page:
         bench.print_page(args.data, args.page_repeats, args.page_tabs, args.tab_seconds, args.browser_nice)
     return 0

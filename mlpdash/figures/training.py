@@ -35,6 +35,9 @@ EPOCH_POINT_NOTE = {
 }
 LOSS_HEIGHT = 240  # with ACCURACY_HEIGHT: both charts beside the canvas fit a 1024x768 projector
 ACCURACY_HEIGHT = 220
+# The lowest validation loss is marked once the last epoch's is this much above it (5 %): a network
+# memorising its training set, not an epoch's noise.
+OVERFIT_RISE = 0.05
 # At the figure's foot, under the axis title: on charts this short, placed by the plot's height (the
 # shared BOTTOM_LEGEND), a legend wrapped onto three lines on a phone sat over "epoch".
 CHART_LEGEND = dict(BOTTOM_LEGEND, yref="container", y=0.0, yanchor="bottom")
@@ -124,6 +127,7 @@ def loss_figure(history: Sequence[Mapping[str, float]], batch_loss: np.ndarray |
             span = [math.log10(below[-1]), math.log10(above[0])]
             pad = 0.03 * (span[1] - span[0])
             fig.update_layout(yaxis=dict(range=[span[0] - pad, span[1] + pad]))
+    _mark_lowest_validation(fig, history)
     if not len(batches) and not history:
         _placeholder(fig, note or "waiting for the first batch")
         # The log axis the curve will have, over where it starts (ln 10 = 2.3) and where it heads.
@@ -131,6 +135,23 @@ def loss_figure(history: Sequence[Mapping[str, float]], batch_loss: np.ndarray |
         fig.update_layout(yaxis=dict(range=[math.log10(v) for v in EMPTY_LOSS_RANGE], tickvals=ticks,
                                      ticktext=[f"{t:g}" for t in ticks]))
     return fig
+
+
+def _mark_lowest_validation(fig: go.Figure, history: Sequence[Mapping[str, float]]) -> None:
+    """Mark the epoch of the lowest validation loss once the loss has risen clearly after it: the
+    moment a network starts to memorise, which a log axis would otherwise flatten out of sight."""
+    losses = np.array([float(row["val_loss"]) for row in history], np.float64)
+    if len(losses) < 3 or not np.isfinite(losses).all() or (losses <= 0).any():
+        return
+    best = int(np.argmin(losses))
+    if best == len(losses) - 1 or losses[-1] < losses[best] * (1 + OVERFIT_RISE):
+        return
+    epoch = int(history[best]["epoch"])
+    fig.add_annotation(
+        x=epoch, y=math.log10(losses[best]),  # a log axis places annotations by the log of the value
+        text=f"lowest validation loss (epoch {epoch})", showarrow=True, arrowhead=2, ax=0, ay=34,
+        font=dict(size=11, color=VAL_COLOR), arrowcolor=VAL_COLOR, bgcolor="rgba(255,255,255,0.8)",
+    )
 
 
 def _epoch_axis(epochs: float | None) -> dict:

@@ -21,6 +21,7 @@ from mlpdash.ui import plain
 
 if TYPE_CHECKING:
     from mlpdash.config import TrainConfig
+    from mlpdash.lessons import Preset
     from mlpdash.data import MnistSplits
     from mlpdash.focus import Focus, ModelInFocus
     from mlpdash.server import Server
@@ -215,18 +216,14 @@ def explain_digit(index: int, split: str = "test") -> None:
     """Open *Inside a prediction* on digit `index` of the test or validation split. Call it from a
     widget's callback."""
     pick_digit(index, split)
-    st.session_state[VIEW_TAB_KEY] = EXPLAIN_TAB
-    st.session_state[TAB_CHANGED_KEY] = True
-    st.session_state[LAND_KEY] = True
+    open_view_tab(EXPLAIN_TAB)
 
 
 def explain_saved_drawing(file: str) -> None:
     """Open *Inside a prediction* on a saved drawing (Your drawings). Call it from a widget's callback."""
     st.session_state[INPUT_KEY] = SAVED_DRAWING_INPUT
     st.session_state[SAVED_DRAWING_KEY] = file
-    st.session_state[VIEW_TAB_KEY] = EXPLAIN_TAB
-    st.session_state[TAB_CHANGED_KEY] = True
-    st.session_state[LAND_KEY] = True
+    open_view_tab(EXPLAIN_TAB)
 
 
 def open_view() -> str | None:
@@ -292,6 +289,28 @@ def data_choice() -> str | None:
 
 
 SETTINGS_KEY = "focus_settings"
+
+
+def apply_preset(preset: Preset) -> None:
+    """Fill the sidebar's settings (and its Speed) with a lesson preset's, and name the preset in its
+    list. Call it from a widget's callback: the widgets read their keys on the rerun it precedes."""
+    config = preset.config
+    st.session_state.update({
+        "lesson": preset.name,
+        "hidden": ",".join(map(str, config.hidden)) or "0",
+        "activation": config.activation, "optimizer": config.optimizer,
+        "learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule,
+        "batch_size": config.batch_size, "epochs": config.epochs, "dropout": config.dropout,
+        "seed": config.seed, "train_digits": config.train_digits, "pace": preset.pace,
+    })
+
+
+def open_view_tab(name: str) -> None:
+    """Open the view tab `name`, landing at its top (before the tab bar is drawn in this run, or from a
+    widget's callback)."""
+    st.session_state[VIEW_TAB_KEY] = name
+    st.session_state[TAB_CHANGED_KEY] = True
+    st.session_state[LAND_KEY] = True
 
 
 def set_settings(config: TrainConfig | None) -> None:

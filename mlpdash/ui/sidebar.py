@@ -20,10 +20,11 @@ from mlpdash.config import (
 )
 from mlpdash.data import ENV_VAR, DataError, resolve_source
 from mlpdash.jobs import JobBusyError, JobManager
-from mlpdash.server import Server
-from mlpdash.lessons import LESSONS, lesson_named
+from mlpdash.lessons import PRESETS, preset_named
+from mlpdash.pace import FULL_SPEED, PACES, pace_label
 from mlpdash.progress import Status
-from mlpdash.ui import choices, guarded, job_active, plain, refresh_every, rerun_if_changed
+from mlpdash.server import Server
+from mlpdash.ui import choices, guarded, guide_ui, job_active, plain, refresh_every, rerun_if_changed
 from mlpdash.ui.access import may_control
 from mlpdash.ui.cache import derived
 from mlpdash.ui.panels import status_panel
@@ -38,10 +39,6 @@ DATA_KINDS = {
 DEFAULTS = TrainConfig()
 IDLE_CHECK_SECONDS = 5.0
 STOP_WAIT_SECONDS = 1.0  # the most a Stop click waits for the stopped model's test result
-FULL_SPEED = "full speed"
-# Slow motion: the digits trained a second (full MNIST runs at about 10,000-18,000 here).
-PACES: dict[str, float | None] = {FULL_SPEED: None, "2,000 digits/s": 2000.0, "500 digits/s": 500.0,
-                                  "100 digits/s": 100.0}
 SAMPLE_NOTE = ("The sample is 10,000 real MNIST digits, 6,000 of them to train on: expect about 0.95 "
                "test accuracy here, against 0.98 with full MNIST's 50,000. For full MNIST choose "
                "TensorFlow Datasets (downloads it, online) or IDX files in a folder.")
@@ -105,27 +102,18 @@ def data_ui(locked: bool = False, job_spec: str | None = None) -> tuple[str | No
 
 def lessons_ui(locked: bool = False) -> None:
     """One-click presets for a lesson: they fill the settings below; Start stays a person's click."""
-    st.selectbox("Lesson preset", [lesson.name for lesson in LESSONS], index=None, key="lesson",
+    st.selectbox("Lesson preset", [preset.name for preset in PRESETS], index=None, key="lesson",
                  placeholder="Set up a classic experiment…", on_change=_apply_lesson, disabled=locked,
                  help="Fills the settings for a classic experiment; you press Start.")
     chosen = st.session_state.get("lesson")
     if chosen:
-        st.caption(f"**Watch:** {lesson_named(chosen).watch}")
+        st.caption(f"**Watch:** {preset_named(chosen).watch}")
 
 
 def _apply_lesson() -> None:
     chosen = st.session_state.get("lesson")
-    if not chosen or not may_control():
-        return
-    config = lesson_named(chosen).config
-    # The widgets read their keys on the rerun this callback precedes.
-    st.session_state.update({
-        "hidden": ",".join(map(str, config.hidden)) or "0",
-        "activation": config.activation, "optimizer": config.optimizer,
-        "learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule,
-        "batch_size": config.batch_size, "epochs": config.epochs, "dropout": config.dropout,
-        "seed": config.seed, "train_digits": config.train_digits,
-    })
+    if chosen and may_control():
+        choices.apply_preset(preset_named(chosen))
 
 
 def settings_ui(defaults: TrainConfig = DEFAULTS,
@@ -230,17 +218,23 @@ def control_bar_ui(server: Server, spec: str | None, config: TrainConfig | None)
     one for the status and one for the buttons: each rerun costs every open browser a render, and on a
     machine that trains that time is training's."""
     was_active = job_active(server.jobs)
+    in_lesson = server.guide.place.lesson is not None
 
     # While idle this fragment still looks every few seconds (it only reads the status), so that a
-    # run started from another tab shows here without a click.
-    @st.fragment(run_every=refresh_every(was_active) or IDLE_CHECK_SECONDS)
+    # run started from another tab shows here without a click; in a lesson, every second, so that
+    # every page follows the teacher's Next at once.
+    @st.fragment(run_every=refresh_every(was_active or in_lesson) or IDLE_CHECK_SECONDS)
     def control_bar() -> None:
         rerun_if_changed(server.jobs, was_active)
+        if guide_ui.moved(server):
+            st.rerun(scope="app")  # the page opens the step's view
         status_col, controls_col = st.columns([3, 2], vertical_alignment="top")
         with status_col, st.container(key="status_column"), guarded("training"):
             status_panel(server)
         with controls_col, st.container(key="controls_column"), guarded("controls"):
             _controls(server.jobs, spec, config)
+        with guarded("lesson"):
+            guide_ui.step_ui(server)
 
     control_bar()
 
@@ -272,13 +266,16 @@ def _controls(jobs: JobManager, spec: str | None, config: TrainConfig | None) ->
     # While a job runs, the box shows its speed, whichever tab set it; idle, it keeps this tab's
     # choice for the next Start.
     if job is not None and status.active:
-        st.session_state["pace"] = _pace_label(job.pace)
+        label = pace_label(job.pace)
+        if label in PACES:  # a pace set outside the page (a bench's digits a second) is left unnamed
+            st.session_state["pace"] = label
     st.session_state.setdefault("pace", FULL_SPEED)
     speed_col.selectbox("Speed", list(PACES), key="pace", on_change=_set_pace, args=(jobs,),
                         disabled=not allowed, label_visibility="collapsed",
                         format_func=lambda label: f"Speed: {label}",
-                        help="Slow motion, so that a class can watch the curves form: the digits "
-                             "trained a second. It changes no result, only how long the run takes; "
+                        help="Slow motion, so that a class can watch the curves form: an epoch's "
+                             "point on the accuracy chart, or a batch's on the loss chart, at a pace "
+                             "the eye can follow. It changes no result, only how long the run takes; "
                              "it applies at once, mid-run too.")
     if status.active:
         st.caption("A run is in progress: one trains at a time. Stop it to start another.")
@@ -286,10 +283,6 @@ def _controls(jobs: JobManager, spec: str | None, config: TrainConfig | None) ->
         st.caption("Fix the settings marked in the sidebar to start.")
     elif spec is None:
         st.caption("Choose a data source that can be used (in the sidebar) to start.")
-
-
-def _pace_label(pace: float | None) -> str:
-    return next((label for label, value in PACES.items() if value == pace), FULL_SPEED)
 
 
 def _set_pace(jobs: JobManager) -> None:

@@ -66,7 +66,11 @@ def units_ui(focus: Focus) -> None:
         images, labels = scale(data.x_test), np.asarray(data.y_test)
         sizes = model.network.hidden_sizes
         state = _fingerprint(model)
-        layer = st.segmented_control("Layer", list(range(1, len(sizes) + 1)), default=1, key=LAYER_KEY,
+        # The first layer unless a click elsewhere (open_unit) chose one this model has: set here, not
+        # as the widget's default, which Streamlit warns about beside a value set through its key.
+        if st.session_state.get(LAYER_KEY) not in range(1, len(sizes) + 1):
+            st.session_state[LAYER_KEY] = 1
+        layer = st.segmented_control("Layer", list(range(1, len(sizes) + 1)), key=LAYER_KEY,
                                      format_func=lambda n: f"layer {n} ({sizes[n - 1]} units)") or 1
         # Which model this is, before the seconds its summary may take: a new epoch shows at once.
         st.caption(f"{plain(model.title)} · test split of {plain(model.data_spec)}: {len(images):,} digits")

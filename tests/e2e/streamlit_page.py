@@ -29,7 +29,10 @@ def start_server(runs_dir: Path, log_path: Path, **env: str) -> tuple[subprocess
     it answers its health check. Its output goes to `log_path`."""
     port = free_port()
     environment = dict(os.environ, MLPDASH_DATA="sample", MLPDASH_RUNS=str(runs_dir),
-                       TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1", **env)
+                       TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1",
+                       # Each line with its level and logger, which Streamlit leaves out by default:
+                       # the suite fails on a warning of Streamlit's (streamlit_warnings).
+                       STREAMLIT_LOGGER_MESSAGE_FORMAT=LOG_FORMAT, **env)
     command = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.port", str(port),
@@ -49,6 +52,7 @@ def start_server(runs_dir: Path, log_path: Path, **env: str) -> tuple[subprocess
     return proc, url
 
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # A line Streamlit's own loggers wrote at WARNING or above ("2026-12-03 20:09:12.345 WARNING
 # streamlit.elements.lib.policies: ..."): each is a misuse of Streamlit by the page.
 STREAMLIT_WARNING = re.compile(r"^\S+ \S+ (WARNING|ERROR|CRITICAL)\s+streamlit[\w.]*: .*$", re.MULTILINE)

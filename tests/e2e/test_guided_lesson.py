@@ -1,0 +1,68 @@
+"""A guided lesson walked from its first step to its last in one page at 1024x768 (a projector), while
+a second page of the same server follows it: each step's text, the view it names and the control bar
+on one screen, in both pages; a screenshot of each step."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import BrowserContext, Page, expect
+from streamlit_page import FRESH, open_app
+from test_every_width import PROJECTOR, SCREENSHOTS, box, in_window
+from test_page import RUN_TIMEOUT_MS, button, settle, status, step
+
+# It trains: a server of its own, so that the page tests still start from an idle one.
+OWN_SERVER = True
+LESSON = "What a neuron learns"
+STEPS = [("Noise at step 0", "First-layer weights"), ("After one epoch", "Weights over time"),
+         ("One unit up close", "Units"), ("A linear model's templates", "First-layer weights")]
+FOLLOW_MS = 15_000  # a page that was idle looks every 5 s, then every second while in the lesson
+
+
+def on_one_screen(page: Page, view: str) -> None:
+    """The step's box, the control bar and the tab of the step's view (open), all in the window."""
+    tab = page.get_by_role("tab", name=view)
+    expect(tab).to_have_attribute("aria-selected", "true", timeout=FOLLOW_MS)
+    page.wait_for_timeout(600)  # the landing script has run
+    for what, found in (("step", box(page, f".st-key-lesson_step{FRESH}")),
+                        ("control bar", box(page, ".st-key-control_bar")), ("tab", tab.bounding_box())):
+        assert found is not None and in_window(found, PROJECTOR), (what, found)
+
+
+def test_a_lesson_walked_in_one_page_is_followed_by_a_second(page: Page, context: BrowserContext, app_url: str):
+    page.set_viewport_size({"width": PROJECTOR[0], "height": PROJECTOR[1]})
+    open_app(page, app_url)
+    follower = context.new_page()
+    follower.set_viewport_size({"width": PROJECTOR[0], "height": PROJECTOR[1]})
+    open_app(follower, app_url)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        # The teacher opens the sidebar (closed below 1100 px) and begins the lesson.
+        expect(page.get_by_test_id("stSidebar")).to_have_attribute("data-collapsed", "true", timeout=10_000)
+        page.get_by_test_id("stExpandSidebarButton").click()
+        expect(page.get_by_role("combobox", name="Guided lesson")).to_have_value(LESSON)
+        button(page, "guided_begin").click()
+        for number, (title, view) in enumerate(STEPS, start=1):
+            heading = re.compile(rf"step {number} of {len(STEPS)}: {re.escape(title)}")
+            for shown in (page, follower):
+                expect(shown.locator(f".st-key-lesson_step{FRESH}")).to_contain_text(heading, timeout=FOLLOW_MS)
+                on_one_screen(shown, view)
+            step(f"step {number}: {title}, {view}, on both pages")
+            if number == 1:
+                expect(status(page)).to_contain_text("Training", timeout=RUN_TIMEOUT_MS)
+            if number == 2:  # full speed, held when the first epoch ends
+                expect(status(page)).to_contain_text("Paused", timeout=RUN_TIMEOUT_MS)
+                expect(status(follower)).to_contain_text("Paused", timeout=FOLLOW_MS)
+            settle(page)
+            page.screenshot(path=str(SCREENSHOTS / f"lesson-step-{number}-1024.png"))
+            if number < len(STEPS):
+                button(page, "guided_next").click()
+        follower.screenshot(path=str(SCREENSHOTS / "lesson-follower-last-step-1024.png"))
+        expect(button(page, "guided_next")).to_be_disabled()  # the last step
+        button(page, "guided_end").click()
+        for shown in (page, follower):
+            expect(shown.locator(".st-key-lesson_step")).to_have_count(0, timeout=FOLLOW_MS)
+        expect(page.get_by_test_id("stException")).to_have_count(0)
+        expect(follower.get_by_test_id("stException")).to_have_count(0)
+    finally:
+        follower.close()
