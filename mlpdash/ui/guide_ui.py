@@ -22,7 +22,6 @@ from mlpdash.ui.tabs import VIEWS
 
 PICK_KEY = "guided_pick"
 SEEN_KEY = "guided_seen"  # the guide's version this page has followed
-PROBLEM_KEY = "guided_problem"
 # Streamlit has no scroll API: a step about the charts scrolls the page to its top, once. Its own
 # text; nothing from a user or a file is in it.
 _TOP_SCRIPT = """<script data-landing="{nonce}">
@@ -59,12 +58,11 @@ def chooser_ui(server: Server, locked: bool = False) -> None:
     by_key = {lesson.key: lesson for lesson in found}
     if st.session_state.get(PICK_KEY) not in by_key:
         st.session_state[PICK_KEY] = found[0].key
-    column, button = st.columns([3, 1], vertical_alignment="bottom")
-    column.selectbox("Guided lesson", list(by_key), key=PICK_KEY, format_func=lambda key: by_key[key].title,
+    st.selectbox("Guided lesson", list(by_key), key=PICK_KEY, format_func=lambda key: by_key[key].title,
                      disabled=locked, help="A few steps, each opening the view that shows it and starting or "
                                           "pausing the run at the moment that teaches; every page follows.")
-    button.button("Begin", key="guided_begin", icon=":material/school:", disabled=locked,
-                  on_click=_move, args=(server, st.session_state[PICK_KEY], 0, True))
+    st.button("Begin the lesson", key="guided_begin", icon=":material/school:", disabled=locked,
+              on_click=_move, args=(server, st.session_state[PICK_KEY], 0, True))
 
 
 def _move(server: Server, key: str, index: int, act: bool) -> None:
@@ -75,9 +73,7 @@ def _move(server: Server, key: str, index: int, act: bool) -> None:
     step = lesson.steps[index]
     if act and step.preset is not None:
         choices.apply_preset(preset_named(step.preset))  # this page's settings show what trains
-    problem = server.guide.open(lesson, index, choices.data_choice(), act=act)
-    if problem:
-        st.session_state[PROBLEM_KEY] = problem
+    server.guide.open(lesson, index, choices.data_choice(), act=act)
 
 
 def _end(server: Server) -> None:
@@ -120,7 +116,7 @@ def step_ui(server: Server) -> None:
             st.button("End the lesson", key="guided_end", on_click=_end, args=(server,), disabled=not allowed)
             return
         step, count = lesson.steps[place.step], len(lesson.steps)
-        heading, buttons = st.columns([3, 2], vertical_alignment="center")
+        heading, buttons = st.columns([5, 4], vertical_alignment="center")
         heading.markdown(f"**{plain(lesson.title)}** · step {place.step + 1} of {count}: **{plain(step.title)}**")
         with buttons, st.container(horizontal=True, horizontal_alignment="right", key="lesson_buttons"):
             st.button("Back", key="guided_back", icon=":material/arrow_back:", disabled=not allowed or place.step == 0,
@@ -134,6 +130,5 @@ def step_ui(server: Server) -> None:
                       on_click=_end, args=(server,), help="Leave the lesson (the runs it made stay)")
         st.markdown(plain(step.look))
         st.markdown(f":blue[**Question:**] {plain(step.question)}")
-        problem = st.session_state.pop(PROBLEM_KEY, None)
-        if problem:
-            st.error(f"The step's run did not start: {plain(problem)}", icon=":material/warning:")
+        if server.guide.problem:
+            st.error(plain(server.guide.problem), icon=":material/warning:")
