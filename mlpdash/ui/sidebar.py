@@ -137,49 +137,53 @@ def settings_ui(defaults: TrainConfig = DEFAULTS,
             errors[name] = st.empty()
 
     lock = {"disabled": locked}
+    # A new session's values, set through the widgets' keys rather than as their defaults: a preset or
+    # a guided step sets the same keys, and Streamlit warns about a widget given a value both ways.
+    for key, value in {"hidden": ",".join(map(str, defaults.hidden)) or "0", "activation": defaults.activation,
+                       "optimizer": defaults.optimizer, "learning_rate": defaults.learning_rate,
+                       "lr_schedule": defaults.lr_schedule, "batch_size": defaults.batch_size,
+                       "epochs": defaults.epochs, "dropout": defaults.dropout, "seed": defaults.seed,
+                       "train_digits": defaults.train_digits}.items():
+        st.session_state.setdefault(key, value)
 
-    field("hidden", st.text_input("Hidden layers", value=",".join(map(str, defaults.hidden)) or "0",
-                                  key="hidden", **lock,
+    field("hidden", st.text_input("Hidden layers", key="hidden", **lock,
                                   help="Units per hidden layer, e.g. 700,500; 0 for the linear classifier"))
     if _linear(str(values["hidden"])):
         # The linear classifier has no hidden unit to apply an activation to: no setting to show.
         values["activation"] = defaults.activation
     else:
         field("activation", st.selectbox("Activation", ACTIVATIONS, key="activation", **lock,
-                                         index=ACTIVATIONS.index(defaults.activation),
                                          help="The function each hidden unit applies to its input"))
     field("optimizer", st.selectbox("Optimizer", OPTIMIZERS, key="optimizer", **lock,
-                                    index=OPTIMIZERS.index(defaults.optimizer),
                                     help="adam, or sgd with momentum 0.9"))
     # %g shows the rate that will be used (0.001, 5e-05), never a rounded 0.0000.
-    field("learning_rate", st.number_input("Learning rate", value=defaults.learning_rate, step=1e-4,
+    field("learning_rate", st.number_input("Learning rate", step=1e-4,
                                            format="%g", key="learning_rate", **lock,
                                            help="How far each step moves the weights. Adam's default is "
                                                 "0.001; above 0.1 training usually diverges, which is "
                                                 "worth seeing once."))
     field("lr_schedule", st.selectbox("Learning-rate schedule", LR_SCHEDULES, key="lr_schedule", **lock,
-                                      index=LR_SCHEDULES.index(defaults.lr_schedule),
                                       help="cosine decays the rate to 0 over the run; constant is the tutorial"))
     left, right = st.columns(2)
     with left:
-        field("batch_size", st.number_input("Batch size", value=defaults.batch_size, step=1, key="batch_size",
+        field("batch_size", st.number_input("Batch size", step=1, key="batch_size",
                                             help="Digits per training step (one batch)", **lock), paired=True)
     with right:
-        field("epochs", st.number_input("Epochs", value=defaults.epochs, step=1, key="epochs",
+        field("epochs", st.number_input("Epochs", step=1, key="epochs",
                                         help="Passes over the training digits", **lock), paired=True)
     pair_errors("batch_size", "epochs")
     left, right = st.columns(2)
     with left:
-        field("dropout", st.number_input("Dropout", value=defaults.dropout, step=0.05, format="%.2f",
+        field("dropout", st.number_input("Dropout", step=0.05, format="%.2f",
                                          key="dropout", help="Share of hidden units switched off at random "
                                          "in each training step (0: none); it fights overfitting", **lock),
               paired=True)
     with right:
-        field("seed", st.number_input("Seed", value=defaults.seed, step=1, key="seed",
+        field("seed", st.number_input("Seed", step=1, key="seed",
                                       help="Fixes the random start and order: the same seed, the same run",
                                       **lock), paired=True)
     pair_errors("dropout", "seed")
-    field("train_digits", st.number_input("Training digits (0: all)", value=defaults.train_digits, step=100,
+    field("train_digits", st.number_input("Training digits (0: all)", step=100,
                                           key="train_digits", **lock,
                                           help="Train on only the first N training digits: a small set "
                                                "with no dropout shows overfitting"))

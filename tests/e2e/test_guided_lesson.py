@@ -19,6 +19,11 @@ STEPS = [("Noise at step 0", "First-layer weights"), ("After one epoch", "Weight
 FOLLOW_MS = 15_000  # a page that was idle looks every 5 s, then every second while in the lesson
 
 
+def step_button(page: Page, key: str):
+    """A button of the step's box as drawn now (while its fragment reruns, the old box lingers)."""
+    return page.locator(f".st-key-lesson_step{FRESH} .st-key-{key} button")
+
+
 def on_one_screen(page: Page, view: str) -> None:
     """The step's box, the control bar and the tab of the step's view (open), all in the window."""
     tab = page.get_by_role("tab", name=view)
@@ -59,10 +64,10 @@ def test_a_lesson_walked_in_one_page_is_followed_by_a_second(page: Page, context
             settle(page)
             page.screenshot(path=str(SCREENSHOTS / f"lesson-step-{number}-1024.png"))
             if number < len(STEPS):
-                button(page, "guided_next").click()
+                step_button(page, "guided_next").click()
         follower.screenshot(path=str(SCREENSHOTS / "lesson-follower-last-step-1024.png"))
-        expect(button(page, "guided_next")).to_be_disabled()  # the last step
-        button(page, "guided_end").click()
+        expect(step_button(page, "guided_next")).to_be_disabled()  # the last step
+        step_button(page, "guided_end").click()
         for shown in (page, follower):
             expect(shown.locator(".st-key-lesson_step")).to_have_count(0, timeout=FOLLOW_MS)
         expect(page.get_by_test_id("stException")).to_have_count(0)
