@@ -222,6 +222,7 @@ def control_bar_ui(server: Server, spec: str | None, config: TrainConfig | None)
     one for the status and one for the buttons: each rerun costs every open browser a render, and on a
     machine that trains that time is training's."""
     was_active = job_active(server.jobs)
+    drawn_job = server.jobs.current()[1]
     in_lesson = server.guide.place.lesson is not None
 
     # While idle this fragment still looks every few seconds (it only reads the status), so that a
@@ -230,8 +231,10 @@ def control_bar_ui(server: Server, spec: str | None, config: TrainConfig | None)
     @st.fragment(run_every=refresh_every(was_active or in_lesson) or IDLE_CHECK_SECONDS)
     def control_bar() -> None:
         rerun_if_changed(server.jobs, was_active)
-        if guide_ui.moved(server):
-            st.rerun(scope="app")  # the page opens the step's view
+        # A new job replaced the one the page was drawn for while both were active (a lesson's step
+        # starts its run as soon as the one before is saved): every view shows the new one.
+        if guide_ui.moved(server) or server.jobs.current()[1] != drawn_job:
+            st.rerun(scope="app")  # the page opens the step's view, or shows the new job
         status_col, controls_col = st.columns([3, 2], vertical_alignment="top")
         with status_col, st.container(key="status_column"), guarded("training"):
             status_panel(server)
@@ -276,7 +279,7 @@ def _controls(jobs: JobManager, spec: str | None, config: TrainConfig | None) ->
     st.session_state.setdefault("pace", FULL_SPEED)
     speed_col.selectbox("Speed", list(PACES), key="pace", on_change=_set_pace, args=(jobs,),
                         disabled=not allowed, label_visibility="collapsed",
-                        format_func=lambda label: f"Speed: {label}",
+                        format_func=lambda label: label[0].upper() + label[1:],  # "A batch a second"
                         help="Slow motion, so that a class can watch the curves form: an epoch's "
                              "point on the accuracy chart, or a batch's on the loss chart, at a pace "
                              "the eye can follow. It changes no result, only how long the run takes; "

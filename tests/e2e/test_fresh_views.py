@@ -20,7 +20,7 @@ from test_page import START_TIMEOUT_MS, button, open_tab, set_input, step
 OWN_SERVER = True
 
 EPOCHS = 6
-PACE = "an epoch in 5 seconds"  # several epoch ends to time
+PACE = "An epoch in 5 seconds"  # several epoch ends to time
 # Following, not stale: each epoch named within this of its end. About 1.3 s here (the
 # page's watch looks once a second, then the page reruns); the issue saw a page stuck three epochs
 # behind. The bound leaves room for a loaded CI machine; the lags are printed.

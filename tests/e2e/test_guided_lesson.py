@@ -20,8 +20,11 @@ FOLLOW_MS = 15_000  # a page that was idle looks every 5 s, then every second wh
 
 
 def step_button(page: Page, key: str):
-    """A button of the step's box as drawn now (while its fragment reruns, the old box lingers)."""
-    return page.locator(f".st-key-lesson_step{FRESH} .st-key-{key} button")
+    """A button of the step's box, once there is one of it (while its fragment reruns, the old box
+    lingers a moment beside the new)."""
+    found = page.locator(f".st-key-lesson_step{FRESH} .st-key-{key} button")
+    expect(found).to_have_count(1, timeout=FOLLOW_MS)
+    return found
 
 
 def on_one_screen(page: Page, view: str) -> None:
@@ -61,6 +64,10 @@ def test_a_lesson_walked_in_one_page_is_followed_by_a_second(page: Page, context
             if number == 2:  # full speed, held when the first epoch ends
                 expect(status(page)).to_contain_text("Paused", timeout=RUN_TIMEOUT_MS)
                 expect(status(follower)).to_contain_text("Paused", timeout=FOLLOW_MS)
+            if number == 4:  # the linear model's ten tiles, not the stopped recipe's 700 (a stale view)
+                for shown in (page, follower):
+                    expect(shown.get_by_role("tabpanel").filter(visible=True)).not_to_contain_text(
+                        "of the 700", timeout=RUN_TIMEOUT_MS)
             settle(page)
             page.screenshot(path=str(SCREENSHOTS / f"lesson-step-{number}-1024.png"))
             if number < len(STEPS):

@@ -44,7 +44,7 @@ def watch_for_stopped(page: Page) -> None:
 
 def test_a_run_stopped_in_its_first_epoch_says_stopped_at_once_and_draws_what_it_did(page: Page, screenshot):
     set_input(page, "hidden", "32")
-    choose(page, "Speed", "Speed: an epoch a minute")  # Stop lands inside the first epoch
+    choose(page, "Speed", "An epoch a minute")  # Stop lands inside the first epoch
     first = start_run(page, 200)
     wait_counter_past(page, max(first, 2))
     watch_for_stopped(page)
@@ -88,7 +88,7 @@ def finish_a_run(page: Page, learning_rate: str) -> str:
 
 def test_a_saved_run_picked_shows_its_own_result_and_the_current_jobs_is_named_as_such(page: Page, screenshot):
     set_input(page, "hidden", "16")
-    choose(page, "Speed", "Speed: an epoch in 5 seconds")  # the status line shows it training
+    choose(page, "Speed", "An epoch in 5 seconds")  # the status line shows it training
     older = finish_a_run(page, "0.001")
     current = finish_a_run(page, "0.05")
     assert older != current, "the two runs must differ for the page to tell them apart"
