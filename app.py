@@ -54,6 +54,7 @@ def main() -> None:
     # The tab bar under the main row; the open view is drawn last, or with the canvas when it is
     # about the drawing (a stroke then redraws the canvas's fragment alone, that view included).
     view = views_ui(server)
+    guide_ui.followed()
     with drawing_col, st.container(key="drawing_column"):
         drawing_ui(focus, view if view.with_canvas else None)
     if not view.with_canvas:

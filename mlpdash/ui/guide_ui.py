@@ -22,6 +22,8 @@ from mlpdash.ui.tabs import VIEWS
 
 PICK_KEY = "guided_pick"
 SEEN_KEY = "guided_seen"  # the guide's version this page has followed
+PENDING_KEY = "guided_pending"  # the view (or CHARTS) a step opens, until the tabs have been drawn
+CHARTS = "charts"
 # Streamlit has no scroll API: a step about the charts scrolls the page to its top, once. Its own
 # text; nothing from a user or a file is in it.
 _TOP_SCRIPT = """<script data-landing="{nonce}">
@@ -88,19 +90,25 @@ def moved(server: Server) -> bool:
 
 def follow(server: Server) -> None:
     """In a run of the whole page, before the views' tabs: open the view of a step this page has not
-    followed yet (or scroll to the charts for a step without one)."""
+    followed yet (or scroll to the charts for a step without one). Until `followed()` says the tabs
+    were drawn, every run of the page does it again: a run cut short by another rerun (an epoch's end
+    reruns the page too) would otherwise leave the browser's old tab in place."""
     place = server.guide.place
-    if not moved(server):
-        return
-    st.session_state[SEEN_KEY] = place.version
-    lesson = _lesson(place.lesson)
-    if lesson is None:
-        return
-    view = lesson.steps[place.step].view
-    if view is not None:
-        choices.open_view_tab(view)
-    else:
+    if moved(server):
+        st.session_state[SEEN_KEY] = place.version
+        lesson = _lesson(place.lesson)
+        if lesson is not None:
+            st.session_state[PENDING_KEY] = lesson.steps[place.step].view or CHARTS
+    pending = st.session_state.get(PENDING_KEY)
+    if pending == CHARTS:
         st.html(_TOP_SCRIPT.format(nonce=time.monotonic_ns()), unsafe_allow_javascript=True)
+    elif pending is not None:
+        choices.open_view_tab(pending)
+
+
+def followed() -> None:
+    """After the views' tabs in a run of the whole page: the step's view is open in the browser."""
+    st.session_state.pop(PENDING_KEY, None)
 
 
 def step_ui(server: Server) -> None:
