@@ -22,7 +22,7 @@ FOLLOW_MS = 15_000  # a page that was idle looks every 5 s, then every second wh
 def step_button(page: Page, key: str):
     """A button of the step's box, once there is one of it (while its fragment reruns, the old box
     lingers a moment beside the new)."""
-    found = page.locator(f".st-key-lesson_step{FRESH} .st-key-{key} button")
+    found = page.locator(f".st-key-lesson_step{FRESH} .st-key-{key} button").filter(visible=True)
     expect(found).to_have_count(1, timeout=FOLLOW_MS)
     return found
 
