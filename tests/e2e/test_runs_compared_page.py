@@ -47,7 +47,9 @@ def queue_sweep(page: Page, setting: str, values: str) -> Locator:
     field.press("Enter")
     settle(page)
     button(page, "sweep_queue_button").click()
-    return page.locator(".st-key-sweep_queue")
+    # The last one: while the page reruns (a queued run starting reruns it), the box it replaces may
+    # linger a moment beside it.
+    return page.locator(".st-key-sweep_queue").last
 
 
 def test_a_small_sweep_trains_and_its_runs_are_compared(page: Page, screenshot):
