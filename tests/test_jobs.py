@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -149,3 +151,24 @@ def test_a_finetune_is_the_managers_job_refused_while_another_runs_and_controlle
     assert tune.resume() and status_line(tune.snapshot()).startswith("Fine-tuning")
     assert tune.stop() and tune.join(60)
     assert tune.snapshot().status in (Status.STOPPED, Status.FINISHED)
+
+
+def test_the_pause_button_does_what_it_said_however_often_its_callback_runs(tmp_path):
+    # One click's callback once ran twice in CI: a Resume that paused again. The button's callback
+    # carries the action it was drawn with, so a second run of it changes nothing.
+    from mlpdash.ui.sidebar import pause_or_resume
+
+    manager = JobManager(tmp_path)
+    job = manager.start(LONG, "sample")
+    try:
+        deadline = time.monotonic() + 60
+        while job.status != Status.TRAINING:
+            assert time.monotonic() < deadline, job.status
+            time.sleep(0.02)
+        for action, status in (("pause", Status.PAUSED), ("resume", Status.TRAINING)):
+            pause_or_resume(manager, action)
+            pause_or_resume(manager, action)
+            assert job.status == status, action
+    finally:
+        job.stop()
+        job.join(60)

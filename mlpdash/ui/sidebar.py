@@ -262,7 +262,7 @@ def _controls(jobs: JobManager, spec: str | None, config: TrainConfig | None) ->
                   icon=":material/play_arrow:" if paused else ":material/pause:",
                   disabled=status not in (Status.TRAINING, Status.PAUSED) or not allowed
                   or (job is not None and job.finishing),
-                  on_click=_toggle_pause, args=(jobs,))
+                  on_click=pause_or_resume, args=(jobs, "resume" if paused else "pause"))
     with stop_col:
         st.button("Stop", key="stop_training", width="stretch", icon=":material/stop:",
                   disabled=status not in (Status.LOADING_DATA, Status.TRAINING, Status.PAUSED)
@@ -298,11 +298,19 @@ def _set_pace(jobs: JobManager) -> None:
         job.set_pace(PACES[st.session_state["pace"]])
 
 
-def _toggle_pause(jobs: JobManager) -> None:
+def pause_or_resume(jobs: JobManager, action: str) -> None:
+    """The Pause/Resume button's callback: do what the button said when it was clicked. Not a toggle:
+    in a CI run one Resume click resumed and paused again within a batch, as if its callback had run
+    twice (the bar's timer reruns the fragment every second); a second "resume" is harmless where a
+    second toggle undoes the first."""
     # The job at click time, which another tab may have replaced since this one was drawn. The
     # permission is checked here too: a disabled button is only a hint to an honest browser.
     job = jobs.job
-    if job is not None and may_control() and not job.resume():
+    if job is None or not may_control():
+        return
+    if action == "resume":
+        job.resume()
+    else:
         job.pause()
 
 
