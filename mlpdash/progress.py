@@ -16,6 +16,7 @@ import numpy as np
 
 from mlpdash.config import TrainConfig
 from mlpdash.evaluate import TestReport
+from mlpdash.pace import Pace
 from mlpdash.timeline import Timeline
 
 
@@ -83,6 +84,7 @@ class Snapshot:
     holding: bool = False  # paused, and the batch that was running when Pause came has finished
     stop_requested: bool = False  # Stop was pressed (the job may still be testing and saving)
     task: str = TRAINING  # what the job does: TRAINING or FINE_TUNING
+    pace: Pace | None = None  # the slow motion the job is held to; None: full speed
 
     @property
     def total_batches(self) -> int:

@@ -352,6 +352,8 @@ class JobControls(Protocol):
 
     def hold_pace(self, samples: int, took: float) -> float: ...
 
+    def held_sample_seconds(self) -> float: ...
+
     def wait_while_paused(self) -> float: ...
 
     def epoch_recorded(self, epoch: int) -> None: ...
@@ -467,7 +469,10 @@ class Reporter(keras.callbacks.Callback):
             return None
         samples_left = (self.epochs - self.epoch) * self.train_size + self.train_size - self.samples
         ends_left = self.epochs - self.epoch + 1
-        return (samples_left * self.sample_seconds + ends_left * self._epoch_end_seconds()
+        # A pace just slowed takes the measured steps' window (up to 20 batches: 20 s at a batch a
+        # second) to show; the pace itself says at once how long the samples left take at least.
+        sample_seconds = max(self.sample_seconds, self.job.held_sample_seconds())
+        return (samples_left * sample_seconds + ends_left * self._epoch_end_seconds()
                 + self.recorder.finish_seconds)
 
     def _smooth(self, loss: float) -> float:

@@ -7,14 +7,22 @@ that its wording is tested without a browser.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mlpdash.config import TrainConfig
+from mlpdash.pace import Pace
 from mlpdash.progress import TRAINING, Snapshot, Status
 from mlpdash.runs import SavedRun
+
+
+# At a batch pace (a batch a second) the class watches batches, not epochs: over a run's whole length
+# the first minute's curve would be a few pixels wide. The charts span the batches so far and half as
+# many again, at least this many, so the curve fills half the width or more and visibly grows.
+FITTED_BATCHES = 30
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,7 @@ class RunView:
     # How the run ended ("finished", "stopped", "diverged", "failed", "interrupted"); None while it
     # trains (or is a saved run still being written).
     ended: str | None = None
+    pace: Pace | None = None  # the current job's slow motion, while it trains
 
 
 def view_of_snapshot(snap: Snapshot) -> RunView:
@@ -65,6 +74,7 @@ def view_of_snapshot(snap: Snapshot) -> RunView:
         run_dir=snap.run_dir,
         live=True,
         ended=snap.status.value if snap.status.ended else None,
+        pace=snap.pace,
     )
 
 
@@ -92,16 +102,26 @@ def view_of_run(run: SavedRun) -> RunView:
 
 def chart_epochs(view: RunView | None, training: bool, planned: int | None = None) -> float | None:
     """The epochs the loss and accuracy charts span, the same on both: a run in training, its whole
-    planned length; an ended run, what it did (its last batch, or its last finished epoch; one epoch
+    planned length (held to a batch pace, the batches so far and half as many again: see
+    `FITTED_BATCHES`); an ended run, what it did (its last batch, or its last finished epoch; one epoch
     when it did nothing, never a negative axis); no run yet, the sidebar's `planned` epochs."""
     if view is None:
         return planned
     if training:
-        return view.config.epochs
+        return _fitted(view) or view.config.epochs
     done = float(len(view.history) and max(int(row["epoch"]) for row in view.history))
     if view.batch_steps is not None and len(view.batch_steps) and view.batches_per_epoch > 0:
         done = max(done, float(view.batch_steps[-1]) / view.batches_per_epoch)
     return done if done > 0 else 1
+
+
+def _fitted(view: RunView) -> float | None:
+    """For a run held to a batch pace, the epochs that show its batches moving; None otherwise."""
+    if view.pace is None or view.pace.unit != "batch" or view.batches_per_epoch <= 0:
+        return None
+    done = int(view.batch_steps[-1]) if view.batch_steps is not None and len(view.batch_steps) else 0
+    window = max(FITTED_BATCHES, math.ceil(1.5 * done))
+    return min(window / view.batches_per_epoch, float(view.config.epochs))
 
 
 def stopped_mid_epoch(view: RunView) -> str | None:

@@ -269,6 +269,7 @@ class TrainingJob:
                 report=self._report,
                 holding=self._holding,
                 stop_requested=self._stop.is_set(),
+                pace=self._pace,
                 **self._recorder.progress(),
             )
 
@@ -281,6 +282,13 @@ class TrainingJob:
     def pace(self) -> Pace | None:
         """Slow motion: what training is held to (a batch a second...), or None for full speed."""
         return self._pace
+
+    def held_sample_seconds(self) -> float:
+        """The least time a training sample takes at the pace set now (0 at full speed)."""
+        pace = self._pace
+        if not pace:
+            return 0.0
+        return 1 / pace.samples_per_second(self.config.batch_size, self._train_size)
 
     def set_pace(self, pace: Pace | float | None) -> None:
         """Slow the training down to `pace` (a number: samples a second; None or 0: full speed), at

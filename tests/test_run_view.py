@@ -9,10 +9,11 @@ import pytest
 
 from mlpdash.config import TrainConfig
 from mlpdash.evaluate import report_from_logits
+from mlpdash.pace import PACES
 from mlpdash.progress import Snapshot, Status
 from mlpdash.runs import RunInfo, SavedRun
-from mlpdash.run_view import (chart_epochs, chart_notes, format_duration, page_count, status_line, stopped_mid_epoch,
-                              view_of_run, view_of_snapshot)
+from mlpdash.run_view import (FITTED_BATCHES, chart_epochs, chart_notes, format_duration, page_count, status_line,
+                              stopped_mid_epoch, view_of_run, view_of_snapshot)
 
 CONFIG = TrainConfig(epochs=10)
 
@@ -123,6 +124,23 @@ def test_the_charts_span_a_training_run_whole_an_ended_one_as_far_as_it_went(tmp
     saved = view_of_run(SavedRun(info=RunInfo(tmp_path, "stopped", CONFIG, "sample", None), metrics=list(rows) * 1,
                                  kernels=None, kernel_epochs=None))
     assert chart_epochs(saved, False) == 1
+
+
+def test_at_a_batch_pace_the_charts_span_the_batches_so_far_and_half_as_many_again():
+    def paced(pace, batches):
+        return view_of_snapshot(snap(Status.TRAINING, batches_per_epoch=469, pace=pace,
+                                     batch_steps=np.arange(1, batches + 1),
+                                     batch_loss_smoothed=np.ones(batches, np.float32)))
+
+    # A batch a second: 12 batches in, the axis spans 30 batches (the curve 40 % of the width), not 10
+    # epochs (0.3 %); it grows with the run and never past the run's length.
+    assert chart_epochs(paced(PACES["a batch a second"], 12), True) == pytest.approx(FITTED_BATCHES / 469)
+    assert chart_epochs(paced(PACES["5 batches a second"], 0), True) == pytest.approx(FITTED_BATCHES / 469)
+    assert chart_epochs(paced(PACES["5 batches a second"], 600), True) == pytest.approx(900 / 469)
+    assert chart_epochs(paced(PACES["a batch a second"], 4000), True) == CONFIG.epochs
+    # An epoch pace, or full speed: the whole run, which shows how much of it is done.
+    assert chart_epochs(paced(PACES["an epoch a minute"], 12), True) == CONFIG.epochs
+    assert chart_epochs(paced(None, 12), True) == CONFIG.epochs
 
 
 def test_an_ended_run_with_nothing_to_chart_says_what_happened(tmp_path):

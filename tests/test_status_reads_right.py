@@ -70,6 +70,9 @@ class FakeJob:
         self.clock.advance(held)
         return held
 
+    def held_sample_seconds(self) -> float:
+        return 1 / self.pace if self.pace else 0.0
+
     def wait_while_paused(self) -> float:
         return 0.0
 
@@ -150,6 +153,24 @@ def test_in_slow_motion_the_pace_shown_is_the_pace_held(clock):
     real = TRAIN_SIZE / (10 * 128 / 2000 + VALIDATION + WRITE + SET_UP)
     assert all(speed is None or speed <= 2000 for _, _, speed in seen), seen
     assert all(speed == pytest.approx(real, rel=0.02) for epoch, batch, speed in seen if (epoch, batch) > (2, 1))
+
+
+def test_a_pace_slowed_mid_run_shows_in_the_time_left_at_the_next_batch(clock):
+    # Full speed, then 200 digits a second from epoch 2's fourth batch: 0.64 s a batch where it was
+    # 0.01. The next estimate counts the new pace (the steps' window alone read it a third of the time).
+    job = FakeJob(clock)
+    estimates = []
+
+    def on_batch(epoch, batch):
+        if (epoch, batch) == (2, 3):
+            job.pace = 200.0
+        estimates.append(((epoch, batch), clock.now, snapshot(job).eta_seconds))
+
+    train(clock, job, on_batch)
+    end = clock.now + VALIDATION + 2 * WRITE + EXPORT_SECONDS
+    (where, at, eta), = [row for row in estimates if row[0] == (2, 4)]
+    # Within one batch's time: the estimate is made as the batch ends, before its own hold.
+    assert eta == pytest.approx(end - at, abs=128 / 200), (where, eta, end - at)
 
 
 class PausingJob(FakeJob):
