@@ -294,15 +294,19 @@ SETTINGS_KEY = "focus_settings"
 def apply_preset(preset: Preset) -> None:
     """Fill the sidebar's settings (and its Speed) with a lesson preset's, and name the preset in its
     list. Call it from a widget's callback: the widgets read their keys on the rerun it precedes."""
-    config = preset.config
-    st.session_state.update({
-        "lesson": preset.name,
+    st.session_state.update({**settings_widgets(preset.config), "lesson": preset.name, "pace": preset.pace})
+
+
+def settings_widgets(config: TrainConfig) -> dict[str, object]:
+    """The sidebar's settings widgets' keys with the values that show `config` (one mapping for the
+    new session's values and for a preset's)."""
+    return {
         "hidden": ",".join(map(str, config.hidden)) or "0",
         "activation": config.activation, "optimizer": config.optimizer,
         "learning_rate": config.learning_rate, "lr_schedule": config.lr_schedule,
         "batch_size": config.batch_size, "epochs": config.epochs, "dropout": config.dropout,
-        "seed": config.seed, "train_digits": config.train_digits, "pace": preset.pace,
-    })
+        "seed": config.seed, "train_digits": config.train_digits,
+    }
 
 
 def open_view_tab(name: str) -> None:

@@ -139,11 +139,7 @@ def settings_ui(defaults: TrainConfig = DEFAULTS,
     lock = {"disabled": locked}
     # A new session's values, set through the widgets' keys rather than as their defaults: a preset or
     # a guided step sets the same keys, and Streamlit warns about a widget given a value both ways.
-    for key, value in {"hidden": ",".join(map(str, defaults.hidden)) or "0", "activation": defaults.activation,
-                       "optimizer": defaults.optimizer, "learning_rate": defaults.learning_rate,
-                       "lr_schedule": defaults.lr_schedule, "batch_size": defaults.batch_size,
-                       "epochs": defaults.epochs, "dropout": defaults.dropout, "seed": defaults.seed,
-                       "train_digits": defaults.train_digits}.items():
+    for key, value in choices.settings_widgets(defaults).items():
         st.session_state.setdefault(key, value)
 
     field("hidden", st.text_input("Hidden layers", key="hidden", **lock,
