@@ -5,6 +5,7 @@ on one screen, in both pages; a screenshot of each step."""
 from __future__ import annotations
 
 import re
+import time
 
 from playwright.sync_api import BrowserContext, Page, expect
 from streamlit_page import FRESH, open_app
@@ -28,14 +29,22 @@ def step_button(page: Page, key: str):
 
 
 def on_one_screen(page: Page, view: str) -> None:
-    """The step's box, the control bar and the tab of the step's view (open), all in the window."""
+    """The step's box, the control bar and the tab of the step's view (open), all in the window, within
+    FOLLOW_MS of the step's text (the landing script scrolls once the view is drawn; on a loaded
+    machine that may be seconds later)."""
     tab = page.get_by_role("tab", name=view)
     expect(tab).to_have_attribute("aria-selected", "true", timeout=FOLLOW_MS)
     page.locator("[data-test-script-state='notRunning']").wait_for(state="attached", timeout=RUN_TIMEOUT_MS)
-    page.wait_for_timeout(600)  # the landing script has run
-    for what, found in (("step", box(page, f".st-key-lesson_step{FRESH}")),
-                        ("control bar", box(page, ".st-key-control_bar")), ("tab", tab.bounding_box())):
-        assert found is not None and in_window(found, PROJECTOR), (what, found)
+    deadline = time.monotonic() + FOLLOW_MS / 1000
+    while True:
+        where = (("step", box(page, f".st-key-lesson_step{FRESH}")),
+                 ("control bar", box(page, ".st-key-control_bar")), ("tab", tab.bounding_box()))
+        if all(found is not None and in_window(found, PROJECTOR) for _, found in where):
+            return
+        if time.monotonic() > deadline:
+            page.screenshot(path=str(SCREENSHOTS / f"lesson-not-on-one-screen-{view}.png"))
+            raise AssertionError(f"not all in the {PROJECTOR} window: {where}")
+        page.wait_for_timeout(200)
 
 
 def test_a_lesson_walked_in_one_page_is_followed_by_a_second(page: Page, context: BrowserContext, app_url: str):
