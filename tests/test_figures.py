@@ -45,6 +45,8 @@ from mlpdash.figures import (
     unit_figure,
     weights_grid_figure,
 )
+from mlpdash.figures.base import TRAIN_COLOR
+from mlpdash.figures.training import BATCH_COLOR
 from mlpdash.preprocess import prepare
 
 PITCH = 29  # a 28-px tile plus its 1-px gap
@@ -626,9 +628,26 @@ def test_a_diverging_loss_gets_a_log_axis_that_fits_it():
     batches = np.geomspace(2.3, 1e19, 50).astype(np.float32)
     fig = loss_figure([{"epoch": 1, "loss": 3e18, "val_loss": 1e19}], batches, 50)
     ticks = list(fig.layout.yaxis.tickvals)
-    assert len(ticks) <= 13 and min(ticks) <= 2.3 and max(ticks) >= 1e19
+    assert len(ticks) <= 9 and min(ticks) <= 2.3 and max(ticks) >= 1e19
     assert all(np.log10(t) == round(np.log10(t)) for t in ticks)  # whole decades, readable labels
     assert "1e+18" in fig.layout.yaxis.ticktext and "1" in fig.layout.yaxis.ticktext
+
+
+def test_a_first_epoch_divergence_is_labelled_in_decades_few_enough_for_a_short_chart():
+    # Learning rate too high on the sample: the smoothed loss went from 2 to 1e4 in 16 batches. In
+    # 1-2-5 steps that was 12 labels on a plot about 150 px tall, touching one another.
+    fig = loss_figure([], np.geomspace(2.0, 1e4, 16).astype(np.float32), 47, epochs=0.5)
+    ticks = list(fig.layout.yaxis.tickvals)
+    assert len(ticks) <= 8 and min(ticks) <= 2.0 and max(ticks) >= 1e4
+    assert all(np.log10(t) == round(np.log10(t)) for t in ticks)
+
+
+def test_the_batch_curve_is_the_headline_until_an_epoch_ends_then_context():
+    batches = np.linspace(2.3, 0.7, 24).astype(np.float32)
+    alone = loss_figure([], batches, 47, epochs=0.75).data[0]
+    beside = loss_figure([{"epoch": 1, "loss": 0.6, "val_loss": 0.5}], batches, 47, epochs=2).data[0]
+    assert alone.line.color == TRAIN_COLOR and alone.line.width == 2
+    assert beside.line.color == BATCH_COLOR and beside.line.width < alone.line.width
 
 
 def test_the_accuracy_axis_starts_at_zero_near_chance():

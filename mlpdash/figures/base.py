@@ -55,8 +55,9 @@ WEIGHT_COLORSCALE = "RdBu_r"
 # Legends sit under the plot: above it they collide with the title on a half-width chart.
 BOTTOM_LEGEND = dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0.0)
 # Log-axis labels as full numbers (Plotly's own minor labels read "5" for 0.5): 1-2-5 steps over a
-# few decades, whole decades beyond, never more than about this many.
-MAX_LOSS_TICKS = 12
+# few decades, whole decades beyond, never more than about this many: the loss chart's plot is about
+# 150 px tall, and 12 labels (a diverged run's 2 to 5e4) touched one another.
+MAX_LOSS_TICKS = 8
 # The loss axis before the first batch: from a little under chance (ln 10) to where training heads.
 EMPTY_LOSS_RANGE = (0.01, 3.0)
 # Below this the accuracy axis starts at 0: a run near chance must not look like it is learning.

@@ -27,6 +27,9 @@ from mlpdash.figures.base import (
 )
 
 BATCH_COLOR = "rgba(99, 110, 250, 0.35)"  # TRAIN_COLOR, faded: the batch curve is context, not the headline
+# Until an epoch ends the batch curve is all there is (for minutes at a batch a second, and the whole
+# of a run that diverges in its first epoch): drawn as the headline, not as a faint line.
+HEADLINE_BATCH_LINE = dict(color=TRAIN_COLOR, width=2)
 # Hover notes for the per-epoch points: the training one is a mean over the epoch's batches, which
 # is why it sits off the per-batch curve.
 EPOCH_POINT_NOTE = {
@@ -90,7 +93,7 @@ def loss_figure(history: Sequence[Mapping[str, float]], batch_loss: np.ndarray |
         fig.add_trace(go.Scatter(
             x=(steps[keep] / batches_per_epoch).astype(np.float32), y=batches[keep],
             mode="lines", name="training (per batch, smoothed)",
-            line=dict(color=BATCH_COLOR, width=1),
+            line=dict(color=BATCH_COLOR, width=1) if history else HEADLINE_BATCH_LINE,
             hovertemplate="epoch %{x:.2f}<br>loss %{y:.4g}<extra>per batch, smoothed</extra>",
         ))
     values = [batches]
