@@ -135,12 +135,15 @@ def write_file_atomic(path: Path, write: Callable[[Path], None], suffix: str = "
     fsync_dir(path.parent)
 
 
-def write_dir_atomic(path: Path, fill: Callable[[Path], None]) -> None:
+def write_dir_atomic(path: Path, fill: Callable[[Path], None], check: Callable[[Path], None] | None = None) -> None:
     """Call `fill(tmp_dir)` to write a folder beside `path`, then rename it into place. An old
-    folder is renamed aside first and removed last, so a crash leaves one whole copy or the other."""
+    folder is renamed aside first and removed last, so a crash leaves one whole copy or the other.
+    `check(tmp_dir)`, when given, may refuse the new folder by raising: the old one then stays."""
     tmp, old = temp_beside(path), temp_beside(path)
     try:
         fill(tmp)
+        if check is not None:
+            check(tmp)
         fsync_tree(tmp)
         if path.exists():
             os.replace(path, old)

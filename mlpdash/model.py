@@ -8,6 +8,7 @@ strategy on one CPU or GPU today and under a MirroredStrategy later.
 from __future__ import annotations
 
 import dataclasses
+import random
 from pathlib import Path
 
 import keras
@@ -80,16 +81,27 @@ def reuse_model(spare: SpareModel, config: TrainConfig) -> keras.Model:
 
 def build_network(config: TrainConfig) -> keras.Model:
     """The layers of `config`'s MLP, uncompiled (what a saved run's weights are loaded into)."""
-    init = {"kernel_initializer": "glorot_uniform", "bias_initializer": "zeros"}
+    # Unseeded, Keras draws each initializer's and dropout layer's seed from Python's global `random`
+    # as the layer is made: a thread of another library using `random` meanwhile (a Dask worker's
+    # does) changed the weights of one run in a few. The same draws, from a generator of our own,
+    # seeded as `keras.utils.set_random_seed` seeds the global one: the same weights as before.
+    seeds = random.Random(config.seed)
+
+    def seed() -> int:
+        return seeds.randint(1, int(1e9))  # keras.random.make_default_seed's range
+
     layers: list[keras.layers.Layer] = [
         keras.Input((IMAGE_SIZE, IMAGE_SIZE), name="image"),
         keras.layers.Flatten(name="flatten"),
     ]
     for i, units in enumerate(config.hidden, start=1):
-        layers.append(keras.layers.Dense(units, activation=config.activation, name=f"hidden_{i}", **init))
+        layers.append(keras.layers.Dense(units, activation=config.activation, name=f"hidden_{i}",
+                                         kernel_initializer=keras.initializers.GlorotUniform(seed()),
+                                         bias_initializer="zeros"))
         if config.dropout > 0:
-            layers.append(keras.layers.Dropout(config.dropout, name=f"dropout_{i}"))
-    layers.append(keras.layers.Dense(NUM_CLASSES, name="logits", **init))
+            layers.append(keras.layers.Dropout(config.dropout, name=f"dropout_{i}", seed=seed()))
+    layers.append(keras.layers.Dense(NUM_CLASSES, name="logits", kernel_initializer=keras.initializers.GlorotUniform(seed()),
+                                     bias_initializer="zeros"))
     return keras.Sequential(layers, name="mlp" if config.hidden else "linear")
 
 

@@ -1,10 +1,12 @@
 """Queued runs (a sweep's) trained one after another by a worker, behind an executor.
 
 `SweepQueue` keeps the queue (`sweep.RunQueue`, saved in the runs folder) and one worker thread that
-takes the next waiting run, hands it to an `Executor`, waits for it to end and records how it ended.
-The executor is where runs train: today `InProcessExecutor`, which trains each run as the server's
-one interactive job (it shows in the status line, with pause and stop, and waits while a job started
-by hand trains); a cluster's executor implements the same two methods.
+hands the next waiting run to an `Executor` whenever the executor is free, and a follower thread per
+run in progress that waits for it to end and records how it ended. The executor is where runs train:
+`InProcessExecutor` (the default) trains each run as the server's one interactive job (it shows in the
+status line, with pause and stop, and waits while a job started by hand trains), so runs train one
+after another; `mlpdash.cluster.DaskExecutor` trains them on a Dask cluster's workers, as many at once
+as it has workers.
 """
 
 from __future__ import annotations
@@ -60,6 +62,15 @@ class Executor(Protocol):
     def wait_until_free(self, timeout: float) -> bool:
         """Wait (at most `timeout` seconds) until a run can be submitted; whether it can now."""
 
+    remote: bool  # whether runs train elsewhere (not as this process's job)
+
+    @property
+    def problem(self) -> str | None:
+        """Why no run can be queued now (a cluster that does not answer), in one line; None: none."""
+
+    def describe(self) -> str:
+        """Where the runs train, in words ("this server, one run after another")."""
+
 
 class _JobHandle:
     def __init__(self, job: TrainingJob) -> None:
@@ -78,8 +89,14 @@ class _JobHandle:
 class InProcessExecutor:
     """Trains each queued run in this process as the server's interactive job."""
 
+    remote = False
+    problem = None
+
     def __init__(self, jobs: JobManager) -> None:
         self.jobs = jobs
+
+    def describe(self) -> str:
+        return "this server, one run after another"
 
     def submit(self, item: QueueItem, on_run_dir: Callable[[Path], None]) -> RunHandle | None:
         # Decided and started under the manager's lock: a Start pressed meanwhile cannot slip between.
@@ -98,6 +115,9 @@ class InProcessExecutor:
 class SweepQueue:
     """The queue of sweep runs and its worker, for every tab of the server (and the CLI's sweep)."""
 
+    # The executor, the queue and the runs in progress are shared by the worker, the followers and
+    # the page's threads: every change to `_running` and `_worker` is made under `_lock`.
+
     def __init__(self, runs_dir: Path, executor: Executor, keep_queue: bool = True) -> None:
         self.runs_dir = Path(runs_dir)
         self.executor = executor
@@ -105,7 +125,7 @@ class SweepQueue:
         self.queue = RunQueue(self.runs_dir / QUEUE_FILE if keep_queue else None)
         self._lock = threading.Lock()
         self._worker: threading.Thread | None = None
-        self._current: tuple[QueueItem, RunHandle] | None = None  # the queued run training now
+        self._running: dict[str, tuple[QueueItem, RunHandle]] = {}  # the queued runs training now, by item
         self._cancelled: set[str] = set()
         if keep_queue:
             self._unstarted_after_restart()
@@ -126,19 +146,25 @@ class SweepQueue:
         """Cancel queued runs; one being trained is stopped (it is saved, as a stopped run is)."""
         for item in self.queue.cancel(item_ids):
             with self._lock:
-                current = self._current
-            if current is not None and current[0].item == item.item:
+                current = self._running.get(item.item)
+            if current is not None:
                 self._cancelled.add(item.item)
                 current[1].stop()
 
     def current(self) -> QueueItem | None:
-        """The queued run being trained now, if any."""
-        current = self._current
-        return None if current is None else current[0]
+        """The queued run being trained now (the first begun, when several are), if any."""
+        training = self.training()
+        return training[0] if training else None
+
+    def training(self) -> list[QueueItem]:
+        """The queued runs being trained now, in the order they began."""
+        with self._lock:
+            return [item for item, _ in self._running.values()]
 
     def running(self) -> bool:
         """Whether queued runs are training or waiting to."""
-        return self._worker is not None
+        with self._lock:
+            return self._worker is not None or bool(self._running)
 
     def _drain(self) -> None:
         with self._lock:
@@ -151,21 +177,25 @@ class SweepQueue:
         sweep starts a new one, and no run stays "running"."""
         try:
             self._drain_queue()
-        except BaseException as err:
+        except BaseException:
             LOG.exception("the sweep queue's worker failed")
-            current = self._current
-            if current is not None:
-                self.queue.update(current[0].item, state="failed",
-                                  error=f"the queue's worker failed: {err}"[:500])
-            with self._lock:
-                self._worker, self._current = None, None
+            with self._lock:  # the runs begun go on: their followers record how each ends
+                self._worker = None
 
     def _drain_queue(self) -> None:
         from mlpdash.training import ShuttingDownError
 
         while True:
             if not self.executor.wait_until_free(BUSY_POLL_SECONDS):
-                continue  # a job started by hand trains: the queue waits for it
+                # A job started by hand trains, or the cluster's workers are all busy: wait for them,
+                # unless there is nothing left to wait for, or nothing it could be waited on.
+                with self._lock:
+                    if self.executor.problem and not self._running:
+                        self._set_aside(self.executor.problem)
+                    if not self.queue.waiting():
+                        self._worker = None
+                        return
+                continue
             # Taken, started and made current in one step under the lock: a cancel sees the run either
             # still waiting (and cancels it there) or current (and stops it), never in between.
             with self._lock:
@@ -185,8 +215,27 @@ class SweepQueue:
                 if handle is None:  # a Start came in between: this run waits its turn, first in line
                     self.queue.update(item.item, state=WAITING)
                     continue
-                self._current = (item, handle)
+                self._running[item.item] = (item, handle)
+            threading.Thread(target=self._follow_safely, args=(item, handle), name=f"mlpdash-queue-{item.item}",
+                             daemon=True).start()
+
+    def _set_aside(self, problem: str) -> None:
+        """The executor cannot train runs now (its cluster is lost): the waiting runs are marked
+        "not run", with why, so that Resume queues them again (here or on a cluster)."""
+        for item in self.queue.items():
+            if item.state == WAITING:
+                self.queue.update(item.item, state="not run", error=f"not started: {problem}"[:500])
+
+    def _follow_safely(self, item: QueueItem, handle: RunHandle) -> None:
+        """`_follow`, and whatever goes wrong in it, no run stays "running"."""
+        try:
             self._follow(item, handle)
+        except BaseException as err:
+            LOG.exception("following the queued run %s failed", item.item)
+            self.queue.update(item.item, state="failed", error=f"the queue's worker failed: {err}"[:500])
+        finally:
+            with self._lock:
+                self._running.pop(item.item, None)
 
     def _record_run(self, item: QueueItem, path: Path) -> None:
         """The queued run's folder exists: record it at once (a restart then finds it) and name it."""
@@ -194,7 +243,8 @@ class SweepQueue:
         _name_sweep_run(path, item)
 
     def _follow(self, item: QueueItem, handle: RunHandle) -> None:
-        """Wait for the queued run to end and record how it ended."""
+        """Wait for the queued run to end and record how it ended (in a thread of its own: an
+        executor with several workers trains several runs at once)."""
         outcome = handle.wait()
         state = outcome.state
         if item.item in self._cancelled:
@@ -202,8 +252,6 @@ class SweepQueue:
             if state == Status.STOPPED.value:  # a cancel that came after the run had finished is no stop
                 state = "cancelled"
         self.queue.update(item.item, state=state, error=outcome.error, run=outcome.run)
-        with self._lock:
-            self._current = None
 
     def _unstarted_after_restart(self) -> None:
         """A queued run whose process died after making its folder but before its first epoch left

@@ -16,7 +16,7 @@ FLOORS = {
     1: ["model", "predict", "evaluate", "explain", "units", "timeline", "mistakes", "compare", "digits",
         "drawings", "lessons", "progress", "runs", "figures", "run_view", "sweep"],  # the network and the analysis
     2: ["plan", "recorder", "training", "finetune"],  # the one training engine
-    3: ["jobs", "queue", "store", "focus", "guide", "server"],  # the server's job, queue, store and focus
+    3: ["jobs", "queue", "cluster", "store", "focus", "guide", "server"],  # the server's job, queue, store and focus
     4: ["ui", "bench"],  # the page's panels, the benchmarks
     5: ["cli", "__main__"],  # the commands
 }

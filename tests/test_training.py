@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 
@@ -13,6 +14,7 @@ import tensorflow as tf
 
 from mlpdash.config import TrainConfig
 from mlpdash.data import DataError
+from mlpdash.model import build_network
 from mlpdash.runs import METRIC_KEYS, list_runs, load_run
 from mlpdash.recorder import Reporter
 from mlpdash.training import DivergedError, NotReadyError, Status, TrainingJob
@@ -574,3 +576,15 @@ def test_stop_sets_one_save_deadline_that_every_waiter_shares(tiny_data, tmp_pat
     job.stop()  # a second stop (the exit hook after the CLI) keeps the first deadline
     assert job._stop_deadline == first
     assert job.wait_for_save() and job.snapshot().status == Status.STOPPED
+
+
+def test_the_initial_weights_do_not_depend_on_other_users_of_pythons_random():
+    # A Dask worker's own threads draw from Python's global `random`: one such draw between the seeding
+    # and the build changed a run's weights (1 run in about 12 on a cluster trained differently).
+    config = TrainConfig(hidden=(16, 8), dropout=0.5, seed=5)
+    keras.utils.set_random_seed(config.seed)
+    alone = [v.numpy() for v in build_network(config).variables]
+    keras.utils.set_random_seed(config.seed)
+    random.random()  # another thread's draw
+    shared = [v.numpy() for v in build_network(config).variables]
+    assert len(alone) == len(shared) and all(np.array_equal(a, b) for a, b in zip(alone, shared))

@@ -21,6 +21,8 @@ targets are checked here, not by timed unit tests; each module measures one thin
   (`bench --page [--page-repeats 3]`); page_probes.py holds its in-page scripts and tables.
 - lessons.py: every lesson preset trained (full MNIST by default), each figure its sentence states
   against the one measured, and whether it holds within its tolerance (`bench --lessons`).
+- cluster.py: a sweep here against the same sweep on a Dask cluster started with `dask scheduler` and
+  `dask worker`, and the cluster path's overhead a run (`bench --cluster`).
 - `bench --drawings N` times the Your drawings tab on the real page under AppTest: it imports
   Streamlit, so it lives in the UI layer (mlpdash/ui/bench_drawings.py).
 
@@ -33,6 +35,7 @@ functions that need it.
 from __future__ import annotations
 
 from mlpdash.bench.browser import STROKE_SCRIPT
+from mlpdash.bench.cluster import print_cluster
 from mlpdash.bench.common import CANVAS, REPO_ROOT, sample_drawing
 from mlpdash.bench.controls import print_controls
 from mlpdash.bench.lessons import print_lessons
@@ -55,6 +58,7 @@ __all__ = [
     "headless_throughput",
     "memory_child",
     "plain_training",
+    "print_cluster",
     "print_controls",
     "print_explain",
     "print_latency",

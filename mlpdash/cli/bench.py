@@ -68,6 +68,11 @@ def add_parsers(commands: Any, common: argparse.ArgumentParser) -> None:
                        help="every lesson preset trained, each figure its sentence states against the one "
                             "measured (alone, it leaves out the engine's overhead and the drawing latency; "
                             "--data defaults to full MNIST beside the checkout, else the sample)")
+    bench.add_argument("--cluster", action="store_true",
+                       help="a sweep of 8 short runs here against the same on a local Dask cluster of 2 "
+                            "single-thread workers, and the cluster path's overhead a run, for short runs "
+                            "and a default one (alone, it leaves out the engine's overhead and the "
+                            "drawing latency)")
     bench.set_defaults(handler=cmd_bench)
 
 
@@ -99,7 +104,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     import_tensorflow(args.verbose)
     from mlpdash import bench
 
-    alone = args.page or args.lessons  # a bench of its own, not an addition to the default one
+    alone = args.page or args.lessons or args.cluster  # a bench of its own, not an addition to the default one
     if not (args.skip_training or alone):
         bench.print_training_overhead(args.data, args.epochs, args.pairs)
     if not alone:
@@ -122,6 +127,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
                          args.tab_repeats)
     if args.lessons:
         bench.print_lessons(args.data)
+    if args.cluster:
+        bench.print_cluster(args.data)
     if args.page:
         bench.print_page(args.data, args.page_repeats, args.page_tabs, args.tab_seconds, args.browser_nice)
     return 0

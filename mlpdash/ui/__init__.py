@@ -74,8 +74,8 @@ def _no_cleanup() -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def _server_for(runs_dir: str | None) -> Server:
-    return Server.open(runs_dir)
+def _server_for(runs_dir: str | None, cluster: str) -> Server:
+    return Server.open(runs_dir, cluster=cluster)
 
 
 def load_engine_after_first_view() -> None:
@@ -87,7 +87,9 @@ def load_engine_after_first_view() -> None:
 
 def get_server() -> Server:
     """The server-wide job manager, sweep queue and store: every tab and every rerun share them."""
-    return _server_for(os.environ.get(RUNS_ENV_VAR))
+    from mlpdash.cluster import CLUSTER_ENV_VAR
+
+    return _server_for(os.environ.get(RUNS_ENV_VAR), os.environ.get(CLUSTER_ENV_VAR, ""))
 
 
 def job_active(source: JobManager | Focus) -> bool:

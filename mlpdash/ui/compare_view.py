@@ -215,8 +215,12 @@ def _queue_linear_vs_mlp(server: Server) -> None:
 def _sweep_ui(server: Server, listed: list[RunInfo]) -> None:
     with st.container(key="sweep"):
         st.markdown("#### Sweep")
-        st.caption("Choose values for up to three settings: every combination is queued and trained one run "
-                   "after another, with the sidebar's other settings and data.")
+        executor = server.sweeps.executor
+        st.caption(f"Choose values for up to three settings: every combination is queued and trained with the "
+                   f"sidebar's other settings and data, on {plain(executor.describe())}.")
+        if executor.remote:
+            st.caption("Each run's data source is resolved on the worker that trains it (an IDX folder must "
+                       "exist there; the bundled sample always does); its folder comes home when it ends.")
         columns = st.columns(SWEEP_SLOTS)
         for slot, column in enumerate(columns):
             label = column.selectbox(f"Setting {slot + 1}", [NOT_SWEPT, *SWEEP_SETTINGS], key=f"sweep_setting_{slot}")
@@ -256,6 +260,9 @@ def _enqueue(server: Server, configs: list[TrainConfig], name: str, swept: list[
     data = choices.data_choice()
     if data is None:
         st.session_state["sweep_problem"] = "the data source in the sidebar has a problem"
+        return
+    if server.sweeps.executor.problem:  # nothing queued half: runs would wait on a cluster that is not there
+        st.session_state["sweep_problem"] = server.sweeps.executor.problem
         return
     sweep = server.sweeps.enqueue(configs, data, name, swept)
     st.session_state[SWEEP_PICK_KEY] = sweep.sweep

@@ -121,6 +121,12 @@ def _queue_line(server: Server, snap) -> None:
     item, waiting = server.sweeps.current(), server.sweeps.queue.waiting()
     if item is None and not waiting:
         return
+    if server.sweeps.executor.remote:
+        training = len(server.sweeps.training())
+        st.caption(f"Sweep: {training} run{'s' * (training != 1)} training on "
+                   f"{plain(server.sweeps.executor.describe())}; {waiting} more queued — see Runs & comparison "
+                   "to follow or cancel the sweep.")
+        return
     this = (f"{plain(item.sweep_name)}, {plain(item.label)}" if item is not None and snap is not None
             and snap.status.active else None)
     after = f"{waiting} more queued" if waiting else "none queued after it"
