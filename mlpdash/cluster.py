@@ -7,17 +7,22 @@ finished epoch home through a `distributed.Queue`, stops when the run's `distrib
 (`future.cancel()` does not stop a running task, dask/distributed#4694) and returns the run folder as
 a zip archive. At home the archive is untrusted: it is unpacked under the same caps as any archive we
 did not write (`files.iter_archive`), only the files a run folder holds are taken, and the folder is
-read back by the validating run reader before it replaces, atomically, the run's home folder.
+read back by the validating run reader before it replaces, atomically, the run's home folder. That
+guards against a damaged or wrong folder, not against a hostile cluster: Dask's own messages may
+carry pickles, so the scheduler and workers must be trusted as the server is (README, Security).
 
 The home folder is made when the run is handed to the cluster, and held (its lock) by this process
 until the run ends, so that it is listed as training like a run trained here: each epoch that comes
-home is written into its metrics, and the page draws its curve live. A run that fails, is lost or
-is refused keeps that folder, with the reason in its failure record.
+home is written into its metrics, and the page draws its curve live. A run that fails or is refused
+keeps that folder, with the reason in its failure record; a run to queue again (its cluster lost, or
+cancelled before it began) leaves none.
 
 A worker that dies mid-run makes the scheduler start the task again elsewhere; the task sees that it
 has begun before (its "began" Event) and ends at once, so that the run is reported as lost, never
-silently trained twice. The page's server never waits on the cluster: connecting and following runs
-happen in the queue's threads.
+silently trained twice. A task stops its run as soon as nobody wants its result any more (its
+client let go of it: the page's server restarted, or lost the scheduler), so a worker is never
+left training a run that will not come home. The page's server never waits on the cluster:
+connecting, following runs and passing on a cancel happen in threads of their own.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from typing import Any
 from mlpdash.config import TrainConfig
 from mlpdash.files import UnsafeFileError, iter_archive, write_dir_atomic
 from mlpdash.queue import Outcome
-from mlpdash.runs import METRIC_KEYS, NOTES_FILE, RunError, RunInfo, read_info, runs_root, set_notes
+from mlpdash.runs import NOTES_FILE, RunError, RunInfo, metrics_row, read_info, runs_root, set_notes
 from mlpdash.runs.writer import RunWriter
 from mlpdash.sweep import QueueItem
 
@@ -51,16 +56,18 @@ CONNECT_TIMEOUT_S = 5.0
 POLL_SECONDS = 0.25
 # The files of a run folder that travel home: what mlpdash reads. model.keras and the SavedModel
 # (model/) are for use outside mlpdash and stay on the worker's disk only as long as the task runs.
-RUN_MEMBER = re.compile(
-    r"^(config\.json|metrics\.jsonl|model\.weights\.npz|test_predictions\.npz|mistakes\.json|failure\.json"
-    r"|summary\.json|snapshots/kernel-\d{5}\.npy|timeline/epoch-\d{5}\.npz|timeline/confusions\.npz)$")
+RUN_MEMBER = re.compile(  # used with fullmatch, on ASCII digits: no trailing newline, no other scripts
+    r"config\.json|metrics\.jsonl|model\.weights\.npz|test_predictions\.npz|mistakes\.json|failure\.json"
+    r"|summary\.json|snapshots/kernel-[0-9]{5}\.npy|timeline/epoch-[0-9]{5}\.npz|timeline/confusions\.npz")
 # Caps on what comes back: a run of the default model keeps ~11 timeline files of ~5 MB and weights
 # of 9 MB; a far wider network stays within these, a hostile archive does not pass them.
 MAX_MEMBER_BYTES = 512 << 20
 MAX_RUN_BYTES = 4 << 30
 MAX_RUN_MEMBERS = 4096
 WATCH_SECONDS = 2.0  # how often the cluster's workers are read again
-RETRY_SECONDS = 5.0  # how often a cluster that could not be reached is tried again
+RETRY_SECONDS = (5.0, 60.0)  # a cluster that could not be reached is tried again after 5 s, doubling to 60 s
+# A task's states on its worker once its client has let go of it (the future released or cancelled).
+LET_GO = ("cancelled", "released", "forgotten")
 # What a run folder that came home may read as: it ended there (a damaged or unended one is refused).
 ENDINGS = ("finished", "stopped", "diverged", "failed")
 
@@ -106,18 +113,30 @@ def train_on_worker(config: dict[str, Any], data_spec: str | None, key: str) -> 
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="mlpdash-worker-") as tmp:
         job = TrainingJob(TrainConfig.from_dict(config), data_spec, tmp).start()
-        sent = 0
-        while not job.join(POLL_SECONDS):
-            sent = _send_epochs(job, epochs, sent)
-            if stop.is_set():
-                job.stop()
-        _send_epochs(job, epochs, sent)
+        try:
+            sent = 0
+            while not job.join(POLL_SECONDS):
+                sent = _send_epochs(job, epochs, sent)
+                if stop.is_set() or _let_go(key):
+                    job.stop()
+            _send_epochs(job, epochs, sent)
+        finally:  # whatever went wrong here, no run trains on into a folder that is going
+            job.stop()
+            job.join()
         epochs.close()  # this side's hold on it: the queue goes once home has read it and let go too
         snap = job.snapshot()
         error = f"on the Dask worker {worker}: {snap.error}" if snap.error else None
         archive = pack_run(snap.run_dir) if snap.run_dir else None
     return {"state": snap.status.value, "error": error, "worker": worker, "archive": archive,
             "seconds": time.perf_counter() - began}
+
+
+def _let_go(key: str) -> bool:
+    """Whether this task's client has let go of it: its result would reach nobody."""
+    from distributed import get_worker
+
+    task = get_worker().state.tasks.get(key)
+    return task is None or task.state in LET_GO
 
 
 def _send_epochs(job: Any, epochs: Any, sent: int) -> int:
@@ -133,7 +152,7 @@ def pack_run(run_dir: Path) -> bytes:
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
         for path in sorted(Path(run_dir).rglob("*")):
             member = path.relative_to(run_dir).as_posix()
-            if path.is_file() and not path.is_symlink() and RUN_MEMBER.match(member):
+            if path.is_file() and not path.is_symlink() and RUN_MEMBER.fullmatch(member):
                 archive.write(path, member)
     return buffer.getvalue()
 
@@ -145,26 +164,27 @@ def receive_run(raw: bytes, path: Path, origin: str, config: TrainConfig | None 
     there) once the run reader has read it as a run that ended (and trained `config`, when given);
     its listing. RunError naming `origin` and the problem otherwise: `path` is then left as it was."""
     what = f"the run folder from {origin}"
-    try:
-        members = list(iter_archive(raw, what, MAX_MEMBER_BYTES, MAX_RUN_BYTES, MAX_RUN_MEMBERS))
-    except UnsafeFileError as err:
-        raise RunError(str(err)) from None
-    stray = [name for name, _ in members if not RUN_MEMBER.match(name)]
-    if stray:
-        raise RunError(f"{what}: holds {stray[0][:80]!r}, not a file of a run folder")
-    if "config.json" not in dict(members):
-        raise RunError(f"{what}: no config.json")
+    if len(raw) > MAX_RUN_BYTES:
+        raise RunError(f"{what}: {len(raw):,} bytes, more than the {MAX_RUN_BYTES:,} allowed")
     notes = path / NOTES_FILE  # the name the queue gave the run at home travels on
 
     def fill(tmp: Path) -> None:
-        for name, data in members:
-            target = tmp / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+        # One member at a time, each checked before it is written: a refused one ends the whole.
+        try:
+            for name, data in iter_archive(raw, what, MAX_MEMBER_BYTES, MAX_RUN_BYTES, MAX_RUN_MEMBERS):
+                if not RUN_MEMBER.fullmatch(name):
+                    raise RunError(f"{what}: holds {name[:80]!r}, not a file of a run folder")
+                target = tmp / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+        except UnsafeFileError as err:
+            raise RunError(str(err)) from None
         if notes.is_file() and not notes.is_symlink():
             (tmp / NOTES_FILE).write_bytes(notes.read_bytes())
 
     def check(tmp: Path) -> None:
+        if not (tmp / "config.json").is_file():
+            raise RunError(f"{what}: no config.json")
         info = read_info(tmp)
         if info.status not in ENDINGS:
             raise RunError(f"{what}: {_unprefixed(info.error, tmp) or 'a run that had not ended'}")
@@ -184,17 +204,12 @@ def _unprefixed(error: str | None, tmp: Path) -> str | None:
 def checked_rows(rows: list[Any]) -> list[dict[str, float]]:
     """The epochs a worker sent, as far as they are sound metrics rows in order (the rest dropped)."""
     kept: list[dict[str, float]] = []
-    for row in rows:
-        if not isinstance(row, dict) or not all(_finite_number(row.get(key)) for key in METRIC_KEYS):
+    for raw in rows:
+        row = metrics_row(raw)
+        if row is None or row["epoch"] != len(kept) + 1:
             break
-        if row["epoch"] != len(kept) + 1:
-            break
-        kept.append({key: float(row[key]) if key != "epoch" else int(row[key]) for key in METRIC_KEYS})
+        kept.append(row)
     return kept
-
-
-def _finite_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _mark_origin(path: Path, worker: str) -> None:
@@ -234,23 +249,37 @@ class _DaskHandle:
     submitted: float = field(default_factory=time.perf_counter)
     timing: RunTiming | None = None
     epochs: Any = None  # the run's distributed.Queue, once made
+    cancelled: bool = False  # Cancel was pressed
 
     def wait(self) -> Outcome:
         outcome = None
         try:
             outcome = self._wait()
             return outcome
-        finally:  # whatever happened, the home folder ends and the worker's place is free
-            self._settle(outcome)
-            self._forget()
-            self.executor._release(self)
+        finally:  # whatever happened, the worker's place is freed and the home folder ends
+            try:
+                self.executor._release(self)
+            finally:
+                try:
+                    self._settle(outcome)
+                finally:
+                    self._forget()
 
     def stop(self) -> None:
+        """Cancel: the run stops on its worker (saved there, as a stopped run, and brought home), or,
+        not begun yet, is dropped. Asked in a thread of its own: the page does not wait on the cluster."""
+        self.cancelled = True
+        threading.Thread(target=self._stop_remotely, name=f"mlpdash-cancel-{self.key}", daemon=True).start()
+
+    def _stop_remotely(self) -> None:
         from distributed import Event
 
+        client = self.executor.client
         try:
-            Event(f"{self.key}-stop", client=self.executor.client).set()
-        except (OSError, TimeoutError) as err:
+            Event(f"{self.key}-stop", client=client).set()
+            if not Event(f"{self.key}-began", client=client).is_set():
+                self.future.cancel()  # still waiting for a worker: it never will now
+        except Exception as err:  # noqa: BLE001 - a cluster gone: the run ends as not run anyway
             LOG.warning("could not ask the cluster to stop %s: %s", self.key, err)
 
     @property
@@ -262,13 +291,14 @@ class _DaskHandle:
         that queues sweeps for weeks leaves nothing behind. Best effort: the scheduler may be gone."""
         from distributed import Event
 
-        if self.executor.client is None or self.executor.client.status != "running":
-            return
+        client = self.executor.client
         try:
+            if client is None or client.status != "running":
+                return
             if self.epochs is not None:
                 self.epochs.close()
             for suffix in ("-began", "-stop"):
-                Event(f"{self.key}{suffix}", client=self.executor.client).clear()
+                Event(f"{self.key}{suffix}", client=client).clear()
         except Exception as err:  # noqa: BLE001 - tidying must never change how the run ended
             LOG.info("could not tidy the cluster's record of %s: %s", self.key, err)
 
@@ -284,6 +314,8 @@ class _DaskHandle:
             self._take_epochs(self.epochs)
             result = self.future.result()
         except FutureCancelledError:
+            if self.cancelled:
+                return Outcome("cancelled", None, None)
             return Outcome("not run", f"the cluster at {self.executor.address} was lost before this run ended: "
                                       "Resume queues it again", None)
         except (OSError, TimeoutError) as err:  # the scheduler lost: the run can be queued again
@@ -311,7 +343,8 @@ class _DaskHandle:
         error = str(error)[:500] if error is not None else None
         raw = result.get("archive")
         worker_seconds = result.get("seconds")
-        worker_seconds = float(worker_seconds) if _finite_number(worker_seconds) else None
+        if not (isinstance(worker_seconds, int | float) and math.isfinite(worker_seconds)):
+            worker_seconds = None
         if not isinstance(raw, bytes):
             return Outcome("failed", error or f"the Dask worker {worker} sent no run folder back", self.path.name)
         try:
@@ -329,7 +362,7 @@ class _DaskHandle:
         record with the reason, or (a run to queue again) gone."""
         if self.writer._lock_fd is None:
             return
-        if outcome is not None and outcome.state == "not run":
+        if outcome is not None and outcome.state in ("not run", "cancelled"):
             self.writer.discard()
             return
         try:
@@ -392,15 +425,16 @@ class DaskExecutor:
 
     def submit(self, item: QueueItem, on_run_dir: Callable[[Path], None]) -> _DaskHandle | None:
         with self._lock:
-            if not self.connected:
+            client = self.client
+            if client is None or not self.connected:
                 raise ClusterError(f"the Dask cluster at {self.address} cannot take runs now: {self.problem}")
-            if len(self._active) >= max(1, self.workers()):
-                return None
+            if len(self._active) >= self.workers():
+                return None  # all busy, or no worker at all yet: the run waits
             key = f"mlpdash-{item.item}-{secrets.token_hex(4)}"
             try:
-                future = self.client.submit(train_on_worker, item.config.to_dict(), item.data, key,
-                                            key=key, pure=False, retries=0)
-            except (OSError, TimeoutError) as err:  # the scheduler went: the run waits, and is set aside
+                future = client.submit(train_on_worker, item.config.to_dict(), item.data, key,
+                                       key=key, pure=False, retries=0)
+            except Exception as err:  # noqa: BLE001 - a client closing (the scheduler went): the run waits, set aside
                 self._problem = f"the Dask scheduler at {self.address} does not answer: {_first_line(err)}"
                 return None
             try:
@@ -420,7 +454,7 @@ class DaskExecutor:
     def wait_until_free(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         with self._lock:
-            while not self.connected or len(self._active) >= max(1, self.workers()):
+            while not self.connected or len(self._active) >= self.workers():
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
@@ -446,6 +480,7 @@ class DaskExecutor:
             self._lock.notify_all()
 
     def _watch(self) -> None:
+        retry = RETRY_SECONDS[0]
         while not self._closed.is_set():
             if self.client is None:
                 try:
@@ -454,17 +489,25 @@ class DaskExecutor:
                     self._problem = str(err)
             if self.client is not None:
                 self._refresh()
-            self._closed.wait(WATCH_SECONDS if self.connected else RETRY_SECONDS)
+            if self.connected:
+                retry = RETRY_SECONDS[0]
+                self._closed.wait(WATCH_SECONDS)
+            else:  # a cluster that is not there is asked less and less often
+                self._closed.wait(retry)
+                retry = min(retry * 2, RETRY_SECONDS[1])
 
     def _refresh(self) -> None:
+        client = self.client
         try:
-            self._workers = dict(self.client.scheduler_info(n_workers=-1)["workers"])
+            if client.status != "running":  # reconnecting, or given up: its record is stale
+                raise OSError(f"the client is {client.status}")
+            self._workers = dict(client.scheduler_info(n_workers=-1)["workers"])
             self._problem = None
         except (OSError, TimeoutError, KeyError, TypeError, AttributeError) as err:
             # A closed client answers with an empty record (KeyError): its connection is gone.
             why = "its connection was lost" if isinstance(err, KeyError) else _first_line(err)
             self._problem = f"the Dask scheduler at {self.address} does not answer: {why}"
-            if getattr(self.client, "status", None) in ("closed", "closing"):
+            if getattr(client, "status", None) in ("closed", "closing"):
                 self.client = None  # it gave up reconnecting: the watch makes a new one
         with self._lock:
             self._lock.notify_all()

@@ -38,6 +38,21 @@ def cluster():
         yield local
 
 
+@pytest.fixture
+def executor_of():
+    """executor_of(address, runs_dir): a DaskExecutor, closed after the test (its watch thread and
+    client would otherwise go on for the rest of the session)."""
+    made: list[DaskExecutor] = []
+
+    def make(address: str, runs_dir: Path) -> DaskExecutor:
+        made.append(DaskExecutor(address, runs_dir))
+        return made[-1]
+
+    yield make
+    for executor in made:
+        executor.close()
+
+
 def _sweep(queue: SweepQueue, configs: list[TrainConfig], data: str = "sample", seconds: float = 300) -> list:
     sweep = queue.enqueue(configs, data, "sweep", ["learning_rate"])
     _wait(queue, seconds)
@@ -51,10 +66,10 @@ def _wait(queue: SweepQueue, seconds: float) -> None:
         time.sleep(0.2)
 
 
-def test_a_sweep_on_the_cluster_reaches_the_same_epochs_as_in_process(cluster, tmp_path):
+def test_a_sweep_on_the_cluster_reaches_the_same_epochs_as_in_process(cluster, tmp_path, executor_of):
     configs = [TrainConfig(hidden=(16,), epochs=2, batch_size=32, train_digits=1000, learning_rate=lr, seed=seed)
                for lr in (1e-3, 1e-2) for seed in (1, 2)]
-    executor = DaskExecutor(cluster.scheduler_address, tmp_path / "cluster")
+    executor = executor_of(cluster.scheduler_address, tmp_path / "cluster")
     assert executor.describe().endswith("2 workers, 2 threads")
     on_cluster = _sweep(SweepQueue(tmp_path / "cluster", executor, keep_queue=False), configs)
     here = _sweep(SweepQueue(tmp_path / "here", InProcessExecutor(JobManager(tmp_path / "here")),
@@ -87,8 +102,8 @@ def test_a_sweep_on_the_cluster_reaches_the_same_epochs_as_in_process(cluster, t
         time.sleep(0.2)
 
 
-def test_an_idx_folder_missing_on_the_worker_fails_that_run_saying_where(cluster, tmp_path):
-    executor = DaskExecutor(cluster.scheduler_address, tmp_path)
+def test_an_idx_folder_missing_on_the_worker_fails_that_run_saying_where(cluster, tmp_path, executor_of):
+    executor = executor_of(cluster.scheduler_address, tmp_path)
     (item,) = _sweep(SweepQueue(tmp_path, executor, keep_queue=False), [SMALL], "idx:/no/such/mnist")
     assert item.state == "failed" and item.error.startswith("on the Dask worker tcp://")
     assert "/no/such/mnist" in item.error
@@ -112,8 +127,8 @@ def test_the_command_line_sweeps_on_the_cluster_it_is_given(cluster, tmp_path):
     assert all(run.status == "finished" and "Dask worker" in run.note for run in runs)
 
 
-def test_each_epoch_reaches_home_while_the_run_trains_and_cancel_stops_it(cluster, tmp_path):
-    executor = DaskExecutor(cluster.scheduler_address, tmp_path)
+def test_each_epoch_reaches_home_while_the_run_trains_and_cancel_stops_it(cluster, tmp_path, executor_of):
+    executor = executor_of(cluster.scheduler_address, tmp_path)
     queue = SweepQueue(tmp_path, executor, keep_queue=False)
     sweep = queue.enqueue([LONG], "sample", "long", ["learning_rate"])
     deadline = time.monotonic() + 120
@@ -135,14 +150,45 @@ def test_each_epoch_reaches_home_while_the_run_trains_and_cancel_stops_it(cluste
     print(f"cancel to the stopped run home: {waited:.1f} s")
 
 
-def test_a_worker_killed_mid_run_fails_that_run_alone_and_it_is_not_trained_again(tmp_path):
+def _training_threads() -> list[str]:
+    import threading
+
+    return [thread.name for thread in threading.enumerate() if thread.name == "mlpdash-training"]
+
+
+def test_a_run_whose_client_lets_go_of_it_stops_on_its_worker(cluster):
+    # As when the page's server restarts, or loses the scheduler for a moment: nobody would take the
+    # result, and the worker must not go on training for nobody.
+    from distributed import Client, Event
+
+    from mlpdash.cluster import train_on_worker
+
+    client = Client(cluster.scheduler_address, set_as_default=False)
+    try:
+        key = f"mlpdash-let-go-{time.monotonic_ns()}"
+        future = client.submit(train_on_worker, LONG.to_dict(), "sample", key, key=key, pure=False)
+        assert Event(f"{key}-began", client=client).wait(120)
+        deadline = time.monotonic() + 60
+        while not any(client.run(_training_threads).values()):
+            assert time.monotonic() < deadline, "the run did not start training"
+            time.sleep(0.2)
+        future.cancel()
+        deadline = time.monotonic() + 60
+        while any(client.run(_training_threads).values()):
+            assert time.monotonic() < deadline, "the run trained on with nobody to take its result"
+            time.sleep(0.5)
+    finally:
+        client.close()
+
+
+def test_a_worker_killed_mid_run_fails_that_run_alone_and_it_is_not_trained_again(tmp_path, executor_of):
     # A cluster of its own: the other tests' keeps its two workers.
     with local_cluster(2, bare_main=True) as cluster:
-        _kill_a_worker_mid_run(cluster, tmp_path)
+        _kill_a_worker_mid_run(cluster.scheduler_address, tmp_path, executor_of)
 
 
-def _kill_a_worker_mid_run(cluster, tmp_path: Path) -> None:
-    executor = DaskExecutor(cluster.scheduler_address, tmp_path)
+def _kill_a_worker_mid_run(address: str, tmp_path: Path, executor_of) -> None:
+    executor = executor_of(address, tmp_path)
     queue = SweepQueue(tmp_path, executor, keep_queue=False)
     queue.enqueue([LONG, SMALL], "sample", "killed", ["learning_rate"])
     deadline = time.monotonic() + 120
@@ -164,10 +210,10 @@ def _kill_a_worker_mid_run(cluster, tmp_path: Path) -> None:
     assert runs[killed.run].epochs_completed >= 1  # the epochs that came home before it was lost
 
 
-def test_a_cluster_lost_mid_sweep_leaves_its_runs_to_resume_here(tmp_path):
+def test_a_cluster_lost_mid_sweep_leaves_its_runs_to_resume_here(tmp_path, executor_of):
     executor_dir = tmp_path / "runs"
     with local_cluster(1) as lost:
-        executor = DaskExecutor(lost.scheduler_address, executor_dir)
+        executor = executor_of(lost.scheduler_address, executor_dir)
         queue = SweepQueue(executor_dir, executor, keep_queue=False)
         sweep = queue.enqueue([MEDIUM, SMALL], "sample", "lost", ["epochs"])
         deadline = time.monotonic() + 120
@@ -181,7 +227,6 @@ def test_a_cluster_lost_mid_sweep_leaves_its_runs_to_resume_here(tmp_path):
     # The second had not started, or was handed over as the scheduler went: either way, said.
     assert lost.scheduler_address in items[1].error
     assert not list_runs(executor_dir)  # the lost run's half folder is not kept: it trains again in full
-    executor.close()
 
     queue.executor = InProcessExecutor(JobManager(executor_dir))
     assert queue.resume_sweep(sweep.sweep) == 2
@@ -236,11 +281,11 @@ def test_a_sound_run_folder_comes_home_and_reads_as_it_ended(sound_archive, trai
     (lambda m: {**m, "config.json": m["config.json"].replace(b'"seed": ', b'"seed": 1')}, "other settings"),
 ])
 def test_a_run_folder_tampered_on_the_way_is_refused_and_nothing_else_is_lost(cluster, sound_archive, trained_run,
-                                                                              tmp_path, tamper, problem):
+                                                                              tmp_path, executor_of, tamper, problem):
     other = _home_folder(tmp_path, trained_run)
     receive_run(zip_of(sound_archive), other.path, "a test")
     other.close()
-    executor = DaskExecutor(cluster.scheduler_address, tmp_path)
+    executor = executor_of(cluster.scheduler_address, tmp_path)
     item = SimpleNamespace(config=trained_run.config)
     result = {"state": "finished", "worker": "tcp://10.0.0.9:40000", "error": None,
               "archive": zip_of(tamper(dict(sound_archive)))}
@@ -259,9 +304,13 @@ def test_a_run_folder_tampered_on_the_way_is_refused_and_nothing_else_is_lost(cl
 
 @pytest.mark.parametrize("hostile, problem", [
     (lambda: bomb("timeline/epoch-00001.npz", unpacked=8 << 20), "compressed with method"),
-    # Declares 2,000 bytes, holds 8 MB: refused within the (here 1 MB) cap, whatever it declares.
-    (lambda: bomb("timeline/epoch-00001.npz", unpacked=8 << 20, method=zipfile.ZIP_DEFLATED),
-     "unpacks to more|Bad CRC"),
+    # Declares 2,000 bytes and holds 8 MB: zipfile reads what it declares, and the CRC then fails.
+    (lambda: bomb("timeline/epoch-00001.npz", unpacked=8 << 20, method=zipfile.ZIP_DEFLATED), "Bad CRC"),
+    # Declares what it holds, beyond the (here 1 MB) cap: refused before it is read.
+    (lambda: zip_of({"timeline/epoch-00001.npz": bytes(2 << 20)}), "declares 2,097,152 bytes, more than"),
+    # A name that only looks like a run folder's file (a newline after it; Arabic-Indic digits).
+    (lambda: zip_of({"config.json\n": b"{}"}), "not a file of a run folder"),
+    (lambda: zip_of({"timeline/epoch-\u0660\u0660\u0660\u0660\u0661.npz": b""}), "not a file of a run folder"),
     (lambda: bad_crc(zip_of({"config.json": b"{}", "metrics.jsonl": b""})), "damaged archive"),
     (lambda: many_members(5000), "members, more than"),
 ])

@@ -94,6 +94,7 @@ from mlpdash.runs.reader import (
     STATUSES,
     RunInfo,
     list_runs,
+    metrics_row,
     read_info,
     read_metrics,
     validate_summary,
@@ -116,6 +117,6 @@ __all__ = [
     "OUTCOMES", "RECORD_NAME", "RUNS_ENV_VAR", "SNAPSHOT_DIR", "SNAPSHOT_NAME", "STATUSES", "TIMELINE_DIR",
     "TRASH_DIR", "TRASH_KEEP_S", "RunError", "RunInfo", "RunWriter", "SavedRun", "TrashedRun", "empty_trash",
     "layer_shapes", "layer_sizes", "list_runs", "load_run", "load_run_model", "nonfinite", "read_info",
-    "read_metrics", "read_model_weights", "read_test_predictions", "read_timeline", "restore_run", "runs_root",
+    "metrics_row", "read_metrics", "read_model_weights", "read_test_predictions", "read_timeline", "restore_run", "runs_root",
     "set_notes", "trash_run", "trashed_runs", "validate_summary",
 ]

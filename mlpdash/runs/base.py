@@ -33,9 +33,10 @@ MODEL_WEIGHTS = "model.weights.npz"
 LEGACY_MODEL = "model.keras"
 LEGACY_WEIGHTS = "weights.npz"
 SNAPSHOT_DIR = "snapshots"
-SNAPSHOT_NAME = re.compile(r"^kernel-(\d{5})\.npy$")
+# ASCII digits to the very end (`\d` takes any script's digits, and `$` a name ending in a newline).
+SNAPSHOT_NAME = re.compile(r"^kernel-([0-9]{5})\.npy\Z")
 TIMELINE_DIR = "timeline"
-RECORD_NAME = re.compile(r"^epoch-(\d{5})\.npz$")
+RECORD_NAME = re.compile(r"^epoch-([0-9]{5})\.npz\Z")
 CONFUSIONS_FILE = "confusions.npz"
 NOTES_FILE = "notes.json"
 # Deleted runs wait here (hidden from the listing) for a day, so that a slip can be undone.

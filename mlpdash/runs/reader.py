@@ -167,14 +167,25 @@ def read_metrics(path: Path) -> list[dict[str, float]]:
     rows = []
     for number, line in enumerate(text.splitlines(), start=1):
         try:
-            row = json.loads(line)
-            values = {k: row[k] for k in METRIC_KEYS}
-        except (ValueError, KeyError, TypeError, RecursionError):
+            row = metrics_row(json.loads(line))
+        except (ValueError, RecursionError):
             raise RunError(f"{path}: line {number} is not a metrics row") from None
-        if not all(_is_number(v) for v in values.values()) or not _is_int(values["epoch"]):
-            raise RunError(f"{path}: line {number} has a value that is not a number")
-        rows.append({k: (int(v) if k == "epoch" else float(v)) for k, v in values.items()})
+        if row is None:
+            raise RunError(f"{path}: line {number} is not a metrics row of numbers")
+        rows.append(row)
     return rows
+
+
+def metrics_row(raw: Any) -> dict[str, float] | None:
+    """One epoch's metrics (METRIC_KEYS, the epoch a whole number) as read from a file or a message we
+    did not write; None when it is not one."""
+    try:
+        values = {k: raw[k] for k in METRIC_KEYS}
+    except (KeyError, TypeError, IndexError):
+        return None
+    if not all(_is_number(v) for v in values.values()) or not _is_int(values["epoch"]):
+        return None
+    return {k: (int(v) if k == "epoch" else float(v)) for k, v in values.items()}
 
 
 def validate_summary(raw: Any, path: Path) -> dict[str, Any]:

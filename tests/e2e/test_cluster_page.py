@@ -37,7 +37,7 @@ def app_url(cluster, server_dir: Path, server_log: Path):
 
 def test_a_sweep_on_the_cluster_shows_both_runs_curves_live(page: Page, cluster, screenshot):
     set_input(page, "hidden", "16")
-    set_input(page, "epochs", "20")
+    set_input(page, "epochs", "30")
     open_tab(page, "Runs & comparison")
     settle(page)
     sweep = page.locator(".st-key-sweep")
@@ -57,6 +57,6 @@ def test_a_sweep_on_the_cluster_shows_both_runs_curves_live(page: Page, cluster,
     # Every epoch of both, once home (Plotly may be between two drawings of the chart: wait for it).
     page.wait_for_function("""() => {
         const plot = [...document.querySelectorAll('.st-key-compare_accuracy .js-plotly-plot')].pop();
-        return plot && (plot._fullData || []).length === 2 && plot._fullData.every(trace => trace.x.length === 20);
+        return plot && (plot._fullData || []).length === 2 && plot._fullData.every(trace => trace.x.length === 30);
     }""", timeout=30_000)
     expect(page.get_by_test_id("stException")).to_have_count(0)
