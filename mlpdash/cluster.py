@@ -360,7 +360,7 @@ class _DaskHandle:
     def _settle(self, outcome: Outcome | None) -> None:
         """The home folder once the run has ended: replaced by the worker's (closed already), a failure
         record with the reason, or (a run to queue again) gone."""
-        if self.writer._lock_fd is None:
+        if self.writer.closed:
             return
         if outcome is not None and outcome.state in ("not run", "cancelled"):
             self.writer.discard()

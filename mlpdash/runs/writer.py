@@ -153,6 +153,11 @@ class RunWriter:
         self.close()
         remove_entry(self.path)
 
+    @property
+    def closed(self) -> bool:
+        """Whether the lock has been let go (`close`, or `discard`): nothing more is written."""
+        return self._lock_fd is None
+
     def close(self) -> None:
         """The run has ended: drop the lock file, then the lock."""
         if self._lock_fd is None:
