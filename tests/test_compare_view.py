@@ -166,14 +166,18 @@ def _saved_run(runs, seed: int, accuracy: float):
     return read_info(writer.path)
 
 
-def _table_key(runs) -> str:
+def _table_key(runs, at: AppTest | None = None) -> str:
+    """The runs table's key, as the page makes it (a new one each time the page changes the ticks
+    itself, which `at`'s session counts)."""
     listed = list_runs(runs)
-    return f"runs_table_{listed[0].run_id}_{len(listed)}"
+    counted = at is not None and "runs_table_generation" in at.session_state
+    generation = at.session_state["runs_table_generation"] if counted else 0
+    return f"runs_table_{listed[0].run_id}_{len(listed)}" + (f"_{generation}" if generation else "")
 
 
 def _tick(at: AppTest, runs, rows: list[int]) -> None:
     """Tick rows of the runs table as a click would (the selection the browser sends)."""
-    at.session_state[_table_key(runs)] = {"selection": {"rows": rows, "columns": []}}
+    at.session_state[_table_key(runs, at)] = {"selection": {"rows": rows, "columns": []}}
     at.run()
     assert not at.exception
 
@@ -183,7 +187,7 @@ def _banner(at: AppTest) -> str:
 
 
 def _ticked_rows(at: AppTest, runs) -> list[int]:
-    return sorted(at.session_state[_table_key(runs)]["selection"]["rows"])
+    return sorted(at.session_state[_table_key(runs, at)]["selection"]["rows"])
 
 
 def _opened(app_env) -> AppTest:
@@ -208,6 +212,22 @@ def test_the_tables_ticks_are_the_one_selection_the_last_ticked_in_focus_all_com
     _tick(at, app_env, [1])  # the run in focus unticked: the one still ticked is shown
     assert at.session_state["view_run"] == str(old.path) and old.run_id in _banner(at).replace("\\", "")
     at.button(key="view_current").click().run()  # back to the current run: nothing ticked any more
+    assert at.session_state["view_run"] is None and _banner(at) == ""
+    assert at.session_state["compare_runs"] == [] and _ticked_rows(at, app_env) == []
+
+
+def test_the_table_left_behind_by_back_to_the_current_run_cannot_pick_its_run_again(app_env):
+    """Under load, the browser's table, told that nothing is ticked any more, sent back the row it
+    had a moment later: the run the user had just left was shown again."""
+    _saved_run(app_env, 1, 0.91), _saved_run(app_env, 2, 0.93)
+    at = _opened(app_env)
+    _tick(at, app_env, [1])
+    left = _table_key(app_env, at)
+    at.button(key="view_current").click().run()
+    assert _table_key(app_env, at) != left  # the page draws a new table, with nothing ticked
+    at.session_state[left] = {"selection": {"rows": [1], "columns": []}}  # the old one's late echo
+    at.run()
+    assert not at.exception
     assert at.session_state["view_run"] is None and _banner(at) == ""
     assert at.session_state["compare_runs"] == [] and _ticked_rows(at, app_env) == []
 

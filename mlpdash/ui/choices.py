@@ -57,6 +57,9 @@ LAND_KEY = "view_tab_land"
 # (FOLLOW_KEY): its runs are ticked as they get a folder, and the page follows the job training them.
 TICKED_KEY = "compare_runs"
 FOLLOW_KEY = "compare_follow_sweep"
+# Counts the changes of the selection made outside the runs table (Start, "Back to the current run",
+# a sweep followed): each gives the table a new key (runs_table_key).
+TABLE_GENERATION_KEY = "runs_table_generation"
 
 
 def picked_run() -> Path | None:
@@ -68,8 +71,10 @@ def picked_run() -> Path | None:
 def pick_run(path: Path | None) -> None:
     """Show `path`'s run in every panel, the only run ticked (None: back to the current job, nothing
     ticked: what starting a job from the page does, so that the page follows it)."""
+    ticked = [Path(path).name] if path is not None else []
+    _table_afresh(ticked)
     st.session_state[RUN_KEY] = str(path) if path is not None else None
-    st.session_state[TICKED_KEY] = [Path(path).name] if path is not None else []
+    st.session_state[TICKED_KEY] = ticked
     st.session_state.pop(FOLLOW_KEY, None)
 
 
@@ -88,6 +93,11 @@ def ticked_runs() -> list[str]:
 def tick_runs(run_ids: list[str], runs_dir: Path, follow: str | None = None) -> None:
     """Tick `run_ids` (in the order ticked): the last is shown in every panel. With `follow`, a sweep
     id: the sweep's runs are ticked as they appear, and the panels follow the job."""
+    _table_afresh(list(dict.fromkeys(run_ids)))
+    _tick(run_ids, runs_dir, follow)
+
+
+def _tick(run_ids: list[str], runs_dir: Path, follow: str | None = None) -> None:
     st.session_state[TICKED_KEY] = list(dict.fromkeys(run_ids))
     if follow is None:
         st.session_state.pop(FOLLOW_KEY, None)
@@ -95,6 +105,27 @@ def tick_runs(run_ids: list[str], runs_dir: Path, follow: str | None = None) -> 
     else:
         st.session_state[FOLLOW_KEY] = follow
         st.session_state[RUN_KEY] = None
+
+
+def runs_table_key(first_run: str, count: int) -> str:
+    """The runs table's widget key. The table keeps ticked row *positions*, which a new run shifts: a
+    key that changes with the list (its newest run, its length), ticked afresh from the selection.
+    And one that changes when the page changes the ticks itself: the browser's table, told its new
+    rows, could still send back the rows it had, a moment later, and pick again the run the user had
+    just left (seen under load, after "Back to the current run"). A new table has no old rows."""
+    generation = _generation()
+    return f"runs_table_{first_run}_{count}" + (f"_{generation}" if generation else "")
+
+
+def _generation() -> int:
+    return int(st.session_state.get(TABLE_GENERATION_KEY, 0))
+
+
+def _table_afresh(ticked: list[str]) -> None:
+    """The selection is about to become `ticked` from outside the table: if that changes it, the
+    table is drawn anew (runs_table_key)."""
+    if list(st.session_state.get(TICKED_KEY) or []) != ticked:
+        st.session_state[TABLE_GENERATION_KEY] = _generation() + 1
 
 
 def followed_sweep() -> str | None:
@@ -135,7 +166,7 @@ def table_rows(key: str, shown: list[str], runs_dir: Path, unshowable: dict[str,
     wanted = sorted(shown.index(run) for run in kept)
     if _rows(key) != wanted:
         st.session_state[key] = {"selection": {"rows": wanted, "columns": []}}
-    st.session_state[TABLE_DRAWN_KEY] = (key, list(shown), wanted)
+    st.session_state[TABLE_DRAWN_KEY] = (key, list(shown), wanted, _generation())
     return (ticked_runs(), picked_run()) != before
 
 
@@ -143,7 +174,9 @@ def table_ticked(key: str, runs_dir: Path, unshowable: dict[str, str]) -> None:
     """The runs table's callback: its ticked rows changed; the selection follows (a damaged run
     cannot be ticked: why is said under the table)."""
     drawn = st.session_state.get(TABLE_DRAWN_KEY)
-    if drawn is not None and drawn[0] == key:  # else the next draw takes it up (table_rows)
+    # Not drawn with this key yet: the next draw takes the change up (table_rows). Drawn before the
+    # page changed the ticks itself: a table on its way out, sending the rows it had; ignored.
+    if drawn is not None and drawn[0] == key and drawn[3] == _generation():
         _adopt(_rows(key) or [], drawn[1], drawn[2], runs_dir, unshowable)
 
 
@@ -159,7 +192,7 @@ def _adopt(rows: list[int], shown: list[str], drawn: list[int] | None, runs_dir:
     was = set(ticked_runs()) if drawn is None else {shown[row] for row in drawn if 0 <= row < len(shown)}
     if {shown[row] for row in rows} == was:
         return  # no change of the runs ticked: the browser echoing the page's ticks, or a refused one
-    tick_runs(retick(ticked_runs(), rows, shown), runs_dir)
+    _tick(retick(ticked_runs(), rows, shown), runs_dir)
 
 
 def table_problems() -> list[tuple[str, str]]:

@@ -326,9 +326,8 @@ def runs_ui(server: Server) -> None:
         return
     rows = [runs_table_row(run) for run in runs]
     # The table's ticks are the page's one selection of runs (choices): the last ticked is shown
-    # everywhere, all of them are compared. The table keeps ticked row *positions*, which a new run
-    # shifts: a key that changes with the list, ticked afresh from the selection.
-    key = f"runs_table_{runs[0].run_id}_{len(runs)}"
+    # everywhere, all of them are compared.
+    key = choices.runs_table_key(runs[0].run_id, len(runs))
     shown = [run.run_id for run in runs]
     damaged = {run.run_id: run.error or "damaged" for run in runs if run.status == "damaged"}
     if choices.table_rows(key, shown, server.runs_dir, damaged):

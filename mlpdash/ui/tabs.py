@@ -57,6 +57,8 @@ VIEWS: tuple[View, ...] = (
 )
 TAB_KEY = choices.VIEW_TAB_KEY
 LAND_GAP_PX = 12  # between what stays over the top of the page and the tab bar landed on
+LAND_HOLD_MS = 2_500  # the landing is let go once the page has not moved it for this long
+LAND_MOST_MS = 20_000  # and at the latest this long after it landed
 
 
 def open_view_follows_drawing() -> bool:
@@ -93,8 +95,10 @@ def views_ui(server: Server) -> OpenView:
     for view, tab in zip(VIEWS, tabs, strict=True):
         if tab.open:
             with tab:
-                if st.session_state.pop(choices.LAND_KEY, False):  # opened from a click in another view
+                if st.session_state.get(choices.LAND_KEY, False):  # opened from a click in another view
                     _land_at_the_tabs()
+                    # Let go once sent: a run stopped by a new rerun before it got here lands in that one.
+                    st.session_state.pop(choices.LAND_KEY, None)
                 return OpenView(view, st.container(), server)
     # Streamlit opens the first tab when none is chosen: not reached, but a view is always there.
     with tabs[0]:
@@ -103,28 +107,58 @@ def views_ui(server: Server) -> OpenView:
 
 # Streamlit has no scroll API, and a tab opened from a click far down another view keeps the page's
 # scroll: the view would open at its middle, its tab bar and input off screen. This scrolls the views'
-# tab bar to the top of the window, once, clear of what stays over the page there (Streamlit's
-# header, the sticky control bar). Checked in Chromium: Streamlit scrolls inside its main block,
-# which scrollIntoView moves. Its own text: nothing from a user or a file is in it.
+# tab bar to the top of the window, clear of what stays over the page there (Streamlit's header, the
+# sticky control bar). The script runs as its element arrives, while the rest of the rerun is still
+# to come: the old view's elements leave and the new view's fill in, and on a loaded machine that
+# went on for seconds and carried the bar off screen. So the landing is held: put back while the page
+# moves under it, until it has stayed put for LAND_HOLD_MS, or the user scrolls, clicks or types.
+# Checked in Chromium: Streamlit scrolls inside its main block, which scrollIntoView moves. Its own
+# text: nothing from a user or a file is in it.
 _LAND_SCRIPT = """<script data-landing="{nonce}">
 (() => {{
-  const tab = [...document.querySelectorAll('[data-testid="stTabs"] [role="tab"]')]
-    .find(t => t.getAttribute("aria-selected") === "true");
-  const bar = tab && tab.closest('[role="tablist"]');
+  const land = () => {{
+    const tab = [...document.querySelectorAll('[data-testid="stTabs"] [role="tab"]')]
+      .find(t => t.getAttribute("aria-selected") === "true");
+    const bar = tab && tab.closest('[role="tablist"]');
+    if (!bar) return null;
+    bar.scrollIntoView({{block: "start", behavior: "instant"}});
+    let covered = 0;
+    for (const over of document.querySelectorAll('[data-testid="stHeader"], .st-key-control_bar')) {{
+      const style = getComputedStyle(over);
+      if ((style.position === "fixed" || style.position === "sticky") && style.visibility !== "hidden")
+        covered = Math.max(covered, over.getBoundingClientRect().bottom);
+    }}
+    const short = covered + {gap} - bar.getBoundingClientRect().top;
+    let scroller = bar.parentElement;
+    while (scroller && !(scroller.scrollHeight > scroller.clientHeight
+                         && /(auto|scroll)/.test(getComputedStyle(scroller).overflowY)))
+      scroller = scroller.parentElement;
+    if (short > 0) (scroller || document.scrollingElement).scrollBy({{top: -short, behavior: "instant"}});
+    return bar;
+  }};
+  let bar = land();
   if (!bar) return;
-  bar.scrollIntoView({{block: "start", behavior: "instant"}});
-  let covered = 0;
-  for (const over of document.querySelectorAll('[data-testid="stHeader"], .st-key-control_bar')) {{
-    const style = getComputedStyle(over);
-    if ((style.position === "fixed" || style.position === "sticky") && style.visibility !== "hidden")
-      covered = Math.max(covered, over.getBoundingClientRect().bottom);
-  }}
-  const short = covered + {gap} - bar.getBoundingClientRect().top;
-  let scroller = bar.parentElement;
-  while (scroller && !(scroller.scrollHeight > scroller.clientHeight
-                       && /(auto|scroll)/.test(getComputedStyle(scroller).overflowY)))
-    scroller = scroller.parentElement;
-  if (short > 0) (scroller || document.scrollingElement).scrollBy({{top: -short, behavior: "instant"}});
+  const user = ["wheel", "touchstart", "keydown", "pointerdown"];
+  let held = true;
+  const letGo = () => {{ held = false; }};
+  for (const kind of user) window.addEventListener(kind, letGo, {{capture: true, passive: true}});
+  let at = bar.getBoundingClientRect().top, still = performance.now();
+  const last = still + {most};
+  const hold = () => {{
+    const now = performance.now();
+    if (!held || now - still > {hold} || now > last) {{
+      for (const kind of user) window.removeEventListener(kind, letGo, {{capture: true}});
+      return;
+    }}
+    const top = bar.isConnected ? bar.getBoundingClientRect().top : NaN;
+    if (!(Math.abs(top - at) <= 1)) {{
+      bar = land() || bar;
+      at = bar.getBoundingClientRect().top;
+      still = now;
+    }}
+    requestAnimationFrame(hold);
+  }};
+  requestAnimationFrame(hold);
 }})();
 </script>"""
 
@@ -135,4 +169,6 @@ def _land_at_the_tabs() -> None:
     fragment is drawn again by every stroke (and the script gone with its element)."""
     with st.container(key="view_landing"):
         # A body of its own each time: the script runs when the body changes.
-        st.html(_LAND_SCRIPT.format(nonce=time.monotonic_ns(), gap=LAND_GAP_PX), unsafe_allow_javascript=True)
+        script = _LAND_SCRIPT.format(nonce=time.monotonic_ns(), gap=LAND_GAP_PX, hold=LAND_HOLD_MS,
+                                     most=LAND_MOST_MS)
+        st.html(script, unsafe_allow_javascript=True)

@@ -130,10 +130,12 @@ BLINK_PROBE = """() => {
 def test_the_live_charts_never_vanish_during_a_run_or_at_its_end(page: Page):
     """A full rerun used to draw the charts anew when the result appeared above them: both vanished
     for 120-330 ms at the end of every run (a class sees the page jump)."""
-    set_input(page, "epochs", "4")
+    set_input(page, "epochs", "8")
     button(page, "start_training").click()
     status = page.locator(f".st-key-status{FRESH}")
-    expect(status).to_contain_text(re.compile(r"^Training — epoch 1/4"), timeout=START_TIMEOUT_MS)
+    # Any epoch before the last: on the bundled sample an epoch takes under a second, and a loaded
+    # machine may show none of the first epoch's batches.
+    expect(status).to_contain_text(re.compile(r"^Training — epoch [1-7]/8"), timeout=START_TIMEOUT_MS)
     page.evaluate(BLINK_PROBE)
     expect(status).to_contain_text(re.compile(r"^Finished"), timeout=START_TIMEOUT_MS)
     page.wait_for_timeout(2_000)  # the full rerun that shows the result, and the one after
