@@ -113,6 +113,13 @@ def test_the_error_rates_per_digit_stand_side_by_side_and_an_untested_run_is_nam
     assert "two: not tested" in fig.layout.title.text
 
 
+def test_the_error_rates_per_digit_with_no_tested_run_span_0_to_100_percent_over_the_ten_digits():
+    fig = figures.per_class_compare_figure([("two", "#222222", None)])
+    assert not fig.data and fig.layout.annotations[0].text == "no tested run ticked"
+    assert tuple(fig.layout.yaxis.range) == (0, 1)  # not Plotly's 0-400 % for no data
+    assert list(fig.layout.xaxis.categoryarray) == [str(d) for d in range(10)]
+
+
 def test_the_sweep_chart_has_an_axis_a_setting_and_one_for_accuracy():
     rows = [{"learning_rate": lr, "hidden": hidden, "test_accuracy": acc, "name": f"run {n}"}
             for n, (lr, hidden, acc) in enumerate([(0.001, [16], 0.9), (0.01, [16], 0.8), (0.001, [], 0.85),

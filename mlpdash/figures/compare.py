@@ -96,6 +96,9 @@ def _log_bounds(values: np.ndarray) -> tuple[float, float]:
     return float(positive.min()), float(positive.max())
 
 
+DIGITS = [str(digit) for digit in range(10)]
+
+
 def per_class_compare_figure(runs: Sequence[tuple[str, str, Sequence[float | None] | None]]) -> go.Figure:
     """Each run's test error rate per digit (1 - its per-class accuracy), side by side in its colour;
     a run with no test report is left out, and said to be."""
@@ -113,6 +116,9 @@ def per_class_compare_figure(runs: Sequence[tuple[str, str, Sequence[float | Non
             xaxis=dict(title="digit", type="category"), yaxis=dict(title="read wrong", tickformat=".1%", rangemode="tozero"),
             barmode="group", bargap=0.2, legend=BOTTOM_LEGEND, showlegend=True)
     if not shown:
+        # Plotly's range for no data read 0-400 % and named no digit.
+        fig.update_xaxes(categoryorder="array", categoryarray=DIGITS, range=[-0.5, len(DIGITS) - 0.5])
+        fig.update_yaxes(range=[0, 1])
         _placeholder(fig, "no tested run ticked" if runs else "tick runs to compare them")
     return fig
 

@@ -16,7 +16,15 @@ import time
 import streamlit as st
 
 from mlpdash import figures
-from mlpdash.compare import comparison_table, run_label, state_counts, sweep_label, sweep_rows, sweep_table
+from mlpdash.compare import (
+    comparison_table,
+    run_label,
+    runs_table_row,
+    state_counts,
+    sweep_label,
+    sweep_rows,
+    sweep_table,
+)
 from mlpdash.config import TrainConfig
 from mlpdash.focus import Focus
 from mlpdash.server import Server
@@ -24,7 +32,7 @@ from mlpdash.runs import RunError, RunInfo, read_info, read_metrics, restore_run
 from mlpdash.sweep import Sweep, plan, unique_name
 from mlpdash.ui import choices, guarded, plain
 from mlpdash.ui.access import may_control
-from mlpdash.ui.panels import runs_ui
+from mlpdash.ui.panels import TABLE_ROWS_KEY, runs_ui
 from mlpdash.ui.style import CHART_CONFIG
 
 SWEEP_PICK_KEY = "sweep_pick"
@@ -69,8 +77,8 @@ def compare_ui(focus: Focus, server: Server) -> None:
             _sweep_ui(server, runs)
         if busy != (server.jobs.active() or server.sweeps.running()):
             st.rerun(scope="app")  # start or stop the timer
-        if _unlisted(runs):
-            st.rerun(scope="app")  # a new run (a sweep's next): the table, outside this fragment, lists it
+        if _table_outdated(runs):
+            st.rerun(scope="app")  # the table, outside this fragment, is drawn again
 
     live()
 
@@ -194,10 +202,12 @@ def _ticked(server: Server, runs: list[RunInfo], column) -> list[RunInfo]:
     return ticked
 
 
-def _unlisted(runs: list[RunInfo]) -> bool:
-    """Whether a run has appeared since the runs table was drawn (a sweep's next run)."""
-    drawn = st.session_state.get(choices.TABLE_DRAWN_KEY)
-    return bool({run.run_id for run in runs} - set(drawn[1] if drawn else ()))
+def _table_outdated(runs: list[RunInfo]) -> bool:
+    """Whether the runs table no longer says what the runs folder does: a run appeared (a sweep's
+    next), or one training finished an epoch or ended. The table is drawn by the whole page, and
+    picked rows, when ticked, change every view: it cannot be redrawn alone."""
+    drawn = st.session_state.get(TABLE_ROWS_KEY)
+    return drawn is not None and [runs_table_row(run) for run in runs] != drawn
 
 
 def _queue_linear_vs_mlp(server: Server) -> None:

@@ -29,6 +29,7 @@ LIVE_WEIGHTS_SECONDS = 5.0
 # Units per page of the weights grid: 16 x 8 tiles of at least 28 px in the grid's column at 1024 px.
 TILES_PER_PAGE = 128
 CHARTS_REFRESH_FACTOR = 3
+TABLE_ROWS_KEY = "runs_table_rows"  # the runs table's rows as last drawn
 
 
 def current_view(focus: Focus) -> RunView | None:
@@ -320,11 +321,13 @@ def _take_clicked_unit(units: int) -> int:
 
 def runs_ui(server: Server) -> None:
     runs = server.jobs.runs()
+    rows = [runs_table_row(run) for run in runs]
+    # What the table says, for the comparison's live fragment to tell when it says it no longer.
+    st.session_state[TABLE_ROWS_KEY] = rows
     if not runs:
         st.info("No saved runs yet. Every run, finished or stopped, is saved under "
                 f"`{server.runs_dir}`.", icon=":material/info:")
         return
-    rows = [runs_table_row(run) for run in runs]
     # The table's ticks are the page's one selection of runs (choices): the last ticked is shown
     # everywhere, all of them are compared.
     key = choices.runs_table_key(runs[0].run_id, len(runs))

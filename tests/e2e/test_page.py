@@ -317,6 +317,11 @@ def runs_csv(page: Page) -> list[dict[str, str]]:
         return list(csv.DictReader(io.StringIO(handle.read())))
 
 
+def epochs_done(row: dict[str, str]) -> int:
+    """A runs-table row's finished epochs ('3/200' -> 3)."""
+    return int(row["epochs"].partition("/")[0])
+
+
 # --- tests -----------------------------------------------------------------------------------------
 
 def test_first_view(page: Page, screenshot):
@@ -490,6 +495,11 @@ def test_draw_while_training(page: Page, screenshot):
     rows = runs_csv(page)
     assert rows[0]["status"] == "training", rows[0]  # not "incomplete"
     assert len(rows) >= 2, rows  # an earlier test's run (or the model made for the canvas)
+    # Its epochs count on in the table while it trains (the table stayed at what the tab first drew).
+    deadline = time.monotonic() + ADVANCE_TIMEOUT_S
+    while epochs_done(runs_csv(page)[0]) <= epochs_done(rows[0]):
+        assert time.monotonic() < deadline, f"the runs table stayed at {rows[0]['epochs']} epochs"
+        page.wait_for_timeout(1_000)
     grid = page.locator(".st-key-runs_table [data-testid='data-grid-canvas']")
     box = grid.bounding_box()
     picked = time.monotonic()
