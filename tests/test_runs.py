@@ -98,6 +98,23 @@ def test_listing_is_newest_first_and_reports_every_state(tmp_path):
     training.close()
 
 
+def test_a_run_read_by_two_readers_at_once_is_not_taken_for_one_training(tmp_path):
+    """Two pages list the runs at the same moment: neither may read the other's look at a killed
+    run's lock as a writer holding it."""
+    from mlpdash.runs.reader import _probe_lock
+
+    killed = RunWriter(tmp_path, CONFIG, "sample")
+    killed.write_epoch(ROWS, None)
+    os.close(killed._lock_fd)  # what a killed process leaves: the lock file, held by no one
+    with _probe_lock(killed.path) as training:
+        assert not training
+        assert read_info(killed.path).status == "interrupted"
+    training = RunWriter(tmp_path, CONFIG, "sample")  # a writer is still seen as one
+    with _probe_lock(training.path) as held:
+        assert held
+    training.close()
+
+
 def test_damaged_files_name_themselves(tmp_path):
     path = write_run(tmp_path)
     (path / "summary.json").write_text("[1, 2")

@@ -167,7 +167,10 @@ def _short(value: Any) -> str:
 @contextmanager
 def _probe_lock(path: Path) -> Iterator[bool]:
     """Yields whether a process (this one or another) is training the run right now; when none is,
-    holds the run's lock for the duration, so that nothing starts writing while it is read."""
+    holds the run's lock for the duration, so that nothing starts writing while it is read. Shared:
+    a writer's exclusive lock still keeps it out (and it keeps a writer out), but two readers do not
+    take each other for a writer (a page listing the runs while another did read an interrupted run
+    as training)."""
     try:
         fd = open_regular(path / LOCK_FILE)
     except UnsafeFileError:
@@ -175,7 +178,7 @@ def _probe_lock(path: Path) -> Iterator[bool]:
         return
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
             yield True
             return

@@ -176,7 +176,7 @@ def table_ticked(key: str, runs_dir: Path, unshowable: dict[str, str]) -> None:
     drawn = st.session_state.get(TABLE_DRAWN_KEY)
     # Not drawn with this key yet: the next draw takes the change up (table_rows). Drawn before the
     # page changed the ticks itself: a table on its way out, sending the rows it had; ignored.
-    if drawn is not None and drawn[0] == key and drawn[3] == _generation():
+    if drawn is not None and drawn[0] == key and drawn[3:] == (_generation(),):
         _adopt(_rows(key) or [], drawn[1], drawn[2], runs_dir, unshowable)
 
 

@@ -110,12 +110,16 @@ def views_ui(server: Server) -> OpenView:
 # tab bar to the top of the window, clear of what stays over the page there (Streamlit's header, the
 # sticky control bar). The script runs as its element arrives, while the rest of the rerun is still
 # to come: the old view's elements leave and the new view's fill in, and on a loaded machine that
-# went on for seconds and carried the bar off screen. So the landing is held: put back while the page
-# moves under it, until it has stayed put for LAND_HOLD_MS, or the user scrolls, clicks or types.
+# can go on for seconds: seen in Chromium, the browser put back the scroll of the click that opened
+# the view once the view had grown again, and the bar was off screen. So the landing is held: put
+# back while the page changes under it, until it has not for LAND_HOLD_MS, or the user scrolls,
+# clicks or types, or something else scrolls (the bar moves, the page unchanged).
 # Checked in Chromium: Streamlit scrolls inside its main block, which scrollIntoView moves. Its own
 # text: nothing from a user or a file is in it.
 _LAND_SCRIPT = """<script data-landing="{nonce}">
 (() => {{
+  // Returns where the bar was put: the bar, the box that scrolls it, its top in the window and in that
+  // box's content (a page shift moves the second; a scroll moves only the first).
   const land = () => {{
     const tab = [...document.querySelectorAll('[data-testid="stTabs"] [role="tab"]')]
       .find(t => t.getAttribute("aria-selected") === "true");
@@ -133,28 +137,38 @@ _LAND_SCRIPT = """<script data-landing="{nonce}">
     while (scroller && !(scroller.scrollHeight > scroller.clientHeight
                          && /(auto|scroll)/.test(getComputedStyle(scroller).overflowY)))
       scroller = scroller.parentElement;
-    if (short > 0) (scroller || document.scrollingElement).scrollBy({{top: -short, behavior: "instant"}});
-    return bar;
+    scroller = scroller || document.scrollingElement;
+    if (short > 0) scroller.scrollBy({{top: -short, behavior: "instant"}});
+    return where({{bar, scroller}});
   }};
-  let bar = land();
-  if (!bar) return;
+  const where = (put) => {{
+    const top = put.bar.getBoundingClientRect().top;
+    return {{...put, top, inside: top + put.scroller.scrollTop, height: put.scroller.scrollHeight}};
+  }};
+  let put = land();
+  if (!put) return;
   const user = ["wheel", "touchstart", "keydown", "pointerdown"];
   let held = true;
   const letGo = () => {{ held = false; }};
   for (const kind of user) window.addEventListener(kind, letGo, {{capture: true, passive: true}});
-  let at = bar.getBoundingClientRect().top, still = performance.now();
+  let still = performance.now();
   const last = still + {most};
   const hold = () => {{
     const now = performance.now();
-    if (!held || now - still > {hold} || now > last) {{
+    const moved = put.bar.isConnected ? where(put) : null;
+    // The page moves the bar when what is above it changes, and when what scrolls changes height:
+    // the browser clamps the scroll as the old view leaves, and may put back an older scroll (the one
+    // the click that opened the view had made) as the new view fills in.
+    const paged = !moved || Math.abs(moved.inside - put.inside) > 1 || moved.height !== put.height;
+    const off = !moved || Math.abs(moved.top - put.top) > 1;
+    const scrolled = off && !paged;  // by someone else, the page unchanged: theirs
+    if (held && paged) {{
+      put = off ? land() : moved;
+      still = now;
+    }}
+    if (!put || !held || scrolled || now - still > {hold} || now > last) {{
       for (const kind of user) window.removeEventListener(kind, letGo, {{capture: true}});
       return;
-    }}
-    const top = bar.isConnected ? bar.getBoundingClientRect().top : NaN;
-    if (!(Math.abs(top - at) <= 1)) {{
-      bar = land() || bar;
-      at = bar.getBoundingClientRect().top;
-      still = now;
     }}
     requestAnimationFrame(hold);
   }};

@@ -175,3 +175,37 @@ def test_a_digit_clicked_in_data_opens_inside_a_prediction_at_its_top(page: Page
     expect(source).to_be_in_viewport()
     assert uncovered(tab) and uncovered(source), "under the header or the control bar, which stay over the page"
     window_shot(page, "51-data-to-inside-a-prediction-1440")
+
+
+# What the browser was seen doing while a view opened from a click fills in: the view's content grows
+# back and the scroll of the click that opened it is put back, all in one frame.
+GROW_AND_PUT_BACK = """([scroll]) => {
+    const main = document.querySelector('[data-testid="stMain"]');
+    const tall = document.createElement('div');
+    tall.style.height = '3000px';
+    document.querySelector('.st-key-explain').appendChild(tall);
+    main.scrollTop = scroll;
+}"""
+MAIN_SCROLL = "() => document.querySelector('[data-testid=\"stMain\"]').scrollTop"
+
+
+def test_the_landing_holds_while_the_view_fills_in_and_leaves_a_scroll_made_after_it_alone(page: Page):
+    ensure_model(page)
+    page.set_viewport_size(LAPTOP)
+    open_tab(page, "Data")
+    expect(chart(page, "data_examples")).to_be_visible(timeout=30_000)
+    settle(page)
+    click_plot_point(page, "data_examples", 13.5, 13.5)
+    clicked_at = page.evaluate(MAIN_SCROLL)  # the click scrolled the examples into view
+    tab = page.get_by_role("tab", name="Inside a prediction")
+    expect(tab).to_have_attribute("aria-selected", "true")
+    expect(page.locator(".st-key-explain")).to_be_attached()
+    page.evaluate(GROW_AND_PUT_BACK, [clicked_at])  # while the rerun still fills the view in
+    settle(page)
+    expect(tab).to_be_in_viewport()
+    assert uncovered(tab)
+    # A scroll the page did not make (a user's, a test's before a click) is kept.
+    landed = page.evaluate(MAIN_SCROLL)
+    page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollBy({top: 400})")
+    page.wait_for_timeout(1_000)
+    assert page.evaluate(MAIN_SCROLL) >= landed + 390

@@ -176,8 +176,9 @@ def draw(page: Page, points: list[tuple[float, float]]) -> float:
     except AssertionError:
         if surface.count() < 2:
             raise
-        # Seen once in about 40 saves in a row on a loaded machine: two canvas surfaces shown for 5 s after
-        # the key changed (the component's own mount and clean-up, streamlit-drawable-canvas 0.13).
+        # Seen once in about 40 saves in a row on a loaded machine: two canvas surfaces shown for 5 s (the
+        # expectations' default time then) after the key changed (the component's own mount and clean-up,
+        # streamlit-drawable-canvas 0.13).
         # Drawn on the newest, with a picture of the page to look at; the save it leads to is checked.
         shot = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots" / "two-canvases.png"
         page.screenshot(path=str(shot))
