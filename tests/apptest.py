@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from streamlit.proto.Block_pb2 import Block as BlockProto
+from streamlit.proto.WidgetStates_pb2 import WidgetStates
 from streamlit.testing.v1 import AppTest
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -63,3 +65,19 @@ def drawing_state(digit: np.ndarray) -> dict:
     Image.fromarray(canvas).save(buffer, format="PNG")
     data = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
     return {"drawing": {"raw": {"objects": []}, "data": data}, "backgroundFit": None}
+
+
+def widget_values_with_tab(at: AppTest, tab: str) -> WidgetStates:
+    """The widget values a browser would send with its views' tab bar on `tab`: AppTest leaves a tab
+    bar's value out, and sends every button as not clicked where a browser sends only a click."""
+    states = WidgetStates()
+    states.widgets.extend(state for state in at._tree.get_widget_states().widgets
+                          if state.WhichOneof("value") != "trigger_value" or state.trigger_value)
+    blocks = [at._tree]
+    while blocks:
+        block = blocks.pop()
+        if isinstance(getattr(block, "proto", None), BlockProto) and block.proto.HasField("tab_container"):
+            states.widgets.add(id=block.proto.id, string_value=tab)
+            return states
+        blocks.extend(getattr(block, "children", {}).values())
+    raise AssertionError("no tab bar on the page")

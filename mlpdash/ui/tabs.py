@@ -16,7 +16,7 @@ canvas, its answer and that view, and nothing else; before, it ran the whole pag
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import streamlit as st
@@ -55,7 +55,14 @@ VIEWS: tuple[View, ...] = (
     View(choices.DRAWINGS_TAB, drawings_ui, acts=True),
     View("Runs & comparison", compare_ui, acts=True),
 )
-TAB_KEY = choices.VIEW_TAB_KEY
+TAB_KEY = choices.VIEW_TAB_KEY  # the open view's name: the page's, not the tab bar's (below)
+# The tab bar's (generation, view it opened on, view it showed last). Every request from a browser
+# carries the values of all the page's widgets as that browser last had them, and Streamlit applies
+# them to the session: a request sent just before the page opened a view itself (a lesson's step, a
+# click in another view) put the old tab back, seen in CI as a lesson step whose view closed again.
+# So a view opened by the page gets a tab bar of a new generation (a new key): the old bar's values,
+# stale, belong to no widget of the page any more and are dropped.
+BAR_KEY = "view_tab_bar"
 LAND_GAP_PX = 12  # between what stays over the top of the page and the tab bar landed on
 LAND_HOLD_MS = 2_500  # the landing is let go once the page has not moved it for this long
 LAND_MOST_MS = 20_000  # and at the latest this long after it landed
@@ -91,9 +98,11 @@ def views_ui(server: Server) -> OpenView:
     """The tab bar, and a place under the open tab for its view; `OpenView.draw` draws it there (the
     page right away, or the canvas's fragment for a view `with_canvas`)."""
     st.session_state.pop(choices.TAB_CHANGED_KEY, None)  # a full run shows any tab change itself
-    tabs = st.tabs([view.name for view in VIEWS], key=TAB_KEY, on_change="rerun")
+    tabs = _tab_bar()
     for view, tab in zip(VIEWS, tabs, strict=True):
         if tab.open:
+            st.session_state[TAB_KEY] = view.name
+            st.session_state[BAR_KEY] = (*st.session_state[BAR_KEY][:2], view.name)
             with tab:
                 if st.session_state.get(choices.LAND_KEY, False):  # opened from a click in another view
                     _land_at_the_tabs()
@@ -103,6 +112,21 @@ def views_ui(server: Server) -> OpenView:
     # Streamlit opens the first tab when none is chosen: not reached, but a view is always there.
     with tabs[0]:
         return OpenView(VIEWS[0], st.container(), server)
+
+
+def _tab_bar() -> Sequence[DeltaGenerator]:
+    """The views' tab bar, open on the view the page asks for (TAB_KEY) if it changed it since the bar
+    was last drawn, else on the tab the user picked."""
+    names = [view.name for view in VIEWS]
+    wanted = st.session_state.get(TAB_KEY)
+    wanted = wanted if wanted in names else names[0]
+    generation, opened_on, shown = st.session_state.get(BAR_KEY, (0, wanted, wanted))
+    if wanted != shown:
+        generation, opened_on = generation + 1, wanted
+    st.session_state[BAR_KEY] = (generation, opened_on, shown)
+    # The view it opens on is part of the widget's identity: constant within a generation, or a click
+    # would be lost to a new widget.
+    return st.tabs(names, key=f"{BAR_KEY}_{generation}", default=opened_on, on_change="rerun")
 
 
 # Streamlit has no scroll API, and a tab opened from a click far down another view keeps the page's
@@ -121,9 +145,9 @@ _LAND_SCRIPT = """<script data-landing="{nonce}">
   // Returns where the bar was put: the bar, the box that scrolls it, its top in the window and in that
   // box's content (a page shift moves the second; a scroll moves only the first).
   const land = () => {{
-    const tab = [...document.querySelectorAll('[data-testid="stTabs"] [role="tab"]')]
-      .find(t => t.getAttribute("aria-selected") === "true");
-    const bar = tab && tab.closest('[role="tablist"]');
+    // The tab bar over this script's own box: a tab bar just drawn anew has no tab selected yet.
+    const tabs = document.querySelector('.st-key-view_landing')?.closest('[data-testid="stTabs"]');
+    const bar = tabs && tabs.querySelector('[role="tablist"]');
     if (!bar) return null;
     bar.scrollIntoView({{block: "start", behavior: "instant"}});
     let covered = 0;

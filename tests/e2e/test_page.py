@@ -758,9 +758,10 @@ def test_weights_over_time_scrubs_and_plays(page: Page, screenshot):
     expect(view).to_contain_text("Draw a digit on the canvas above")
     # When did it learn my digit: a drawing, read by the model of every epoch.
     draw(page, SEVEN)
-    # Any kept epoch: once in CI the slider stepped back from epoch 3 to 2 on the rerun after Play
-    # (its browser side sent a stale value); the answer per epoch is what this checks.
-    expect(view).to_contain_text(re.compile(r"For your drawing: at epoch \d the model reads \*?\*?\d"), timeout=30_000)
+    # At the epoch the slider was left on: once in CI it stepped back from epoch 3 to 2 on the rerun
+    # after Play (a request of the browser's sent before it had the play's last step; users_epoch).
+    expect(view).to_contain_text(re.compile(r"For your drawing: at epoch 3 the model reads \*?\*?\d"), timeout=30_000)
+    expect(slider).to_have_attribute("aria-valuetext", "epoch 3")
     expect(view.locator(".js-plotly-plot")).to_have_count(6, timeout=30_000)
     shots_wide_and_narrow(page, view, screenshot, "14-weights-over-time-1440", "15-weights-over-time-1024")
 
