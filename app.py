@@ -12,7 +12,7 @@ from mlpdash.ui import choices, get_server, guarded, guide_ui, keep_keras_state_
 from mlpdash.ui.access import access_ui
 from mlpdash.ui.drawing import drawing_ui
 from mlpdash.ui.panels import charts_ui, result_ui, run_banner
-from mlpdash.ui.sidebar import control_bar_ui, data_ui, estimate_ui, lessons_ui, settings_ui
+from mlpdash.ui.sidebar import control_bar_ui, data_ui, estimate_ui, lessons_ui, run_in_focus_ui, settings_ui
 from mlpdash.ui.style import page_style
 from mlpdash.ui.tabs import views_ui
 
@@ -31,6 +31,7 @@ def main() -> None:
         job = server.jobs.job
         spec, data_problem = data_ui(locked=not allowed, job_spec=job.data_spec if job else None)
         choices.set_data_choice(None if data_problem else spec)
+        run_in_focus_ui(choices.picked_run(), locked=not allowed)
         config, _ = settings_ui(server.jobs.settings(), locked=not allowed)
         choices.set_settings(config)
         estimate_ui(None if data_problem else spec, config)

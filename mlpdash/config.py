@@ -64,6 +64,19 @@ class TrainConfig:
         return sizes + (" linear" if not self.hidden else "")
 
     @property
+    def recipe(self) -> str:
+        """The settings a person compares runs by, in one line: '784-700-500-10 relu · adam, learning
+        rate 0.001, cosine · batch 128 · 10 epochs' (dropout and a training subset when set)."""
+        parts = [self.architecture + ("" if not self.hidden else f" {self.activation}"),
+                 f"{self.optimizer}, learning rate {self.learning_rate:g}, {self.lr_schedule}",
+                 f"batch {self.batch_size}", f"{self.epochs} epoch{'s' if self.epochs != 1 else ''}"]
+        if self.dropout:
+            parts.append(f"dropout {self.dropout:g}")
+        if self.train_digits:
+            parts.append(f"{self.train_digits:,} training digits")
+        return " · ".join(parts)
+
+    @property
     def parameters(self) -> int:
         """Weights and biases of the model: 784*700+700 + 700*500+500 + 500*10+10 by default."""
         sizes = (784, *self.hidden, 10)

@@ -384,3 +384,30 @@ def test_the_data_view_shows_the_source_in_use(app, sample_data):
     assert [c.value for c in app.caption if "CC BY-SA 3.0" in c.value]
     app.button(key="data_reshuffle").click().run()
     assert app.session_state["data_view_seed"] == 1 and not app.exception
+
+
+def test_a_saved_run_in_focus_names_its_own_settings_beside_the_next_runs(app_env):
+    """The sidebar's settings are the next run's: with a saved linear run in focus they still read
+    700,500 / relu, so the sidebar says what the run shown was trained with, and offers it."""
+    from mlpdash.config import TrainConfig
+    from mlpdash.runs import RunWriter
+    from mlpdash.ui.choices import RUN_KEY
+
+    writer = RunWriter(app_env, TrainConfig(hidden=(), optimizer="sgd", learning_rate=0.5, epochs=3), "sample")
+    writer.write_summary({"test_accuracy": 0.9, "test_loss": 0.3, "stopped_early": False, "epochs_completed": 3})
+    writer.close()
+    at = new_page().run()
+    assert not [c.value for c in at.sidebar.caption if "for the next run" in c.value]
+    at.session_state[RUN_KEY] = str(writer.path)
+    at.run()
+    [said] = [c.value for c in at.sidebar.caption if "for the next run" in c.value]
+    assert f"**{writer.path.name}**" in said
+    assert "784-10 linear · sgd, learning rate 0.5, cosine · batch 128 · 3 epochs" in said
+    assert at.text_input(key="hidden").value == "700,500"  # the next run's, untouched
+    at.sidebar.button(key="use_run_settings").click().run()
+    assert not at.exception
+    assert (at.text_input(key="hidden").value, at.selectbox(key="optimizer").value) == ("0", "sgd")
+    assert (at.number_input(key="learning_rate").value, at.number_input(key="epochs").value) == (0.5, 3)
+    at.session_state[RUN_KEY] = None
+    at.run()
+    assert not [c.value for c in at.sidebar.caption if "for the next run" in c.value]

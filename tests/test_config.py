@@ -90,3 +90,9 @@ def test_config_from_form_collects_every_problem_per_field():
     assert "comma-separated" in found["hidden"]
     config, found = config_from_form({"hidden": "64, 32", "epochs": 3, "dropout": 0.2})
     assert found == {} and config == TrainConfig(hidden=(64, 32), epochs=3, dropout=0.2)
+
+
+def test_the_recipe_line_names_what_runs_are_compared_by():
+    assert TrainConfig().recipe == "784-700-500-10 relu · adam, learning rate 0.001, cosine · batch 128 · 10 epochs"
+    assert TrainConfig(hidden=(), epochs=1, dropout=0.5, train_digits=1000, learning_rate=5e-05).recipe == (
+        "784-10 linear · adam, learning rate 5e-05, cosine · batch 128 · 1 epoch · dropout 0.5 · 1,000 training digits")

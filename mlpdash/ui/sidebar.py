@@ -23,6 +23,7 @@ from mlpdash.jobs import JobBusyError, JobManager
 from mlpdash.lessons import PRESETS, preset_named
 from mlpdash.pace import FULL_SPEED, PACES, pace_label
 from mlpdash.progress import Status
+from mlpdash.runs import read_info
 from mlpdash.server import Server
 from mlpdash.ui import choices, guarded, guide_ui, job_active, plain, refresh_every, rerun_if_changed
 from mlpdash.ui.access import may_control
@@ -114,6 +115,24 @@ def _apply_lesson() -> None:
     chosen = st.session_state.get("lesson")
     if chosen and may_control():
         choices.apply_preset(preset_named(chosen))
+
+
+def run_in_focus_ui(picked: Path | None, locked: bool = False) -> None:
+    """With a saved run in focus, the settings below are still the next run's: say so beside the run's
+    own (a linear run shown above 700,500 / relu read as a contradiction), and offer them."""
+    info = read_info(picked) if picked is not None and picked.is_dir() else None
+    if info is None or info.config is None:
+        return
+    st.caption(f"These settings are for the next run. The saved run shown, **{plain(info.title)}**, was "
+               f"trained as {info.config.recipe}.")
+    st.button("Use its settings", key="use_run_settings", icon=":material/content_copy:", disabled=locked,
+              on_click=_use_settings, args=(info.config,),
+              help="Fill the settings below with the run's, for the next Start")
+
+
+def _use_settings(config: TrainConfig) -> None:
+    if may_control():
+        st.session_state.update(choices.settings_widgets(config))
 
 
 def settings_ui(defaults: TrainConfig = DEFAULTS,

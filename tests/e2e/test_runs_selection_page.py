@@ -12,6 +12,7 @@ import re
 from playwright.sync_api import Page, expect
 from streamlit_page import FRESH
 from test_page import FINISHED, RUN_TIMEOUT_MS, button, open_tab, runs_csv, set_input, settle, status, step
+from test_every_width import SCREENSHOTS
 from test_runs_compared_page import SWEEP_TIMEOUT_MS, queue_sweep
 
 # It queues a sweep and reads the runs table row by row: a server of its own, with no runs or sweeps
@@ -77,6 +78,10 @@ def test_the_tables_ticks_pick_the_run_shown_and_the_runs_compared(page: Page, s
     tick_row(page, 0)  # unticks the newest: the one still ticked is shown everywhere
     expect(banner(page)).to_contain_text(f"Showing saved run {older}", timeout=15_000)
     expect(compare_caption(page)).to_contain_text("1 run ticked in the table above")
+    # The sidebar's settings are the next run's: it says so beside the settings of the run shown.
+    expect(page.get_by_test_id("stSidebar")).to_contain_text(re.compile(
+        r"These settings are for the next run\. The saved run shown, seed \d, was trained as 784-16-10 relu"))
+    page.get_by_test_id("stSidebar").screenshot(path=str(SCREENSHOTS / "33b-sidebar-beside-a-saved-run.png"))
     settle(page)
     tick_row(page, 0)  # ticked again: compared with the other, and the one shown (the last ticked)
     expect(banner(page)).to_contain_text(f"Showing saved run {newest}", timeout=15_000)
