@@ -163,8 +163,9 @@ def _gallery(kept: list[Drawing], ready: Prepared) -> None:
     page = _page(len(shown))
     fig = _grid_figure(gallery_page(kept, ready, shown, page, GALLERY_PAGE), columns=GALLERY_COLUMNS,
                        hint="click: select it")
-    st.plotly_chart(fig, key="drawings_gallery", theme=None, on_select=lambda: _select(kept),
-                    selection_mode=("points",), config=CHART_CONFIG)
+    with st.container(key="drawings_gallery_box"):  # on a phone it scrolls sideways (style.py)
+        st.plotly_chart(fig, key="drawings_gallery", theme=None, on_select=lambda: _select(kept),
+                        selection_mode=("points",), config=CHART_CONFIG)
     st.caption("Each drawing as the model sees it (28×28, prepared as the canvas's are), with the digit it "
                "was saved as. Click one to relabel, delete or explain it.")
 

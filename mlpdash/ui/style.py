@@ -28,6 +28,8 @@ CONTROLS_MIN_PX = 540
 SIDEBAR_CLOSED_BELOW_PX = 1100
 # Streamlit's phone layout (columns stacked) starts at this width.
 PHONE_MAX_PX = 640
+# Width of Your drawings' gallery on a phone (it scrolls sideways in its box): tiles of about 50 px.
+GALLERY_PHONE_PX = 560
 # Height of Streamlit's header bar, opaque while the sidebar is closed.
 HEADER_REM = 3.75
 # Every chart's Plotly config: the toolbar covered chart titles on a phone; zoom by dragging and reset
@@ -88,6 +90,10 @@ _RULES = f"""
   .st-key-controls_column [data-testid="stHorizontalBlock"] {{ flex-flow: row wrap; gap: 0.4rem; }}
   .st-key-controls_column [data-testid="stColumn"] {{ flex: 1 1 5rem; min-width: 5rem; width: auto; }}
   .st-key-controls_column [data-testid="stColumn"]:has(.st-key-pace) {{ flex: 1 1 100%; }}
+  /* Your drawings' gallery keeps tiles big enough to tell a 4 from a 9 (ten to a row, they were 33 px):
+     wider than the screen, it scrolls sideways in its own box, the page does not. */
+  .st-key-drawings_gallery_box {{ overflow-x: auto; }}
+  .st-key-drawings_gallery {{ min-width: {GALLERY_PHONE_PX}px; }}
 }}
 [data-testid="stMetricValue"] {{ font-size: 1.7rem; }}
 .st-key-page_title h3 {{ padding: 0 0 0.2rem 0; }}

@@ -223,8 +223,14 @@ def test_every_view_fits_every_width(page: Page, app_url: str, server_dir: Path,
             assert [o["name"] for o in options] == ["all digits", *map(str, range(10))], options
             assert all(o["inside"] for o in options), options
             assert page.evaluate(TITLE_WHOLE, "drawings_confusion") is True
+            # The gallery's tiles show a digit's strokes (they were 33 px on a phone).
+            assert page.evaluate(TILE_PX, "drawings_gallery") >= 45
         if name == "Weights over time" and size != PHONE:
             # The grid spans the page: its 700 tiles were 8-11 px in three fifths of it.
             assert page.evaluate(TILE_PX, "weights_time_grid") >= 20
             assert page.evaluate(TILE_PX, "weights_filmstrip") >= 40
+        if name == "Weights over time":
+            # Its colour bar's title whole (it read "ange since step 0").
+            expect(page.locator(".st-key-weights_time_grid .cbtitle")).to_have_count(1, timeout=30_000)
+            assert page.evaluate(TITLE_WHOLE, "weights_time_grid") is True
         screenshot(page, f"width-{size[0]}-{re.sub(r'[^a-z]+', '-', name.lower()).strip('-')}")
