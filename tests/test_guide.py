@@ -59,6 +59,9 @@ def test_a_lesson_moves_every_page_and_each_step_does_what_it_says(app_env):
         projector.run()
         assert projector.session_state["view_tab"] == "Weights over time"
         assert [tab.label for tab in projector.tabs if tab.children] == ["Weights over time"]
+        # Nor does it slow the class's run back down: it carries step 1's Speed, a batch a second.
+        teacher.run()
+        assert teacher.selectbox(key="pace").value == "full speed"
         assert "Paused" in status_text(projector)
         # Back shows step 1 again without running it again: the same run, still paused.
         teacher.button(key="guided_back").click().run()

@@ -17,7 +17,7 @@ import streamlit as st
 from mlpdash.data import DataError
 from mlpdash.preprocess import Preparation
 from mlpdash.runs import RunError
-from mlpdash.ui import plain
+from mlpdash.ui import late, plain
 
 if TYPE_CHECKING:
     from mlpdash.config import TrainConfig
@@ -327,7 +327,9 @@ SETTINGS_KEY = "focus_settings"
 def apply_preset(preset: Preset) -> None:
     """Fill the sidebar's settings (and its Speed) with a lesson preset's, and name the preset in its
     list. Call it from a widget's callback: the widgets read their keys on the rerun it precedes."""
-    st.session_state.update({**settings_widgets(preset.config), "lesson": preset.name, "pace": preset.pace})
+    st.session_state.update(settings_widgets(preset.config))
+    late.set_by_page("lesson", preset.name)  # both have callbacks that a late request would call
+    late.set_by_page("pace", preset.pace)
 
 
 def settings_widgets(config: TrainConfig) -> dict[str, object]:

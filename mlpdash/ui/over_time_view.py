@@ -7,7 +7,6 @@ while it plays, or while the run it shows trains, it reruns on a timer, and noth
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import streamlit as st
@@ -34,16 +33,12 @@ from mlpdash.timeline import (
     unit_norms,
     unit_over_time,
 )
-from mlpdash.ui import choices, guarded, job_active, plain, rerun_if_changed
+from mlpdash.ui import choices, guarded, job_active, late, plain, rerun_if_changed
 from mlpdash.ui.cache import derived
 from mlpdash.ui.style import CHART_CONFIG
 
 EPOCH_KEY = "weights_epoch"
 PLAY_FROM_KEY = "weights_play_from"
-SET_KEY = "weights_epoch_set"  # our own moves of the slider the browser has not confirmed (users_epoch)
-# How long after the view moved the slider a request may still carry the value from before: a timer's
-# request in flight, a page busy redrawing (a Play step every 0.8 s; a full rerun under load ~1 s).
-LATE_SECONDS = 2.0
 PLAYING_KEY = "weights_playing"
 NEWEST_KEY = "weights_newest_epoch"
 PLAY_PRESSED_KEY = "weights_play_pressed"
@@ -126,9 +121,7 @@ def _stop_playing() -> None:
 
 def _epoch_picker(epochs: list[int], playing: bool) -> int:
     """The chosen epoch: a slider over the kept epochs and a play button that steps through them."""
-    chosen, st.session_state[SET_KEY] = users_epoch(st.session_state.get(EPOCH_KEY), st.session_state.get(SET_KEY),
-                                                    time.monotonic())
-    current = chosen
+    current = late.users_choice(EPOCH_KEY)
     # At the newest epoch (or none yet): stay at the newest as a live run adds epochs.
     if current not in epochs or current == st.session_state.get(NEWEST_KEY):
         current = epochs[-1]
@@ -140,7 +133,7 @@ def _epoch_picker(epochs: list[int], playing: bool) -> int:
         current, ends = play_step(epochs, current)
         if ends:
             st.session_state[PLAYING_KEY] = False
-    _set_epoch(chosen, current)
+    late.set_by_page(EPOCH_KEY, current)
     slider_col, button_col = st.columns([5, 1], vertical_alignment="bottom")
     with slider_col:
         if len(epochs) > 1:
@@ -153,41 +146,6 @@ def _epoch_picker(epochs: list[int], playing: bool) -> int:
         st.button(label, key="weights_play", icon=icon, width="stretch", disabled=len(epochs) < 2,
                   on_click=_toggle_play, args=(epochs,))
     return int(st.session_state[EPOCH_KEY])
-
-
-def users_epoch(value: int | None, set_by_us: tuple[tuple[int, ...], int, float] | None, now: float
-                ) -> tuple[int | None, tuple[tuple[int, ...], int, float] | None]:
-    """(the slider's epoch as the user chose it, what is still unconfirmed of our own changes).
-
-    The view moves the slider itself (Play's steps, a live run's newest epoch). A timer's request
-    that left the browser before the answer to such a move arrived still carries the slider's older
-    value, and Streamlit applies it as if the user had moved it back: Play once ended on epoch 2 after
-    showing 3. `set_by_us` is (the values the browser may still send from before, the value we set
-    last) until the browser sends that last value back; one of the older values meanwhile is such a
-    late request, not the user, and reads as the last value set; but only for LATE_SECONDS after
-    that move (when it was made, `now` on the same clock): later, the page has long had our value, and
-    a user who drags the slider back to where it was means it."""
-    if set_by_us is None:
-        return value, None
-    older, latest, when = set_by_us
-    if now - when > LATE_SECONDS:
-        return value, None
-    if value == latest:
-        return value, None  # the browser has it: from now on its value is the user's
-    if value in older:
-        return latest, set_by_us
-    return value, None  # a value never set by us: the user moved the slider
-
-
-def _set_epoch(before: int | None, value: int) -> None:
-    """Move the slider to `value` from `before` (what the browser shows), remembering it until the
-    browser confirms (users_epoch)."""
-    st.session_state[EPOCH_KEY] = value
-    if value == before:
-        return
-    pending = st.session_state.get(SET_KEY)
-    older = (*pending[0], pending[1]) if pending else (before,)
-    st.session_state[SET_KEY] = (tuple(v for v in older if v != value), value, time.monotonic())
 
 
 def _toggle_play(epochs: list[int]) -> None:

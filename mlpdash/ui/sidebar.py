@@ -25,7 +25,7 @@ from mlpdash.pace import FULL_SPEED, PACES, pace_label
 from mlpdash.progress import Status
 from mlpdash.runs import read_info
 from mlpdash.server import Server
-from mlpdash.ui import choices, guarded, guide_ui, job_active, plain, refresh_every, rerun_if_changed
+from mlpdash.ui import choices, guarded, guide_ui, job_active, late, plain, refresh_every, rerun_if_changed
 from mlpdash.ui.access import may_control
 from mlpdash.ui.cache import derived
 from mlpdash.ui.panels import status_panel
@@ -113,7 +113,7 @@ def lessons_ui(locked: bool = False) -> None:
 
 def _apply_lesson() -> None:
     chosen = st.session_state.get("lesson")
-    if chosen and may_control():
+    if chosen and may_control() and _users("lesson"):
         choices.apply_preset(preset_named(chosen))
 
 
@@ -290,7 +290,7 @@ def _controls(jobs: JobManager, spec: str | None, config: TrainConfig | None) ->
     if job is not None and status.active:
         label = pace_label(job.pace)
         if label in PACES:  # a pace set outside the page (a bench's digits a second) is left unnamed
-            st.session_state["pace"] = label
+            late.set_by_page("pace", label)
     st.session_state.setdefault("pace", FULL_SPEED)
     speed_col.selectbox("Speed", list(PACES), key="pace", on_change=_set_pace, args=(jobs,),
                         disabled=not allowed, label_visibility="collapsed",
@@ -309,8 +309,15 @@ def _controls(jobs: JobManager, spec: str | None, config: TrainConfig | None) ->
 
 def _set_pace(jobs: JobManager) -> None:
     job = jobs.job
-    if job is not None and may_control():
+    if job is not None and may_control() and _users("pace"):
         job.set_pace(PACES[st.session_state["pace"]])
+
+
+def _users(key: str) -> bool:
+    """Whether widget `key`'s new value is the user's, not a late request's (`mlpdash.ui.late`): the
+    Speed the page showed before it followed the job's pace would set the class's run back to it."""
+    sent = st.session_state.get(key)
+    return late.users_choice(key) == sent
 
 
 def pause_or_resume(jobs: JobManager, action: str) -> None:

@@ -749,7 +749,7 @@ def test_weights_over_time_scrubs_and_plays(page: Page, screenshot):
     step(f"played through {seen}; the tiles changed every {gaps} ms (the play's step is "
          f"{PLAY_STEP_S * 1000:.0f} ms)")
     # Every kept epoch in order, none skipped or shown twice, and the slider stays at the end: a late
-    # request from the browser once moved it back from epoch 3 to 2 (over_time_view.users_epoch).
+    # request from the browser once moved it back from epoch 3 to 2 (mlpdash.ui.late).
     assert seen == ["step 0", "epoch 1", "epoch 2", "epoch 3"], seen
     settle(page)
     page.wait_for_timeout(2 * PLAY_STEP_S * 1000)
@@ -759,7 +759,7 @@ def test_weights_over_time_scrubs_and_plays(page: Page, screenshot):
     # When did it learn my digit: a drawing, read by the model of every epoch.
     draw(page, SEVEN)
     # At the epoch the slider was left on: once in CI it stepped back from epoch 3 to 2 on the rerun
-    # after Play (a request of the browser's sent before it had the play's last step; users_epoch).
+    # after Play (a request of the browser's sent before it had the play's last step; mlpdash.ui.late).
     expect(view).to_contain_text(re.compile(r"For your drawing: at epoch 3 the model reads \*?\*?\d"), timeout=30_000)
     expect(slider).to_have_attribute("aria-valuetext", "epoch 3")
     expect(view.locator(".js-plotly-plot")).to_have_count(6, timeout=30_000)
