@@ -254,13 +254,10 @@ class Focus:
         return job.predictor
 
     def _saved_model(self, path: Path) -> ModelInFocus:
-        from mlpdash.model import network_weights
-
         info = read_info(path)
         if info.config is None or not info.can_answer:
             raise RunError(f"{info.run_id} has no model to explain ({info.label})")
-        model = self.store.predictor(path).model
-        return ModelInFocus(Network.from_weights(network_weights(model), info.config.activation),
+        return ModelInFocus(Network.from_weights(self.store.weights(path), info.config.activation),
                             f"Saved run {info.run_id}", info.data_source, ("run", str(path), stamp(path)))
 
     # --- over time and the answers ---------------------------------------------------------------

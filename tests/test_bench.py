@@ -199,6 +199,8 @@ def test_bench_run_loading_prints_the_refusal_and_the_lent_weights(capsys):
                      r"(\+[\d.]+ MB|not measurable here)", out), out
     assert re.search(r"legacy model.keras declaring a 300,000-unit layer \(941 MB to build\): loaded as the run's "
                      r"16-unit layer in \d+ ms", out), out
+    assert re.search(r"a default-size run's weights for the views that explain it .*: \d+ ms read with NumPy, "
+                     r"\d+ ms through a Keras model built to hold them", out), out
 
 
 def test_page_bench_medians_ratios_and_the_goal_table():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from mlpdash.config import TrainConfig
 from mlpdash.store import ByteBudgetCache, Store
@@ -47,3 +48,29 @@ def test_the_byte_budget_cache_drops_the_oldest_but_keeps_one_oversized_value():
     assert cache.get("b", lambda: "reloaded", lambda _: 40) == "b"
     assert cache.get("big", lambda: "big", lambda _: 500) == "big"
     assert len(cache) == 1 and cache.nbytes == 500
+
+
+def test_a_saved_runs_weights_are_read_without_building_a_keras_model_and_once(tmp_path, monkeypatch):
+    """The views that explain a model (Units, Inside a prediction...) compute with NumPy: on a
+    server's first visit they read the weights file, not a Keras model built only to be read back."""
+    import mlpdash.model
+    from mlpdash.model import build_network, network_weights
+    from mlpdash.runs import MODEL_WEIGHTS, RunError, RunWriter
+
+    model = build_network(QUICK)
+    writer = RunWriter(tmp_path, QUICK, "sample")
+    writer.write_model_weights(network_weights(model))
+    writer.write_summary({"test_accuracy": 0.5, "stopped_early": False, "epochs_completed": 1})
+    writer.close()
+    built = []
+    monkeypatch.setattr(mlpdash.model, "build_network", lambda config: built.append(config))
+    store = Store()
+    weights = store.weights(writer.path)
+    assert built == [] and len(store.cache) == 1  # no Keras model, no predictor cached beside them
+    assert all(w.dtype == np.float32 for w in weights)
+    for read, saved in zip(weights, network_weights(model), strict=True):
+        np.testing.assert_array_equal(read, saved)
+    assert store.weights(writer.path) is weights  # read once
+    (writer.path / MODEL_WEIGHTS).unlink()  # a run that kept no weights file: a RunError, as its model's
+    with pytest.raises(RunError):
+        Store().weights(writer.path)

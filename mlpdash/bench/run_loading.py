@@ -5,7 +5,8 @@ Two folders built as an attacker would: a `model.weights.npz` whose first array 
 300,000-unit layer (building it would take 940 MB). The first must be refused before anything is
 unpacked, the second must only lend its weights to a model built from the run's own config.json.
 The unit tests check that (tests/test_run_models.py, in bytes and layers built); the time and the
-peak RSS each takes is printed here, in a fresh child process.
+peak RSS each takes is printed here, in a fresh child process; and, for comparison, what reading a
+default-size run's weights costs the views that explain a model (NumPy) against a Keras model.
 """
 
 from __future__ import annotations
@@ -70,6 +71,28 @@ def run_loading_child() -> None:
         print(f"  legacy model.keras declaring a {LEGACY_UNITS:,}-unit layer "
               f"({PIXELS * LEGACY_UNITS * 4 / 1e6:,.0f} MB to build): loaded as the run's {built}-unit layer in "
               f"{seconds * 1000:.0f} ms, peak {_mb(peak)} (goal: only its weights lent, < 5 s)", flush=True)
+        _print_weights_read(Path(tmp))
+
+
+def _print_weights_read(folder: Path) -> None:
+    """A default-size run's weights as the views that explain a model read them (NumPy, from
+    model.weights.npz) against the Keras model they were read through before: the median of 5, each
+    in a fresh store (a first visit)."""
+    from mlpdash.config import TrainConfig
+    from mlpdash.model import build_network, network_weights
+    from mlpdash.runs import RunWriter
+    from mlpdash.store import Store
+
+    config = TrainConfig(epochs=1)
+    writer = RunWriter(folder / "default", config, "sample")
+    writer.write_model_weights(network_weights(build_network(config)))
+    writer.write_summary({"test_accuracy": 0.5, "stopped_early": False, "epochs_completed": 1})
+    writer.close()
+    numpy_read = [_measured(lambda: Store().weights(writer.path))[1] for _ in range(5)]
+    keras_read = [_measured(lambda: network_weights(Store().predictor(writer.path).model))[1] for _ in range(5)]
+    print(f"  a default-size run's weights for the views that explain it (Units, Inside a prediction; "
+          f"median of 5, a fresh store each): {np.median(numpy_read) * 1000:.0f} ms read with NumPy, "
+          f"{np.median(keras_read) * 1000:.0f} ms through a Keras model built to hold them", flush=True)
 
 
 def _run_with(folder: Path, config: Any, name: str, data: bytes) -> Path:
