@@ -25,18 +25,14 @@ from mlpdash.explain import HiddenMap, Network, fit_map
 from mlpdash.mnist import NUM_CLASSES, scale
 from mlpdash.runs import (
     CONFUSIONS_FILE,
-    MODEL_WEIGHTS,
     TIMELINE_DIR,
-    RunError,
     SavedRun,
     load_run,
     load_run_model,
-    read_info,
-    read_model_weights,
     read_test_predictions,
     read_timeline,
+    saved_weights,
 )
-from mlpdash.runs.base import _is_file
 from mlpdash.timeline import Timeline
 
 if TYPE_CHECKING:
@@ -116,14 +112,12 @@ class Store:
                               lambda weights: sum(w.nbytes for w in weights))
 
     def _read_weights(self, path: Path) -> list[np.ndarray]:
-        info = read_info(path)
-        if info.config is None:
-            raise RunError(info.error or f"{path}: damaged run folder")
-        if _is_file(path / MODEL_WEIGHTS):  # as load_run_model decides: a link is no weights file
-            return [np.asarray(w, np.float32) for w in read_model_weights(path, info.config)]
-        from mlpdash.model import network_weights  # TensorFlow: a legacy run's model.keras
+        weights = saved_weights(path)
+        if weights is None:  # a legacy run's model.keras: only Keras reads it
+            from mlpdash.model import network_weights
 
-        return network_weights(self.predictor(path).model)
+            return network_weights(self.predictor(path).model)
+        return [np.asarray(w, np.float32) for w in weights]
 
     def saved_run(self, path: Path) -> SavedRun:
         """A run folder read back once (its weight snapshots are megabytes); RunError if damaged."""

@@ -107,6 +107,7 @@ from mlpdash.runs.arrays import (
     load_run,
     load_run_model,
     read_test_predictions,
+    saved_weights,
     read_timeline,
 )
 
@@ -118,5 +119,5 @@ __all__ = [
     "TRASH_DIR", "TRASH_KEEP_S", "RunError", "RunInfo", "RunWriter", "SavedRun", "TrashedRun", "empty_trash",
     "layer_shapes", "layer_sizes", "list_runs", "load_run", "load_run_model", "nonfinite", "read_info",
     "metrics_row", "read_metrics", "read_model_weights", "read_test_predictions", "read_timeline", "restore_run", "runs_root",
-    "set_notes", "trash_run", "trashed_runs", "validate_summary",
+    "saved_weights", "set_notes", "trash_run", "trashed_runs", "validate_summary",
 ]

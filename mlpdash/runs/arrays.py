@@ -90,21 +90,39 @@ def load_run_model(path: str | Path) -> Any:
     """The run's model, rebuilt from its validated config by our own code with only its weights
     read from the folder (never a graph); RunError when it saved none or they do not fit."""
     path = Path(path)
-    info = read_info(path)
-    if info.config is None:
-        raise RunError(info.error or f"{path}: damaged run folder")
+    config = _run_config(path)
+    weights = _saved_weights(path, config)
     from mlpdash.model import build_network, set_network_weights  # TensorFlow only from here on
 
-    model = build_network(info.config)
-    if _is_file(path / MODEL_WEIGHTS):
-        problem = set_network_weights(model, read_model_weights(path, info.config))
-    elif _is_file(path / LEGACY_MODEL):
-        problem = _load_legacy_weights(model, path / LEGACY_MODEL, _weights_limit(info.config))
-    else:
-        raise RunError(f"{path}: this run has no saved model (no {MODEL_WEIGHTS})")
+    model = build_network(config)
+    problem = (set_network_weights(model, weights) if weights is not None
+               else _load_legacy_weights(model, path / LEGACY_MODEL, _weights_limit(config)))
     if problem:
         raise RunError(f"{path}: the saved weights do not fit its config.json ({problem})")
     return model
+
+
+def saved_weights(path: str | Path) -> list[np.ndarray] | None:
+    """The run's saved weights (w0, w1, ... in layer order, checked against its config.json), read
+    without TensorFlow; None for a run that kept only a legacy model.keras, whose weights only a
+    Keras model can read (load_run_model). RunError when it saved none."""
+    path = Path(path)
+    return _saved_weights(path, _run_config(path))
+
+
+def _run_config(path: Path) -> TrainConfig:
+    info = read_info(path)
+    if info.config is None:
+        raise RunError(info.error or f"{path}: damaged run folder")
+    return info.config
+
+
+def _saved_weights(path: Path, config: TrainConfig) -> list[np.ndarray] | None:
+    if _is_file(path / MODEL_WEIGHTS):
+        return read_model_weights(path, config)
+    if _is_file(path / LEGACY_MODEL):
+        return None
+    raise RunError(f"{path}: this run has no saved model (no {MODEL_WEIGHTS})")
 
 
 def _read_snapshots(path: Path, config: TrainConfig) -> tuple[np.ndarray | None, np.ndarray | None]:

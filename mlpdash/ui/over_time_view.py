@@ -7,7 +7,6 @@ while it plays, or while the run it shows trains, it reruns on a timer, and noth
 
 from __future__ import annotations
 
-
 import numpy as np
 import streamlit as st
 
