@@ -27,7 +27,8 @@ from mlpdash.figures import (
     downsample_indices,
     loss_figure,
     per_class_figure,
-    preparation_figure,
+    preparation_pictures,
+    picture,
     explanation_figure,
     activations_figure,
     hidden_map_figure,
@@ -37,7 +38,6 @@ from mlpdash.figures import (
     answers_over_time_figure,
     unit_norm_figure,
     map_raster,
-    digits_row_figure,
     attack_figure,
     unit_tiles_figure,
     probabilities_figure,
@@ -98,11 +98,9 @@ ALL_BUILDERS = {
     "unit": lambda: unit_figure(glorot_kernel(12), 3),
     "probabilities": lambda: probabilities_figure(np.full(10, 0.1)),
     "digit": lambda: digit_figure(np.zeros((28, 28))),
-    "preparation": lambda: preparation_figure(prepare(pen_digit(1, 34, 18))),
     "explanation": lambda: explanation_figure(_explained()),
     "activations": lambda: activations_figure(_explained().activations),
     "hidden-map": lambda: hidden_map_figure(_map(), np.zeros(2), [0, 1]),
-    "digits-row": lambda: digits_row_figure([np.zeros((28, 28), np.uint8)] * 3, ["a", "b", "c"], "t"),
     "attack": lambda: attack_figure(_attacked(), np.zeros((28, 28)), 4),
     "unit-tiles": lambda: unit_tiles_figure(glorot_kernel(3), [5, 9, 2], ["a", "b", "c"]),
 }
@@ -669,22 +667,39 @@ def test_loss_figure_places_thinned_batches_at_their_own_steps():
 # --- how a drawing was prepared -------------------------------------------------------------------
 
 
-def test_preparation_shows_each_step_says_what_the_stroke_step_did_and_sends_small_images():
-    small = preparation_figure(prepare(pen_digit(1, 34, 18)))
-    titles = [a.text for a in small.layout.annotations]
-    assert len(small.data) == 4 and len(titles) == 4
-    assert "thinned to about 4" in titles[1] and re.search(r"box, \d+×3[45] px", titles[0]), titles
-    assert "model's input" in titles[3]
-    # Each image shown no larger than the panel needs; the last is the 28x28 input itself.
-    assert all(max(np.shape(trace.z)) <= 84 for trace in small.data)
-    assert np.shape(small.data[3].z) == (28, 28)
-    thin = preparation_figure(prepare(pen_digit(7, 260, 4)))
-    assert "thickened to about 3" in thin.layout.annotations[1].text
-    kept = preparation_figure(prepare(pen_digit(4, 150, 18)))
-    assert "as MNIST's, kept" in kept.layout.annotations[1].text
+def test_preparation_shows_each_step_says_what_the_stroke_step_did_and_sends_small_pictures():
+    steps = prepare(pen_digit(1, 34, 18))
+    small = preparation_pictures(steps)
+    captions = [p.caption for p in small]
+    assert len(small) == 4
+    assert "thinned to about 4" in captions[1] and re.search(r"box, \d+×3[45] px", captions[0]), captions
+    assert "model's input" in captions[3]
+    # Each a small square, whatever the step's shape; the last is the 28x28 input enlarged 4 times,
+    # pixel for pixel.
+    assert all(p.image.shape == (112, 112) and p.image.dtype == np.uint8 for p in small)
+    np.testing.assert_array_equal(small[3].image[::4, ::4], np.round(np.clip(steps.digit, 0, 1) * 255).astype(np.uint8))
+    thin = preparation_pictures(prepare(pen_digit(7, 260, 4)))
+    assert "thickened to about 3" in thin[1].caption
+    kept = preparation_pictures(prepare(pen_digit(4, 150, 18)))
+    assert "as MNIST's, kept" in kept[1].caption
     dot = np.zeros((280, 280), np.uint8)
     dot[140, 140] = 255
-    assert "a dot or a dab" in preparation_figure(prepare(dot)).layout.annotations[1].text
+    assert "a dot or a dab" in preparation_pictures(prepare(dot))[1].caption
+    naive = preparation_pictures(steps, naive=(steps.naive(), 7))
+    assert len(naive) == 5 and naive[4].caption.endswith("read as 7")
+
+
+def test_a_picture_keeps_its_shape_on_a_square_and_reads_uint8_and_floats_alike():
+    tall = np.zeros((40, 10), np.uint8)
+    tall[:, 4:6] = 255
+    shown = picture(tall, "a tall box", side=80)
+    assert shown.image.shape == (80, 80)
+    # 20 px wide in the middle, the slot's grey on either side.
+    assert (shown.image[:, :30] == 245).all() and (shown.image[:, 50:] == 245).all()
+    assert shown.image[:, 30:50].max() == 255 and shown.image[:, 30:50].min() == 0
+    np.testing.assert_array_equal(picture(tall / 255.0, "floats", side=80).image, shown.image)
+    with pytest.raises(ValueError, match="2-D image"):
+        picture(np.zeros((2, 2, 2)), "colour")
 
 
 

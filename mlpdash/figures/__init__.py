@@ -20,8 +20,9 @@ Two habits run through the package:
 
 - Every figure sets `layout.uirevision`. The page re-sends the training figures every second; with an
   unchanged `uirevision`, Plotly.react keeps the user's zoom, pan and legend toggles instead of resetting
-  them, and redraws in place rather than rebuilding the plot (no flicker). A caller that wants a fresh
-  view (a new run) overrides it: `fig.update_layout(uirevision=run_id)`.
+  them. A caller that wants a fresh view (a new run) overrides it: `fig.update_layout(uirevision=run_id)`.
+  Streamlit (1.67) still mounts a new plot for every figure that changed, and plots it twice: pictures
+  that change on every stroke and need no hover or click are `Picture`s for `st.image` instead.
 - Heatmap cells cannot be clicked through Streamlit's `on_select` (see STACK-NOTES), so the grid figures
   skip hover on the coloured layer and put an invisible scatter of square markers on top; the scatter
   carries the hover text and a `customdata` that a selection returns.
@@ -32,12 +33,11 @@ from __future__ import annotations
 from mlpdash.figures.base import log_ticks
 from mlpdash.figures.compare import compare_curves_figure, per_class_compare_figure, run_colours, sweep_figure
 from mlpdash.figures.data import class_counts_figure
-from mlpdash.figures.drawing import digit_figure, preparation_figure, probabilities_figure
+from mlpdash.figures.drawing import Picture, digit_figure, picture, preparation_pictures, probabilities_figure
 from mlpdash.figures.inside import (
     MapRaster,
     activations_figure,
     attack_figure,
-    digits_row_figure,
     explanation_figure,
     hidden_map_figure,
     map_raster,
@@ -74,6 +74,7 @@ __all__ = [
     "DIGIT_BACKGROUND",
     "GAP_RGB",
     "MapRaster",
+    "Picture",
     "ablation_curve_figure",
     "accuracy_compare_figure",
     "accuracy_figure",
@@ -89,7 +90,6 @@ __all__ = [
     "default_columns",
     "digit_figure",
     "digits_grid_figure",
-    "digits_row_figure",
     "downsample_indices",
     "explanation_figure",
     "grey_image_figure",
@@ -100,7 +100,8 @@ __all__ = [
     "map_raster",
     "per_class_compare_figure",
     "per_class_figure",
-    "preparation_figure",
+    "picture",
+    "preparation_pictures",
     "probabilities_figure",
     "run_colours",
     "sweep_figure",

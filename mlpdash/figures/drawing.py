@@ -1,13 +1,14 @@
 """Drawing and prediction: the model's probabilities, the 28x28 input it saw, and how a drawing was
 prepared into that input.
 
-These are rebuilt on every stroke, so they stay small: the preparation's panels are shrunk before
-they are sent.
+These are rebuilt on every stroke, so they stay small: the preparation's steps are pictures (images
+for `st.image`), not a Plotly figure.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
@@ -21,7 +22,6 @@ from mlpdash.figures.base import (
     _figure,
     _hidden_axis,
     _layout,
-    _Panels,
     _placeholder,
 )
 from mlpdash.mnist import IMAGE_SIDE, NUM_CLASSES, PIXELS
@@ -29,10 +29,12 @@ from mlpdash.preprocess import STROKE_RANGE, THICKEN_TO, THIN_TO, Preparation
 
 PROBABILITIES_HEIGHT = 190
 DIGIT_SIZE = 140
-PREPARATION_HEIGHT = 200
-# A step's image is shown at most this many px a side: the panels are small, and a whole 280-px crop
-# would send 78k numbers a stroke.
-PREPARATION_SIDE = 84
+# A picture's longer side in px, as the page shows it: four steps and the naive input fit a
+# 1024-px screen's column side by side, and a 28x28 digit is enlarged 4 times, pixel by pixel.
+PICTURE_SIDE = 112
+# Around a picture that is not square: the theme's secondary background (#f4f6fa) in grey, so that a
+# box of ink only (a thick 1's crop) still shows its edges.
+SLOT_GREY = 245
 
 
 def probabilities_figure(probabilities: Sequence[float] | None) -> go.Figure:
@@ -91,45 +93,64 @@ def digit_figure(image: np.ndarray | None) -> go.Figure:
     return fig
 
 
-def preparation_figure(steps: Preparation, naive: tuple[np.ndarray, int] | None = None) -> go.Figure:
+@dataclass(frozen=True)
+class Picture:
+    """A grey image for the page as it is (uint8, ink white on black) and its caption (plain text)."""
+
+    image: np.ndarray
+    caption: str
+
+
+def picture(image: np.ndarray, caption: str, side: int = PICTURE_SIDE) -> Picture:
+    """`image` (floats in [0, 1], or integers 0-255 as MNIST stores them) on a `side`-px square, its
+    longer side filling it: a 28x28 digit is enlarged pixel by pixel and stays sharp, a large crop
+    is averaged down."""
+    array = np.asarray(image)
+    if array.ndim != 2 or not array.size:
+        raise ValueError(f"expected a 2-D image, got shape {array.shape}")
+    pixels = array.astype(np.float32) * (1.0 if np.issubdtype(array.dtype, np.integer) else 255.0)
+    grey = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "L")
+    height, width = pixels.shape
+    scale = side / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BOX
+    # Centred on a square: pictures of any shape then take one slot each and their captions line
+    # up, as panels of one figure did.
+    square = Image.new("L", (side, side), SLOT_GREY)
+    square.paste(grey.resize(size, resample), ((side - size[0]) // 2, (side - size[1]) // 2))
+    return Picture(np.asarray(square), caption)
+
+
+def preparation_pictures(steps: Preparation, naive: tuple[np.ndarray, int] | None = None,
+                         side: int = PICTURE_SIDE) -> list[Picture]:
     """How a drawing became the model's input: the ink as drawn, its stroke made MNIST-like (or
     kept), scaled to a 20-px box, and centred in 28x28 (see `preprocess.prepare`); with `naive`
-    (the whole canvas shrunk to 28x28, and the model's answer for it) a last panel shows what the
-    model would have been given without that."""
+    (the whole canvas shrunk to 28x28, and the model's answer for it) a last picture shows what the
+    model would have been given without that. Each is a `side`-px square.
+
+    Pictures, not a Plotly figure: they change on every stroke, and Streamlit mounts a new plot for
+    every chart that changed and plots it twice, while a picture is one image for the browser."""
+    height, width = steps.crop.shape
+    shown = [
+        picture(steps.crop, f"drawn: the ink's box, {width}×{height} px", side),
+        picture(steps.adjusted, _stroke_caption(steps), side),
+        picture(steps.fitted, "scaled: longer side 20 px", side),
+        picture(steps.digit, "centred in 28×28: the model's input", side),
+    ]
+    if naive is not None:
+        shown.append(picture(naive[0], f"the whole canvas shrunk: read as {naive[1]}", side))
+    return shown
+
+
+def _stroke_caption(steps: Preparation) -> str:
     width = steps.stroke_in_digit
     stroke = f"stroke {width:.1f} px"
     if steps.stroke_change < 0:
-        adjusted = f"{stroke}:<br>thinned to about {THIN_TO:g}"
-    elif steps.stroke_change > 0:
-        adjusted = f"{stroke}:<br>thickened to about {THICKEN_TO:g}"
-    elif steps.dab:
-        adjusted = "a dot or a dab,<br>not a stroke: as drawn"
-    elif STROKE_RANGE[0] <= width <= STROKE_RANGE[1]:
-        adjusted = f"{stroke}:<br>as MNIST's, kept"
-    else:
-        adjusted = f"{stroke}:<br>kept as drawn"  # too little ink to thicken, or a change under 1 px
-    height, width = steps.crop.shape
-    panels = [
-        (steps.crop, f"drawn: the ink's<br>box, {width}×{height} px"),
-        (steps.adjusted, adjusted),
-        (steps.fitted, "scaled: longer<br>side 20 px"),
-        (steps.digit, "centred in 28×28:<br>the model's input"),
-    ]
-    if naive is not None:
-        panels.append((naive[0], f"the whole canvas<br>shrunk: read as {naive[1]}"))
-    grid = _Panels(1, len(panels), [title for _, title in panels])
-    for column, (image, _) in enumerate(panels, start=1):
-        grid.add(go.Heatmap(z=_shrunk(image), zmin=0.0, zmax=1.0, colorscale=DIGIT_COLORSCALE,
-                            showscale=False, hoverinfo="skip"), 1, column)
-    return _layout(grid.figure(), title="How the drawing was prepared (stroke widths in 28×28 px)",
-                   height=PREPARATION_HEIGHT,
-                   uirevision="preparation", margin=dict(l=5, r=5, t=70, b=5))
-
-
-def _shrunk(image: np.ndarray) -> np.ndarray:
-    height, width = image.shape
-    scale = PREPARATION_SIDE / max(height, width)
-    if scale >= 1:
-        return image
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    return np.asarray(Image.fromarray(np.asarray(image, np.float32)).resize(size, Image.Resampling.BOX))
+        return f"{stroke}: thinned to about {THIN_TO:g}"
+    if steps.stroke_change > 0:
+        return f"{stroke}: thickened to about {THICKEN_TO:g}"
+    if steps.dab:
+        return "a dot or a dab, not a stroke: as drawn"
+    if STROKE_RANGE[0] <= width <= STROKE_RANGE[1]:
+        return f"{stroke}: as MNIST's, kept"
+    return f"{stroke}: kept as drawn"  # too little ink to thicken, or a change under 1 px

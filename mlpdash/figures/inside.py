@@ -18,7 +18,6 @@ import plotly.colors as pcolors
 import plotly.graph_objects as go
 from PIL import Image
 
-from mlpdash import mnist
 from mlpdash.explain import Attack, Explanation, HiddenMap
 from mlpdash.figures.base import (
     CLASS_COLORS,
@@ -37,7 +36,7 @@ MAP_HEIGHT = 460
 MAP_RASTER = (640, 440)  # px of the digits' image: about the plot's size on a wide screen
 MAP_DOT = 1  # a digit is a (2 * MAP_DOT + 1)-px square
 MAP_DOT_ALPHA = 170
-DIGITS_ROW_HEIGHT = 190
+UNIT_TILES_HEIGHT = 210
 ATTACK_HEIGHT = 230
 
 
@@ -200,19 +199,6 @@ def _rgba(colour: str) -> tuple[int, int, int, int]:
     return int(red), int(green), int(blue), MAP_DOT_ALPHA
 
 
-def digits_row_figure(images: Sequence[np.ndarray], titles: Sequence[str], title: str) -> go.Figure:
-    """A few 28x28 digits side by side (uint8 0-255 or float 0-1), each with its own caption."""
-    count = max(1, len(images))
-    grid = _Panels(1, count, list(titles), hspace=0.03)
-    for i, image in enumerate(images, start=1):
-        pixels = np.asarray(image, np.float32)
-        pixels = mnist.scale(pixels) if pixels.max() > 1.0 else pixels
-        grid.add(go.Heatmap(z=pixels, zmin=0, zmax=1, colorscale=DIGIT_COLORSCALE, showscale=False,
-                            hoverinfo="skip"), 1, i)
-    return _layout(grid.figure(), title=title, height=DIGITS_ROW_HEIGHT, uirevision="digits-row",
-                   margin=dict(l=5, r=5, t=75, b=5))
-
-
 def attack_figure(found: Attack, noisy: np.ndarray | None, noise_answer: int | None) -> go.Figure:
     """The input, the attack's change (on its own symmetric scale), the changed input and the model's
     answer; beside them random noise of the same size and what the model reads then."""
@@ -257,7 +243,7 @@ def unit_tiles_figure(weights: np.ndarray, unit_ids: Sequence[int], titles: Sequ
         grid.add(go.Scatter(x=[centre], y=[centre], mode="markers", customdata=[int(unit)],
                             marker=dict(symbol="square", size=60, opacity=0), showlegend=False,
                             hovertemplate=f"unit {int(unit)}: click to see it large<extra></extra>"), 1, i, **ranges)
-    return _layout(grid.figure(), title=f"Their weights (colour range ±{r:.3g})", height=DIGITS_ROW_HEIGHT + 20,
+    return _layout(grid.figure(), title=f"Their weights (colour range ±{r:.3g})", height=UNIT_TILES_HEIGHT,
                    uirevision="unit-tiles", margin=dict(l=5, r=5, t=95, b=5))
 
 

@@ -12,8 +12,9 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
@@ -21,6 +22,9 @@ from mlpdash.focus import Focus
 from mlpdash.jobs import JobManager
 from mlpdash.runs import RUNS_ENV_VAR
 from mlpdash.server import Server
+
+if TYPE_CHECKING:
+    from mlpdash.figures import Picture
 
 REFRESH_SECONDS = 1.0
 # The characters that start Markdown syntax anywhere in a line (checked in Chromium against Streamlit
@@ -151,6 +155,16 @@ def plain(text: object) -> str:
     escaped = _MARKDOWN.sub(r"\\\1", _BLANKS.sub(" ", str(text)))
     escaped = _BLOCK.sub(_escape_block_start, escaped)
     return _JOINED.sub(lambda found: found.group(0) + WORD_JOINER, escaped)
+
+
+def pictures(shown: Sequence[Picture], key: str, title: str) -> None:
+    """Pictures side by side under a title, each over its caption and shown at its own size (the
+    widest's, for all), in a container keyed `key`; on a narrow screen they wrap onto more rows."""
+    with st.container(key=key):
+        st.markdown(f"**{plain(title)}**")
+        # A set width: left to "content", a picture is stretched to its caption's width.
+        st.image([p.image for p in shown], caption=[plain(p.caption) for p in shown],
+                 width=max(p.image.shape[1] for p in shown))
 
 
 def _escape_block_start(found: re.Match) -> str:

@@ -23,7 +23,7 @@ from mlpdash.focus import Focus
 from mlpdash.predict import Prediction, predict_image
 from mlpdash.preprocess import Preparation, canvas_png, prepare
 from mlpdash.runs import RunError
-from mlpdash.ui import choices, guarded, plain
+from mlpdash.ui import choices, guarded, pictures, plain
 from mlpdash.ui.style import CHART_CONFIG
 from mlpdash.ui.tabs import OpenView, open_view_follows_drawing
 
@@ -32,6 +32,8 @@ SAVE_PROBLEM_KEY = "save_as_problem"
 SAVED_KEY = choices.SAVED_KEY
 JUST_SAVED_KEY = "save_as_just_saved"  # one-shot: a save's fragment run must redraw the views too
 DEFAULT_STROKE = 18
+# The preparation's pictures under the canvas, px a side (3 a digit's pixel): four fit the drawing column.
+PREPARATION_SIDE = 84
 
 
 def drawing_ui(focus: Focus, view: OpenView | None = None) -> None:
@@ -78,8 +80,8 @@ def _drawing(focus: Focus) -> None:
                "toolbar in the top-right corner.)")
     # Off by default: built only for those who ask, so that a stroke pays nothing for it.
     if st.toggle("Show how the drawing was prepared", key="show_preparation") and steps is not None:
-        st.plotly_chart(figures.preparation_figure(steps), key="preparation_chart", theme=None,
-                        config=CHART_CONFIG)
+        pictures(figures.preparation_pictures(steps, side=PREPARATION_SIDE), "preparation_chart",
+                 "How the drawing was prepared (stroke widths in 28×28 px)")
     # A stroke reruns only this fragment; a view below that follows the drawing needs the page.
     if _changed(previous, steps) and open_view_follows_drawing():
         st.rerun(scope="app")

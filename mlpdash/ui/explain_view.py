@@ -28,12 +28,14 @@ from mlpdash.focus import Focus, ModelInFocus
 from mlpdash.files import UnsafeFileError
 from mlpdash.mnist import scale
 from mlpdash.preprocess import Preparation, prepare
-from mlpdash.ui import choices, plain
+from mlpdash.ui import choices, pictures, plain
 from mlpdash.ui.cache import derived
 from mlpdash.ui.style import CHART_CONFIG
 
 NO_TARGET = "—"
 UNIT_KEY = "explain_unit"
+# The nearest digits' side in px (2 a pixel): five fit one row beside the map, and on a phone.
+NEIGHBOUR_SIDE = 56
 
 
 def explain_ui(focus: Focus) -> None:
@@ -123,8 +125,8 @@ def _preparation(model: ModelInFocus, steps: Preparation) -> None:
     st.markdown("##### 1 · From your drawing to the model's input")
     naive = steps.naive()
     answer = read_digit(model.network, naive)
-    st.plotly_chart(figures.preparation_figure(steps, naive=(naive, answer)), key="explain_preparation",
-                    theme=None, config=CHART_CONFIG)
+    pictures(figures.preparation_pictures(steps, naive=(naive, answer)), "explain_preparation",
+             "How the drawing was prepared (stroke widths in 28×28 px)")
     st.caption("MNIST digits were cropped to their ink, scaled to 20 px and centred by their centre of "
                f"mass; the whole canvas shrunk as it is (last) is read as **{answer}** — which is why "
                "the drawing is normalised the same way.")
@@ -189,10 +191,8 @@ def _map(hidden_map: HiddenMap, model: ModelInFocus, e: Explanation, test_images
                                                   _raster(hash(np.asarray(hidden_map.points).tobytes()), hidden_map)),
                         key="explain_map", theme=None, config=CHART_CONFIG)
     with near_col:
-        st.plotly_chart(figures.digits_row_figure(
-            [test_images[i] for i, _ in near],
-            [f"a {int(hidden_map.labels[i])}<br>#{i}" for i, _ in near],
-            title="Its five nearest test digits"), key="explain_neighbours", theme=None, config=CHART_CONFIG)
+        pictures([figures.picture(test_images[i], f"a {int(hidden_map.labels[i])} · #{i}", NEIGHBOUR_SIDE)
+                  for i, _ in near], "explain_neighbours", "Its five nearest test digits")
         st.caption("Nearest in the last hidden layer's space (distances "
                    + ", ".join(f"{d:.2f}" for _, d in near) + "), where the network has put what it learned; "
                    "the map is that space's two main directions (PCA over the test digits). While a run "

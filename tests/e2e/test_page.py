@@ -654,7 +654,11 @@ def test_inside_a_prediction(page: Page, screenshot):
     for words in ("From your drawing to the model's input", "a linear classifier with these templates",
                   "The hidden layers", "Where it sits among the digits", "Change its mind"):
         expect(explained).to_contain_text(words)
-    expect(explained.locator(".js-plotly-plot")).to_have_count(7, timeout=20_000)
+    expect(explained.locator(".js-plotly-plot")).to_have_count(5, timeout=20_000)
+    # The drawing's steps and the nearest digits are pictures (no hover to lose), not Plotly charts.
+    expect(explained.locator(".st-key-explain_preparation img")).to_have_count(5)
+    expect(explained.locator(".st-key-explain_preparation")).to_contain_text("the model's input")
+    expect(explained.locator(".st-key-explain_neighbours img")).to_have_count(5)
     # Change its mind: the smallest change that makes it read a 3.
     settle(page)
     target = page.get_by_role("combobox", name="Make it read")
@@ -664,7 +668,7 @@ def test_inside_a_prediction(page: Page, screenshot):
     page.keyboard.press("Enter")
     expect(explained).to_contain_text(re.compile(r"Changing each pixel by at most \*?\*?[\d.]+|Not even"),
                                       timeout=30_000)
-    expect(explained.locator(".js-plotly-plot")).to_have_count(8, timeout=20_000)
+    expect(explained.locator(".js-plotly-plot")).to_have_count(6, timeout=20_000)
     shots_wide_and_narrow(page, explained, screenshot, "12-inside-a-prediction-1440", "13-inside-a-prediction-1024")
 
 
