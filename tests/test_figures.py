@@ -46,6 +46,7 @@ from mlpdash.figures import (
     weights_grid_figure,
 )
 from mlpdash.figures.base import TRAIN_COLOR
+from mlpdash.figures.drawing import SLOT_GREY
 from mlpdash.figures.training import BATCH_COLOR
 from mlpdash.preprocess import prepare
 
@@ -695,9 +696,19 @@ def test_a_picture_keeps_its_shape_on_a_square_and_reads_uint8_and_floats_alike(
     shown = picture(tall, "a tall box", side=80)
     assert shown.image.shape == (80, 80)
     # 20 px wide in the middle, the slot's grey on either side.
-    assert (shown.image[:, :30] == 245).all() and (shown.image[:, 50:] == 245).all()
+    assert (shown.image[:, :30] == SLOT_GREY).all() and (shown.image[:, 50:] == SLOT_GREY).all()
     assert shown.image[:, 30:50].max() == 255 and shown.image[:, 30:50].min() == 0
     np.testing.assert_array_equal(picture(tall / 255.0, "floats", side=80).image, shown.image)
+    # A 20-px step on 112 px: enlarged 5 times (every pixel 5 px), centred, not stretched to 5.6.
+    fitted = picture(np.eye(20), "scaled", side=112).image
+    np.testing.assert_array_equal(fitted[6:106, 6:106], np.kron(np.eye(20) * 255, np.ones((5, 5))))
+    assert (fitted[:6] == SLOT_GREY).all() and (fitted[106:] == SLOT_GREY).all()
+    # A large crop is averaged down to fill the square.
+    crop = np.zeros((280, 140), np.float32)
+    crop[:, :70] = 1.0
+    large = picture(crop, "crop", side=112).image
+    assert (large[:, :28] == SLOT_GREY).all() and (large[:, 84:] == SLOT_GREY).all()
+    assert (large[:, 28:56] == 255).all() and (large[:, 56:84] == 0).all()
     with pytest.raises(ValueError, match="2-D image"):
         picture(np.zeros((2, 2, 2)), "colour")
 

@@ -96,9 +96,10 @@ def _strings(value, key: str = "") -> Iterator[tuple[str, str]]:
 
 
 # The fields Streamlit renders as Markdown: bodies (markdown, caption, alerts, toasts, exceptions),
-# labels and help of widgets, metrics, expanders, popovers and tabs, and segmented-control options.
+# st.image captions, labels and help of widgets, metrics, expanders, popovers and tabs, and
+# segmented-control options.
 # Selectbox and multiselect options are plain text there (checked in Chromium) and are not walked.
-MARKDOWN_FIELDS = {"body", "label", "help", "content", "message", "text"}
+MARKDOWN_FIELDS = {"body", "label", "help", "content", "message", "text", "caption"}
 
 
 def rendered_markdown(at: AppTest) -> Iterator[tuple[str, str]]:

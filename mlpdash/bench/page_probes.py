@@ -8,14 +8,16 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-# "Drawn": the script run over, nothing under stMain stale, and the DOM quiet this long; the time
-# reported is that of the last mutation before the quiet, not the quiet's end.
+# "Drawn": the script run over, nothing under stMain stale, every picture loaded, and the DOM quiet
+# this long; the time reported is that of the last mutation or picture load before the quiet, not the
+# quiet's end.
 QUIET_MS = 300
 # A click or stroke that starts no script run (a view drawn in the browser alone) counts as drawn
 # once quiet, after this long without a run.
 NO_RUN_MS = 2_000
 
-# In the page, once: a MutationObserver keeps the time of the last mutation; `arm(kind)` makes the
+# In the page, once: a MutationObserver keeps the time of the last mutation, and a picture's load
+# counts as one (an <img> loads after the mutation that adds it); `arm(kind)` makes the
 # next event of that kind the start of a measure, on the page's clock: 'mousedown' for a click on a tab
 # (the tab bar switches on the press, before the click event), 'mouseup' for a stroke.
 VIEW_PROBE = """() => {
@@ -33,6 +35,9 @@ VIEW_PROBE = """() => {
             probe.sawRunning = true;
         }
     }).observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
+    document.addEventListener('load', (event) => {
+        if (event.target.tagName === 'IMG') probe.last = performance.now();
+    }, true);
 }"""
 # In the page: {ms: milliseconds from the armed event to the last mutation before the page settled},
 # or null while it has not (an object, as wait_for_function would take a 0 for "not yet").
@@ -44,6 +49,7 @@ DRAWN = f"""() => {{
     if (!document.querySelector("[data-test-script-state='notRunning']")) return null;
     const main = document.querySelector("[data-testid='stMain']");
     if (main && main.querySelector("[data-stale='true']")) return null;
+    if (main && [...main.querySelectorAll("img")].some(image => !image.complete)) return null;
     if (now - probe.last < {QUIET_MS}) return null;
     return {{ms: Math.max(0, probe.last - probe.t0)}};
 }}"""

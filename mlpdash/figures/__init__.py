@@ -1,4 +1,5 @@
-"""Plotly figure builders for the dashboard: plain arrays and values in, `go.Figure` out.
+"""Plotly figure builders for the dashboard: plain arrays and values in, `go.Figure` out (and a few
+`Picture`s: a grey image and its caption, for `st.image`).
 
 Every builder is a pure function, and nothing here imports Streamlit or TensorFlow, so every figure
 can be built and unit-tested headless (tests/test_figures.py). One module per view, over a shared

@@ -29,12 +29,12 @@ from mlpdash.preprocess import STROKE_RANGE, THICKEN_TO, THIN_TO, Preparation
 
 PROBABILITIES_HEIGHT = 190
 DIGIT_SIZE = 140
-# A picture's longer side in px, as the page shows it: four steps and the naive input fit a
-# 1024-px screen's column side by side, and a 28x28 digit is enlarged 4 times, pixel by pixel.
+# A picture's side in px, as the page shows it: four steps and the naive input fit a 1024-px
+# screen's column side by side, and a 28x28 digit is enlarged 4 times, pixel by pixel.
 PICTURE_SIDE = 112
-# Around a picture that is not square: the theme's secondary background (#f4f6fa) in grey, so that a
-# box of ink only (a thick 1's crop) still shows its edges.
-SLOT_GREY = 245
+# Around a picture that does not fill its square: a mid grey, apart from both the white ink and the
+# black ground, so that a box of ink only (a thick 1's crop) still shows its edges on the white page.
+SLOT_GREY = 200
 
 
 def probabilities_figure(probabilities: Sequence[float] | None) -> go.Figure:
@@ -93,7 +93,7 @@ def digit_figure(image: np.ndarray | None) -> go.Figure:
     return fig
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # an array field: equality would be ambiguous
 class Picture:
     """A grey image for the page as it is (uint8, ink white on black) and its caption (plain text)."""
 
@@ -102,18 +102,22 @@ class Picture:
 
 
 def picture(image: np.ndarray, caption: str, side: int = PICTURE_SIDE) -> Picture:
-    """`image` (floats in [0, 1], or integers 0-255 as MNIST stores them) on a `side`-px square, its
-    longer side filling it: a 28x28 digit is enlarged pixel by pixel and stays sharp, a large crop
-    is averaged down."""
+    """`image` (floats in [0, 1], or integers 0-255 as MNIST stores them) centred on a `side`-px
+    square: a small image is enlarged a whole number of times, pixel by pixel, and stays sharp; a
+    larger one is averaged down to fill it."""
     array = np.asarray(image)
     if array.ndim != 2 or not array.size:
         raise ValueError(f"expected a 2-D image, got shape {array.shape}")
     pixels = array.astype(np.float32) * (1.0 if np.issubdtype(array.dtype, np.integer) else 255.0)
-    grey = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "L")
+    grey = Image.fromarray(np.clip(np.rint(np.nan_to_num(pixels)), 0, 255).astype(np.uint8), "L")
     height, width = pixels.shape
-    scale = side / max(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    resample = Image.Resampling.NEAREST if scale >= 1 else Image.Resampling.BOX
+    longer = max(height, width)
+    if longer <= side:  # enlarged a whole number of times: every pixel the same size
+        factor = side // longer
+        size, resample = (width * factor, height * factor), Image.Resampling.NEAREST
+    else:
+        size = (max(1, round(width * side / longer)), max(1, round(height * side / longer)))
+        resample = Image.Resampling.BOX
     # Centred on a square: pictures of any shape then take one slot each and their captions line
     # up, as panels of one figure did.
     square = Image.new("L", (side, side), SLOT_GREY)

@@ -23,7 +23,7 @@ from mlpdash.jobs import JobManager
 from mlpdash.runs import RUNS_ENV_VAR
 from mlpdash.server import Server
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for the hint only: importing the figures (Plotly, pandas) here would slow the first paint
     from mlpdash.figures import Picture
 
 REFRESH_SECONDS = 1.0
@@ -158,13 +158,16 @@ def plain(text: object) -> str:
 
 
 def pictures(shown: Sequence[Picture], key: str, title: str) -> None:
-    """Pictures side by side under a title, each over its caption and shown at its own size (the
-    widest's, for all), in a container keyed `key`; on a narrow screen they wrap onto more rows."""
+    """Pictures side by side under a title, each over its caption, all at the widest picture's
+    width, in a container keyed `key`; on a narrow screen they wrap onto more rows. None: nothing."""
+    if not shown:
+        return
     with st.container(key=key):
         st.markdown(f"**{plain(title)}**")
-        # A set width: left to "content", a picture is stretched to its caption's width.
+        # A set width: left to "content", a picture is stretched to its caption's width. PNG: Streamlit
+        # would send a grey array as a JPEG, larger for blocks of flat pixels.
         st.image([p.image for p in shown], caption=[plain(p.caption) for p in shown],
-                 width=max(p.image.shape[1] for p in shown))
+                 width=max(p.image.shape[1] for p in shown), output_format="PNG")
 
 
 def _escape_block_start(found: re.Match) -> str:

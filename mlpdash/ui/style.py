@@ -98,10 +98,10 @@ _RULES = f"""
 [data-testid="stMetricValue"] {{ font-size: 1.7rem; }}
 .st-key-page_title h3 {{ padding: 0 0 0.2rem 0; }}
 .st-key-save_as_buttons {{ gap: 0.3rem; }}
+.st-key-save_as_buttons button {{ min-height: 2rem; min-width: 2rem; padding: 0.15rem 0.55rem; }}
 /* Pictures in a row (a drawing's steps, the nearest digits) apart, as a figure's panels were:
    Streamlit puts no space between them, only between rows. */
 [data-testid="stImage"] {{ column-gap: 0.5rem; }}
-.st-key-save_as_buttons button {{ min-height: 2rem; min-width: 2rem; padding: 0.15rem 0.55rem; }}
 </style>
 """
 
