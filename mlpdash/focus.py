@@ -115,10 +115,6 @@ class Focus:
         run = self.run
         return run is not None and run.live and run.snapshot.status.active
 
-    def unpicked(self) -> Focus:
-        """The focus the rule gives with no run picked (the picked one could not be read)."""
-        return Focus(self.jobs, self.store)
-
     def active(self) -> bool:
         """Whether a job is running now (whatever run is in focus): live views poll while it does."""
         return self.jobs.active()

@@ -324,3 +324,24 @@ def test_sweeps_saved_with_one_name_before_names_were_unique_can_both_be_picked(
     assert at.selectbox(key="sweep_pick").options == ["sweep · 1 run", "sweep · 1 run (2)"]
     at.selectbox(key="sweep_pick").select("b").run()
     assert at.selectbox(key="sweep_pick").value == "b" and not at.exception
+
+
+def test_a_picked_run_damaged_while_shown_is_let_go_with_one_message_and_a_fresh_table(app_env):
+    """The panels that found it unreadable (the charts', the weights' fragments among them) let it go
+    through one full rerun of the page: the table, drawn outside those fragments, is drawn afresh at
+    once (a fragment's pick left the old table in the page, and the user's next tick went to it and
+    was lost), and the page says why once, over the panels, not once a panel."""
+    damaged = _saved_run(app_env, 1, 0.91)
+    at = _opened(app_env)
+    _tick(at, app_env, [0])
+    assert at.session_state["view_run"] == str(damaged.path)
+    ticked_table = _table_key(app_env, at)
+    (damaged.path / "metrics.jsonl").write_text("{not json\n")
+    at.run()
+    assert not at.exception
+    said = [e.value for e in at.error if "Cannot show that run" in e.value]
+    assert len(said) == 1 and damaged.run_id in said[0].replace("\\", ""), said
+    assert at.session_state["view_run"] is None and _banner(at) == ""
+    assert _table_key(app_env, at) != ticked_table and _ticked_rows(at, app_env) == []
+    at.run()  # said once: the next run of the page is quiet
+    assert not [e for e in at.error if "Cannot show that run" in e.value] and not at.exception

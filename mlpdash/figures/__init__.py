@@ -34,7 +34,14 @@ from __future__ import annotations
 from mlpdash.figures.base import log_ticks
 from mlpdash.figures.compare import compare_curves_figure, per_class_compare_figure, run_colours, sweep_figure
 from mlpdash.figures.data import class_counts_figure
-from mlpdash.figures.drawing import Picture, digit_figure, picture, preparation_pictures, probabilities_figure
+from mlpdash.figures.drawing import (
+    PREPARATION_TITLE,
+    Picture,
+    digit_figure,
+    picture,
+    preparation_pictures,
+    probabilities_figure,
+)
 from mlpdash.figures.inside import (
     MapRaster,
     activations_figure,
@@ -75,6 +82,7 @@ __all__ = [
     "DIGIT_BACKGROUND",
     "GAP_RGB",
     "MapRaster",
+    "PREPARATION_TITLE",
     "Picture",
     "ablation_curve_figure",
     "accuracy_compare_figure",

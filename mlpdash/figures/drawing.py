@@ -35,6 +35,8 @@ PICTURE_SIDE = 112
 # Around a picture that does not fill its square: a mid grey, apart from both the white ink and the
 # black ground, so that a box of ink only (a thick 1's crop) still shows its edges on the white page.
 SLOT_GREY = 200
+# Over `preparation_pictures` wherever they are shown (under the canvas, in Inside a prediction).
+PREPARATION_TITLE = "How the drawing was prepared (stroke widths in 28×28 px)"
 
 
 def probabilities_figure(probabilities: Sequence[float] | None) -> go.Figure:

@@ -9,7 +9,7 @@ functions, never through the session keys, so that a new view finds them where t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 import streamlit as st
@@ -60,6 +60,7 @@ FOLLOW_KEY = "compare_follow_sweep"
 # Counts the changes of the selection made outside the runs table (Start, "Back to the current run",
 # a sweep followed): each gives the table a new key (runs_table_key).
 TABLE_GENERATION_KEY = "runs_table_generation"
+LET_GO_KEY = "run_let_go"  # why the picked run was let go, for the page's next full run to say
 
 
 def picked_run() -> Path | None:
@@ -76,6 +77,21 @@ def pick_run(path: Path | None) -> None:
     st.session_state[RUN_KEY] = str(path) if path is not None else None
     st.session_state[TICKED_KEY] = ticked
     st.session_state.pop(FOLLOW_KEY, None)
+
+
+def let_go_of_picked_run(reason: str) -> NoReturn:
+    """The picked run cannot be read: back to the current job, through a full rerun of the page,
+    whose banner says why (`let_go_reason`). Also from a fragment's run: a pick made there gave the
+    runs table, drawn outside the fragment, its new key only at the next full run, and the user's next
+    tick went to the old table and was lost. And said once, not by every panel that read the run."""
+    pick_run(None)
+    st.session_state[LET_GO_KEY] = reason
+    st.rerun(scope="app")
+
+
+def let_go_reason() -> str | None:
+    """Why the picked run was just let go (once: the next full run of the page says nothing)."""
+    return st.session_state.pop(LET_GO_KEY, None)
 
 
 def ticked_runs() -> list[str]:

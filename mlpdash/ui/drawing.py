@@ -81,7 +81,7 @@ def _drawing(focus: Focus) -> None:
     # Off by default: built only for those who ask, so that a stroke pays nothing for it.
     if st.toggle("Show how the drawing was prepared", key="show_preparation") and steps is not None:
         pictures(figures.preparation_pictures(steps, side=PREPARATION_SIDE), "preparation_chart",
-                 "How the drawing was prepared (stroke widths in 28×28 px)")
+                 figures.PREPARATION_TITLE)
     # A stroke reruns only this fragment; a view below that follows the drawing needs the page.
     if _changed(previous, steps) and open_view_follows_drawing():
         st.rerun(scope="app")

@@ -126,7 +126,7 @@ def _preparation(model: ModelInFocus, steps: Preparation) -> None:
     naive = steps.naive()
     answer = read_digit(model.network, naive)
     pictures(figures.preparation_pictures(steps, naive=(naive, answer)), "explain_preparation",
-             "How the drawing was prepared (stroke widths in 28×28 px)")
+             figures.PREPARATION_TITLE)
     st.caption("MNIST digits were cropped to their ink, scaled to 20 px and centred by their centre of "
                f"mass; the whole canvas shrunk as it is (last) is read as **{answer}** — which is why "
                "the drawing is normalised the same way.")

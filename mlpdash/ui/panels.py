@@ -33,16 +33,14 @@ TABLE_ROWS_KEY = "runs_table_rows"  # the runs table's rows as last drawn
 
 
 def current_view(focus: Focus) -> RunView | None:
-    """The run in focus, as the panels show it (a picked run that cannot be read is let go, with a
-    message, for the run the rule picks next)."""
+    """The run in focus, as the panels show it. A picked run that cannot be read is let go: the page
+    reruns, follows the run the rule picks next, and says why over the panels (run_banner)."""
     try:
         return focus.run_view()
     except RunError as err:
         if focus.picked is None:
             return None  # the newest saved run, changed under us: the next rerun lists it again
-        choices.pick_run(None)
-        st.error(f"Cannot show that run: {plain(err)}", icon=":material/warning:")
-        return current_view(focus.unpicked())
+        choices.let_go_of_picked_run(str(err))
 
 
 def status_panel(server: Server) -> None:
@@ -70,7 +68,11 @@ def charts_ui(focus: Focus, planned_epochs: int | None = None) -> None:
 
 def run_banner() -> None:
     """When a saved run is picked (the last run ticked under Runs & comparison), say so above
-    everything it changes, with the way back (which unticks every run)."""
+    everything it changes, with the way back (which unticks every run); when one was just let go
+    because it could not be read, say why."""
+    reason = choices.let_go_reason()
+    if reason is not None:
+        st.error(f"Cannot show that run: {plain(reason)}", icon=":material/warning:")
     picked = choices.picked_run()
     if picked is not None and not picked.is_dir():
         choices.pick_run(None)  # deleted since it was ticked: the views follow the current job again

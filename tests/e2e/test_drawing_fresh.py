@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import re
+import statistics
 from pathlib import Path
 
 from playwright.sync_api import Page, expect
@@ -24,9 +25,11 @@ OWN_SERVER = True
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 LAPTOP = {"width": 1440, "height": 900}
 SAVES_IN_A_ROW = 12
-# A save shows in Your drawings, in any page that has it open: about 0.5 s here (the folder is
-# watched twice a second); the issue found it stale for over 10 s. Room for a loaded CI machine.
-FOLLOW_WITHIN_MS = 4000
+# A save shows in Your drawings, in any page that has it open: 0.2-0.55 s here (the folder is watched
+# twice a second); the issue found it stale for over 10 s, and asks for 1 s. Each page's median save
+# within that; any one save within a little more, for a loaded CI machine.
+FOLLOW_MEDIAN_MS = 1000
+FOLLOW_WITHIN_MS = 1500
 SAVES_FOLLOWED = 3
 
 
@@ -119,6 +122,7 @@ def test_your_drawings_shows_a_save_within_a_second_in_this_page_and_another(pag
             expect(shown.locator(".st-key-drawings")).to_be_visible()
             settle(shown)
         page.bring_to_front()  # the one drawn on: Chromium handles input slowly in the page behind
+        followed: dict[str, list[float]] = {"this page": [], "another page": []}
         for _ in range(SAVES_FOLLOWED):
             count = kept(server_dir) + 1
             for shown in (page, other):
@@ -141,9 +145,11 @@ def test_your_drawings_shows_a_save_within_a_second_in_this_page_and_another(pag
                 expect(shown.locator(".st-key-drawings")).to_contain_text(
                     re.compile(rf"(^|\D){count} drawings in "), timeout=15_000)
                 lags[name] = shown.evaluate("window.__counted") - clicked
+                followed[name].append(lags[name])
             step(f"drawing {count} shown after " + ", ".join(f"{ms:.0f} ms in {name}" for name, ms in lags.items()))
             assert all(ms <= FOLLOW_WITHIN_MS for ms in lags.values()), lags
             settle(page)
+        assert all(statistics.median(each) <= FOLLOW_MEDIAN_MS for each in followed.values()), followed
     finally:
         other.close()
 
