@@ -345,3 +345,35 @@ def test_a_picked_run_damaged_while_shown_is_let_go_with_one_message_and_a_fresh
     assert _table_key(app_env, at) != ticked_table and _ticked_rows(at, app_env) == []
     at.run()  # said once: the next run of the page is quiet
     assert not [e for e in at.error if "Cannot show that run" in e.value] and not at.exception
+
+
+def test_a_picked_run_found_unreadable_in_a_fragments_run_reruns_the_whole_page(monkeypatch):
+    """The charts' and the weights' fragments read the run on their timers: letting it go there must
+    rerun the page, not the fragment, so that the runs table (outside it) is drawn afresh at once."""
+    from pathlib import Path
+
+    from mlpdash.runs import RunError
+    from mlpdash.ui import choices, panels
+
+    state = {"view_run": "/runs/r1", "compare_runs": ["r1"]}
+    monkeypatch.setattr(choices.st, "session_state", state)  # panels' `st` is the same module
+    asked = []
+
+    def rerun(**scope):
+        asked.append(scope)
+        raise InterruptedError  # as Streamlit's rerun does, nothing after it runs
+
+    monkeypatch.setattr(choices.st, "rerun", rerun)
+
+    class Unreadable:
+        picked = Path("/runs/r1")
+
+        def run_view(self):
+            raise RunError("/runs/r1/metrics.jsonl: line 1 is not a metrics row")
+
+    with pytest.raises(InterruptedError):
+        panels.current_view(Unreadable())
+    assert asked == [{"scope": "app"}]
+    assert state["view_run"] is None and state["compare_runs"] == []
+    assert state["runs_table_generation"] == 1  # the table's new key, for the page's full run
+    assert state["run_let_go"] == "/runs/r1/metrics.jsonl: line 1 is not a metrics row"

@@ -19,7 +19,7 @@ on this package changes what such callers get.
 
 Two habits run through the package:
 
-- Every figure sets `layout.uirevision`. The page re-sends the training figures every second; with an
+- Every figure sets `layout.uirevision`. The page re-sends the training figures every few seconds; with an
   unchanged `uirevision`, Plotly.react keeps the user's zoom, pan and legend toggles instead of resetting
   them. A caller that wants a fresh view (a new run) overrides it: `fig.update_layout(uirevision=run_id)`.
   Streamlit (1.67) still mounts a new plot for every figure that changed, and plots it twice: pictures

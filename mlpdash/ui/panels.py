@@ -72,7 +72,8 @@ def run_banner() -> None:
     because it could not be read, say why."""
     reason = choices.let_go_reason()
     if reason is not None:
-        st.error(f"Cannot show that run: {plain(reason)}", icon=":material/warning:")
+        with st.container(key="run_let_go"):
+            st.error(f"Cannot show that run: {plain(reason)}", icon=":material/warning:")
     picked = choices.picked_run()
     if picked is not None and not picked.is_dir():
         choices.pick_run(None)  # deleted since it was ticked: the views follow the current job again
@@ -163,7 +164,7 @@ def _result_metrics(view: RunView) -> None:
 
 
 def _charts(view: RunView | None, live: bool, planned_epochs: int | None = None) -> None:
-    # Every open tab redraws these every second while a job trains: tabs showing the same state of
+    # Every open tab redraws these every few seconds while a job trains: tabs showing the same state of
     # the same run share one figure (built once) instead of each building its own.
     identity = (view.title, str(view.run_dir)) if view else None
     history = view.history if view else ()

@@ -8,6 +8,7 @@ line), to the view naming that epoch, both on the machine's clock (Date.now() in
 from __future__ import annotations
 
 import re
+import statistics
 import time
 from pathlib import Path
 
@@ -21,11 +22,13 @@ OWN_SERVER = True
 
 EPOCHS = 6
 PACE = "An epoch in 5 seconds"  # several epoch ends to time
-# Following, not stale: each epoch named within this of its end. Medians of 0.5-1.1 s here, single
-# epochs 0.3-2.0 s (the page's watch looks four times a second, then the page reruns while the run
-# trains on the same two cores); the issue saw a page stuck three epochs behind. The bound leaves room
-# for a loaded CI machine; the lags are printed.
+# Following, not stale: each epoch named within LAG_BOUND_MS of its end, and a page's median within
+# LAG_MEDIAN_MS. Medians of 0.5-1.1 s here, single epochs 0.3-2.0 s (the page's watch looks four times
+# a second, then the page reruns while the run trains on the same two cores); the issue saw a page
+# stuck three epochs behind. The bounds leave room for a loaded CI machine (a watch looking every 2 s
+# or less often fails the median); the lags are printed.
 LAG_BOUND_MS = 5_000
+LAG_MEDIAN_MS = 1_500
 # In the page: for each epoch the view names, when (Date.now(), ms) it first did.
 PROBE = """([view, pattern]) => {
     const seen = window.__seen = {view: {}};
@@ -89,6 +92,7 @@ def test_units_and_weights_over_time_follow_each_epoch_in_two_pages(page: Page, 
         # may read as the finished run), none late.
         assert len(measured) >= EPOCHS // 2, measured
         assert max(measured) <= LAG_BOUND_MS, measured
+        assert statistics.median(measured) <= LAG_MEDIAN_MS, measured
     other.close()
 
 
