@@ -341,6 +341,7 @@ def test_a_picked_run_damaged_while_shown_is_let_go_with_one_message_and_a_fresh
     assert not at.exception
     said = [e.value for e in at.error if "Cannot show that run" in e.value]
     assert len(said) == 1 and damaged.run_id in said[0].replace("\\", ""), said
+    assert said[0].endswith("The page shows the current run again."), said
     assert at.session_state["view_run"] is None and _banner(at) == ""
     assert _table_key(app_env, at) != ticked_table and _ticked_rows(at, app_env) == []
     at.run()  # said once: the next run of the page is quiet

@@ -73,7 +73,8 @@ def run_banner() -> None:
     reason = choices.let_go_reason()
     if reason is not None:
         with st.container(key="run_let_go"):
-            st.error(f"Cannot show that run: {plain(reason)}", icon=":material/warning:")
+            st.error(f"Cannot show that run: {plain(reason.rstrip('.'))}. The page shows the current run again.",
+                     icon=":material/warning:")
     picked = choices.picked_run()
     if picked is not None and not picked.is_dir():
         choices.pick_run(None)  # deleted since it was ticked: the views follow the current job again
