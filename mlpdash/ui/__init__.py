@@ -27,11 +27,11 @@ if TYPE_CHECKING:  # for the hint only: importing the figures (Plotly, pandas) h
     from mlpdash.figures import Picture
 
 REFRESH_SECONDS = 1.0
-# How often a page open on a view that follows epochs looks whether one ended: a look compares a few
-# numbers, and the page reruns when they changed. Against a look a second, measured with Units open on
-# a full-MNIST run (two runs each): training as fast (7,080-7,110 samples/s against 6,590-7,060), 0.1
-# core more for the server and 0.12 for Chromium, and the epoch named about 0.3 s sooner.
-EPOCH_WATCH_SECONDS = 0.25
+# How often a page open on a view that follows epochs looks whether one ended (a look compares a few
+# numbers; the page reruns when they changed). Four looks a second named the epoch about 0.3 s sooner,
+# but each page then cost 0.1 core more in the server and 0.12 in Chromium (measured with Units open on
+# a full-MNIST run): five pages on Mistakes, the view a page opens on, would cost about a core of two.
+EPOCH_WATCH_SECONDS = 1.0
 # The characters that start Markdown syntax anywhere in a line (checked in Chromium against Streamlit
 # 1.67's renderer): links, images and footnotes ([ ]), emphasis and strikethrough (* _ ~), code (`),
 # HTML and autolinks (<), entities (&), LaTeX ($), colour directives, emoji and icons (:), and the
@@ -123,8 +123,8 @@ def follow_epochs(focus: Focus) -> None:
     """Rerun the page when the job in focus ends an epoch (or ends), for the open view that shows
     what an epoch changes (Units, Mistakes by epoch, Weights over time): it names the new epoch about
     a second after its end, in every page open on the run. The watch is one small fragment that
-    compares a few numbers four times a second; the view itself is not redrawn between epochs, so a
-    page does not spend training's CPU redrawing what did not change."""
+    compares a few numbers once a second; the view itself is not redrawn between epochs, so a page
+    does not spend training's CPU redrawing what did not change."""
     drawn = focus.settled_epoch()
     if drawn is None:
         return
