@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mlpdash import mnist
 from mlpdash.files import (
     UnsafeFileError,
     fsync_dir,
@@ -127,7 +128,7 @@ def as_grey(canvas: np.ndarray) -> np.ndarray:
     grey uint8, ink white on black, nothing else changed (no crop, no resize)."""
     from mlpdash.preprocess import ink_map
 
-    return np.round(ink_map(canvas) * 255).astype(np.uint8)
+    return mnist.pixels(ink_map(canvas))
 
 
 def load(root: Path, drawing: Drawing) -> np.ndarray:

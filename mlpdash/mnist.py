@@ -17,3 +17,9 @@ MAX_PIXEL = 255.0
 def scale(images: np.ndarray) -> np.ndarray:
     """Raw uint8 pixels (any shape) -> the model's float32 input in [0, 1]."""
     return np.asarray(images).astype(np.float32) / MAX_PIXEL
+
+
+def pixels(images: np.ndarray) -> np.ndarray:
+    """Floats in [0, 1] (any shape) -> uint8 pixels as MNIST stores them: `scale` undone, rounded,
+    and kept in 0-255 (NaN as 0)."""
+    return np.clip(np.rint(np.nan_to_num(np.asarray(images, np.float64) * MAX_PIXEL)), 0, MAX_PIXEL).astype(np.uint8)

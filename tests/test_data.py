@@ -448,3 +448,12 @@ def test_idx_folders_can_be_confined_to_a_root(tiny_idx_dir, tmp_path, monkeypat
             validate_source(f"idx:{folder}")
         answers.append(str(err.value))
     assert len(set(answers)) == 1 and "must be inside" in answers[0]
+
+
+def test_pixels_undoes_scale_rounded_and_kept_in_range():
+    from mlpdash.mnist import pixels, scale
+
+    raw = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    assert np.array_equal(pixels(scale(raw)), raw)
+    assert pixels(np.array([-0.5, 0.0019, 0.0021, 1.5, np.nan])).tolist() == [0, 0, 1, 255, 0]
+    assert pixels(np.zeros((2, 3))).dtype == np.uint8

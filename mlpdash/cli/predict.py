@@ -192,18 +192,18 @@ def _attack_result(found: Any, network: Any, number: int, file: str, out: Path |
         import numpy as np
         from PIL import Image
 
-        from mlpdash.mnist import MAX_PIXEL, scale
+        from mlpdash.mnist import pixels, scale
 
         out.mkdir(parents=True, exist_ok=True)
         # Numbered: two inputs may share a name (a/1.png and b/1.png, 1.png and 1.jpg).
         path = out / f"{number:03d}-{Path(file).stem}-to-{found.target}.png"
-        pixels = np.round(found.image * MAX_PIXEL).astype(np.uint8)
+        eight_bit = pixels(found.image)
         png = io.BytesIO()
-        Image.fromarray(pixels).save(png, format="PNG")
+        Image.fromarray(eight_bit).save(png, format="PNG")
         write_output(path, png.getvalue())
         result["png"] = str(path)
         # What the model reads in the file itself, 8-bit pixels and all.
-        result["png_digit"] = int(np.argmax(network.logits(scale(pixels[None]))[0]))
+        result["png_digit"] = int(np.argmax(network.logits(scale(eight_bit[None]))[0]))
     return result
 
 

@@ -24,6 +24,7 @@ from mlpdash.figures.base import (
     _layout,
     _placeholder,
 )
+from mlpdash import mnist
 from mlpdash.mnist import IMAGE_SIDE, MAX_PIXEL, NUM_CLASSES, PIXELS
 from mlpdash.preprocess import STROKE_RANGE, THICKEN_TO, THIN_TO, Preparation
 
@@ -110,9 +111,8 @@ def picture(image: np.ndarray, caption: str, side: int = PICTURE_SIDE) -> Pictur
     array = np.asarray(image)
     if array.ndim != 2 or not array.size:
         raise ValueError(f"expected a 2-D image, got shape {array.shape}")
-    pixels = array.astype(np.float32) * (1.0 if np.issubdtype(array.dtype, np.integer) else MAX_PIXEL)
-    grey = Image.fromarray(np.clip(np.rint(np.nan_to_num(pixels)), 0, MAX_PIXEL).astype(np.uint8), "L")
-    height, width = pixels.shape
+    grey = Image.fromarray(mnist.pixels(array / MAX_PIXEL if np.issubdtype(array.dtype, np.integer) else array), "L")
+    height, width = array.shape
     longer = max(height, width)
     if longer <= side:  # enlarged a whole number of times: every pixel the same size
         factor = side // longer
